@@ -31,7 +31,7 @@ RUNVM := $(B)/bin/runvm
 UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
 
-.PHONY: all check check-sanitize check-suites demo install clean testbed-artifacts
+.PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel
 all: $(RUNVM) $(SELFCHECK)
 
 $(B)/obj/%.o: %.c
@@ -56,14 +56,11 @@ $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 
 # --- testbed: L2 kernel, its static init, initramfs (never sanitized) ---------
 TB := build/testbed
-TESTBED_FRAGMENT ?=
-TB_FRAGMENT := $(or $(TESTBED_FRAGMENT),tests/testbed/config-x86_64)
 
-testbed-artifacts: $(TB)/initramfs.cpio $(TB)/tsc-khz
-	@scripts/build-kernel.sh --fragment $(TB_FRAGMENT) \
-		--out $(if $(TESTBED_FRAGMENT),$(TB)/kernel-custom,$(TB)/kernel) | grep -v 'is up to date' || true
-	@test -f $(if $(TESTBED_FRAGMENT),$(TB)/kernel-custom,$(TB)/kernel)/bzImage -a \
-		-f $(if $(TESTBED_FRAGMENT),$(TB)/kernel-custom,$(TB)/kernel)/.key
+testbed-tools: $(TB)/initramfs.cpio $(TB)/tsc-khz
+
+testbed-kernel:
+	@scripts/build-kernel.sh --fragment tests/testbed/config-x86_64 --out $(TB)/kernel
 
 $(TB)/init: tests/testbed/init.c
 	@mkdir -p $(dir $@)

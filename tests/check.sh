@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Run test suites and add their results up into one closing line.
+# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,vm,testbed
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+build=build suites=unit,cli,kvm-host,vm,testbed
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--suites) suites=$2; shift 2 ;;
+	*) echo "check.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+
+passed=0 failed=0 skipped=0 broken=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Adds one suite's closing line to the totals. A suite that dies without one
+# counts as a failure, so a crash can never look like success.
+tally() {
+	local name=$1 rc=$2 line
+	line=$(grep -E 'Synthesis: Tested|^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [[ "$line" =~ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
+		passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2] + BASH_REMATCH[3]))
+	elif [[ "$line" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
+		passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+		skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
+	else
+		failed=$((failed + 1))
+	fi
+	if [ "$rc" != 0 ] || [[ "$line" =~ \ [1-9][0-9]*\ failed|Failing:\ [1-9]|Crashing:\ [1-9] ]] || [ -z "$line" ]; then
+		broken+=("$name")
+	fi
+}
+
+suite() {
+	local name=$1; shift
+	echo "=== $name"
+	local t0=$SECONDS
+	"$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	tally "$name" "$rc"
+	echo "=== $name: $((SECONDS - t0)) s"
+}
+
+selfcheck_on_host() {
+	"$build/tests/kvm-selfcheck"
+	case $? in
+	0) echo "kvm-host: 1 passed, 0 failed, 0 skipped" ;;
+	77) echo "kvm-host: 0 passed, 0 failed, 1 skipped" ;;
+	*) echo "kvm-host: 0 passed, 1 failed, 0 skipped"; return 1 ;;
+	esac
+}
+
+IFS=, read -ra wanted <<<"$suites"
+for s in "${wanted[@]}"; do
+	case "$s" in
+	unit) suite unit "$build/tests/unit-tests" ;;
+	cli) suite cli tests/integration/test_cli.sh "$build" ;;
+	kvm-host) suite kvm-host selfcheck_on_host ;;
+	vm) suite vm tests/run-vm-tests.sh "$build" ;;
+	testbed) suite testbed tests/testbed/test_run.sh ;;
+	*) echo "check.sh: unknown suite '$s'" >&2; exit 2 ;;
+	esac
+done
+
+[ ${#broken[@]} = 0 ] || echo "failing suites: ${broken[*]}"
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ ${#broken[@]} = 0 ]

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the whole-VM batch on the host when it has hardware KVM, else inside the
+# testbed (one L2 boot for the whole batch). RUNVM_KVM=host|testbed forces either.
+# usage: tests/run-vm-tests.sh BUILD_DIR
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:?usage: run-vm-tests.sh BUILD_DIR}
+features=$("$build/bin/runvm" features)
+backend=$(sed -n 's/.*"io.runvm.kvm.backend": "\([^"]*\)".*/\1/p' <<<"$features")
+
+case "${RUNVM_KVM:-auto}" in
+host) where=host why="forced by RUNVM_KVM=host" ;;
+testbed) where=testbed why="forced by RUNVM_KVM=testbed" ;;
+auto)
+	if grep -q '"io.runvm.kvm.bootable": "true"' <<<"$features"; then
+		where=host why="host KVM is $backend"
+	else
+		where=testbed why="host KVM is $backend, which cannot boot guests"
+	fi ;;
+*) echo "run-vm-tests: RUNVM_KVM='$RUNVM_KVM': use host or testbed" >&2; exit 2 ;;
+esac
+
+echo "whole-VM tests: running on the $where ($why)"
+if [ "$where" = host ]; then
+	exec "$top/tests/integration/vm-batch.sh" "$build"
+fi
+exec "$top/tests/testbed/run" -- "$top/tests/integration/vm-batch.sh" "$build"
