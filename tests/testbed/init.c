@@ -8,6 +8,7 @@
  *   exit N | signal N  how the command ended
  *   error TEXT         init could not set the command up
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/io.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -26,15 +28,22 @@
 
 #define NEWROOT "/newroot"
 #define CMDLINE_BYTES 4096
+#define DEBUG_EXIT_PORT 0xf4
+#define PORT_WAIT_TRIES 1000
+#define PORT_WAIT_US 10000
 
 struct ports {
 	int status, out, err;
 };
 
+/* QEMU's isa-debug-exit ends QEMU at once on any machine type; a reset is the
+ * fallback, which -no-reboot turns into an exit on machines with an i8042. */
 static void finish(int status_fd)
 {
 	fsync(status_fd);
 	sync();
+	if (ioperm(DEBUG_EXIT_PORT, 1, 1) == 0)
+		outb(0, DEBUG_EXIT_PORT);
 	reboot(RB_AUTOBOOT);
 	for (;;)
 		pause();
@@ -55,25 +64,45 @@ static void fail(int status_fd, const char *fmt, ...)
 /* virtio-serial ports show up as /dev/vportNpM; their names are in sysfs. */
 static int open_port(const char *name)
 {
-	char path[128], buf[64];
+	DIR *d = opendir("/sys/class/virtio-ports");
+	struct dirent *e;
+	int fd = -1;
 
-	for (int n = 0; n < 8; n++) {
-		snprintf(path, sizeof(path), "/sys/class/virtio-ports/vport0p%d/name", n);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+	while (d && fd < 0 && (e = readdir(d))) {
+		char path[300], buf[64];
+		if (e->d_name[0] == '.')
 			continue;
-		ssize_t len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
+		int nfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (nfd < 0)
 			continue;
-		buf[len] = '\0';
+		ssize_t len = read(nfd, buf, sizeof(buf) - 1);
+		close(nfd);
+		buf[len > 0 ? len : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
 		if (strcmp(buf, name) == 0) {
-			snprintf(path, sizeof(path), "/dev/vport0p%d", n);
-			return open(path, O_WRONLY | O_CLOEXEC);
+			snprintf(path, sizeof(path), "/dev/%s", e->d_name);
+			fd = open(path, O_WRONLY | O_CLOEXEC);
 		}
 	}
-	return -1;
+	if (d)
+		closedir(d);
+	return fd;
+}
+
+/* For the console when ports are missing: what the kernel did find. */
+static void list_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	fprintf(stderr, "testbed init: %s:", path);
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			fprintf(stderr, " %s", e->d_name);
+	fprintf(stderr, d ? "\n" : " (absent)\n");
+	if (d)
+		closedir(d);
 }
 
 /* Value of key=... on the kernel command line, copied into buf. */
@@ -180,11 +209,34 @@ int main(void)
 	mount("proc", "/proc", "proc", 0, NULL);
 	mount("sysfs", "/sys", "sysfs", 0, NULL);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-	p.status = open_port("status");
-	p.out = open_port("stdout");
-	p.err = open_port("stderr");
-	if (p.status < 0 || p.out < 0 || p.err < 0)
-		finish(2);      /* nothing to report through; the host sees no "booted" */
+	/* The console is where we can still complain when the ports are missing. */
+	int console = open("/dev/console", O_RDWR);
+	if (console >= 0) {
+		dup2(console, 1);
+		dup2(console, 2);
+		if (console > 2)
+			close(console);
+	}
+	/* virtio-console adds ports from a workqueue after the host announces them,
+	 * so they can appear after init starts. */
+	for (int tries = 0; tries < PORT_WAIT_TRIES; tries++) {
+		p.status = open_port("status");
+		p.out = open_port("stdout");
+		p.err = open_port("stderr");
+		if (p.status >= 0 && p.out >= 0 && p.err >= 0)
+			break;
+		close(p.status);
+		close(p.out);
+		close(p.err);
+		usleep(PORT_WAIT_US);
+	}
+	if (p.status < 0 || p.out < 0 || p.err < 0) {
+		fprintf(stderr, "testbed init: virtio-serial ports status/stdout/stderr missing\n");
+		list_dir("/sys/bus/pci/devices");
+		list_dir("/sys/bus/virtio/devices");
+		list_dir("/sys/class/virtio-ports");
+		finish(2);      /* the host sees no "booted" and prints this console */
+	}
 
 	int fd = open("/proc/uptime", O_RDONLY);
 	if (fd >= 0) {
