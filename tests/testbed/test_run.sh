@@ -99,6 +99,11 @@ run_capture "$run" --timeout 2 -- sleep 600
 expect_rc "CMD over --timeout: 124" 124
 expect_in "CMD over --timeout: says so" "$err" "did not finish within 2s (--timeout)"
 
+run_capture "$run" -- sh -c 'echo c > /proc/sysrq-trigger; sleep 600'
+expect_rc "L2 panicking under CMD: testbed error status" 125
+expect_in "L2 panicking under CMD: says so, with the panic" "$err" "L2 crashed before 'sh -c echo c > /proc/sysrq-trigger; sleep 600' finished: Kernel panic - not syncing: sysrq triggered crash"
+expect_in "L2 panicking under CMD: shows the console" "$err" "last L2 console lines:"
+
 run_capture "$run" -- /nonexistent/command
 expect_rc "a missing CMD: 127 like a shell" 127
 
