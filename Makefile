@@ -19,7 +19,8 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(SAN_FLAGS) -MMD -MP
 LDFLAGS += $(SAN_FLAGS)
 
-LIB_SRCS := $(wildcard common/*.c) $(wildcard vmm/*.c)
+LIB_SRCS := $(wildcard common/*.c) $(wildcard vmm/*.c) $(wildcard vmm/x86/*.c) \
+	$(wildcard devices/*/*.c)
 CLI_SRCS := $(wildcard runtime/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*/*.c)
 
@@ -31,8 +32,11 @@ RUNVM := $(B)/bin/runvm
 UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
 
-.PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel
-all: $(RUNVM) $(SELFCHECK)
+GUEST := build/share/runvm
+PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
+
+.PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
+all: $(RUNVM) $(SELFCHECK) guest-kernel $(PAYLOAD_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -44,7 +48,7 @@ $(B)/lib.a: $(LIB_OBJS)
 
 $(RUNVM): $(CLI_OBJS) $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
 $(UNIT): $(UNIT_OBJS) $(B)/lib.a
 	@mkdir -p $(dir $@)
@@ -53,6 +57,25 @@ $(UNIT): $(UNIT_OBJS) $(B)/lib.a
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
+
+# --- guest artifacts: our kernel (vmlinux for PVH, bzImage) -------------------
+guest-kernel:
+	@scripts/build-kernel.sh --fragment guest/kernel/config-x86_64 --out build/guest-kernel \
+		| grep -v 'is up to date' || true
+	@test -f build/guest-kernel/.key
+	@mkdir -p $(GUEST)
+	@cp -u build/guest-kernel/vmlinux build/guest-kernel/bzImage $(GUEST)/
+
+# A static test payload as /init (tests/payloads/report.c): never sanitized.
+build/tests/payload-init: tests/payloads/report.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -static -o $@ $<
+
+$(PAYLOAD_INITRD): build/tests/payload-init
+	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,proc dev)
+	@cp $< $@.d/init
+	@cd $@.d && find . | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
+	@rm -rf $@.d && mv $@.tmp $@
 
 # --- testbed: L2 kernel, its static init, initramfs (never sanitized) ---------
 TB := build/testbed
@@ -87,9 +110,10 @@ check-sanitize:
 demo:
 	@scripts/demo.sh
 
-install: $(RUNVM)
+install: all
 	install -D -m 0755 $(RUNVM) $(DESTDIR)$(PREFIX)/bin/runvm
-	install -d $(DESTDIR)$(PREFIX)/share/runvm
+	install -D -m 0644 $(GUEST)/vmlinux $(DESTDIR)$(PREFIX)/share/runvm/vmlinux
+	install -D -m 0644 $(GUEST)/bzImage $(DESTDIR)$(PREFIX)/share/runvm/bzImage
 
 clean:
 	rm -rf build/bin build/obj build/tests build/lib.a build/san

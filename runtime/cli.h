@@ -14,11 +14,13 @@ struct cli {
 	bool debug;                 /* --debug */
 	bool systemd_cgroup;        /* --systemd-cgroup: accepted, as runc's clients pass it */
 	struct rv_log log;          /* --log, --log-format */
+	int exit_code;              /* a verb's status when it succeeded (boot: the guest's) */
 };
 
 typedef int (*cli_verb_fn)(struct cli *cli, int argc, char **argv, struct rv_err *err);
 
 int cmd_features(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_guest_verb(struct cli *cli, int argc, char **argv, struct rv_err *err);
 
 #endif

@@ -34,7 +34,7 @@ static const struct verb verbs[] = {
 	{ "spec", NULL, "write a default config.json" },
 	{ "features", cmd_features, "print what this build and host support (JSON)" },
 	{ "do", cmd_guest_verb, "run a command in a VM over the host's root" },
-	{ "boot", cmd_guest_verb, "(internal) the VMM of one sandbox" },
+	{ "boot", cmd_boot, "(internal) the VMM of one sandbox" },
 };
 
 static void usage(FILE *out)
@@ -134,5 +134,5 @@ int main(int argc, char **argv)
 			rv_logf(&cli.log, RV_LOG_ERROR, "%s", err.msg);
 	}
 	rv_log_close(&cli.log);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? 1 : cli.exit_code;
 }

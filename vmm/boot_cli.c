@@ -1,0 +1,198 @@
+#include "vmm/boot_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/vm.h"
+
+#define DEFAULT_KERNEL_REL "../share/runvm/vmlinux"
+
+int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	const char *digits_end = end;
+
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'b' || *end == 'B') && shift)
+		end++;
+	if (errno || digits_end == s || *end || s[0] == '-' || v > (ULLONG_MAX >> shift))
+		return rv_failx(err, EINVAL, "--total-memory '%s': give a size such as 512M or 2G", s);
+	*bytes = v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *flag, const char *s, unsigned max, unsigned *out, struct rv_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return rv_failx(err, EINVAL, "%s '%s': give a whole number up to %u", flag, s, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_timeout(const char *s, unsigned *ms, struct rv_err *err)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || v <= 0 || v > 86400 * 30)
+		return rv_failx(err, EINVAL, "--timeout '%s': give seconds, e.g. 30 or 0.5", s);
+	*ms = (unsigned)(v * 1000 + 0.5);
+	return 0;
+}
+
+static const char *default_kernel(char *buf, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	int n2 = snprintf(buf, size, "%s/%s", exe, DEFAULT_KERNEL_REL);
+	return n2 > 0 && (size_t)n2 < size ? buf : NULL;
+}
+
+static int check_host_memory(unsigned long long bytes, struct rv_err *err)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	unsigned long long host = pages > 0 && page > 0 ? (unsigned long long)pages * (unsigned long long)page : 0;
+	if (host && bytes > host)
+		return rv_failx(err, EINVAL, "--total-memory %llu MiB exceeds this host's %llu MiB of RAM",
+				bytes >> 20, host >> 20);
+	return 0;
+}
+
+enum { OPT_CPUS = 256, OPT_MEM, OPT_DEVICE_FD, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE,
+       OPT_CONSOLE, OPT_TIMEOUT };
+
+static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct rv_err *err)
+{
+	static const struct option opts[] = {
+		{ "cpu-num", required_argument, NULL, OPT_CPUS },
+		{ "total-memory", required_argument, NULL, OPT_MEM },
+		{ "device-fd", required_argument, NULL, OPT_DEVICE_FD },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "console", no_argument, NULL, OPT_CONSOLE },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ 0 },
+	};
+	unsigned long long mem;
+	unsigned fd;
+	int c, rc = 0;
+
+	while (rc == 0 && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CPUS: rc = parse_uint("--cpu-num", optarg, 4096, &cfg->cpus, err); break;
+		case OPT_MEM:
+			rc = parse_mem_size(optarg, &mem, err);
+			if (rc == 0)
+				rc = check_host_memory(mem, err);
+			cfg->mem_bytes = mem;
+			break;
+		case OPT_DEVICE_FD:
+			rc = parse_uint("--device-fd", optarg, INT_MAX, &fd, err);
+			cfg->device_fd = (int)fd;
+			break;
+		case OPT_KERNEL: cfg->kernel = optarg; break;
+		case OPT_INITRD: cfg->initrd = optarg; break;
+		case OPT_CMDLINE: cfg->cmdline = optarg; break;
+		case OPT_CONSOLE: cfg->console_fd = STDOUT_FILENO; break;
+		case OPT_TIMEOUT: rc = parse_timeout(optarg, &cfg->timeout_ms, err); break;
+		default:
+			return rv_failx(err, EINVAL, "unknown flag '%s' (see runvm boot --help)",
+					argv[optind - 1]);
+		}
+	}
+	if (rc == 0 && optind < argc)
+		return rv_failx(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	return rc;
+}
+
+#define CONSOLE_TAIL_LINES 20
+
+static void print_console_tail(const struct vm_result *res)
+{
+	const char *start = res->console_tail, *end = start + strlen(start);
+	int lines = 0;
+
+	if (start == end)
+		return;
+	const char *p = end;
+	while (p > start && lines <= CONSOLE_TAIL_LINES)
+		if (*--p == '\n' && p + 1 != end)
+			lines++;
+	if (lines > CONSOLE_TAIL_LINES)
+		p++;
+	fprintf(stderr, "runvm: boot: last guest console lines:\n");
+	while (p < end) {
+		size_t len = strcspn(p, "\n");
+		fprintf(stderr, "  | %.*s\n", (int)len, p);
+		p += len + 1;
+	}
+}
+
+static void reraise(int sig)
+{
+	sigset_t set;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+}
+
+int vmm_boot(int argc, char **argv, int *exit_code, struct rv_err *err)
+{
+	struct vm_config cfg = { .cpus = 1, .mem_bytes = VM_DEFAULT_MEM_BYTES, .device_fd = -1,
+				 .console_fd = -1 };
+	struct vm_result res;
+	char kernel[PATH_MAX];
+
+	optind = 1;
+	opterr = 0;
+	if (parse_flags(argc, argv, &cfg, err) < 0)
+		return -1;
+	if (!cfg.kernel && !(cfg.kernel = default_kernel(kernel, sizeof(kernel))))
+		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
+	if (vm_run(&cfg, &res, err) < 0) {
+		print_console_tail(&res);
+		return -1;
+	}
+	if (res.reason == VM_STOP_HOST_SIGNAL) {
+		reraise(res.host_signal);
+		*exit_code = 128 + res.host_signal;
+		return 0;
+	}
+	if (res.status & VM_STATUS_SIGNALED) {
+		int sig = (int)(res.status & 0x7f);
+		reraise(sig);
+		*exit_code = 128 + sig;
+		return 0;
+	}
+	*exit_code = (int)(res.status & 0xff);
+	return 0;
+}

@@ -1,0 +1,216 @@
+/* One thread per vCPU: KVM_RUN, dispatch the exit, repeat until told to stop.
+ * Every exit reason that ends the VM is turned into one clear error. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/vm_priv.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/cpuid.h"
+#include "vmm/x86/ksym.h"
+
+#define INSN_DUMP_BYTES 16
+
+static int set_cpuid(struct vcpu *v, struct rv_err *err)
+{
+	const struct kvm_cpuid2 *supported = v->vm->kvm.cpuid;
+	size_t bytes = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
+	struct kvm_cpuid2 *mine = malloc(bytes);
+	struct cpuid_topology topo = { .cpu_index = v->index, .ncpus = v->vm->cfg->cpus };
+	int rc = -1;
+
+	if (!mine)
+		return rv_fail(err, ENOMEM, "allocate CPUID for vCPU %u", v->index);
+	memcpy(mine, supported, bytes);
+	if (cpuid_apply(mine->entries, mine->nent, &topo, err) == 0) {
+		rc = ioctl(v->fd, KVM_SET_CPUID2, mine);
+		if (rc < 0)
+			rv_fail(err, errno, "KVM_SET_CPUID2 on vCPU %u", v->index);
+	}
+	free(mine);
+	return rc;
+}
+
+int vcpu_create(struct vm *vm, unsigned index, struct vcpu *v, struct rv_err *err)
+{
+	memset(v, 0, sizeof(*v));
+	v->vm = vm;
+	v->index = index;
+	v->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (v->fd < 0)
+		return rv_fail(err, errno, "KVM_CREATE_VCPU %u", index);
+	void *run = mmap(NULL, (size_t)vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (run == MAP_FAILED)
+		return rv_fail(err, errno, "map kvm_run of vCPU %u", index);
+	v->run = run;
+	if (set_cpuid(v, err) < 0)
+		return -1;
+	return x86_vcpu_init(v->fd, index, &vm->kernel, err);
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	/* data_offset and the sizes come from KVM, not the guest, but a wrong value
+	 * would still be a host pointer bug: check it against the mapping. */
+	uint64_t bytes = (uint64_t)r->io.size * r->io.count;
+	if (r->io.data_offset > (uint64_t)v->vm->kvm.run_size ||
+	    bytes > (uint64_t)v->vm->kvm.run_size - r->io.data_offset)
+		return;
+	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	for (uint32_t i = 0; i < r->io.count; i++, data += r->io.size) {
+		if (r->io.direction == KVM_EXIT_IO_OUT)
+			bus_write(&v->vm->pio, r->io.port, data, r->io.size);
+		else
+			bus_read(&v->vm->pio, r->io.port, data, r->io.size);
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint32_t len = r->mmio.len <= sizeof(r->mmio.data) ? r->mmio.len : sizeof(r->mmio.data);
+	if (r->mmio.is_write)
+		bus_write(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, len);
+	else
+		bus_read(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, len);
+}
+
+static const char *suberror_name(uint32_t sub)
+{
+	switch (sub) {
+	case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception during exception delivery";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV: return "event delivery failed";
+	case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: return "unexpected exit reason";
+	}
+	return "unknown";
+}
+
+/* Names the RIP, the bytes there and, when the kernel is an ELF, the symbol. */
+static void describe_rip(struct vcpu *v, char *buf, size_t size)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	size_t n = 0;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+		snprintf(buf, size, "registers unreadable");
+		return;
+	}
+	uint64_t linear = sregs.cs.base + regs.rip;
+	n += (size_t)snprintf(buf + n, size - n, "RIP 0x%llx", (unsigned long long)regs.rip);
+	char sym[128];
+	if (n < size && ksym_lookup(v->vm->cfg->kernel, regs.rip, sym, sizeof(sym)) == 0)
+		n += (size_t)snprintf(buf + n, size - n, " (%s)", sym);
+	struct kvm_translation tr = { .linear_address = linear };
+	const uint8_t *insn = NULL;
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid)
+		insn = guest_mem_slice(&v->vm->mem, tr.physical_address, INSN_DUMP_BYTES);
+	if (n < size)
+		n += (size_t)snprintf(buf + n, size - n, insn ? ", bytes" : ", bytes unreadable");
+	for (int i = 0; insn && i < INSN_DUMP_BYTES && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, " %02x", insn[i]);
+}
+
+static void stop_with_error(struct vcpu *v, const char *what)
+{
+	struct rv_err why;
+	char where[300];
+
+	describe_rip(v, where, sizeof(where));
+	rv_failx(&why, EIO, "vCPU %u: %s at %s", v->index, what, where);
+	vm_request_stop(v->vm, VM_STOP_ERROR, &why);
+}
+
+/* Returns false when the VM must stop. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	char what[160];
+
+	switch (r->exit_reason) {
+	case KVM_EXIT_IO: handle_io(v); return true;
+	case KVM_EXIT_MMIO: handle_mmio(v); return true;
+	case KVM_EXIT_SYSTEM_EVENT:
+		vm_request_stop(v->vm, VM_STOP_RESET, NULL);
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		stop_with_error(v, "triple fault (KVM_EXIT_SHUTDOWN)");
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u (%s)",
+			 r->internal.suberror, suberror_name(r->internal.suberror));
+		stop_with_error(v, what);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed, hardware reason 0x%llx",
+			 (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
+		stop_with_error(v, what);
+		return false;
+	default:
+		snprintf(what, sizeof(what), "unhandled KVM exit %u", r->exit_reason);
+		stop_with_error(v, what);
+		return false;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	while (!atomic_load(&v->vm->stopping)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			struct rv_err why;
+			rv_fail(&why, errno, "vCPU %u: KVM_RUN", v->index);
+			vm_request_stop(v->vm, VM_STOP_ERROR, &why);
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v, struct rv_err *err)
+{
+	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (rc != 0)
+		return rv_fail(err, rc, "start vCPU %u thread", v->index);
+	v->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	/* immediate_exit covers a kick that lands before the thread enters KVM_RUN;
+	 * the signal covers one already inside it. */
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->started)
+		pthread_join(v->thread, NULL);
+	v->started = false;
+	if (v->run)
+		munmap(v->run, (size_t)v->vm->kvm.run_size);
+	if (v->fd > 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}

@@ -1,0 +1,301 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "vmm/cmdline.h"
+#include "vmm/vm_priv.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/e820.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/mptable.h"
+
+/* Quiet by default: printk through an emulated UART costs an exit per byte.
+ * loglevel=1 still lets a panic (KERN_EMERG) reach the console ring. */
+#define CMDLINE_BASE "console=ttyS0 reboot=k panic=-1 nomodule pci=off 8250.nr_uarts=1 " \
+	"io_delay=none tsc=reliable no_timer_check rdinit=/init"
+#define CMDLINE_QUIET "loglevel=1"
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->reason == VM_STOP_NONE) {
+		vm->reason = reason;
+		if (why)
+			vm->stop_err = *why;
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	atomic_store(&vm->stopping, true);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* Only fails when the counter is saturated: a stop is pending anyway. */
+	}
+}
+
+static void reset_requested(void *ctx)
+{
+	vm_request_stop(ctx, VM_STOP_RESET, NULL);
+}
+
+static void status_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+	struct vm *vm = opaque;
+	uint32_t v = 0;
+
+	if (offset != 0 || len > sizeof(v))
+		return;
+	memcpy(&v, data, len);
+	atomic_store(&vm->status, v);
+	atomic_store(&vm->has_status, true);
+}
+
+static int add_devices(struct vm *vm, struct rv_err *err)
+{
+	vm->serial_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->serial_irq_fd < 0)
+		return rv_fail(err, errno, "create serial interrupt eventfd");
+	serial_init(&vm->serial, vm->cfg->console_fd, vm->serial_irq_fd);
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)vm->serial_irq_fd, .gsi = SERIAL_COM1_IRQ };
+	if (ioctl(vm->kvm.vm_fd, KVM_IRQFD, &irqfd) < 0)
+		return rv_fail(err, errno, "KVM_IRQFD for the serial port");
+	vm->i8042 = (struct i8042){ .reset = reset_requested, .ctx = vm };
+
+	const struct bus_device pio[] = {
+		{ "serial", SERIAL_COM1_PORT, SERIAL_PORT_COUNT, &vm->serial, serial_read, serial_write },
+		{ "i8042", I8042_DATA_PORT, I8042_PORT_SPAN, &vm->i8042, i8042_read, i8042_write },
+		{ "status", VM_STATUS_PORT, 4, vm, NULL, status_write },
+	};
+	for (size_t i = 0; i < sizeof(pio) / sizeof(pio[0]); i++)
+		if (bus_add(&vm->pio, &pio[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+static int build_cmdline(const struct vm *vm, struct cmdline *c, struct rv_err *err)
+{
+	cmdline_init(c, vm->kernel.cmdline_max);
+	if (cmdline_add(c, CMDLINE_BASE, err) < 0 ||
+	    (vm->cfg->console_fd < 0 && cmdline_add(c, CMDLINE_QUIET, err) < 0) ||
+	    (vm->cfg->cmdline && cmdline_add(c, vm->cfg->cmdline, err) < 0))
+		return rv_wrap(err, "--cmdline");
+	return 0;
+}
+
+static int load_guest(struct vm *vm, struct rv_err *err)
+{
+	struct boot_info info = { 0 };
+	struct e820_entry e820[E820_MAX_ENTRIES];
+	struct cmdline cmd;
+
+	if (kernel_load(vm->cfg->kernel, &vm->mem, &vm->kernel, err) < 0)
+		return -1;
+	if (vm->cfg->initrd && initrd_load(vm->cfg->initrd, &vm->mem, &vm->kernel,
+					   &info.initrd_gpa, &info.initrd_size, err) < 0)
+		return -1;
+	if (build_cmdline(vm, &cmd, err) < 0)
+		return -1;
+	info.cmdline = cmd.buf;
+	info.e820 = e820;
+	info.e820_count = e820_build(&vm->mem, e820);
+	uint64_t mp_room = HIGH_RAM_START_GPA - EBDA_GPA;
+	void *mp = guest_mem_slice(&vm->mem, EBDA_GPA, mp_room);
+	if (!mp || mptable_build(mp, mp_room, EBDA_GPA, vm->cfg->cpus, err) < 0)
+		return rv_wrap(err, "write MP table");
+	if (x86_write_boot_tables(&vm->mem, vm->kernel.format, err) < 0)
+		return -1;
+	return boot_info_write(&vm->mem, &vm->kernel, &info, err);
+}
+
+static int check_config(const struct vm_config *cfg, const struct kvm *kvm, struct rv_err *err)
+{
+	if (cfg->cpus == 0 || cfg->cpus > kvm->max_vcpus || cfg->cpus > MPTABLE_MAX_CPUS)
+		return rv_failx(err, EINVAL, "--cpu-num %u: this host's KVM runs 1 to %u vCPUs",
+				cfg->cpus, kvm->max_vcpus < MPTABLE_MAX_CPUS ? kvm->max_vcpus
+									: MPTABLE_MAX_CPUS);
+	if (cfg->mem_bytes < GUEST_MEM_MIN_BYTES)
+		return rv_failx(err, EINVAL, "--total-memory %llu MiB: the minimum is %llu MiB",
+				(unsigned long long)(cfg->mem_bytes >> 20),
+				(unsigned long long)(GUEST_MEM_MIN_BYTES >> 20));
+	return 0;
+}
+
+static int vm_setup(struct vm *vm, struct rv_err *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	if (kvm_open(&vm->kvm, cfg->device_fd, err) < 0 || check_config(cfg, &vm->kvm, err) < 0)
+		return -1;
+	if (guest_mem_create(&vm->mem, cfg->mem_bytes, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0 ||
+	    guest_mem_register(&vm->mem, vm->kvm.vm_fd, err) < 0)
+		return -1;
+	if (load_guest(vm, err) < 0 || add_devices(vm, err) < 0)
+		return -1;
+	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return rv_fail(err, ENOMEM, "allocate %u vCPUs", cfg->cpus);
+	for (unsigned i = 0; i < cfg->cpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < cfg->cpus; i++)
+		if (vcpu_create(vm, i, &vm->vcpus[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig;      /* only interrupts KVM_RUN */
+}
+
+/* The VMM's own signals arrive on a signalfd; vCPU threads inherit the mask
+ * and unblock only the kick. */
+static int block_signals(sigset_t *old, struct rv_err *err)
+{
+	sigset_t set;
+	struct sigaction sa = { .sa_handler = kick_handler };
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+		return rv_fail(err, errno, "install vCPU kick handler");
+	int rc = pthread_sigmask(SIG_BLOCK, &set, old);
+	return rc ? rv_fail(err, rc, "block signals") : 0;
+}
+
+static int watch(int epfd, int fd, struct rv_err *err)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? rv_fail(err, errno, "epoll_ctl") : 0;
+}
+
+static int make_timer(unsigned timeout_ms, struct rv_err *err)
+{
+	struct itimerspec its = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L } };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+
+	if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) < 0) {
+		rv_fail(err, errno, "arm --timeout timer");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Main thread: wait for a vCPU to stop the VM, a signal, or the timeout. */
+static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
+{
+	sigset_t sigs;
+	_cleanup_close_ int epfd = epoll_create1(EPOLL_CLOEXEC);
+	_cleanup_close_ int sigfd = -1, timerfd = -1;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (epfd < 0 || sigfd < 0)
+		return rv_fail(err, errno, "set up the event loop");
+	if (vm->cfg->timeout_ms && (timerfd = make_timer(vm->cfg->timeout_ms, err)) < 0)
+		return -1;
+	if (watch(epfd, vm->stop_fd, err) < 0 || watch(epfd, sigfd, err) < 0 ||
+	    (timerfd >= 0 && watch(epfd, timerfd, err) < 0))
+		return -1;
+	for (unsigned i = 0; i < vm->cfg->cpus; i++)
+		if (vcpu_start(&vm->vcpus[i], err) < 0)
+			return -1;
+	for (;;) {
+		struct epoll_event ev;
+		int n = epoll_wait(epfd, &ev, 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return rv_fail(err, errno, "epoll_wait");
+		if (ev.data.fd == vm->stop_fd)
+			return 0;
+		if (ev.data.fd == sigfd) {
+			struct signalfd_siginfo si;
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				res->host_signal = (int)si.ssi_signo;
+			vm_request_stop(vm, VM_STOP_HOST_SIGNAL, NULL);
+			return 0;
+		}
+		struct rv_err why;
+		rv_failx(&why, ETIMEDOUT, "guest still running after %u.%03u s (--timeout); stopped it",
+			 vm->cfg->timeout_ms / 1000, vm->cfg->timeout_ms % 1000);
+		vm_request_stop(vm, VM_STOP_ERROR, &why);
+		return 0;
+	}
+}
+
+/* Joins the vCPUs first: they may still be writing to the console ring. */
+static void vm_teardown(struct vm *vm, struct vm_result *res)
+{
+	atomic_store(&vm->stopping, true);
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	if (vm->serial_irq_fd >= 0) {
+		serial_tail(&vm->serial, res->console_tail, sizeof(res->console_tail));
+		serial_destroy(&vm->serial);
+		close(vm->serial_irq_fd);
+	}
+	guest_mem_destroy(&vm->mem);
+	kvm_close(&vm->kvm);
+	close(vm->stop_fd);
+	pthread_mutex_destroy(&vm->stop_lock);
+}
+
+/* Turns how the VM stopped into the result, or into an error. */
+static int vm_outcome(struct vm *vm, struct vm_result *res, struct rv_err *err)
+{
+	res->reason = vm->reason;
+	res->has_status = atomic_load(&vm->has_status);
+	res->status = atomic_load(&vm->status);
+	if (vm->reason == VM_STOP_ERROR) {
+		*err = vm->stop_err;
+		return -1;
+	}
+	if (vm->reason != VM_STOP_RESET || res->has_status)
+		return 0;
+	const char *panic = strstr(res->console_tail, "Kernel panic - ");
+	if (panic)
+		return rv_failx(err, EIO, "guest kernel panicked: %.*s", (int)strcspn(panic, "\r\n"), panic);
+	return rv_failx(err, EIO, "guest stopped without reporting an exit status");
+}
+
+int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err)
+{
+	struct vm vm = { .cfg = cfg, .serial_irq_fd = -1, .kvm = { .sys_fd = -1, .vm_fd = -1 },
+			 .mem = { .memfd = -1 } };
+	sigset_t old;
+
+	memset(res, 0, sizeof(*res));
+	if (block_signals(&old, err) < 0)
+		return -1;
+	pthread_mutex_init(&vm.stop_lock, NULL);
+	vm.stop_fd = eventfd(0, EFD_CLOEXEC);
+	int rc = vm.stop_fd < 0 ? rv_fail(err, errno, "create stop eventfd") : vm_setup(&vm, err);
+	if (rc == 0)
+		rc = vm_loop(&vm, res, err);
+	vm_teardown(&vm, res);
+	if (rc == 0)
+		rc = vm_outcome(&vm, res, err);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}

@@ -1,0 +1,48 @@
+/* One microVM, from plain-data config to exit: memory, kernel, devices, vCPU
+ * threads and the main thread's event loop (DESIGN §1, §3). */
+#ifndef RV_VM_H
+#define RV_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define VM_DEFAULT_MEM_BYTES (256ull << 20)
+#define VM_CONSOLE_TAIL_BYTES 2048
+/* Until the agent exists, a guest reports its exit status by writing it to this
+ * port: the exit code, or VM_STATUS_SIGNALED | signal number. */
+#define VM_STATUS_PORT 0x4f0
+#define VM_STATUS_SIGNALED 0x100u
+
+struct vm_config {
+	unsigned cpus;
+	uint64_t mem_bytes;
+	int device_fd;               /* donated /dev/kvm, or -1 to open it */
+	const char *kernel;          /* vmlinux (PVH) or bzImage */
+	const char *initrd;          /* NULL: none */
+	const char *cmdline;         /* appended to ours; NULL: nothing */
+	int console_fd;              /* -1: serial console off */
+	unsigned timeout_ms;         /* 0: no limit */
+};
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_RESET,               /* i8042 reset or KVM system event */
+	VM_STOP_HOST_SIGNAL,         /* SIGTERM/SIGINT/SIGHUP to the VMM */
+	VM_STOP_ERROR,               /* internal error, triple fault, panic, timeout */
+};
+
+struct vm_result {
+	enum vm_stop_reason reason;
+	bool has_status;
+	uint32_t status;             /* as written to VM_STATUS_PORT */
+	int host_signal;
+	char console_tail[VM_CONSOLE_TAIL_BYTES];
+};
+
+/* 0 when the guest ran and stopped (res says how); -1 with err when it could
+ * not be booted or died badly (res->console_tail then holds its last words). */
+int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err);
+
+#endif

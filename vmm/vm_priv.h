@@ -1,0 +1,57 @@
+/* Shared between vm.c and vcpu.c only. */
+#ifndef RV_VM_PRIV_H
+#define RV_VM_PRIV_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial.h"
+#include "vmm/bus.h"
+#include "vmm/guest_mem.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+#include "vmm/x86/kernel.h"
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct kernel_image kernel;
+	struct bus pio, mmio;
+	struct serial serial;
+	struct i8042 i8042;
+	int serial_irq_fd;
+	struct vcpu *vcpus;
+	atomic_bool stopping;
+	int stop_fd;                  /* eventfd: a vCPU asks the main thread to stop */
+	pthread_mutex_t stop_lock;
+	enum vm_stop_reason reason;   /* first stop request wins */
+	struct rv_err stop_err;
+	atomic_bool has_status;
+	atomic_uint status;
+};
+
+/* Called from any thread; the first caller's reason and error are kept. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why);
+
+int vcpu_create(struct vm *vm, unsigned index, struct vcpu *v, struct rv_err *err);
+int vcpu_start(struct vcpu *v, struct rv_err *err);
+void vcpu_kick(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+
+#endif
