@@ -31,12 +31,13 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
 RUNVM := $(B)/bin/runvm
 UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
+BOOT_LOOP := $(B)/tests/boot-loop
 
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) guest-kernel $(PAYLOAD_INITRD)
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) guest-kernel $(PAYLOAD_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,6 +58,10 @@ $(UNIT): $(UNIT_OBJS) $(B)/lib.a
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BOOT_LOOP): $(B)/obj/tests/integration/boot_loop.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
 # --- guest artifacts: our kernel (vmlinux for PVH, bzImage) -------------------
 guest-kernel:

@@ -17,20 +17,26 @@ passed=0 failed=0 skipped=0 broken=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Adds one suite's closing line to the totals. A suite that dies without one
-# counts as a failure, so a crash can never look like success.
+# Adds up every closing line a suite printed (a suite may run sub-suites). A
+# suite that dies without one counts as a failure, so a crash never looks green.
 tally() {
-	local name=$1 rc=$2 line
-	line=$(grep -E 'Synthesis: Tested|^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [[ "$line" =~ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
-		passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2] + BASH_REMATCH[3]))
-	elif [[ "$line" =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
-		passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
-		skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
-	else
-		failed=$((failed + 1))
-	fi
-	if [ "$rc" != 0 ] || [[ "$line" =~ \ [1-9][0-9]*\ failed|Failing:\ [1-9]|Crashing:\ [1-9] ]] || [ -z "$line" ]; then
+	local name=$1 rc=$2 line found=0 bad=0
+	while IFS= read -r line; do
+		if [[ "$line" =~ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
+			passed=$((passed + BASH_REMATCH[1]))
+			bad=$((bad + BASH_REMATCH[2] + BASH_REMATCH[3]))
+		elif [[ "$line" =~ ^[a-z-]+:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
+			passed=$((passed + BASH_REMATCH[1]))
+			bad=$((bad + BASH_REMATCH[2]))
+			skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
+		else
+			continue
+		fi
+		found=1
+	done < <(grep -E 'Synthesis: Tested|^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log")
+	[ "$found" = 1 ] || bad=$((bad + 1))
+	failed=$((failed + bad))
+	if [ "$rc" != 0 ] || [ "$bad" != 0 ]; then
 		broken+=("$name")
 	fi
 }

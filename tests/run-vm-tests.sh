@@ -24,4 +24,5 @@ echo "whole-VM tests: running on the $where ($why)"
 if [ "$where" = host ]; then
 	exec "$top/tests/integration/vm-batch.sh" "$build"
 fi
-exec "$top/tests/testbed/run" -- "$top/tests/integration/vm-batch.sh" "$build"
+# 4 GiB so that a 2 GiB guest fits beside L2 itself.
+exec "$top/tests/testbed/run" --memory 4G -- "$top/tests/integration/vm-batch.sh" "$build"

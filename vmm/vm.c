@@ -22,8 +22,9 @@
 
 /* Quiet by default: printk through an emulated UART costs an exit per byte.
  * loglevel=1 still lets a panic (KERN_EMERG) reach the console ring. */
-#define CMDLINE_BASE "console=ttyS0 reboot=k panic=-1 nomodule pci=off 8250.nr_uarts=1 " \
-	"io_delay=none tsc=reliable no_timer_check rdinit=/init"
+#define CMDLINE_BASE "console=ttyS0 reboot=k panic=-1 nomodule 8250.nr_uarts=1 " \
+	"i8042.noaux i8042.nomux i8042.dumbkbd io_delay=none tsc=reliable no_timer_check " \
+	"rdinit=/init"
 #define CMDLINE_QUIET "loglevel=1"
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why)

@@ -16,3 +16,7 @@ run_capture "$build/bin/runvm" features
 expect_in "runvm features sees a bootable KVM here" "$out" '"io.runvm.kvm.bootable": "true"'
 
 summary
+vm_rc=$?
+# Each suite prints its own closing line; tests/check.sh adds them all up.
+"$(dirname "$0")/test_boot.sh" "$build" || exit 1
+exit $vm_rc
