@@ -11,7 +11,7 @@ int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	kvm_host_detect("/", &host);
 	if (kvm_host_check_bootable(&host, err) < 0)
 		return rv_wrap(err, "boot");
-	if (vmm_boot(argc, argv, &cli->exit_code, err) < 0)
+	if (vmm_boot(argc, argv, &cli->log, &cli->exit_code, err) < 0)
 		return rv_wrap(err, "boot");
 	return 0;
 }

@@ -25,4 +25,4 @@ if [ "$where" = host ]; then
 	exec "$top/tests/integration/vm-batch.sh" "$build"
 fi
 # 4 GiB so that a 2 GiB guest fits beside L2 itself.
-exec "$top/tests/testbed/run" --memory 4G -- "$top/tests/integration/vm-batch.sh" "$build"
+exec "$top/tests/testbed/run" --memory 4G --timeout "${RUNVM_VM_TESTS_TIMEOUT:-1800}" -- "$top/tests/integration/vm-batch.sh" "$build"

@@ -165,7 +165,7 @@ static void reraise(int sig)
 	raise(sig);
 }
 
-int vmm_boot(int argc, char **argv, int *exit_code, struct rv_err *err)
+int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, struct rv_err *err)
 {
 	struct vm_config cfg = { .cpus = 1, .mem_bytes = VM_DEFAULT_MEM_BYTES, .device_fd = -1,
 				 .console_fd = -1 };
@@ -178,7 +178,10 @@ int vmm_boot(int argc, char **argv, int *exit_code, struct rv_err *err)
 		return -1;
 	if (!cfg.kernel && !(cfg.kernel = default_kernel(kernel, sizeof(kernel))))
 		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
-	if (vm_run(&cfg, &res, err) < 0) {
+	int rc = vm_run(&cfg, &res, err);
+	rv_logf(log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first KVM_RUN: %.1f",
+		cfg.cpus, (unsigned long long)(cfg.mem_bytes >> 20), res.cpu_ms_before_run);
+	if (rc < 0) {
 		print_console_tail(&res);
 		return -1;
 	}

@@ -3,12 +3,13 @@
 #define RV_BOOT_CLI_H
 
 #include "common/err.h"
+#include "common/log.h"
 
 /* Parses boot's flags, runs the VM and sets *exit_code to the guest's status.
  * When the guest process died of a signal (or the VMM got SIGTERM/SIGINT), it
  * re-raises that signal after tearing everything down, so the VMM's wait status
  * is the container's, as containerd's shim expects (DESIGN §1). */
-int vmm_boot(int argc, char **argv, int *exit_code, struct rv_err *err);
+int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, struct rv_err *err);
 
 /* "512M", "2G", "1048576": bytes; -1 with err naming --total-memory on junk. */
 int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err);

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -215,6 +216,10 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	if (watch(epfd, vm->stop_fd, err) < 0 || watch(epfd, sigfd, err) < 0 ||
 	    (timerfd >= 0 && watch(epfd, timerfd, err) < 0))
 		return -1;
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		res->cpu_ms_before_run = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
 		if (vcpu_start(&vm->vcpus[i], err) < 0)
 			return -1;
