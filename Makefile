@@ -36,6 +36,8 @@ BOOT_LOOP := $(B)/tests/boot-loop
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 
+
+.PHONY: check-clang
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
 all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) guest-kernel $(PAYLOAD_INITRD)
 
@@ -105,7 +107,15 @@ $(TB)/initramfs.cpio: $(TB)/init
 	@mv $@.tmp $@
 
 # --- tests --------------------------------------------------------------------
-check: all $(UNIT)
+# Every C file must also build warning-free under clang (STYLE: gcc and clang).
+CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c)
+check-clang:
+	@command -v clang >/dev/null || { echo "clang missing: run scripts/install-deps.sh"; exit 1; }
+	@for f in $(CLANG_SRCS); do clang -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
+		-fsyntax-only $$f || exit 1; done
+	@echo "clang: $(words $(CLANG_SRCS)) files build without warnings"
+
+check: all $(UNIT) check-clang
 	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,vm,testbed
 
 check-sanitize:

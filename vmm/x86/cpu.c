@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -158,12 +159,17 @@ static int set_msrs(int fd, struct rv_err *err)
 		{ .index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WRITEBACK },
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
-	struct { struct kvm_msrs hdr; struct kvm_msr_entry e[N]; } msrs = { .hdr.nmsrs = N };
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + sizeof(boot_msrs));
 
-	memcpy(msrs.e, boot_msrs, sizeof(boot_msrs));
-	int set = ioctl(fd, KVM_SET_MSRS, &msrs);
+	if (!msrs)
+		return rv_fail(err, ENOMEM, "allocate boot MSRs");
+	msrs->nmsrs = N;
+	memcpy(msrs->entries, boot_msrs, sizeof(boot_msrs));
+	int set = ioctl(fd, KVM_SET_MSRS, msrs);
+	int code = errno;
+	free(msrs);
 	if (set < 0)
-		return rv_fail(err, errno, "KVM_SET_MSRS");
+		return rv_fail(err, code, "KVM_SET_MSRS");
 	if (set != N)
 		return rv_failx(err, EINVAL, "KVM refused boot MSR 0x%x", boot_msrs[set].index);
 	return 0;
