@@ -25,6 +25,7 @@ int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err)
 	case 'k': case 'K': shift = 10; end++; break;
 	case 'm': case 'M': shift = 20; end++; break;
 	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	}
 	if (*end == 'i' && shift)
 		end++;
