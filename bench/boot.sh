@@ -22,18 +22,20 @@ if [ "${1:-}" != --here ]; then
 		exec "$0" --here
 	fi
 	echo "boot bench: in the testbed (this host's KVM cannot boot guests); times are for ratios only"
-	exec "$top/tests/testbed/run" --memory 4G -- "$0" --here
+	exec "$top/tests/testbed/run" --cpus 2 --memory 4G --timeout 1800 -- "$0" --here
 fi
 
 # The cmdline runvm gives its guest (vmm/vm.c), so both boot the same way.
 cmdline="console=ttyS0 reboot=k panic=-1 nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux"
 cmdline+=" i8042.dumbkbd io_delay=none tsc=reliable no_timer_check rdinit=/init loglevel=1"
 
-run_runvm() { "$runvm" "$@" boot --kernel "$kernel" --initrd "$initrd" --total-memory 256M; }
+# Global runvm flags (the debug log) come in $rv_global, boot's own in "$@".
+rv_global=()
+run_runvm() { "$runvm" "${rv_global[@]}" boot --kernel "$kernel" --initrd "$initrd" --total-memory 256M --timeout 120 "$@"; }
 # isa-debug-exit on the payload's status port ends QEMU as soon as the guest
 # reports, slightly before the reset that ends runvm: the comparison favours QEMU.
 run_qemu() {
-	"$qemu" -M microvm,acpi=off,x-option-roms=off -enable-kvm -cpu host -smp 1 \
+	timeout 120 "$qemu" -M microvm,acpi=off,x-option-roms=off -enable-kvm -cpu host -smp 1 \
 		-object memory-backend-memfd,id=ram,size=256M -m 256M -machine memory-backend=ram \
 		-nodefaults -no-user-config -nographic -no-reboot -serial none \
 		-device isa-debug-exit,iobase=0x4f0,iosize=4 \
@@ -47,7 +49,8 @@ rv_times=() q_times=() cpu=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for i in $(seq "$runs"); do
-	s=$(now_ms); run_runvm --debug --log "$log"; rv_times+=($(($(now_ms) - s)))
+	s=$(now_ms); rv_global=(--debug --log "$log"); run_runvm || echo "runvm boot $i failed" >&2; rv_global=()
+	rv_times+=($(($(now_ms) - s)))
 	s=$(now_ms); run_qemu >/dev/null 2>&1 || true; q_times+=($(($(now_ms) - s)))
 done
 cpu=$(sed -n 's/.*CPU ms before the first KVM_RUN: \([0-9.]*\).*/\1/p' "$log")
