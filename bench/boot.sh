@@ -34,13 +34,11 @@ rv_global=()
 run_runvm() { "$runvm" "${rv_global[@]}" boot --kernel "$kernel" --initrd "$initrd" --total-memory 256M --timeout 120 "$@"; }
 # isa-debug-exit on the payload's status port ends QEMU as soon as the guest
 # reports, slightly before the reset that ends runvm: the comparison favours QEMU.
-run_qemu() {
-	timeout 120 "$qemu" -M microvm,acpi=off,x-option-roms=off -enable-kvm -cpu host -smp 1 \
-		-object memory-backend-memfd,id=ram,size=256M -m 256M -machine memory-backend=ram \
-		-nodefaults -no-user-config -nographic -no-reboot -serial none \
-		-device isa-debug-exit,iobase=0x4f0,iosize=4 \
-		-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*"
-}
+qemu_args=(-M microvm,acpi=off,x-option-roms=off -enable-kvm -cpu host -smp 1
+	-object memory-backend-memfd,id=ram,size=256M -m 256M -machine memory-backend=ram
+	-nodefaults -no-user-config -nographic -no-reboot -serial none
+	-device isa-debug-exit,iobase=0x4f0,iosize=4 -kernel "$kernel" -initrd "$initrd")
+run_qemu() { timeout 120 "$qemu" "${qemu_args[@]}" -append "$cmdline $*"; }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -55,11 +53,13 @@ for i in $(seq "$runs"); do
 done
 cpu=$(sed -n 's/.*CPU ms before the first KVM_RUN: \([0-9.]*\).*/\1/p' "$log")
 
-# RSS of each VMM with the guest booted and idle.
+# RSS of each VMM with the guest booted and idle: started directly (not through a
+# function or timeout(1)), so that $! is the VMM itself.
 rss_kib() { awk '/^RssAnon|^RssFile/ {s += $2} END {print s}' "/proc/$1/status"; }
-run_runvm --cmdline runvm_payload=hang & pid=$!
+"$runvm" boot --kernel "$kernel" --initrd "$initrd" --total-memory 256M \
+	--cmdline runvm_payload=hang & pid=$!
 sleep "${RSS_SETTLE_S:-8}"; rv_rss=$(rss_kib "$pid"); kill "$pid"; wait "$pid" 2>/dev/null || true
-run_qemu runvm_payload=hang >/dev/null 2>&1 & pid=$!
+"$qemu" "${qemu_args[@]}" -append "$cmdline runvm_payload=hang" >/dev/null 2>&1 & pid=$!
 sleep "${RSS_SETTLE_S:-8}"; q_rss=$(rss_kib "$pid"); kill "$pid"; wait "$pid" 2>/dev/null || true
 
 rv=$(printf '%s\n' "${rv_times[@]}" | median)
