@@ -32,4 +32,4 @@ echo "==> this host cannot boot guests: using the testbed (L2 Linux with kvm_amd
 step "testbed kernel (cached in build/testbed/kernel)" make -s testbed-kernel
 step "testbed init" make -s testbed-tools
 step "KVM self-check, then boot our guest (2 vCPUs, 512 MiB) inside the testbed" \
-	env RUNVM_TESTBED_VERBOSE=1 tests/testbed/run -- sh -c "build/tests/kvm-selfcheck && $boot_demo"
+	env RUNVM_TESTBED_VERBOSE=1 tests/testbed/run --cpus 2 -- sh -c "build/tests/kvm-selfcheck && $boot_demo"
