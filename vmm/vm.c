@@ -159,6 +159,15 @@ static void kick_handler(int sig)
 	(void)sig;      /* only interrupts KVM_RUN */
 }
 
+/* The signals that stop the VMM; they arrive on the main loop's signalfd. */
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
 /* The VMM's own signals arrive on a signalfd; vCPU threads inherit the mask
  * and unblock only the kick. */
 static int block_signals(sigset_t *old, struct rv_err *err)
@@ -166,10 +175,7 @@ static int block_signals(sigset_t *old, struct rv_err *err)
 	sigset_t set;
 	struct sigaction sa = { .sa_handler = kick_handler };
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
+	stop_signals(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
 		return rv_fail(err, errno, "install vCPU kick handler");
@@ -204,10 +210,7 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	_cleanup_close_ int epfd = epoll_create1(EPOLL_CLOEXEC);
 	_cleanup_close_ int sigfd = -1, timerfd = -1;
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
+	stop_signals(&sigs);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	if (epfd < 0 || sigfd < 0)
 		return rv_fail(err, errno, "set up the event loop");
