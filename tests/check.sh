@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run test suites and add their results up into one closing line.
-# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,vm,testbed
+# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,vm,testbed,fuzz
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -68,6 +68,7 @@ for s in "${wanted[@]}"; do
 	kvm-host) suite kvm-host selfcheck_on_host ;;
 	vm) suite vm tests/run-vm-tests.sh "$build" ;;
 	testbed) suite testbed tests/testbed/test_run.sh ;;
+	fuzz) suite fuzz tests/fuzz/run.sh --seconds 10 ;;   # built by make fuzz-build
 	*) echo "check.sh: unknown suite '$s'" >&2; exit 2 ;;
 	esac
 done

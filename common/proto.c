@@ -1,0 +1,537 @@
+/* The host <-> agent protocol codec (common/proto.h).
+ *
+ * One walk over a message's fields, walk_fields(), serves both directions, so
+ * the layout of every type is written down once. Each direction walks twice:
+ *   encode: measure and check the limits (out == NULL), then write;
+ *   decode: check everything and measure the arena (arena == NULL), then fill
+ *           the arena. The second walk sees the same bytes and cannot fail.
+ *
+ * Length arithmetic cannot overflow: the encoder stops as soon as the payload
+ * passes PROTO_MAX_PAYLOAD_BYTES, every string is at most PROTO_MAX_STR_BYTES,
+ * and the decoder only reserves arena bytes for counts and lengths it has
+ * already checked against the limits and against the bytes left in the frame
+ * (string copies and groups take at most 1.25 * payload, plus two pointer
+ * arrays of at most PROTO_MAX_STRV + 1 entries). */
+#include "common/proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+#define FIELD_NAME_BYTES 48
+
+static const char *const type_names[] = {
+	[PROTO_HELLO] = "HELLO",     [PROTO_OK] = "OK",         [PROTO_ERROR] = "ERROR",
+	[PROTO_EXEC] = "EXEC",       [PROTO_ATTACH] = "ATTACH", [PROTO_START] = "START",
+	[PROTO_STARTED] = "STARTED", [PROTO_SIGNAL] = "SIGNAL", [PROTO_EXIT] = "EXIT",
+	[PROTO_SHUTDOWN] = "SHUTDOWN",
+};
+
+static bool type_known(uint32_t type)
+{
+	return type >= PROTO_HELLO && type <= PROTO_TYPE_MAX;
+}
+
+const char *proto_type_name(uint32_t type)
+{
+	return type_known(type) ? type_names[type] : "unknown";
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* --- header -------------------------------------------------------------------- */
+
+/* Checks each header field as soon as its bytes are in, so a hostile peer is
+ * refused before it has sent a whole header. */
+long proto_frame_check(const uint8_t *buf, size_t len, struct rv_err *err)
+{
+	if (len >= 4 && get_le32(buf) > PROTO_MAX_PAYLOAD_BYTES)
+		return rv_failx(err, EMSGSIZE, "frame header: payload of %u bytes, the limit is %u",
+				get_le32(buf), PROTO_MAX_PAYLOAD_BYTES);
+	if (len >= 6 && !type_known(get_le16(buf + 4)))
+		return rv_failx(err, EPROTO, "frame header: unknown message type %u",
+				get_le16(buf + 4));
+	if (len >= 8 && get_le16(buf + 6) != 0)
+		return rv_failx(err, EPROTO, "frame header: reserved field is 0x%04x, it must be 0",
+				get_le16(buf + 6));
+	if (len < PROTO_HDR_BYTES)
+		return 0;
+	size_t total = PROTO_HDR_BYTES + (size_t)get_le32(buf);   /* <= 12 + 256 KiB */
+	return len < total ? 0 : (long)total;
+}
+
+/* --- one walk, both directions ----------------------------------------------------- */
+
+struct codec {
+	bool decode;
+	uint8_t *out;            /* encode: payload destination; NULL = measure */
+	const uint8_t *in;       /* decode: payload bytes not read yet */
+	size_t left;             /* decode: how many */
+	char *arena;             /* decode: NULL = measure */
+	size_t used;             /* encode: payload bytes; decode: arena bytes */
+	const char *type;        /* "EXEC" */
+	struct rv_err *err;
+};
+
+/* Fails with "EXEC frame: ..." (decoding) or "EXEC message: ..." (encoding). */
+__attribute__((format(printf, 3, 4)))
+static int c_fail(const struct codec *c, int code, const char *fmt, ...)
+{
+	char what[RV_ERR_MSG_BYTES];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return rv_failx(c->err, code, "%s %s: %s", c->type, c->decode ? "frame" : "message", what);
+}
+
+/* "argv[3]", or just "cwd" when idx < 0. */
+static const char *field_name(char *buf, const char *field, long idx)
+{
+	if (idx < 0)
+		return field;
+	snprintf(buf, FIELD_NAME_BYTES, "%s[%ld]", field, idx);
+	return buf;
+}
+
+static int c_need(struct codec *c, size_t n, const char *field, long idx)
+{
+	char name[FIELD_NAME_BYTES];
+
+	if (n <= c->left)
+		return 0;
+	return c_fail(c, EPROTO, "%s needs %zu bytes, only %zu are left",
+		      field_name(name, field, idx), n, c->left);
+}
+
+static void c_advance(struct codec *c, size_t n)
+{
+	c->in += n;
+	c->left -= n;
+}
+
+/* Encoding: stop as soon as the payload passes the limit. */
+static int c_room(struct codec *c, const char *field, long idx)
+{
+	char name[FIELD_NAME_BYTES];
+
+	if (c->used <= PROTO_MAX_PAYLOAD_BYTES)
+		return 0;
+	return c_fail(c, EMSGSIZE, "the payload passes the limit of %u bytes at %s",
+		      PROTO_MAX_PAYLOAD_BYTES, field_name(name, field, idx));
+}
+
+/* Decoding: room for n bytes in the arena; NULL while measuring. */
+static void *c_reserve(struct codec *c, size_t n, size_t align)
+{
+	size_t at = (c->used + align - 1) & ~(align - 1);
+
+	c->used = at + n;
+	return c->arena ? c->arena + at : NULL;
+}
+
+static int c_u32(struct codec *c, uint32_t *v, const char *field, long idx)
+{
+	if (!c->decode) {
+		if (c->out)
+			put_le32(c->out + c->used, *v);
+		c->used += 4;
+		return c_room(c, field, idx);
+	}
+	if (c_need(c, 4, field, idx) < 0)
+		return -1;
+	*v = get_le32(c->in);
+	c_advance(c, 4);
+	return 0;
+}
+
+static int c_str_encode(struct codec *c, const char *s, const char *field, long idx)
+{
+	char name[FIELD_NAME_BYTES];
+
+	if (!s)
+		s = "";   /* an unset cwd or message travels as "" */
+	size_t n = strnlen(s, PROTO_MAX_STR_BYTES + 1);
+	uint32_t len = (uint32_t)n;
+
+	if (n > PROTO_MAX_STR_BYTES)
+		return c_fail(c, EMSGSIZE, "%s is over the limit of %u bytes",
+			      field_name(name, field, idx), PROTO_MAX_STR_BYTES);
+	if (c_u32(c, &len, field, idx) < 0)
+		return -1;
+	if (c->out)
+		memcpy(c->out + c->used, s, n);
+	c->used += n;
+	return c_room(c, field, idx);
+}
+
+static int c_str(struct codec *c, const char **s, const char *field, long idx)
+{
+	char name[FIELD_NAME_BYTES];
+	uint32_t n;
+
+	if (!c->decode)
+		return c_str_encode(c, *s, field, idx);
+	if (c_u32(c, &n, field, idx) < 0)
+		return -1;
+	if (n > PROTO_MAX_STR_BYTES)
+		return c_fail(c, EMSGSIZE, "%s is %u bytes, the limit is %u",
+			      field_name(name, field, idx), n, PROTO_MAX_STR_BYTES);
+	if (c_need(c, n, field, idx) < 0)
+		return -1;
+	const uint8_t *nul = memchr(c->in, 0, n);
+	if (nul)
+		return c_fail(c, EPROTO, "%s has a NUL byte at offset %td",
+			      field_name(name, field, idx), nul - c->in);
+	char *d = c_reserve(c, (size_t)n + 1, 1);
+	if (d) {
+		memcpy(d, c->in, n);
+		d[n] = '\0';
+	}
+	*s = d;
+	c_advance(c, n);
+	return 0;
+}
+
+/* The count of a strv or u32v: within PROTO_MAX_STRV, and (decoding) small
+ * enough that its entries of at least min_bytes each fit in what is left. */
+static int c_count(struct codec *c, uint32_t *count, const char *field, size_t min_bytes)
+{
+	if (c->decode && c_u32(c, count, field, -1) < 0)
+		return -1;
+	if (*count > PROTO_MAX_STRV)
+		return c_fail(c, EMSGSIZE, "%s has %u entries, the limit is %u", field, *count,
+			      PROTO_MAX_STRV);
+	if (!c->decode)
+		return c_u32(c, count, field, -1);
+	if ((size_t)*count * min_bytes > c->left)
+		return c_fail(c, EPROTO, "%s has %u entries, but only %zu bytes are left", field,
+			      *count, c->left);
+	return 0;
+}
+
+/* Decoded vectors are also NULL-terminated, ready for execve. */
+static int c_strv(struct codec *c, uint32_t *count, const char ***vec, const char *field)
+{
+	if (c_count(c, count, field, 4) < 0)
+		return -1;
+	if (c->decode)
+		*vec = c_reserve(c, ((size_t)*count + 1) * sizeof(char *), _Alignof(char *));
+	else if (!*vec && *count)
+		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+	for (uint32_t i = 0; i < *count; i++) {
+		const char *measured = NULL;
+		const char **s = *vec ? &(*vec)[i] : &measured;
+		if (!c->decode && !*s)
+			return c_fail(c, EINVAL, "%s[%u] is NULL, but the count is %u", field, i,
+				      *count);
+		if (c_str(c, s, field, i) < 0)
+			return -1;
+	}
+	if (c->decode && *vec)
+		(*vec)[*count] = NULL;
+	return 0;
+}
+
+static int c_u32v(struct codec *c, uint32_t *count, const uint32_t **vec, const char *field)
+{
+	uint32_t *v = NULL;
+
+	if (c_count(c, count, field, 4) < 0)
+		return -1;
+	if (c->decode)
+		*vec = v = c_reserve(c, (size_t)*count * 4, _Alignof(uint32_t));
+	else if (!*vec && *count)
+		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+	for (uint32_t i = 0; i < *count; i++) {
+		uint32_t x = c->decode ? 0 : (*vec)[i];
+		if (c_u32(c, &x, field, i) < 0)
+			return -1;
+		if (v)
+			v[i] = x;
+	}
+	return 0;
+}
+
+static int walk_exec(struct codec *c, struct proto_exec *x)
+{
+	if (c_u32(c, &x->exec_id, "exec_id", -1) < 0 || c_u32(c, &x->streams, "streams", -1) < 0 ||
+	    c_u32(c, &x->uid, "uid", -1) < 0 || c_u32(c, &x->gid, "gid", -1) < 0 ||
+	    c_str(c, &x->cwd, "cwd", -1) < 0 || c_strv(c, &x->argc, &x->argv, "argv") < 0 ||
+	    c_strv(c, &x->envc, &x->envp, "envp") < 0 ||
+	    c_u32v(c, &x->ngroups, &x->groups, "groups") < 0)
+		return -1;
+	return 0;
+}
+
+/* The payload layout of every type, in wire order. */
+static int walk_fields(struct codec *c, struct proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_OK:
+	case PROTO_SHUTDOWN:
+		return 0;
+	case PROTO_HELLO:
+		return c_u32(c, &m->hello.version, "version", -1);
+	case PROTO_ERROR:
+		return (c_u32(c, &m->error.code, "code", -1) < 0 ||
+			c_str(c, &m->error.message, "message", -1) < 0) ? -1 : 0;
+	case PROTO_EXEC:
+		return walk_exec(c, &m->exec);
+	case PROTO_ATTACH:
+		return (c_u32(c, &m->attach.exec_id, "exec_id", -1) < 0 ||
+			c_u32(c, &m->attach.stream, "stream", -1) < 0) ? -1 : 0;
+	case PROTO_START:
+		return c_u32(c, &m->start.exec_id, "exec_id", -1);
+	case PROTO_STARTED:
+		return c_u32(c, &m->started.pid, "pid", -1);
+	case PROTO_SIGNAL:
+		return (c_u32(c, &m->signal.exec_id, "exec_id", -1) < 0 ||
+			c_u32(c, &m->signal.signo, "signo", -1) < 0) ? -1 : 0;
+	case PROTO_EXIT:
+		return (c_u32(c, &m->exit.exec_id, "exec_id", -1) < 0 ||
+			c_u32(c, &m->exit.code, "code", -1) < 0 ||
+			c_u32(c, &m->exit.signo, "signo", -1) < 0) ? -1 : 0;
+	}
+	return c_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
+}
+
+/* Values a receiver would otherwise have to check before using them as
+ * indexes or masks; the same rules bind the encoder. */
+static int check_values(const struct codec *c, const struct proto_msg *m)
+{
+	int code = c->decode ? EPROTO : EINVAL;
+	uint32_t all = PROTO_WANT_STDIN | PROTO_WANT_STDOUT | PROTO_WANT_STDERR;
+
+	if (m->type == PROTO_EXEC && m->exec.argc == 0)
+		return c_fail(c, code, "argv is empty; a process needs at least argv[0]");
+	if (m->type == PROTO_EXEC && (m->exec.streams & ~all))
+		return c_fail(c, code, "streams 0x%x has bits beyond stdin, stdout and stderr (0x%x)",
+			      m->exec.streams, all);
+	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
+		return c_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
+			      m->attach.stream);
+	return 0;
+}
+
+/* --- encoder --------------------------------------------------------------------------- */
+
+static int grow(uint8_t **buf, size_t *len, size_t *cap, size_t more, struct rv_err *err)
+{
+	if (more > SIZE_MAX - *len)
+		return rv_failx(err, EMSGSIZE, "frame buffer of %zu bytes cannot grow by %zu",
+				*len, more);
+	size_t need = *len + more;
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap <= SIZE_MAX / 2 ? *cap * 2 : need;
+	if (ncap < need)
+		ncap = need;
+	uint8_t *nbuf = realloc(*buf, ncap);
+	if (!nbuf)
+		return rv_fail(err, ENOMEM, "grow the frame buffer to %zu bytes", ncap);
+	*buf = nbuf;
+	*cap = ncap;
+	return 0;
+}
+
+int proto_encode(const struct proto_msg *m, uint8_t **buf, size_t *len, size_t *cap,
+		 struct rv_err *err)
+{
+	struct proto_msg copy = *m;   /* the walk takes a non-const msg; encoding reads only */
+	struct codec c = { .type = proto_type_name(m->type), .err = err };
+
+	if (!type_known(m->type))
+		return rv_failx(err, EINVAL, "encode: unknown message type %u", (unsigned)m->type);
+	if (check_values(&c, m) < 0 || walk_fields(&c, &copy) < 0)
+		return -1;
+	size_t payload = c.used;
+	if (grow(buf, len, cap, PROTO_HDR_BYTES + payload, err) < 0)
+		return -1;
+	uint8_t *f = *buf + *len;
+	put_le32(f, (uint32_t)payload);
+	put_le16(f + 4, (uint16_t)m->type);
+	put_le16(f + 6, 0);
+	put_le32(f + 8, m->id);
+	c.out = f + PROTO_HDR_BYTES;
+	c.used = 0;
+	if (walk_fields(&c, &copy) < 0)
+		return -1;
+	*len += PROTO_HDR_BYTES + payload;
+	return 0;
+}
+
+/* --- decoder --------------------------------------------------------------------------- */
+
+static int frame_length(const uint8_t *frame, size_t len, struct rv_err *err)
+{
+	long n = proto_frame_check(frame, len, err);
+
+	if (n < 0)
+		return -1;
+	if (len < PROTO_HDR_BYTES)
+		return rv_failx(err, EPROTO, "frame of %zu bytes is shorter than a %u-byte header",
+				len, PROTO_HDR_BYTES);
+	if (n == 0)
+		return rv_failx(err, EPROTO, "%s frame is cut short: %zu bytes, its header says %zu",
+				proto_type_name(get_le16(frame + 4)), len,
+				PROTO_HDR_BYTES + (size_t)get_le32(frame));
+	if ((size_t)n != len)
+		return rv_failx(err, EPROTO, "%s frame: %zu bytes after its end",
+				proto_type_name(get_le16(frame + 4)), len - (size_t)n);
+	return 0;
+}
+
+/* First walk: check every byte and measure the arena; second walk: fill it. */
+static int decode_payload(const uint8_t *p, size_t n, struct proto_msg *m, struct rv_err *err)
+{
+	struct codec c = { .decode = true, .in = p, .left = n, .type = proto_type_name(m->type),
+			   .err = err };
+
+	if (walk_fields(&c, m) < 0)
+		return -1;
+	if (c.left)
+		return c_fail(&c, EPROTO, "%zu bytes after the last field", c.left);
+	if (check_values(&c, m) < 0)
+		return -1;
+	if (c.used == 0)              /* no strings or vectors: the walk filled m */
+		return 0;
+	m->arena = malloc(c.used);
+	if (!m->arena)
+		return rv_fail(err, ENOMEM, "%s frame: allocate %zu bytes for its fields", c.type,
+			       c.used);
+	c = (struct codec){ .decode = true, .in = p, .left = n, .arena = m->arena,
+			    .type = c.type, .err = err };
+	return walk_fields(&c, m);
+}
+
+int proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m, struct rv_err *err)
+{
+	*m = (struct proto_msg){ 0 };
+	if (frame_length(frame, len, err) < 0)
+		return -1;
+	m->type = (enum proto_type)get_le16(frame + 4);
+	m->id = get_le32(frame + 8);
+	if (decode_payload(frame + PROTO_HDR_BYTES, len - PROTO_HDR_BYTES, m, err) < 0) {
+		proto_msg_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+void proto_msg_free(struct proto_msg *m)
+{
+	free(m->arena);
+	*m = (struct proto_msg){ 0 };   /* no pointer into the freed arena survives */
+}
+
+/* --- blocking I/O ---------------------------------------------------------------------- */
+
+static int send_all(int fd, const uint8_t *p, size_t n, const char *type, struct rv_err *err)
+{
+	bool sock = true;
+
+	while (n > 0) {
+		ssize_t r = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
+		if (r < 0 && sock && errno == ENOTSOCK) {
+			sock = false;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return rv_fail(err, errno, "send %s frame", type);
+		if (r == 0)
+			return rv_failx(err, EIO, "send %s frame: the fd took no bytes", type);
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int proto_send(int fd, const struct proto_msg *m, struct rv_err *err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (proto_encode(m, &buf, &len, &cap, err) < 0)
+		return -1;
+	return send_all(fd, buf, len, proto_type_name(m->type), err);
+}
+
+/* Reads n bytes, fewer only at EOF. Returns how many, or -1. */
+static ssize_t read_full(int fd, uint8_t *p, size_t n, const char *what, struct rv_err *err)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return rv_fail(err, errno, "receive %s", what);
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int proto_recv(int fd, struct proto_msg *m, struct rv_err *err)
+{
+	uint8_t hdr[PROTO_HDR_BYTES];
+
+	*m = (struct proto_msg){ 0 };
+	ssize_t got = read_full(fd, hdr, sizeof(hdr), "a frame header", err);
+	if (got <= 0)
+		return got < 0 ? -1 : 1;
+	if ((size_t)got < sizeof(hdr))
+		return rv_failx(err, EPROTO, "connection closed %zd bytes into a frame header", got);
+	if (proto_frame_check(hdr, sizeof(hdr), err) < 0)
+		return -1;
+
+	size_t payload = get_le32(hdr);   /* checked: <= PROTO_MAX_PAYLOAD_BYTES */
+	const char *type = proto_type_name(get_le16(hdr + 4));
+	_cleanup_free_ uint8_t *frame = malloc(PROTO_HDR_BYTES + payload);
+	if (!frame)
+		return rv_fail(err, ENOMEM, "receive %s frame of %zu bytes", type, payload);
+	memcpy(frame, hdr, sizeof(hdr));
+	got = read_full(fd, frame + PROTO_HDR_BYTES, payload, type, err);
+	if (got < 0)
+		return -1;
+	if ((size_t)got < payload)
+		return rv_failx(err, EPROTO,
+				"%s frame: connection closed %zd bytes into its %zu-byte payload",
+				type, got, payload);
+	return proto_decode(frame, PROTO_HDR_BYTES + payload, m, err);
+}
