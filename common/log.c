@@ -77,7 +77,7 @@ void rv_logf(const struct rv_log *log, enum rv_log_level level, const char *fmt,
 	va_list ap;
 	int n;
 
-	if (level < log->min_level)
+	if (!log || level < log->min_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

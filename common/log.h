@@ -27,7 +27,8 @@ void rv_log_close(struct rv_log *log);
 
 bool rv_log_to_stderr(const struct rv_log *log);
 
-/* One record per call, written with a single write() so writers never interleave. */
+/* One record per call, written with a single write() so writers never interleave.
+ * A NULL log discards (devices under unit test have none). */
 void rv_logf(const struct rv_log *log, enum rv_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -1,0 +1,63 @@
+#include "devices/rng/rng.h"
+
+#include <sys/random.h>
+
+static size_t fill(const struct virtq_chain *c)
+{
+	size_t done = 0;
+
+	for (unsigned i = c->nread; i < c->nread + c->nwrite && done < RNG_MAX_REQUEST_BYTES; i++) {
+		size_t want = c->iov[i].iov_len;
+		if (want > RNG_MAX_REQUEST_BYTES - done)
+			want = RNG_MAX_REQUEST_BYTES - done;
+		ssize_t n = getrandom(c->iov[i].iov_base, want, GRND_NONBLOCK);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+		if ((size_t)n < want)
+			break;
+	}
+	return done;
+}
+
+static void rng_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct virtq *q = &d->queues[qi];
+	struct virtq_chain c;
+	struct rv_err err;
+	int rc;
+
+	do {
+		while ((rc = virtq_pop(q, &c, &err)) != 0) {
+			if (rc < 0) {
+				if (q->broken) {
+					virtio_dev_fail(d, &err);
+					return;
+				}
+				rv_logf(d->log, RV_LOG_WARN, "virtio-rng: dropped a request: %s", err.msg);
+				virtq_push(q, c.head, 0);
+				continue;
+			}
+			virtq_push(q, c.head, (uint32_t)fill(&c));
+		}
+		virtio_dev_used(d, q);
+	} while (virtq_enable_notify(q));
+}
+
+static const struct virtio_dev_ops rng_ops = {
+	.name = "rng",
+	.device_id = VIRTIO_ID_RNG,
+	.num_queues = 1,
+	.queue_max_size = RNG_QUEUE_SIZE,
+	.queue_notify = rng_notify,
+};
+
+void rng_init(struct rng *r, const struct guest_mem *mem, const struct rv_log *log)
+{
+	virtio_dev_init(&r->dev, &rng_ops, r, mem, log);
+}
+
+void rng_destroy(struct rng *r)
+{
+	virtio_dev_destroy(&r->dev);
+}

@@ -1,0 +1,111 @@
+#include "devices/virtio/virtio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VIRTIO_COMMON_FEATURES \
+	(VIRTIO_F_VERSION_1 | VIRTIO_F_RING_EVENT_IDX | VIRTIO_F_RING_INDIRECT_DESC)
+
+void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, void *priv,
+		     const struct guest_mem *mem, const struct rv_log *log)
+{
+	*d = (struct virtio_dev){ .ops = ops, .priv = priv, .mem = mem, .log = log, .irq_fd = -1 };
+	pthread_mutex_init(&d->lock, NULL);
+}
+
+void virtio_dev_destroy(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->ops->reset)
+		d->ops->reset(d);
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_destroy(&d->lock);
+}
+
+uint64_t virtio_dev_features(const struct virtio_dev *d)
+{
+	return VIRTIO_COMMON_FEATURES | d->ops->features;
+}
+
+bool virtio_dev_active(const struct virtio_dev *d)
+{
+	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	       !(d->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+}
+
+static void raise_irq(struct virtio_dev *d, uint32_t why)
+{
+	uint64_t one = 1;
+
+	d->isr |= why;
+	if (d->irq_fd >= 0 && write(d->irq_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is saturated, an interrupt is pending anyway. */
+	}
+}
+
+void virtio_dev_used(struct virtio_dev *d, struct virtq *q)
+{
+	if (virtq_should_interrupt(q))
+		raise_irq(d, VIRTIO_INT_USED);
+}
+
+void virtio_dev_fail(struct virtio_dev *d, const struct rv_err *why)
+{
+	rv_logf(d->log, RV_LOG_WARN, "virtio-%s: %s; the device needs a reset", d->ops->name, why->msg);
+	d->status |= VIRTIO_STATUS_NEEDS_RESET;
+	d->config_generation++;
+	raise_irq(d, VIRTIO_INT_CONFIG);
+}
+
+static void reset(struct virtio_dev *d)
+{
+	if (d->ops->reset)
+		d->ops->reset(d);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		virtq_reset(&d->queues[i]);
+	d->driver_features = 0;
+	d->status = 0;
+	d->isr = 0;
+}
+
+static bool activate_queues(struct virtio_dev *d)
+{
+	bool event_idx = d->driver_features & VIRTIO_F_RING_EVENT_IDX;
+
+	for (unsigned i = 0; i < d->ops->num_queues; i++) {
+		struct virtq *q = &d->queues[i];
+		struct rv_err err;
+		if (!q->ready)
+			continue;
+		q->event_idx = event_idx;
+		if (virtq_activate(q, d->mem, d->ops->queue_max_size, &err) < 0) {
+			rv_wrap(&err, "queue %u", i);
+			virtio_dev_fail(d, &err);
+			return false;
+		}
+	}
+	return true;
+}
+
+void virtio_dev_set_status(struct virtio_dev *d, uint32_t status)
+{
+	if (status == 0) {
+		reset(d);
+		return;
+	}
+	uint32_t added = status & ~d->status;
+	if ((added & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((d->driver_features & ~virtio_dev_features(d)) || !(d->driver_features & VIRTIO_F_VERSION_1))) {
+		/* Leave FEATURES_OK clear: the driver reads it back and gives up. */
+		rv_logf(d->log, RV_LOG_WARN, "virtio-%s: driver asked for features 0x%llx, offered 0x%llx",
+			d->ops->name, (unsigned long long)d->driver_features,
+			(unsigned long long)virtio_dev_features(d));
+		status &= ~VIRTIO_STATUS_FEATURES_OK;
+	}
+	/* Status bits only accumulate until a reset. */
+	d->status |= status;
+	if ((added & VIRTIO_STATUS_DRIVER_OK) && (d->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    activate_queues(d) && d->ops->activate)
+		d->ops->activate(d);
+}
