@@ -55,8 +55,10 @@ int virtq_activate(struct virtq *q, const struct guest_mem *mem, uint16_t max_si
 	q->desc = ring_slice(mem, q->desc_gpa, (uint64_t)DESC_BYTES * q->size, 16, "descriptor table", err);
 	q->avail = q->desc ? ring_slice(mem, q->avail_gpa, avail_bytes(q->size), 2, "available ring", err) : NULL;
 	q->used = q->avail ? ring_slice(mem, q->used_gpa, used_bytes(q->size), 4, "used ring", err) : NULL;
-	if (!q->used)
+	if (!q->used) {
+		q->desc = q->avail = NULL;   /* all rings or none: pop and push test one */
 		return -1;
+	}
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->broken = false;
 	return 0;
@@ -96,11 +98,13 @@ static int chain_add(struct virtq *q, struct virtq_chain *c, const struct desc *
 }
 
 /* Switches the walk to an indirect table; only the last direct descriptor may
- * be indirect, and an indirect table may not point to another one. */
-static int enter_indirect(struct virtq *q, struct virtq_chain *c, const struct desc *d,
+ * be indirect, and an indirect table may not point to another one. `nested`
+ * says whether the walk is in an indirect table already: not the table's
+ * address, which the guest may set to the descriptor table's own. */
+static int enter_indirect(struct virtq *q, struct virtq_chain *c, const struct desc *d, bool nested,
 			  const uint8_t **table, uint32_t *table_len, struct rv_err *err)
 {
-	if (*table != q->desc)
+	if (nested)
 		return rv_failx(err, EPROTO, "chain %u: nested indirect table", c->head);
 	if (d->flags & VIRTQ_DESC_F_NEXT)
 		return rv_failx(err, EPROTO, "chain %u: indirect descriptor also has NEXT", c->head);
@@ -119,6 +123,7 @@ static int walk(struct virtq *q, struct virtq_chain *c, struct rv_err *err)
 {
 	const uint8_t *table = q->desc;
 	uint32_t table_len = q->size, idx = c->head, steps = 0;
+	bool in_indirect = false;
 	struct desc d;
 
 	for (;;) {
@@ -128,8 +133,9 @@ static int walk(struct virtq *q, struct virtq_chain *c, struct rv_err *err)
 		/* One copy: the guest may rewrite the entry while we look at it. */
 		memcpy(&d, table + (size_t)idx * DESC_BYTES, sizeof(d));
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-			if (enter_indirect(q, c, &d, &table, &table_len, err) < 0)
+			if (enter_indirect(q, c, &d, in_indirect, &table, &table_len, err) < 0)
 				return -1;
+			in_indirect = true;
 			idx = 0;
 			steps = 0;
 			continue;
