@@ -167,6 +167,11 @@ void vsock_conn_guest_packet(struct vsock_conn *c, const struct vsock_hdr *h,
 
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
+	/* Every header carries the guest's credit, not only CREDIT_UPDATE (Linux
+	 * sends none when its data packets said it already): data held back for
+	 * lack of credit may flow again. Before the switch, which may free c. */
+	if (credit_before == 0 && vsock_conn_has_output(c))
+		vsock_ready(c->v, c);
 	switch (h->op) {
 	case VSOCK_OP_REQUEST:
 		vsock_conn_drop(c, true, "REQUEST on a connection that exists");
@@ -217,13 +222,15 @@ static void flush_pending(struct vsock_conn *c)
 }
 
 /* A hang-up stays ready forever under level-triggered epoll, so the fd leaves
- * epoll on the first one; what is left to read is read from the rx pass. */
+ * epoll on the first one; what is left to read is read from the rx pass. A
+ * guest that shut its receive side reads nothing more: it gets the RST now,
+ * else nothing would ever free the connection. */
 static void host_hung_up(struct vsock_conn *c)
 {
 	c->hup = true;
 	evloop_del(c->v->loop, c->fd);
 	c->events = 0;
-	if (c->established && !c->host_eof) {
+	if (c->established && !c->host_eof && !c->guest_no_rcv) {
 		c->host_readable = true;
 		vsock_ready(c->v, c);
 	} else {
