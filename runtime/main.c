@@ -134,5 +134,6 @@ int main(int argc, char **argv)
 			rv_logf(&cli.log, RV_LOG_ERROR, "%s", err.msg);
 	}
 	rv_log_close(&cli.log);
-	return rc < 0 ? 1 : cli.exit_code;
+	/* A failed verb exits 1 unless it chose a status (boot: 127 for a missing command). */
+	return rc < 0 ? (cli.exit_code ? cli.exit_code : 1) : cli.exit_code;
 }

@@ -1,6 +1,7 @@
 #include "vmm/boot_cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include "vmm/vm.h"
 
 #define DEFAULT_KERNEL_REL "../share/runvm/vmlinux"
+#define DEFAULT_INITRD_REL "../share/runvm/initramfs.img"
 
 int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err)
 {
@@ -59,7 +61,8 @@ static int parse_timeout(const char *s, unsigned *ms, struct rv_err *err)
 	return 0;
 }
 
-static const char *default_kernel(char *buf, size_t size)
+/* A file shipped next to the runvm binary (bin/../share/runvm/...). */
+static const char *shipped_file(const char *rel, char *buf, size_t size)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -70,7 +73,7 @@ static const char *default_kernel(char *buf, size_t size)
 	if (!slash)
 		return NULL;
 	*slash = '\0';
-	int n2 = snprintf(buf, size, "%s/%s", exe, DEFAULT_KERNEL_REL);
+	int n2 = snprintf(buf, size, "%s/%s", exe, rel);
 	return n2 > 0 && (size_t)n2 < size ? buf : NULL;
 }
 
@@ -84,10 +87,16 @@ static int check_host_memory(unsigned long long bytes, struct rv_err *err)
 	return 0;
 }
 
+struct boot_command {
+	char **argv;                 /* NULL: a payload guest, no agent */
+	int exec_failed;             /* exit status for a command that never started */
+};
+
 enum { OPT_CPUS = 256, OPT_MEM, OPT_DEVICE_FD, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE,
        OPT_CONSOLE, OPT_TIMEOUT };
 
-static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct rv_err *err)
+static int parse_flags(int argc, char **argv, struct vm_config *cfg, char ***command,
+		       struct rv_err *err)
 {
 	static const struct option opts[] = {
 		{ "cpu-num", required_argument, NULL, OPT_CPUS },
@@ -127,8 +136,7 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct rv_e
 					argv[optind - 1]);
 		}
 	}
-	if (rc == 0 && optind < argc)
-		return rv_failx(err, EINVAL, "unexpected argument '%s'", argv[optind]);
+	*command = optind < argc ? argv + optind : NULL;
 	return rc;
 }
 
@@ -166,20 +174,56 @@ static void reraise(int sig)
 	raise(sig);
 }
 
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The controller for `boot -- CMD`: CMD in the guest with our stdio. */
+static int run_command(void *arg, const struct agent_client *agent, uint32_t *status,
+		       struct rv_err *err)
+{
+	struct boot_command *bc = arg;
+	struct agent_exec x = { .argv = (const char *const *)bc->argv, .cwd = "/",
+				.stdin_fd = fd_open(STDIN_FILENO) ? STDIN_FILENO : -1,
+				.stdout_fd = fd_open(STDOUT_FILENO) ? STDOUT_FILENO : -1,
+				.stderr_fd = fd_open(STDERR_FILENO) ? STDERR_FILENO : -1 };
+	struct agent_status st;
+
+	if (agent_run(agent, &x, &st, err) < 0) {
+		/* As a shell says it: 127 not found, 126 not runnable. */
+		bc->exec_failed = err->code == ENOENT ? 127 : err->code == EACCES ? 126 : 0;
+		return -1;
+	}
+	*status = st.signaled ? VM_STATUS_SIGNALED | (uint32_t)st.signo : (uint32_t)st.code & 0xff;
+	return 0;
+}
+
 int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, struct rv_err *err)
 {
 	struct vm_config cfg = { .cpus = 1, .mem_bytes = VM_DEFAULT_MEM_BYTES, .device_fd = -1,
-				 .console_fd = -1 };
+				 .console_fd = -1, .log = log };
+	struct boot_command bc = { 0 };
 	struct vm_result res;
-	char kernel[PATH_MAX];
+	char kernel[PATH_MAX], initrd[PATH_MAX];
 
 	optind = 1;
 	opterr = 0;
-	if (parse_flags(argc, argv, &cfg, err) < 0)
+	if (parse_flags(argc, argv, &cfg, &bc.argv, err) < 0)
 		return -1;
-	if (!cfg.kernel && !(cfg.kernel = default_kernel(kernel, sizeof(kernel))))
+	if (!cfg.kernel && !(cfg.kernel = shipped_file(DEFAULT_KERNEL_REL, kernel, sizeof(kernel))))
 		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
+	if (bc.argv) {
+		if (!cfg.initrd && !(cfg.initrd = shipped_file(DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
+			return rv_failx(err, EINVAL, "no --initrd given and no initramfs.img next to runvm");
+		cfg.controller = run_command;
+		cfg.controller_arg = &bc;
+		/* A reader that goes away is the guest process's SIGPIPE, not ours. */
+		signal(SIGPIPE, SIG_IGN);
+	}
 	int rc = vm_run(&cfg, &res, err);
+	if (rc < 0 && bc.exec_failed)
+		*exit_code = bc.exec_failed;
 	rv_logf(log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first KVM_RUN: %.1f",
 		cfg.cpus, (unsigned long long)(cfg.mem_bytes >> 20), res.cpu_ms_before_run);
 	if (rc < 0) {

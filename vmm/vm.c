@@ -62,6 +62,42 @@ static void status_write(void *opaque, uint64_t offset, const uint8_t *data, uin
 	atomic_store(&vm->has_status, true);
 }
 
+static uint64_t mmio_base(unsigned i) { return VIRTIO_MMIO_BASE_GPA + (uint64_t)i * VIRTIO_MMIO_WINDOW_BYTES; }
+
+static int add_virtio_devices(struct vm *vm, struct rv_err *err)
+{
+	static const char *const names[VM_MMIO_COUNT] = { "virtio-rng", "virtio-vsock" };
+	struct virtio_dev *devs[VM_MMIO_COUNT] = { &vm->rng.dev, &vm->vsock.dev };
+
+	rng_init(&vm->rng, &vm->mem, vm->cfg->log);
+	vsock_init(&vm->vsock, VSOCK_GUEST_CID, &vm->mem, &vm->loop, vm->cfg->log);
+	vm->devices_up = true;
+	for (unsigned i = 0; i < VM_MMIO_COUNT; i++) {
+		struct virtio_mmio *m = &vm->mmio_dev[i];
+		if (virtio_mmio_init(m, devs[i], mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, vm->kvm.vm_fd,
+				     &vm->loop, err) < 0)
+			return -1;
+		struct bus_device b = { names[i], mmio_base(i), VIRTIO_MMIO_WINDOW_BYTES, m,
+					virtio_mmio_read, virtio_mmio_write };
+		if (bus_add(&vm->mmio, &b, err) < 0)
+			return -1;
+	}
+	return vm_agent_setup(vm, err);
+}
+
+static void remove_virtio_devices(struct vm *vm)
+{
+	if (!vm->devices_up)
+		return;
+	/* Dropping the vsock connections ends the controller's sockets first. */
+	vsock_destroy(&vm->vsock);
+	vm_agent_join(vm);
+	rng_destroy(&vm->rng);
+	for (unsigned i = 0; i < VM_MMIO_COUNT; i++)
+		virtio_mmio_destroy(&vm->mmio_dev[i]);
+	vm->devices_up = false;
+}
+
 static int add_devices(struct vm *vm, struct rv_err *err)
 {
 	vm->serial_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -81,12 +117,18 @@ static int add_devices(struct vm *vm, struct rv_err *err)
 	for (size_t i = 0; i < sizeof(pio) / sizeof(pio[0]); i++)
 		if (bus_add(&vm->pio, &pio[i], err) < 0)
 			return -1;
-	return 0;
+	return add_virtio_devices(vm, err);
 }
 
 static int build_cmdline(const struct vm *vm, struct cmdline *c, struct rv_err *err)
 {
 	cmdline_init(c, vm->kernel.cmdline_max);
+	for (unsigned i = 0; i < VM_MMIO_COUNT; i++) {
+		char dev[64];
+		if (virtio_mmio_cmdline(mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, dev, sizeof(dev)) < 0 ||
+		    cmdline_add(c, dev, err) < 0)
+			return rv_wrap(err, "announce virtio-mmio device %u", i);
+	}
 	if (cmdline_add(c, CMDLINE_BASE, err) < 0 ||
 	    (vm->cfg->console_fd < 0 && cmdline_add(c, CMDLINE_QUIET, err) < 0) ||
 	    (vm->cfg->cmdline && cmdline_add(c, vm->cfg->cmdline, err) < 0))
@@ -136,6 +178,8 @@ static int vm_setup(struct vm *vm, struct rv_err *err)
 {
 	const struct vm_config *cfg = vm->cfg;
 
+	if (evloop_init(&vm->loop, err) < 0)
+		return -1;
 	if (kvm_open(&vm->kvm, cfg->device_fd, err) < 0 || check_config(cfg, &vm->kvm, err) < 0)
 		return -1;
 	if (guest_mem_create(&vm->mem, cfg->mem_bytes, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0 ||
@@ -183,12 +227,6 @@ static int block_signals(sigset_t *old, struct rv_err *err)
 	return rc ? rv_fail(err, rc, "block signals") : 0;
 }
 
-static int watch(int epfd, int fd, struct rv_err *err)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? rv_fail(err, errno, "epoll_ctl") : 0;
-}
-
 static int make_timer(unsigned timeout_ms, struct rv_err *err)
 {
 	struct itimerspec its = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L } };
@@ -203,62 +241,104 @@ static int make_timer(unsigned timeout_ms, struct rv_err *err)
 	return fd;
 }
 
-/* Main thread: wait for a vCPU to stop the VM, a signal, or the timeout. */
+/* The main loop's own fds: a stop request, a stop signal, the timeout. */
+struct loop_watch {
+	struct ev_handler h;
+	struct vm *vm;
+	struct vm_result *res;
+	int fd;
+	bool *done;
+};
+
+static void on_stop(struct ev_handler *h, uint32_t events)
+{
+	struct loop_watch *w = (struct loop_watch *)h;
+	(void)events;
+	*w->done = true;
+}
+
+static void on_signal(struct ev_handler *h, uint32_t events)
+{
+	struct loop_watch *w = (struct loop_watch *)h;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		w->res->host_signal = (int)si.ssi_signo;
+	vm_request_stop(w->vm, VM_STOP_HOST_SIGNAL, NULL);
+	*w->done = true;
+}
+
+static void on_timeout(struct ev_handler *h, uint32_t events)
+{
+	struct loop_watch *w = (struct loop_watch *)h;
+	struct rv_err why;
+	unsigned ms = w->vm->cfg->timeout_ms;
+
+	(void)events;
+	rv_failx(&why, ETIMEDOUT, "guest still running after %u.%03u s (--timeout); stopped it",
+		 ms / 1000, ms % 1000);
+	vm_request_stop(w->vm, VM_STOP_ERROR, &why);
+	*w->done = true;
+}
+
+static void note_cpu_before_run(struct vm_result *res)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		res->cpu_ms_before_run = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* Main thread: devices and host sockets, until a vCPU stops the VM, a signal
+ * arrives or the timeout fires. */
 static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 {
 	sigset_t sigs;
-	_cleanup_close_ int epfd = epoll_create1(EPOLL_CLOEXEC);
+	bool done = false;
 	_cleanup_close_ int sigfd = -1, timerfd = -1;
 
 	stop_signals(&sigs);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	if (epfd < 0 || sigfd < 0)
+	if (sigfd < 0)
 		return rv_fail(err, errno, "set up the event loop");
 	if (vm->cfg->timeout_ms && (timerfd = make_timer(vm->cfg->timeout_ms, err)) < 0)
 		return -1;
-	if (watch(epfd, vm->stop_fd, err) < 0 || watch(epfd, sigfd, err) < 0 ||
-	    (timerfd >= 0 && watch(epfd, timerfd, err) < 0))
+	struct loop_watch stop = { { on_stop }, vm, res, vm->stop_fd, &done },
+			  sig = { { on_signal }, vm, res, sigfd, &done },
+			  timer = { { on_timeout }, vm, res, timerfd, &done };
+	if (evloop_add(&vm->loop, vm->stop_fd, EPOLLIN, &stop.h, err) < 0 ||
+	    evloop_add(&vm->loop, sigfd, EPOLLIN, &sig.h, err) < 0 ||
+	    (timerfd >= 0 && evloop_add(&vm->loop, timerfd, EPOLLIN, &timer.h, err) < 0))
 		return -1;
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		res->cpu_ms_before_run = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+	note_cpu_before_run(res);
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
 		if (vcpu_start(&vm->vcpus[i], err) < 0)
 			return -1;
-	for (;;) {
-		struct epoll_event ev;
-		int n = epoll_wait(epfd, &ev, 1, -1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return rv_fail(err, errno, "epoll_wait");
-		if (ev.data.fd == vm->stop_fd)
-			return 0;
-		if (ev.data.fd == sigfd) {
-			struct signalfd_siginfo si;
-			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
-				res->host_signal = (int)si.ssi_signo;
-			vm_request_stop(vm, VM_STOP_HOST_SIGNAL, NULL);
-			return 0;
-		}
-		struct rv_err why;
-		rv_failx(&why, ETIMEDOUT, "guest still running after %u.%03u s (--timeout); stopped it",
-			 vm->cfg->timeout_ms / 1000, vm->cfg->timeout_ms % 1000);
-		vm_request_stop(vm, VM_STOP_ERROR, &why);
-		return 0;
-	}
+	if (vm_agent_start(vm, err) < 0)
+		return -1;
+	while (!done)
+		if (evloop_run_once(&vm->loop, -1, err) < 0)
+			return -1;
+	evloop_del(&vm->loop, vm->stop_fd);
+	evloop_del(&vm->loop, sigfd);
+	if (timerfd >= 0)
+		evloop_del(&vm->loop, timerfd);
+	return 0;
 }
 
 /* Joins the vCPUs first: they may still be writing to the console ring. */
 static void vm_teardown(struct vm *vm, struct vm_result *res)
 {
 	atomic_store(&vm->stopping, true);
+	vm_agent_stop(vm);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	remove_virtio_devices(vm);
 	if (vm->serial_irq_fd >= 0) {
 		serial_tail(&vm->serial, res->console_tail, sizeof(res->console_tail));
 		serial_destroy(&vm->serial);
@@ -266,6 +346,7 @@ static void vm_teardown(struct vm *vm, struct vm_result *res)
 	}
 	guest_mem_destroy(&vm->mem);
 	kvm_close(&vm->kvm);
+	evloop_destroy(&vm->loop);
 	close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->stop_lock);
 }
@@ -291,7 +372,7 @@ static int vm_outcome(struct vm *vm, struct vm_result *res, struct rv_err *err)
 int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err)
 {
 	struct vm vm = { .cfg = cfg, .serial_irq_fd = -1, .kvm = { .sys_fd = -1, .vm_fd = -1 },
-			 .mem = { .memfd = -1 } };
+			 .mem = { .memfd = -1 }, .loop = { .epfd = -1 } };
 	sigset_t old;
 
 	memset(res, 0, sizeof(*res));

@@ -7,11 +7,13 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/log.h"
+#include "vmm/agent_client.h"
 
 #define VM_DEFAULT_MEM_BYTES (256ull << 20)
 #define VM_CONSOLE_TAIL_BYTES 2048
-/* Until the agent exists, a guest reports its exit status by writing it to this
- * port: the exit code, or VM_STATUS_SIGNALED | signal number. */
+/* A guest without the agent (a test payload) reports its exit status by
+ * writing it to this port: the exit code, or VM_STATUS_SIGNALED | signal. */
 #define VM_STATUS_PORT 0x4f0
 #define VM_STATUS_SIGNALED 0x100u
 
@@ -24,7 +26,19 @@ struct vm_config {
 	const char *cmdline;         /* appended to ours; NULL: nothing */
 	int console_fd;              /* -1: serial console off */
 	unsigned timeout_ms;         /* 0: no limit */
+	const struct rv_log *log;    /* device warnings (hostile guest input); may be NULL */
+	/* With the agent as the guest's init: runs on its own thread once the agent
+	 * has announced itself on vsock, talks to it through `agent`, and sets
+	 * *status (VM_STATUS_* encoding); the VM then shuts down. An error ends the
+	 * VM with that error. NULL for payload guests. */
+	int (*controller)(void *arg, const struct agent_client *agent, uint32_t *status,
+			  struct rv_err *err);
+	void *controller_arg;
+	unsigned agent_timeout_ms;   /* boot to agent ready; 0: VM_AGENT_TIMEOUT_MS */
 };
+
+#define VM_AGENT_TIMEOUT_MS 60000u
+#define VM_SHUTDOWN_GRACE_MS 2000u
 
 enum vm_stop_reason {
 	VM_STOP_NONE,

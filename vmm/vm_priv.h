@@ -6,8 +6,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/evloop.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "devices/rng/rng.h"
+#include "devices/virtio/mmio.h"
+#include "devices/vsock/vsock.h"
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
 #include "vmm/kvm.h"
@@ -24,11 +28,29 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool started;
+	bool initialized, started;
+};
+
+enum { VM_MMIO_RNG, VM_MMIO_VSOCK, VM_MMIO_COUNT };
+
+/* The controller thread and what it waits for (vm_agent.c). */
+struct vm_agent {
+	pthread_t thread;
+	bool initialized, started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ready_fd;                 /* the agent's announcement connection, -1 until then */
+	bool stopping;                /* the VM is going down: stop waiting */
 };
 
 struct vm {
 	const struct vm_config *cfg;
+	struct evloop loop;
+	struct rng rng;
+	struct vsock vsock;
+	struct virtio_mmio mmio_dev[VM_MMIO_COUNT];
+	bool devices_up;
+	struct vm_agent agent;
 	struct kvm kvm;
 	struct guest_mem mem;
 	struct kernel_image kernel;
@@ -48,6 +70,12 @@ struct vm {
 
 /* Called from any thread; the first caller's reason and error are kept. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why);
+
+/* vm_agent.c: the controller thread (cfg->controller). */
+int vm_agent_setup(struct vm *vm, struct rv_err *err);     /* before boot: listen for the agent */
+int vm_agent_start(struct vm *vm, struct rv_err *err);     /* with the vCPUs */
+void vm_agent_stop(struct vm *vm);                         /* wake it; the VM is going down */
+void vm_agent_join(struct vm *vm);                         /* after the devices dropped its sockets */
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu *v, struct rv_err *err);
 int vcpu_start(struct vcpu *v, struct rv_err *err);

@@ -25,6 +25,9 @@
 /* The 32-bit MMIO hole: device windows live here, RAM resumes at 4 GiB. */
 #define MMIO_GAP_START_GPA    0xc0000000ull
 #define MMIO_GAP_END_GPA      0x100000000ull
+/* virtio-mmio windows, 4 KiB each, and their ISA IRQs (edge, via irqfd). */
+#define VIRTIO_MMIO_BASE_GPA  0xd0000000ull
+#define VIRTIO_MMIO_FIRST_IRQ 5u
 #define KVM_TSS_GPA           0xfffbd000ull
 #define KVM_IDENTITY_MAP_GPA  0xfffbc000ull
 
