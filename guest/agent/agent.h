@@ -1,0 +1,136 @@
+/* runvm-agent: the guest's PID 1 (DESIGN §4). One single-threaded epoll loop
+ * serves connections from the host (common/proto.h): control connections
+ * (EXEC, START, SIGNAL, SHUTDOWN) and stream connections (one stdio stream of
+ * one process each), and relays bytes between those and the processes' pipes.
+ *
+ * The state is plain data owned by struct agent, which lives in main. */
+#ifndef RV_AGENT_H
+#define RV_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "common/proto.h"
+
+#define AGENT_MAX_CONNS 1024u
+#define AGENT_MAX_EXECS 1024u
+#define AGENT_STREAM_BUF_BYTES (64u * 1024)      /* per stdio stream and direction */
+#define AGENT_OUT_HIGH_BYTES (256u * 1024)       /* unsent replies before we stop reading requests */
+#define AGENT_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* What an epoll registration points at. */
+enum ep_kind { EP_LISTEN, EP_SIGNAL, EP_CONN, EP_PIPE };
+
+struct ep_item {
+	enum ep_kind kind;
+	int fd;                       /* -1 once closed */
+	uint32_t mask;                /* registered events; 0 = not in the epoll set */
+};
+
+enum conn_state {
+	CONN_NEW,                     /* waiting for HELLO */
+	CONN_READY,                   /* HELLO done: control requests or ATTACH */
+	CONN_CONTROL,                 /* has sent a control request */
+	CONN_STREAM,                  /* attached: raw bytes of one stream */
+};
+
+struct conn {
+	struct ep_item ep;
+	enum conn_state state;
+	uint8_t *in;                  /* received bytes not yet parsed */
+	size_t in_len, in_cap;
+	uint8_t *out;                 /* encoded frames, out[out_off..out_len) unsent */
+	size_t out_len, out_cap, out_off;
+	bool closing;                 /* close once out is flushed */
+	bool shutdown_after;          /* SHUTDOWN acknowledged: stop once out is flushed */
+	struct stream *stream;        /* CONN_STREAM: what it carries */
+	struct conn *prev, *next;
+};
+
+/* One stdio stream of one process: a pipe on the process side, a stream
+ * connection on the host side, and a bounded buffer between them. */
+struct stream {
+	struct proc *proc;
+	enum proto_stream which;
+	struct conn *conn;            /* NULL: not attached, or released */
+	struct ep_item pipe;          /* the agent's end of the process's pipe */
+	uint8_t *buf;                 /* pending bytes buf[off..len), AGENT_STREAM_BUF_BYTES */
+	size_t off, len;
+	bool eof;                     /* the source has ended */
+	bool done;                    /* nothing more will flow (unwanted streams start done) */
+};
+
+struct proc {
+	uint32_t exec_id;
+	uint32_t req_id;              /* the EXEC's request id: EXIT carries it */
+	struct conn *ctl;             /* where EXIT goes; NULL once that connection is gone */
+	struct proto_msg spec;        /* the EXEC itself (its arena owns the strings) */
+	pid_t pid;
+	bool started, reaped;
+	int wstatus;
+	struct stream st[3];          /* indexed by enum proto_stream */
+	struct proc *prev, *next;
+};
+
+struct agent {
+	int epfd;
+	struct ep_item listen, sig;
+	bool pid1;                    /* the guest's init, not the --unix test mode */
+	bool listen_paused;           /* out of fds: stop accepting until one closes */
+	bool quit;                    /* SHUTDOWN acknowledged */
+	struct rlimit nofile;         /* RLIMIT_NOFILE as we found it: children get it back */
+	struct conn *conns;
+	unsigned nconns;
+	struct proc *procs;
+	unsigned nprocs;
+};
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* main.c */
+void agent_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* server.c: the loop and the connections */
+int agent_loop(struct agent *a);
+void ep_set(struct agent *a, struct ep_item *it, uint32_t mask);
+void ep_close(struct agent *a, struct ep_item *it);
+void conn_send(struct conn *c, const struct proto_msg *m);
+void conn_reply_ok(struct conn *c, uint32_t id);
+void conn_reply_error(struct conn *c, uint32_t id, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool conn_flush(struct conn *c);
+void conn_settle(struct agent *a, struct conn *c);
+void conn_close(struct agent *a, struct conn *c);
+
+/* exec.c: the process table and the requests about processes. A handler that
+ * returns true has taken ownership of m. */
+bool exec_on_exec(struct agent *a, struct conn *c, struct proto_msg *m);
+void exec_on_attach(struct agent *a, struct conn *c, const struct proto_msg *m);
+void exec_on_start(struct agent *a, struct conn *c, const struct proto_msg *m);
+void exec_on_signal(struct agent *a, struct conn *c, const struct proto_msg *m);
+void exec_on_sigchld(struct agent *a);
+void exec_conn_closed(struct agent *a, struct conn *c);
+void exec_maybe_finish(struct agent *a, struct proc *p);
+
+/* spawn.c: fork + exec with the process spec; fills p->pid and the agent's
+ * pipe ends in p->st[i].pipe.fd. err->msg is what START answers. */
+int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err);
+
+/* relay.c: moving bytes; every function but relay_prepare may free the proc
+ * (tail calls only). relay_prepare allocates a wanted stream's buffer. */
+int relay_prepare(struct stream *s, struct rv_err *err);
+void relay_start(struct agent *a, struct stream *s);
+void relay_on_conn(struct agent *a, struct stream *s);
+void relay_on_pipe(struct agent *a, struct stream *s);
+void relay_drop_stdin(struct agent *a, struct stream *s);
+void relay_release(struct agent *a, struct stream *s);
+void relay_conn_lost(struct agent *a, struct stream *s);
+
+/* mounts.c: PID 1's filesystems and console */
+void mounts_setup(void);
+void console_setup(void);
+
+#endif

@@ -1,0 +1,232 @@
+/* Starting a process: pipes for its wanted streams (/dev/null for the rest),
+ * fork, and in the child: a fresh session, default signals, stdio, groups,
+ * gid, uid, cwd, exec. Whatever fails in the child is written to a CLOEXEC
+ * pipe as (step, errno); the parent reads EOF there when the exec succeeded,
+ * so START is answered with STARTED or an ERROR, never both. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "guest/agent/agent.h"
+
+enum spawn_step { STEP_STDIO, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC };
+
+struct spawn_failure {
+	int step;                     /* enum spawn_step */
+	int err;                      /* errno */
+};
+
+/* What the child needs, prepared before fork. */
+struct child_plan {
+	int fds[3];                   /* become 0, 1, 2 */
+	int report_fd;                /* write end of the exec-status pipe */
+	const struct proto_exec *x;
+	char **argv, **envp;
+	gid_t *groups;
+	struct rlimit nofile;
+	pid_t agent_pid;
+	bool die_with_agent;          /* --unix mode: no orphans outlive the test agent */
+};
+
+static __attribute__((noreturn)) void child_fail(const struct child_plan *c, int step)
+{
+	struct spawn_failure f = { .step = step, .err = errno };
+
+	if (write(c->report_fd, &f, sizeof(f)) < 0) {
+		/* the parent then reads EOF and reports the exit status instead */
+	}
+	_exit(127);
+}
+
+static void child_reset_signals(void)
+{
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);   /* fails harmlessly for KILL, STOP and libc's own */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void child_set_ids(const struct child_plan *c)
+{
+	const struct proto_exec *x = c->x;
+	bool root = geteuid() == 0;
+
+	/* Without privileges (a test agent), only a change of identity is tried. */
+	if ((root || x->ngroups) && setgroups(x->ngroups, c->groups) < 0)
+		child_fail(c, STEP_GROUPS);
+	if ((root || x->gid != getgid()) && setgid(x->gid) < 0)
+		child_fail(c, STEP_GID);
+	if ((root || x->uid != getuid()) && setuid(x->uid) < 0)
+		child_fail(c, STEP_UID);
+}
+
+static __attribute__((noreturn)) void child_run(const struct child_plan *c)
+{
+	extern char **environ;
+
+	child_reset_signals();
+	setsid();
+	for (int i = 0; i < 3; i++)
+		if (dup2(c->fds[i], i) < 0)
+			child_fail(c, STEP_STDIO);
+	setrlimit(RLIMIT_NOFILE, &c->nofile);
+	child_set_ids(c);
+	if (c->die_with_agent) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* after setuid, which clears it */
+		if (getppid() != c->agent_pid)
+			_exit(137);
+	}
+	if (c->x->cwd && c->x->cwd[0] && chdir(c->x->cwd) < 0)
+		child_fail(c, STEP_CHDIR);
+	environ = c->envp;   /* execvp searches the PATH of this environment */
+	execvp(c->argv[0], c->argv);
+	child_fail(c, STEP_EXEC);
+}
+
+static void describe_failure(const struct proto_exec *x, const struct spawn_failure *f,
+			     struct rv_err *err)
+{
+	switch (f->step) {
+	case STEP_STDIO:
+		rv_fail(err, f->err, "set up stdio of '%s'", x->argv[0]);
+		break;
+	case STEP_GROUPS:
+		rv_fail(err, f->err, "setgroups (%u groups)", x->ngroups);
+		break;
+	case STEP_GID:
+		rv_fail(err, f->err, "setgid %u", x->gid);
+		break;
+	case STEP_UID:
+		rv_fail(err, f->err, "setuid %u", x->uid);
+		break;
+	case STEP_CHDIR:
+		rv_fail(err, f->err, "chdir '%s'", x->cwd);
+		break;
+	default:
+		rv_fail(err, f->err, "exec '%s'", x->argv[0]);
+		break;
+	}
+}
+
+/* NULL-terminated copies of the spec's arrays; the default environment
+ * when the host sent none. */
+static int plan_arrays(struct child_plan *c, const struct proto_exec *x, struct rv_err *err)
+{
+	static const char *const default_env[] = { "PATH=" AGENT_DEFAULT_PATH, "HOME=/root" };
+	uint32_t envc = x->envc ? x->envc : 2;
+	const char *const *env = x->envc ? x->envp : default_env;
+
+	c->argv = calloc(x->argc + 1, sizeof(char *));
+	c->envp = calloc(envc + 1, sizeof(char *));
+	c->groups = calloc(x->ngroups + 1, sizeof(gid_t));
+	if (!c->argv || !c->envp || !c->groups)
+		return rv_fail(err, ENOMEM, "start '%s'", x->argv[0]);
+	memcpy(c->argv, x->argv, x->argc * sizeof(char *));
+	memcpy(c->envp, env, envc * sizeof(char *));
+	for (uint32_t i = 0; i < x->ngroups; i++)
+		c->groups[i] = x->groups[i];
+	return 0;
+}
+
+/* A pipe for stream i: the child's end in fds[i], ours (nonblocking) in the
+ * stream. Both are CLOEXEC; dup2 in the child clears it on 0, 1, 2. */
+static int plan_pipe(struct stream *s, int *child_fd, struct rv_err *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return rv_fail(err, errno, "pipe for stream %d", (int)s->which);
+	bool to_child = s->which == PROTO_STDIN;
+	*child_fd = to_child ? p[0] : p[1];
+	s->pipe.fd = to_child ? p[1] : p[0];
+	if (fcntl(s->pipe.fd, F_SETFL, O_NONBLOCK) < 0)
+		return rv_fail(err, errno, "nonblocking pipe");
+	return 0;
+}
+
+static void plan_free(struct child_plan *c)
+{
+	for (int i = 0; i < 3; i++)
+		rv_closep(&c->fds[i]);
+	free(c->argv);
+	free(c->envp);
+	free(c->groups);
+}
+
+static int plan_make(const struct agent *a, struct proc *p, int devnull, struct child_plan *c,
+		     struct rv_err *err)
+{
+	c->x = &p->spec.exec;
+	c->nofile = a->nofile;
+	c->agent_pid = getpid();
+	c->die_with_agent = !a->pid1;
+	for (int i = 0; i < 3; i++) {
+		bool wanted = c->x->streams & (1u << i);
+		if (!wanted && (c->fds[i] = dup(devnull)) < 0)
+			return rv_fail(err, errno, "dup /dev/null");
+		if (wanted && plan_pipe(&p->st[i], &c->fds[i], err) < 0)
+			return -1;
+	}
+	return plan_arrays(c, c->x, err);
+}
+
+/* Waits for the child's exec; returns 0 when it ran, -1 with what failed. */
+static int await_exec(const struct proto_exec *x, int report_fd, pid_t pid, struct rv_err *err)
+{
+	struct spawn_failure f;
+	ssize_t n;
+
+	do
+		n = read(report_fd, &f, sizeof(f));
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return 0;
+	waitpid(pid, NULL, 0);   /* the child _exits right after reporting */
+	if (n != (ssize_t)sizeof(f))
+		return rv_fail(err, n < 0 ? errno : EIO, "read the exec status of '%s'", x->argv[0]);
+	describe_failure(x, &f, err);
+	return -1;
+}
+
+int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err)
+{
+	struct child_plan c = { .fds = { -1, -1, -1 } };
+	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	_cleanup_close_ int report_rd = -1;
+	int report[2];
+	int r = -1;
+
+	if (devnull < 0)
+		return rv_fail(err, errno, "open /dev/null");
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return rv_fail(err, errno, "pipe");
+	report_rd = report[0];
+	c.report_fd = report[1];
+	if (plan_make(a, p, devnull, &c, err) == 0) {
+		pid_t pid = fork();
+		if (pid == 0)
+			child_run(&c);
+		if (pid < 0) {
+			rv_fail(err, errno, "fork for '%s'", c.x->argv[0]);
+		} else {
+			p->pid = pid;
+			close(c.report_fd);
+			c.report_fd = -1;
+			r = await_exec(c.x, report_rd, pid, err);
+		}
+	}
+	rv_closep(&c.report_fd);
+	plan_free(&c);
+	return r;
+}
