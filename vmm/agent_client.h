@@ -1,0 +1,70 @@
+/* The host side of the agent protocol (common/proto.h): run one process in the
+ * guest with the caller's stdio and get its exit status back. Transport-blind:
+ * a dial callback opens a fresh stream connection to the agent's control port,
+ * a vsock connection through the VMM's muxer in a VM, a Unix socket in tests. */
+#ifndef RV_AGENT_CLIENT_H
+#define RV_AGENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Returns a connected, blocking stream fd (O_CLOEXEC), or -1 with err. An
+ * err->code of ECONNREFUSED, ECONNRESET or ENOENT means "not up yet": redialled. */
+typedef int (*agent_dial_fn)(void *ctx, struct rv_err *err);
+
+struct agent_client {
+	agent_dial_fn dial;
+	void *ctx;
+	unsigned connect_timeout_ms;   /* keep redialling a not-yet-listening agent this long,
+					* every 10 ms (0: one try) */
+};
+
+struct agent_exec {
+	const char *const *argv;       /* NULL-terminated, argv[0] required */
+	const char *const *envp;       /* NULL-terminated; NULL = the agent's default, PATH
+					* (/usr/local/sbin:...:/bin) and HOME=/root */
+	const char *cwd;               /* NULL = "/" */
+	uint32_t uid, gid;
+	int stdin_fd, stdout_fd, stderr_fd;   /* host fds to relay; -1: /dev/null in the guest */
+	/* Optional: told the exec id and guest pid once the process runs, so
+	 * another thread can agent_signal() it. Called on agent_run's thread
+	 * before the relay starts: it must not block. */
+	void (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid);
+	void *started_arg;
+};
+
+struct agent_status {
+	bool signaled;
+	int code;                      /* exit code when !signaled */
+	int signo;                     /* signal when signaled */
+};
+
+/* Runs x in the guest: EXEC, ATTACH streams, START, relays stdio both ways
+ * until the process has exited and its output has arrived, then fills st.
+ * Blocking; safe to call from many threads at once (exec ids are random and a
+ * clash is retried, so separate processes can share one agent too). A process
+ * that cannot be started is an error with the guest's errno ("exec 'x' in the
+ * guest: No such file or directory"); a connection lost mid-run is an error
+ * ("lost the agent connection before 'x' exited"), never a hang.
+ *
+ * The host fds are never made nonblocking (they may be a shared terminal);
+ * output is written to them with blocking writes. The caller must ignore
+ * SIGPIPE: a host fd whose reader is gone then fails with EPIPE, and agent_run
+ * closes that stream so that the guest process gets SIGPIPE in turn. Sockets
+ * are written with MSG_NOSIGNAL. */
+int agent_run(const struct agent_client *c, const struct agent_exec *x, struct agent_status *st,
+	      struct rv_err *err);
+
+/* Sends a signal to a running process started by agent_run (by its exec id). */
+int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err);
+
+/* Asks the agent to power the VM off. Returns once the agent acknowledged. */
+int agent_shutdown(const struct agent_client *c, struct rv_err *err);
+
+/* The exit status a host process should end with for st (runc's rules):
+ * the code, or 128 + signal. */
+int agent_status_to_exit_code(const struct agent_status *st);
+
+#endif
