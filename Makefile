@@ -84,6 +84,58 @@ $(PAYLOAD_INITRD): build/tests/payload-init
 	@cd $@.d && find . | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
 	@rm -rf $@.d && mv $@.tmp $@
 
+# --- the agent: the guest's static /init, its initramfs images, host tests -----
+# build/bin/runvm-agent goes into the initramfs and is never sanitized. The
+# host-mode tests (DESIGN §10, layer 4) run it with --unix, or under SAN=1 a
+# sanitized dynamic build of the same sources, $(B)/tests/runvm-agent-host.
+AGENT := build/bin/runvm-agent
+AGENT_SRCS := $(wildcard guest/agent/*.c) common/proto.c common/err.c
+AGENT_HOST := $(B)/tests/runvm-agent-host
+AGENT_RUN := $(B)/tests/agent-run
+AGENT_INITRD := $(GUEST)/initramfs.img
+AGENT_BUSYBOX_CPIO := build/tests/agent-busybox.cpio
+AGENT_ROOT_DIRS := dev proc sys tmp run
+
+all: $(AGENT) $(AGENT_INITRD) $(AGENT_BUSYBOX_CPIO) $(AGENT_RUN)
+ifeq ($(SAN),1)
+all: $(AGENT_HOST)
+-include $(shell find build/obj/static -name '*.d' 2>/dev/null)
+endif
+
+build/obj/static/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -Os -ffunction-sections \
+		-fdata-sections -MMD -MP -c -o $@ $<
+
+$(AGENT): $(AGENT_SRCS:%.c=build/obj/static/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) -static -s -Wl,--gc-sections -o $@ $^
+
+$(AGENT_HOST): $(AGENT_SRCS:%.c=$(B)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(AGENT_RUN): $(B)/obj/tests/agent/agent_run.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+# newc, uncompressed, owned by root, the agent as /init.
+$(AGENT_INITRD): $(AGENT)
+	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,$(AGENT_ROOT_DIRS))
+	@cp $< $@.d/init
+	@cd $@.d && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
+	@rm -rf $@.d && mv $@.tmp $@
+
+# The same plus Debian's busybox-static and one /bin symlink per applet: the
+# commands whole-VM tests need before virtio-fs exists.
+$(AGENT_BUSYBOX_CPIO): $(AGENT) /bin/busybox
+	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,$(AGENT_ROOT_DIRS) bin)
+	@cp $< $@.d/init && cp /bin/busybox $@.d/bin/busybox
+	@for a in $$(/bin/busybox --list); do \
+		[ -e $@.d/bin/$$a ] || ln -s busybox $@.d/bin/$$a || exit 1; done
+	@cd $@.d && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
+	@rm -rf $@.d && mv $@.tmp $@
+
 # --- testbed: L2 kernel, its static init, initramfs (never sanitized) ---------
 TB := build/testbed
 
@@ -108,7 +160,7 @@ $(TB)/initramfs.cpio: $(TB)/init
 
 # --- tests --------------------------------------------------------------------
 # Every C file must also build warning-free under clang (STYLE: gcc and clang).
-CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c)
+CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c) $(wildcard guest/agent/*.c)
 check-clang:
 	@command -v clang >/dev/null || { echo "clang missing: run scripts/install-deps.sh"; exit 1; }
 	@for f in $(CLANG_SRCS); do clang -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
@@ -116,11 +168,11 @@ check-clang:
 	@echo "clang: $(words $(CLANG_SRCS)) files build without warnings"
 
 check: all $(UNIT) check-clang fuzz-build
-	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,vm,testbed,fuzz
+	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,agent,vm,testbed,fuzz
 
 check-sanitize:
 	@$(MAKE) --no-print-directory SAN=1 all build/san/tests/unit-tests
-	@tests/check.sh --build build/san --suites unit,cli,kvm-host,vm
+	@tests/check.sh --build build/san --suites unit,cli,kvm-host,agent,vm
 
 demo:
 	@scripts/demo.sh
@@ -129,6 +181,7 @@ install: all
 	install -D -m 0755 $(RUNVM) $(DESTDIR)$(PREFIX)/bin/runvm
 	install -D -m 0644 $(GUEST)/vmlinux $(DESTDIR)$(PREFIX)/share/runvm/vmlinux
 	install -D -m 0644 $(GUEST)/bzImage $(DESTDIR)$(PREFIX)/share/runvm/bzImage
+	install -D -m 0644 $(AGENT_INITRD) $(DESTDIR)$(PREFIX)/share/runvm/initramfs.img
 
 clean:
 	rm -rf build/bin build/obj build/tests build/lib.a build/san build/fuzz

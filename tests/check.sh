@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run test suites and add their results up into one closing line.
-# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,vm,testbed,fuzz
+# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,agent,vm,testbed,fuzz
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -66,6 +66,7 @@ for s in "${wanted[@]}"; do
 	unit) suite unit "$build/tests/unit-tests" ;;
 	cli) suite cli tests/integration/test_cli.sh "$build" ;;
 	kvm-host) suite kvm-host selfcheck_on_host ;;
+	agent) suite agent tests/integration/test_agent_host.sh "$build" ;;
 	vm) suite vm tests/run-vm-tests.sh "$build" ;;
 	testbed) suite testbed tests/testbed/test_run.sh ;;
 	fuzz) suite fuzz tests/fuzz/run.sh --seconds 10 ;;   # built by make fuzz-build

@@ -1,0 +1,317 @@
+/* agent-run: the host client (vmm/agent_client.c) against a test agent on a
+ * Unix socket (runvm-agent --unix PATH), for tests/integration/test_agent_host.sh.
+ *
+ *   agent-run --unix PATH [options] -- CMD ARGS...   run CMD with our stdio; exit
+ *                                                     with its status (128+N: signal N)
+ *     --env K=V (repeatable)  --cwd DIR  --user UID[:GID]  --timeout-ms MS (connect)
+ *     --signal-after MS:SIG   send SIG through agent_signal MS after the start
+ *     --parallel N            N runs at once, stdout captured, RUNVM_TEST_INDEX=i
+ *                             in the env; prints "i: LINE" for every output line
+ *                             and exits 0 only when every run exited 0
+ *   agent-run --unix PATH --raw        send stdin's bytes as they are on one
+ *                                      connection, print each frame that comes back
+ *   agent-run --unix PATH --shutdown   agent_shutdown
+ *
+ * Errors print "agent-run: MESSAGE" once and exit 125 (a command that cannot
+ * be started in the guest included). */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/proto.h"
+#include "vmm/agent_client.h"
+
+#define EXIT_AGENT_RUN_ERROR 125
+#define MAX_ENV 64
+#define MAX_PARALLEL 1000
+
+struct opts {
+	const char *path;
+	unsigned timeout_ms;
+	unsigned parallel;
+	const char *env[MAX_ENV + 2];  /* + RUNVM_TEST_INDEX + NULL */
+	unsigned nenv;
+	const char *cwd;
+	uint32_t uid, gid;
+	unsigned signal_after_ms;
+	int signal;
+	bool raw, shutdown;
+	char **argv;
+};
+
+static int dial_unix(void *ctx, struct rv_err *err)
+{
+	const char *path = ctx;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "socket");
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return rv_failx(err, ENAMETOOLONG, "socket path '%s' is too long", path);
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return rv_fail(err, errno, "connect to '%s'", path);
+	return rv_steal_fd(&fd);
+}
+
+static __attribute__((noreturn)) void die(const struct rv_err *err)
+{
+	fprintf(stderr, "agent-run: %s\n", err->msg);
+	exit(EXIT_AGENT_RUN_ERROR);
+}
+
+static __attribute__((noreturn)) void usage(const char *why)
+{
+	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
+		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG] -- CMD ARGS...\n"
+		"       agent-run --unix PATH --raw | --shutdown\n", why);
+	exit(EXIT_AGENT_RUN_ERROR);
+}
+
+static void parse_user(struct opts *o, const char *arg)
+{
+	char *end;
+
+	o->uid = o->gid = (uint32_t)strtoul(arg, &end, 10);
+	if (*end == ':')
+		o->gid = (uint32_t)strtoul(end + 1, &end, 10);
+	if (*end || end == arg)
+		usage("--user wants UID[:GID]");
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "unix", required_argument, NULL, 'u' }, { "parallel", required_argument, NULL, 'p' },
+		{ "timeout-ms", required_argument, NULL, 't' }, { "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'c' }, { "user", required_argument, NULL, 'U' },
+		{ "signal-after", required_argument, NULL, 's' }, { "raw", no_argument, NULL, 'r' },
+		{ "shutdown", no_argument, NULL, 'S' }, { 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'u': o->path = optarg; break;
+		case 'p': o->parallel = (unsigned)atoi(optarg); break;
+		case 't': o->timeout_ms = (unsigned)atoi(optarg); break;
+		case 'e':
+			if (o->nenv == MAX_ENV)
+				usage("too many --env");
+			o->env[o->nenv++] = optarg;
+			break;
+		case 'c': o->cwd = optarg; break;
+		case 'U': parse_user(o, optarg); break;
+		case 's':
+			if (sscanf(optarg, "%u:%d", &o->signal_after_ms, &o->signal) != 2)
+				usage("--signal-after wants MS:SIG");
+			break;
+		case 'r': o->raw = true; break;
+		case 'S': o->shutdown = true; break;
+		default: usage("unknown option");
+		}
+	}
+	if (!o->path)
+		usage("--unix PATH is required");
+	if (o->parallel > MAX_PARALLEL)
+		usage("--parallel is at most 1000");
+	o->argv = argv + optind;
+	if (!o->raw && !o->shutdown && !o->argv[0])
+		usage("no command");
+}
+
+/* --- --raw: hostile input, and what the agent answers --------------------------- */
+
+static void print_frame(const struct proto_msg *m)
+{
+	printf("%s id=%u", proto_type_name(m->type), m->id);
+	if (m->type == PROTO_HELLO)
+		printf(" version=%u", m->hello.version);
+	if (m->type == PROTO_ERROR)
+		printf(" code=%u %s", m->error.code, m->error.message);
+	printf("\n");
+}
+
+static int raw(const struct opts *o)
+{
+	static uint8_t buf[1 << 20];
+	struct rv_err err;
+	_cleanup_close_ int fd = dial_unix((void *)o->path, &err);
+	ssize_t n;
+
+	if (fd < 0)
+		die(&err);
+	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break;
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		struct proto_msg m;
+		int r = proto_recv(fd, &m, &err);
+		if (r == 1) {
+			printf("EOF\n");
+			return 0;
+		}
+		if (r < 0) {
+			printf("closed: %s\n", err.msg);
+			return 0;
+		}
+		print_frame(&m);
+		proto_msg_free(&m);
+	}
+}
+
+/* --- one run, or many at once ----------------------------------------------------- */
+
+struct job {
+	const struct opts *o;
+	struct agent_client client;
+	unsigned index;
+	const char *env[MAX_ENV + 2];
+	char index_env[32];
+	int out_fd;                   /* --parallel: a memfd for stdout */
+	uint32_t exec_id;
+	struct agent_status status;
+	struct rv_err err;
+	int rc;
+};
+
+/* --signal-after: agent_signal from another thread, as a runtime's kill would. */
+static void *signal_later(void *arg)
+{
+	struct job *j = arg;
+	struct timespec ts = { .tv_sec = j->o->signal_after_ms / 1000,
+			       .tv_nsec = (long)(j->o->signal_after_ms % 1000) * 1000000 };
+	struct rv_err err;
+
+	nanosleep(&ts, NULL);
+	if (agent_signal(&j->client, j->exec_id, j->o->signal, &err) < 0)
+		die(&err);
+	return NULL;
+}
+
+static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
+{
+	struct job *j = arg;
+	pthread_t t;
+
+	(void)guest_pid;
+	j->exec_id = exec_id;
+	if (j->o->signal_after_ms && pthread_create(&t, NULL, signal_later, j) == 0)
+		pthread_detach(t);
+}
+
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+	const struct opts *o = j->o;
+	bool parallel = o->parallel > 0;
+	unsigned n = 0;
+
+	for (; n < o->nenv; n++)
+		j->env[n] = o->env[n];
+	if (parallel) {
+		snprintf(j->index_env, sizeof(j->index_env), "RUNVM_TEST_INDEX=%u", j->index);
+		if (!o->nenv)
+			j->env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		j->env[n++] = j->index_env;
+	}
+	j->env[n] = NULL;
+	struct agent_exec x = {
+		.argv = (const char *const *)o->argv, .envp = n ? j->env : NULL, .cwd = o->cwd,
+		.uid = o->uid, .gid = o->gid,
+		.stdin_fd = parallel ? -1 : STDIN_FILENO,
+		.stdout_fd = parallel ? j->out_fd : STDOUT_FILENO, .stderr_fd = STDERR_FILENO,
+		.started = on_started, .started_arg = j,
+	};
+	j->rc = agent_run(&j->client, &x, &j->status, &j->err);
+	return NULL;
+}
+
+/* Prints job i's output as "i: LINE" lines. */
+static void print_output(const struct job *j)
+{
+	off_t size = lseek(j->out_fd, 0, SEEK_END);
+	char *p = size > 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, j->out_fd, 0) : NULL;
+
+	if (!p || p == MAP_FAILED)
+		return;
+	for (off_t off = 0; off < size;) {
+		const char *nl = memchr(p + off, '\n', (size_t)(size - off));
+		size_t len = nl ? (size_t)(nl - (p + off)) : (size_t)(size - off);
+		printf("%u: %.*s\n", j->index, (int)len, p + off);
+		off += (off_t)len + 1;
+	}
+	munmap(p, (size_t)size);
+}
+
+static int parallel(const struct opts *o, struct agent_client client)
+{
+	struct job *jobs = calloc(o->parallel, sizeof(*jobs));
+	pthread_t *threads = calloc(o->parallel, sizeof(*threads));
+	int bad = 0;
+
+	if (!jobs || !threads)
+		return EXIT_AGENT_RUN_ERROR;
+	for (unsigned i = 0; i < o->parallel; i++) {
+		jobs[i] = (struct job){ .o = o, .client = client, .index = i };
+		jobs[i].out_fd = memfd_create("agent-run-out", MFD_CLOEXEC);
+		if (jobs[i].out_fd < 0 || pthread_create(&threads[i], NULL, job_run, &jobs[i]) != 0) {
+			fprintf(stderr, "agent-run: start run %u: %s\n", i, strerror(errno));
+			exit(EXIT_AGENT_RUN_ERROR);
+		}
+	}
+	for (unsigned i = 0; i < o->parallel; i++) {
+		struct job *j = &jobs[i];
+		pthread_join(threads[i], NULL);
+		if (j->rc < 0)
+			fprintf(stderr, "agent-run: run %u: %s\n", i, j->err.msg);
+		else if (agent_status_to_exit_code(&j->status) != 0)
+			fprintf(stderr, "agent-run: run %u: exit status %d\n", i,
+				agent_status_to_exit_code(&j->status));
+		bad += j->rc < 0 || agent_status_to_exit_code(&j->status) != 0;
+		print_output(j);
+		close(j->out_fd);
+	}
+	free(jobs);
+	free(threads);
+	if (bad)
+		fprintf(stderr, "agent-run: %d of %u runs failed\n", bad, o->parallel);
+	return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .timeout_ms = 5000 };
+	struct rv_err err;
+
+	signal(SIGPIPE, SIG_IGN);   /* agent_run: a closed host fd is EPIPE, not death */
+	parse_opts(argc, argv, &o);
+	struct agent_client client = { .dial = dial_unix, .ctx = (void *)o.path,
+				       .connect_timeout_ms = o.timeout_ms };
+	if (o.raw)
+		return raw(&o);
+	if (o.shutdown) {
+		if (agent_shutdown(&client, &err) < 0)
+			die(&err);
+		return 0;
+	}
+	if (o.parallel)
+		return parallel(&o, client);
+	struct job j = { .o = &o, .client = client };
+	job_run(&j);
+	if (j.rc < 0)
+		die(&j.err);
+	return agent_status_to_exit_code(&j.status);
+}

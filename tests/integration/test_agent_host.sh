@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The agent on the host (DESIGN §10, layer 4): the real runvm-agent serving a
+# Unix socket (--unix), driven by the real client (vmm/agent_client.c) through
+# build/tests/agent-run. What the user of `runvm exec` would see: output,
+# exit statuses, errors, and an agent that survives whatever a connection sends.
+# usage: tests/integration/test_agent_host.sh BUILD_DIR
+set -u
+t_suite=agent
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib.sh"
+build=${1:?usage: test_agent_host.sh BUILD_DIR}
+agent=$build/tests/runvm-agent-host   # SAN=1: the same sources, sanitized
+[ -x "$agent" ] || agent=$top/build/bin/runvm-agent
+run=$build/tests/agent-run
+for f in "$agent" "$run"; do
+	[ -x "$f" ] || { echo "test_agent_host.sh: $f missing: run make"; exit 1; }
+done
+
+tmp=$(mktemp -d)
+sock=$tmp/agent.sock
+agent_pids=()
+cleanup() {
+	local p
+	for p in "${agent_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start_agent SOCK LOG: a background agent; sets $agent_pid once it listens.
+start_agent() {
+	rm -f "$1"
+	"$agent" --unix "$1" 2>"$2" &
+	agent_pid=$!
+	agent_pids+=("$agent_pid")
+	local i
+	for i in $(seq 100); do
+		[ -S "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "test_agent_host.sh: the agent did not listen on $1" >&2
+	return 1
+}
+
+ar() { "$run" --unix "$sock" --timeout-ms 5000 "$@"; }
+# ar0: the same without our stdin (which may be a terminal).
+ar0() { ar "$@" </dev/null; }
+
+start_agent "$sock" "$tmp/agent.log" || { summary; exit 1; }
+main_agent=$agent_pid
+
+# --- processes, statuses, streams ------------------------------------------------
+run_capture bash -c 'echo hi | "$@"' _ "$run" --unix "$sock" -- cat
+expect_rc "echo hi | cat in the guest exits 0" 0 && [ "$out" = hi ] &&
+	pass "cat echoes stdin" || fail "cat echoes stdin" "stdout: $out" "stderr: $err"
+
+for code in 0 1 255; do
+	run_capture ar0 -- sh -c "exit $code"
+	expect_rc "exit status $code comes back exactly" "$code"
+done
+run_capture ar0 -- sh -c 'kill -KILL $$'
+expect_rc "death by SIGKILL is 137" 137
+run_capture ar0 -- sh -c 'kill -SEGV $$'
+expect_rc "death by SIGSEGV is 139" 139
+run_capture ar0 --signal-after 300:15 -- sleep 30
+expect_rc "agent_signal delivers SIGTERM (143)" 143
+
+run_capture ar0 -- sh -c 'echo to-stdout; echo to-stderr >&2'
+expect_rc "stdout and stderr: exit 0" 0
+[ "$out" = to-stdout ] && [ "$err" = to-stderr ] && pass "stderr is separate from stdout" ||
+	fail "stderr is separate from stdout" "stdout: $out" "stderr: $err"
+
+head -c 20M /dev/urandom >"$tmp/in"
+run_capture bash -c 'r=$1 s=$2 i=$3 o=$4; "$r" --unix "$s" -- cat <"$i" >"$o"' _ "$run" "$sock" "$tmp/in" "$tmp/out"
+expect_rc "20 MiB through cat: exit 0" 0
+[ "$(sha256sum <"$tmp/in")" = "$(sha256sum <"$tmp/out")" ] &&
+	pass "20 MiB through cat arrive with the same sha256" ||
+	fail "20 MiB through cat arrive with the same sha256" "got $(stat -c %s "$tmp/out") bytes"
+
+run_capture bash -c 'yes | timeout 10 "$@" -- head -c 10' _ "$run" --unix "$sock"
+expect_rc "yes | head -c 10 in the guest: exit 0 promptly (stdin closed early)" 0 &&
+	[ "$out" = "$(yes | head -c 10)" ] && pass "head got its 10 bytes" ||
+	fail "head got its 10 bytes" "stdout: $out"
+
+run_capture bash -c 'timeout 10 "$@" -- yes | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"' \
+	_ "$run" --unix "$sock"
+local_status=$(bash -c 'yes | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"')
+[ "$out" = 141 ] && [ "$local_status" = 141 ] &&
+	pass "yes in the guest | head -c 10: status 141 like a local yes (stdout closed early)" ||
+	fail "yes in the guest | head -c 10: status 141 like a local yes (stdout closed early)" \
+		"agent-run: $out, local: $local_status" "stderr: $err"
+
+run_capture bash -c 'head -c 8M /dev/zero | timeout 20 "$@" -- sh -c "head -c 5000000 /dev/zero | wc -c"' \
+	_ "$run" --unix "$sock"
+expect_rc "a process that never reads stdin still gets its output out" 0 &&
+	[ "$out" = 5000000 ] && pass "all of its output arrived" || fail "all of its output arrived" "stdout: $out"
+
+# --- the process spec ------------------------------------------------------------
+run_capture ar0 -- env
+expect_in "no env: the default PATH" "$out" "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+expect_in "no env: HOME=/root" "$out" "HOME=/root"
+run_capture ar0 --env FOO=bar --env 'SPACE=a b' -- /usr/bin/env
+[ "$out" = "FOO=bar
+SPACE=a b" ] && pass "the env is exactly what was asked" || fail "the env is exactly what was asked" "$out"
+run_capture ar0 --cwd /usr/share -- pwd
+[ "$out" = /usr/share ] && pass "cwd is applied" || fail "cwd is applied" "stdout: $out" "stderr: $err"
+run_capture ar0 --cwd "$tmp/nonexistent" -- pwd
+expect_rc "a missing cwd fails to start: 125" 125 &&
+	expect_in "it names the cwd and the reason" "$err" "chdir '$tmp/nonexistent' in the guest: No such file or directory"
+if [ "$(id -u)" = 0 ]; then
+	run_capture ar0 --user 65534 -- id -u
+	[ "$out" = 65534 ] && pass "runs as uid 65534" || fail "runs as uid 65534" "stdout: $out" "stderr: $err"
+	run_capture ar0 --user 65534:65533 -- id -G
+	[ "$out" = 65533 ] && pass "gid 65533 and no supplementary groups" ||
+		fail "gid 65533 and no supplementary groups" "stdout: $out" "stderr: $err"
+else
+	skip "runs as uid 65534" "not root"
+	skip "gid 65533 and no supplementary groups" "not root"
+fi
+
+run_capture ar0 -- nosuch-command-xyz
+expect_rc "a missing command: agent-run's error status 125" 125 &&
+	[ "$err" = "agent-run: exec 'nosuch-command-xyz' in the guest: No such file or directory" ] &&
+	pass "one line naming the command and 'No such file'" ||
+	fail "one line naming the command and 'No such file'" "stderr: $err"
+
+# --- 100 at once ---------------------------------------------------------------
+run_capture timeout 60 "$run" --unix "$sock" --parallel 100 -- sh -c 'echo "run $RUNVM_TEST_INDEX"'
+expect_rc "100 concurrent processes all exit 0" 0
+wrong=0
+for i in $(seq 0 99); do grep -qx "$i: run $i" <<<"$out" || wrong=$((wrong + 1)); done
+[ "$wrong" = 0 ] && [ "$(wc -l <<<"$out")" = 100 ] && pass "each of the 100 has its own output" ||
+	fail "each of the 100 has its own output" "$wrong wrong" "${out:0:300}"
+
+# --- hostile input: answered, and the agent serves the next request --------------
+hex() { printf '%s' "$1" | sed 's/../\\x&/g'; }
+u32() { printf '%02x%02x%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+str() { printf '%s%s' "$(u32 ${#1})" "$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')"; }
+# frame TYPE ID [PAYLOAD_HEX]: one frame's bytes on stdout
+frame() {
+	local payload=${3:-}
+	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
+}
+hello() { frame 1 1 "$(u32 1)"; }
+# exec_true REQ_ID [STREAMS]: EXEC of `true` as exec id 77
+exec_true() { frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)"; }
+
+# raw NAME EXPECTED-IN-REPLIES: $tmp/frames goes to the agent as it is
+raw() {
+	local name=$1 want=$2 replies
+	replies=$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")
+	expect_in "$name" "$replies" "$want"
+	kill -0 "$main_agent" 2>/dev/null && run_capture bash -c 'echo still | "$@" -- cat' _ "$run" --unix "$sock"
+	[ "${out:-}" = still ] && pass "$name: the agent serves the next request" ||
+		fail "$name: the agent serves the next request" "stdout: ${out:-}" "stderr: ${err:-}"
+	out=
+}
+
+printf 'GET / HTTP/1.0\r\n\r\n' >"$tmp/frames"
+raw "garbage bytes (an HTTP request): ERROR and close" "ERROR id=0"
+{ hello; printf 'this is no frame at all'; } >"$tmp/frames"
+raw "garbage after HELLO: ERROR and close" "ERROR id=0"
+{ hello; printf "$(hex "$(u32 $((1 << 30)))01000000$(u32 3)")"; } >"$tmp/frames"
+raw "a frame with an oversized length: ERROR" "ERROR id=0 code=90"
+{ hello; frame 99 3; } >"$tmp/frames"
+raw "an unknown type: ERROR" "ERROR id=0"
+{ hello; frame 6 3 "$(u32 42)"; } >"$tmp/frames"
+raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which does not exist"
+{ frame 6 3 "$(u32 42)"; } >"$tmp/frames"
+raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
+{ frame 1 1 "$(u32 2)"; } >"$tmp/frames"
+raw "another protocol version: ERROR" "unsupported protocol version 2, this agent speaks 1"
+{ hello; exec_true 5; exec_true 6; } >"$tmp/frames"
+raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
+{ hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
+raw "ATTACH on a control connection: ERROR" "ERROR id=6 code=71 ATTACH on a control connection"
+# A control connection holds exec 77 (stdout wanted) and a stream connection
+# its stdout, both for 2 s; a second ATTACH of that stdout is refused.
+{ hello; exec_true 5 2; } >"$tmp/frames1"
+{ hello; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames2"
+{ cat "$tmp/frames1"; sleep 2; } | "$run" --unix "$sock" --raw >/dev/null &
+holder1=$!
+sleep 0.5
+{ cat "$tmp/frames2"; sleep 2; } | "$run" --unix "$sock" --raw >"$tmp/attached" &
+holder2=$!
+sleep 0.5
+{ hello; frame 5 7 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
+raw "ATTACH of a stream already attached: ERROR EBUSY" "ERROR id=7 code=16 stdout of exec 77 is already attached"
+wait "$holder1" "$holder2"
+expect_in "the first ATTACH got OK" "$(cat "$tmp/attached")" "OK id=6"
+{ hello; frame 7 6 "$(u32 1)"; } >"$tmp/frames"
+raw "a message only the agent sends: ERROR" "ERROR id=6 code=71 STARTED is not a request"
+{ hello; frame 8 7 "$(u32 4242)$(u32 15)"; } >"$tmp/frames"
+raw "SIGNAL to nothing: ERROR ESRCH" "ERROR id=7 code=3"
+{ hello; printf "$(hex "$(u32 100)0400")"; } >"$tmp/frames"
+raw "a frame cut short: the agent does not wait forever" "EOF"
+
+# --- the agent dies mid-stream: an error, never a hang ---------------------------
+start_agent "$tmp/b.sock" "$tmp/b.log" || { summary; exit 1; }
+timeout 20 "$run" --unix "$tmp/b.sock" -- sh -c "echo \$\$ >$tmp/guest.pid; exec sleep 30" \
+	</dev/null >"$tmp/killed.out" 2>"$tmp/killed.err" &
+client=$!
+for i in $(seq 100); do [ -s "$tmp/guest.pid" ] && break; sleep 0.05; done
+t0=$SECONDS
+kill -KILL "$agent_pid"
+wait "$agent_pid" 2>/dev/null
+wait "$client"
+rc=$? err=$(cat "$tmp/killed.err")
+[ "$rc" = 125 ] && [ $((SECONDS - t0)) -le 5 ] && pass "agent killed mid-stream: agent-run fails within seconds" ||
+	fail "agent killed mid-stream: agent-run fails within seconds" "status $rc after $((SECONDS - t0)) s"
+expect_in "it says the agent connection was lost" "$err" "lost the agent connection before 'sh' exited"
+guest_pid=$(cat "$tmp/guest.pid" 2>/dev/null)
+for i in $(seq 40); do kill -0 "$guest_pid" 2>/dev/null || break; sleep 0.05; done
+if [ -n "$guest_pid" ] && kill -0 "$guest_pid" 2>/dev/null; then
+	kill -KILL "$guest_pid"
+	fail "its process died with the test agent" "pid $guest_pid was still running"
+else
+	pass "its process died with the test agent"
+fi
+
+# --- SHUTDOWN: --unix mode exits 0 -------------------------------------------------
+run_capture ar0 --shutdown
+expect_rc "SHUTDOWN is acknowledged" 0
+for i in $(seq 40); do kill -0 "$main_agent" 2>/dev/null || break; sleep 0.05; done
+wait "$main_agent"
+rc=$?
+[ "$rc" = 0 ] && [ ! -e "$sock" ] && pass "the agent exits 0 and removes its socket" ||
+	fail "the agent exits 0 and removes its socket" "status $rc"
+log=$(cat "$tmp/agent.log")
+[ -z "$log" ] && pass "the agent logged nothing (no sanitizer report)" ||
+	fail "the agent logged nothing (no sanitizer report)" "${log:0:2000}"
+
+summary
