@@ -32,6 +32,8 @@ RUNVM := $(B)/bin/runvm
 UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
 BOOT_LOOP := $(B)/tests/boot-loop
+AGENT_STRESS := $(B)/tests/agent-stress
+VSOCK_BENCH := $(B)/bench/vsock-bench
 
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
@@ -39,7 +41,7 @@ PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 
 .PHONY: check-clang
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) guest-kernel $(PAYLOAD_INITRD)
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(VSOCK_BENCH) guest-kernel $(PAYLOAD_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -62,6 +64,14 @@ $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BOOT_LOOP): $(B)/obj/tests/integration/boot_loop.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+$(AGENT_STRESS): $(B)/obj/tests/integration/agent_stress.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+$(VSOCK_BENCH): $(B)/obj/bench/vsock_bench.o $(B)/lib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 
@@ -127,10 +137,12 @@ $(AGENT_INITRD): $(AGENT)
 	@rm -rf $@.d && mv $@.tmp $@
 
 # The same plus Debian's busybox-static and one /bin symlink per applet: the
-# commands whole-VM tests need before virtio-fs exists.
-$(AGENT_BUSYBOX_CPIO): $(AGENT) /bin/busybox
+# commands whole-VM tests need before virtio-fs exists; and a PID 1 that runs
+# the agent as its child, for tests that kill the agent.
+$(AGENT_BUSYBOX_CPIO): $(AGENT) /bin/busybox tests/payloads/agent-as-child
 	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,$(AGENT_ROOT_DIRS) bin)
 	@cp $< $@.d/init && cp /bin/busybox $@.d/bin/busybox
+	@cp tests/payloads/agent-as-child $@.d/bin/agent-as-child
 	@for a in $$(/bin/busybox --list); do \
 		[ -e $@.d/bin/$$a ] || ln -s busybox $@.d/bin/$$a || exit 1; done
 	@cd $@.d && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
@@ -160,7 +172,7 @@ $(TB)/initramfs.cpio: $(TB)/init
 
 # --- tests --------------------------------------------------------------------
 # Every C file must also build warning-free under clang (STYLE: gcc and clang).
-CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c) $(wildcard guest/agent/*.c)
+CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c) $(wildcard guest/agent/*.c) $(wildcard bench/*.c)
 check-clang:
 	@command -v clang >/dev/null || { echo "clang missing: run scripts/install-deps.sh"; exit 1; }
 	@for f in $(CLANG_SRCS); do clang -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
@@ -202,6 +214,10 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 
 FUZZ_SRCS_proto := common/proto.c common/err.c
+FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
+FUZZ_SRCS_vsock := tests/unit/devices/vdriver.c devices/vsock/vsock.c devices/vsock/conn.c \
+	devices/vsock/packet.c devices/virtio/mmio.c devices/virtio/virtio.c devices/virtio/queue.c \
+	common/evloop.c common/log.c common/jsonw.c common/err.c vmm/guest_mem.c
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -28,4 +28,4 @@ fi
 # thread each): on one, an SMP guest whose vCPUs spin-wait on each other starved
 # L2 entirely (seen: 4-vCPU boots hung 1 run in 3, past every timeout inside L2);
 # on two, 8 of 8 booted.
-exec "$top/tests/testbed/run" --cpus 2 --memory 4G --timeout "${RUNVM_VM_TESTS_TIMEOUT:-1800}" -- "$top/tests/integration/vm-batch.sh" "$build"
+exec "$top/tests/testbed/run" --cpus 2 --memory 4G --timeout "${RUNVM_VM_TESTS_TIMEOUT:-3600}" -- "$top/tests/integration/vm-batch.sh" "$build"

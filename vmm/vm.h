@@ -37,7 +37,7 @@ struct vm_config {
 	unsigned agent_timeout_ms;   /* boot to agent ready; 0: VM_AGENT_TIMEOUT_MS */
 };
 
-#define VM_AGENT_TIMEOUT_MS 60000u
+#define VM_AGENT_TIMEOUT_MS 120000u
 #define VM_SHUTDOWN_GRACE_MS 2000u
 
 enum vm_stop_reason {

@@ -5,6 +5,8 @@
  *                            we are ready, serve it, power off on SHUTDOWN
  *   runvm-agent --unix PATH  the same service on a Unix socket, without mounts or
  *                            readiness dial, as a child subreaper (DESIGN §10, layer 4)
+ *   runvm-agent --vsock-child  as PID 1 does, but as a child subreaper of another
+ *                            init that exits on SHUTDOWN: whole-VM tests kill it
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,12 +144,12 @@ static int watch_signals(struct agent *a, struct rv_err *err)
 
 static int setup(struct agent *a, const char *unix_path, struct rv_err *err)
 {
-	if (a->pid1) {
-		mounts_setup();
+	if (a->pid1)
 		console_setup();
-	} else if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+	if (!unix_path)
+		mounts_setup();
+	if (!a->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return rv_fail(err, errno, "become a child subreaper");
-	}
 	tidy_fds();
 	raise_nofile(a);
 	a->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -160,7 +162,7 @@ static int setup(struct agent *a, const char *unix_path, struct rv_err *err)
 	if (a->listen.fd < 0)
 		return -1;
 	ep_set(a, &a->listen, EPOLLIN);
-	if (a->pid1)
+	if (!unix_path)
 		announce_ready();
 	return 0;
 }
@@ -183,14 +185,16 @@ int main(int argc, char **argv)
 	const char *unix_path = NULL;
 	struct rv_err err;
 
+	bool vsock_child = argc == 2 && strcmp(argv[1], "--vsock-child") == 0;
 	if (argc == 3 && strcmp(argv[1], "--unix") == 0) {
 		unix_path = argv[2];
-	} else if (getpid() != 1) {
+	} else if (getpid() != 1 && !vsock_child) {
 		/* As PID 1, words of the kernel cmdline may arrive as arguments: ignored. */
-		fprintf(stderr, "usage: runvm-agent (as the guest's PID 1) | runvm-agent --unix PATH\n");
+		fprintf(stderr, "usage: runvm-agent (as the guest's PID 1) | runvm-agent --unix PATH"
+			" | runvm-agent --vsock-child\n");
 		return 2;
 	}
-	a.pid1 = !unix_path;
+	a.pid1 = getpid() == 1;
 	if (setup(&a, unix_path, &err) < 0) {
 		agent_warn("%s", err.msg);
 		if (a.pid1)
@@ -200,6 +204,7 @@ int main(int argc, char **argv)
 	int r = agent_loop(&a);
 	if (a.pid1)
 		power_off();
-	unlink(unix_path);
+	if (unix_path)
+		unlink(unix_path);
 	return r < 0 ? 1 : 0;
 }

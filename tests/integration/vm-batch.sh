@@ -18,5 +18,6 @@ expect_in "runvm features sees a bootable KVM here" "$out" '"io.runvm.kvm.bootab
 summary
 vm_rc=$?
 # Each suite prints its own closing line; tests/check.sh adds them all up.
-"$(dirname "$0")/test_boot.sh" "$build" || exit 1
+"$(dirname "$0")/test_boot.sh" "$build" || vm_rc=1
+"$(dirname "$0")/test_agent_vm.sh" "$build" || vm_rc=1
 exit $vm_rc

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `runvm boot -- CMD` on a real /dev/kvm: our kernel, the agent as PID 1 and
+# busybox for commands (build/tests/agent-busybox.cpio). Stdio and the exit
+# status travel over virtio-vsock; everything is checked as a user sees it.
+# usage: tests/integration/test_agent_vm.sh BUILD_DIR
+set -u
+t_suite=agent-vm
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib.sh"
+build=${1:?usage: test_agent_vm.sh BUILD_DIR}
+runvm=$build/bin/runvm
+kernel=$top/build/share/runvm/vmlinux
+initrd=$top/build/tests/agent-busybox.cpio
+# Files go to the checkout: the testbed's /tmp is a throwaway overlay.
+scratch=$(mktemp -d "$top/build/agent-vm.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+vm() { "$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 "$@"; }
+
+# --- stdio --------------------------------------------------------------------
+run_capture bash -c 'echo hi | "$@"' _ "$runvm" boot --kernel "$kernel" --initrd "$initrd" \
+	--timeout 300 -- cat
+expect_rc "echo hi | runvm boot -- cat" 0 && [ "$out" = hi ] && pass "stdin round-trips through the guest" ||
+	fail "stdin round-trips through the guest" "got: $out" "stderr: $err"
+
+run_capture vm -- sh -c 'echo to-out; echo to-err >&2'
+[ "$out" = to-out ] && [ "$err" = to-err ] && pass "stdout and stderr stay separate" ||
+	fail "stdout and stderr stay separate" "stdout: $out" "stderr: $err"
+
+head -c 4M /dev/urandom >"$scratch/bin.in"
+vm -- cat <"$scratch/bin.in" >"$scratch/bin.out" 2>"$scratch/bin.err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$scratch/bin.in" "$scratch/bin.out" && pass "4 MiB of binary data through cat arrive intact" ||
+	fail "4 MiB of binary data through cat arrive intact" "rc=$rc" "$(head -c 300 "$scratch/bin.err")"
+
+run_capture vm -- sh -c 'cd /tmp && pwd && echo "$HOME" && id -u'
+expect_in "a process starts in / with HOME and runs as root" "$out" $'/tmp\n/root\n0'
+
+# --- exit status ----------------------------------------------------------------
+for code in 0 1 255; do
+	run_capture vm -- sh -c "exit $code"
+	expect_rc "exit code $code comes back exactly" "$code"
+done
+run_capture bash -c '"$@"; echo "status=$?"' _ "$runvm" boot --kernel "$kernel" --initrd "$initrd" \
+	--timeout 300 -- sh -c 'kill -KILL $$'
+expect_in "death by SIGKILL is re-raised on the VMM (128+9)" "$out" "status=137"
+run_capture bash -c '"$@"; echo "status=$?"' _ "$runvm" boot --kernel "$kernel" --initrd "$initrd" \
+	--timeout 300 -- sh -c 'kill -SEGV $$'
+expect_in "death by SIGSEGV is re-raised on the VMM (128+11)" "$out" "status=139"
+run_capture vm -- /no/such/command
+expect_rc "a command that does not exist exits 127" 127 &&
+	expect_in "and the error names it" "$err" "/no/such/command"
+
+# --- pipes closed early ---------------------------------------------------------
+start=$SECONDS
+run_capture bash -c 'yes | "$@"' _ "$runvm" boot --kernel "$kernel" --initrd "$initrd" \
+	--timeout 300 -- head -c 10
+expect_rc "stdin the guest stops reading (yes | runvm -- head -c 10)" 0 &&
+	[ "$out" = "$(yes | head -c 10)" ] && pass "head got its 10 bytes" || fail "head got its 10 bytes" "$out"
+run_capture bash -c 'set -o pipefail; "$@" | head -c 10; echo " status=${PIPESTATUS[0]}"' _ \
+	"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 -- yes
+expect_in "stdout closed early: the guest's yes dies of SIGPIPE, like a local one" "$out" "status=141"
+[ $((SECONDS - start)) -lt 200 ] && pass "closed pipes end promptly" || fail "closed pipes end promptly" "$((SECONDS - start)) s"
+
+# --- volume: 256 MiB out of the guest, VMM memory bounded -------------------------
+want=$(yes runvm-256MiB | head -c 268435456 | sha256sum | cut -d' ' -f1)
+vm -- sh -c 'yes runvm-256MiB | head -c 268435456' 2>"$scratch/big.err" |
+	sha256sum | cut -d' ' -f1 >"$scratch/big.sum" &
+sink=$!
+# Sample the VMM's private (heap) memory while the data flows; guest RAM is
+# shared memfd memory and counts apart (RssShmem).
+peak=0
+while kill -0 "$sink" 2>/dev/null; do
+	pid=$(pgrep -n -f "boot --kernel .* runvm-256MiB" || true)
+	a=$(awk '/^RssAnon/ { print $2 }' "/proc/${pid:-0}/status" 2>/dev/null)
+	[ "${a:-0}" -gt "$peak" ] && peak=$a
+	sleep 0.5
+done
+wait "$sink"
+got=$(cat "$scratch/big.sum" 2>/dev/null)
+[ "$got" = "$want" ] && pass "256 MiB from guest stdout arrive intact (sha256)" ||
+	fail "256 MiB from guest stdout arrive intact (sha256)" "got $got want $want" "$(head -c 300 "$scratch/big.err")"
+[ "$peak" -gt 0 ] && [ "$peak" -lt 65536 ] && pass "VMM heap stays bounded while streaming (peak RssAnon ${peak} KiB)" ||
+	fail "VMM heap stays bounded while streaming" "peak RssAnon ${peak} KiB"
+
+# --- many at once ---------------------------------------------------------------
+run_capture "$build/tests/agent-stress" --kernel "$kernel" --initrd "$initrd" --cpus 2 --parallel 100
+expect_rc "100 concurrent processes in one VM all complete with the right outputs" 0 ||
+	echo "        $err"
+
+# --- the guest going away mid-stream ----------------------------------------------
+# The agent runs as a child of a shell PID 1 here, so a command can kill it; PID 1
+# then exits and the guest kernel panics: both must end the command with an error.
+start=$SECONDS
+run_capture vm --cmdline rdinit=/bin/agent-as-child -- sh -c 'echo before; sleep 2; kill -KILL $PPID; sleep 100'
+[ "$rc" != 0 ] && pass "the agent killed mid-stream ends the command with an error (rc=$rc)" ||
+	fail "the agent killed mid-stream ends the command with an error" "rc=$rc"
+expect_in "the output written before arrived" "$out" "before"
+case "$err" in
+*"lost the agent connection"*|*"guest kernel panicked"*) pass "the error says what happened" ;;
+*) fail "the error says what happened" "stderr: ${err:0:600}" ;;
+esac
+[ $((SECONDS - start)) -lt 60 ] && pass "and it does not hang" || fail "and it does not hang" "$((SECONDS - start)) s"
+
+left=$(pgrep -f "$runvm boot" || true)
+[ -z "$left" ] && pass "no VMM left running" || fail "no VMM left running" "pids: $left"
+summary
