@@ -4,7 +4,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-build=build suites=unit,cli,kvm-host,vm,testbed
+build=build suites=unit,cli,kvm-host,agent,vm,testbed,fuzz
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
