@@ -380,9 +380,13 @@ Test(vsock, host_connect_sends_request_and_then_carries_data_both_ways, .init = 
 	int fd;
 	struct gconn *c = host_connect(5000, &fd);
 	cr_assert_eq(vs.nconns, 1);
+	vdriver_irqs(&drv);
+	vdriver_isr_ack(&drv);
 
 	host_write(fd, "hello", 5);
 	expect_rx(VSOCK_OP_RW);
+	cr_assert_geq(vdriver_irqs(&drv), 1, "data for the guest raises its interrupt");
+	cr_assert(vdriver_isr_ack(&drv) & VIRTIO_INT_USED);
 	cr_assert_eq(pk.h.len, 5);
 	cr_assert_arr_eq(pk.data, "hello", 5);
 	cr_assert_eq(pk.h.src_port, c->host_port);
