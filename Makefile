@@ -227,7 +227,7 @@ fuzz: fuzz-build
 
 # FUZZ_SRCS_<name> is looked up when the rule runs, so it may be set anywhere.
 .SECONDEXPANSION:
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard */*.h */*/*.h)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard */*.h */*/*.h */*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*)
 

@@ -20,28 +20,31 @@ static size_t fill(const struct virtq_chain *c)
 	return done;
 }
 
-static void rng_notify(struct virtio_dev *d, unsigned qi)
+static bool rng_notify(struct virtio_dev *d, unsigned qi)
 {
 	struct virtq *q = &d->queues[qi];
 	struct virtq_chain c;
 	struct rv_err err;
+	unsigned budget = VIRTIO_NOTIFY_BUDGET;
 	int rc;
 
 	do {
 		while ((rc = virtq_pop(q, &c, &err)) != 0) {
-			if (rc < 0) {
-				if (q->broken) {
-					virtio_dev_fail(d, &err);
-					return;
-				}
-				rv_logf(d->log, RV_LOG_WARN, "virtio-rng: dropped a request: %s", err.msg);
-				virtq_push(q, c.head, 0);
-				continue;
+			if (rc < 0 && q->broken) {
+				virtio_dev_fail(d, &err);
+				return false;
 			}
-			virtq_push(q, c.head, (uint32_t)fill(&c));
+			if (rc < 0)
+				rv_logf(d->log, RV_LOG_WARN, "virtio-rng: dropped a request: %s", err.msg);
+			virtq_push(q, c.head, rc < 0 ? 0 : (uint32_t)fill(&c));
+			if (--budget == 0) {
+				virtio_dev_used(d, q);
+				return true;
+			}
 		}
 		virtio_dev_used(d, q);
 	} while (virtq_enable_notify(q));
+	return false;
 }
 
 static const struct virtio_dev_ops rng_ops = {

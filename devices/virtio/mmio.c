@@ -63,12 +63,14 @@ static void set_half(uint64_t *v, bool high, uint32_t val)
 	*v = high ? (*v & 0xffffffffull) | ((uint64_t)val << 32) : (*v & ~0xffffffffull) | val;
 }
 
-static void kick(struct virtio_mmio *m, uint32_t queue)
+/* True when the device left work for another round. */
+static bool kick(struct virtio_mmio *m, uint32_t queue)
 {
 	struct virtio_dev *d = m->dev;
 
 	if (queue < d->ops->num_queues && virtio_dev_active(d) && d->queues[queue].ready)
-		d->ops->queue_notify(d, queue);
+		return d->ops->queue_notify(d, queue);
+	return false;
 }
 
 static void queue_ready(struct virtio_mmio *m, struct virtq *q, uint32_t val)
@@ -122,7 +124,7 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t val)
 			set_half(&d->driver_features, m->drv_features_sel == 1, val);
 		return;
 	case REG_QUEUE_SEL: m->queue_sel = val; return;
-	case REG_QUEUE_NOTIFY: kick(m, val); return;
+	case REG_QUEUE_NOTIFY: (void)kick(m, val); return;
 	case REG_INTERRUPT_ACK: d->isr &= ~val; return;
 	case REG_STATUS:
 		virtio_dev_set_status(d, val);
@@ -173,8 +175,12 @@ static void on_kick(struct ev_handler *h, uint32_t events)
 	if (read(k->fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	pthread_mutex_lock(&k->m->dev->lock);
-	kick(k->m, k->queue);
+	bool more = kick(k->m, k->queue);
 	pthread_mutex_unlock(&k->m->dev->lock);
+	n = 1;
+	if (more && write(k->fd, &n, sizeof(n)) < 0) {
+		/* Saturated counter: the eventfd is readable anyway. */
+	}
 }
 
 static int wire_kick(struct virtio_mmio *m, unsigned q, struct rv_err *err)

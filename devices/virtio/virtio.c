@@ -30,7 +30,7 @@ uint64_t virtio_dev_features(const struct virtio_dev *d)
 
 bool virtio_dev_active(const struct virtio_dev *d)
 {
-	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	return (d->status & VIRTIO_STATUS_DRIVER_OK) && (d->status & VIRTIO_STATUS_FEATURES_OK) &&
 	       !(d->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 

@@ -34,6 +34,7 @@
 #define VIRTIO_INT_CONFIG 2u
 
 #define VIRTIO_MAX_QUEUES 4u
+#define VIRTIO_NOTIFY_BUDGET 256u
 
 struct virtio_dev;
 
@@ -45,8 +46,11 @@ struct virtio_dev_ops {
 	uint64_t features;             /* offered on top of VERSION_1, EVENT_IDX, INDIRECT */
 	/* Called with d->lock held, on the main thread (or a vCPU when a kick
 	 * misses its ioeventfd). Errors are the device's own: it logs them and
-	 * resets a connection or marks itself broken; the VMM goes on. */
-	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	 * resets a connection or marks itself broken; the VMM goes on. Returns
+	 * true when it stopped after VIRTIO_NOTIFY_BUDGET chains with more
+	 * waiting: the transport calls again after the loop's other events, so a
+	 * guest that keeps its queue full cannot starve the VMM. */
+	bool (*queue_notify)(struct virtio_dev *d, unsigned q);
 	void (*config_read)(struct virtio_dev *d, uint64_t off, void *buf, size_t len);
 	/* DRIVER_OK: queues are ready. Lock held. */
 	void (*activate)(struct virtio_dev *d);

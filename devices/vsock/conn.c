@@ -349,14 +349,12 @@ static uint16_t take_owed(struct vsock_conn *c, uint32_t *flags)
 		{ CONN_SEND_REQUEST, VSOCK_OP_REQUEST }, { CONN_SEND_RESPONSE, VSOCK_OP_RESPONSE },
 		{ CONN_SEND_CREDIT_UPDATE, VSOCK_OP_CREDIT_UPDATE },
 		{ CONN_SEND_CREDIT_REQUEST, VSOCK_OP_CREDIT_REQUEST },
-		{ CONN_SEND_SHUTDOWN, VSOCK_OP_SHUTDOWN },
 	};
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		if (!(c->owed & order[i].bit))
 			continue;
-		/* SHUTDOWN goes last: data read before the EOF must reach the guest first. */
 		c->owed &= ~order[i].bit;
-		*flags = order[i].op == VSOCK_OP_SHUTDOWN ? VSOCK_SHUTDOWN_SEND : 0;
+		*flags = 0;
 		return order[i].op;
 	}
 	return VSOCK_OP_INVALID;
@@ -367,10 +365,10 @@ int vsock_conn_fill_rx(struct vsock_conn *c, const struct virtq_chain *chain, ui
 	struct vsock_hdr h;
 	uint8_t raw[VSOCK_HDR_BYTES];
 	uint32_t flags = 0;
-	uint16_t op = take_owed(c, &flags);
 
 	if (chain->write_bytes < VSOCK_HDR_BYTES)
 		return 0;
+	uint16_t op = take_owed(c, &flags);
 	if (op == VSOCK_OP_INVALID) {
 		uint32_t max = vsock_conn_peer_credit(c);
 		if (max > VSOCK_MAX_PKT_BYTES)

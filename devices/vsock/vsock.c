@@ -173,37 +173,46 @@ static void tx_packet(struct vsock *v, const struct virtq_chain *chain)
 		reply_rst(v, &h);
 }
 
-static void tx_process(struct vsock *v)
+/* True when it stopped at the budget with packets left. */
+static bool tx_process(struct vsock *v)
 {
 	struct virtq *q = &v->dev.queues[TX_QUEUE];
 	struct virtq_chain chain;
 	struct rv_err err;
+	unsigned budget = VIRTIO_NOTIFY_BUDGET;
 	int rc;
 
 	do {
 		while ((rc = virtq_pop(q, &chain, &err)) != 0) {
 			if (rc < 0 && q->broken) {
 				virtio_dev_fail(&v->dev, &err);
-				return;
+				return false;
 			}
 			if (rc < 0)
 				rv_logf(v->dev.log, RV_LOG_WARN, "vsock: dropped a tx buffer: %s", err.msg);
 			else
 				tx_packet(v, &chain);
 			virtq_push(q, chain.head, 0);
+			if (--budget == 0) {
+				virtio_dev_used(&v->dev, q);
+				return true;
+			}
 		}
 		virtio_dev_used(&v->dev, q);
 	} while (virtq_enable_notify(q));
+	return false;
 }
 
-static void vsock_notify(struct virtio_dev *d, unsigned q)
+static bool vsock_notify(struct virtio_dev *d, unsigned q)
 {
 	struct vsock *v = d->priv;
+	bool more = false;
 
 	if (q == TX_QUEUE)
-		tx_process(v);
+		more = tx_process(v);
 	if (q == TX_QUEUE || q == RX_QUEUE)
 		vsock_rx_flush(v);
+	return more;
 }
 
 static void vsock_config_read(struct virtio_dev *d, uint64_t off, void *buf, size_t len)
@@ -253,6 +262,9 @@ int vsock_listen(struct vsock *v, uint32_t port, vsock_accept_fn fn, void *ctx, 
 {
 	if (v->nlisteners == VSOCK_MAX_LISTENERS)
 		return rv_failx(err, ENOSPC, "vsock: more than %u listening ports", VSOCK_MAX_LISTENERS);
+	for (unsigned i = 0; i < v->nlisteners; i++)
+		if (v->listeners[i].port == port)
+			return rv_failx(err, EADDRINUSE, "vsock: host port %u already has a listener", port);
 	v->listeners[v->nlisteners].port = port;
 	v->listeners[v->nlisteners].fn = fn;
 	v->listeners[v->nlisteners].ctx = ctx;

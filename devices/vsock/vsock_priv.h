@@ -12,9 +12,8 @@
 enum {
 	CONN_SEND_REQUEST = 1u << 0,
 	CONN_SEND_RESPONSE = 1u << 1,
-	CONN_SEND_SHUTDOWN = 1u << 2,     /* we will send no more (host EOF) */
-	CONN_SEND_CREDIT_UPDATE = 1u << 3,
-	CONN_SEND_CREDIT_REQUEST = 1u << 4,
+	CONN_SEND_CREDIT_UPDATE = 1u << 2,
+	CONN_SEND_CREDIT_REQUEST = 1u << 3,
 };
 
 struct vsock_conn {

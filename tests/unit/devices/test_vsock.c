@@ -1148,3 +1148,37 @@ Test(vsock, many_resets_without_rx_buffers_stay_bounded, .fini = stop)
 	}
 	cr_assert_eq(rsts, VSOCK_CTL_QUEUE, "what did not fit was dropped, the rest delivered");
 }
+
+/* A guest that keeps its tx ring full must not keep the main loop to itself:
+ * after VIRTIO_NOTIFY_BUDGET packets the device says there is more, and the
+ * transport comes back after the loop's other events. */
+Test(vsock, tx_stops_at_the_budget_and_says_there_is_more, .init = start, .fini = stop)
+{
+	struct gconn *c = gconn_new(9999, 40000);
+	struct vsock_hdr h = ghdr(c, VSOCK_OP_RST, 0, 0);
+	uint8_t *tx = vdriver_host(&drv, tx_gpa, VSOCK_HDR_BYTES);
+	struct vdriver_buf b = { tx_gpa, VSOCK_HDR_BYTES, false };
+
+	vsock_hdr_encode(&h, tx);
+	for (unsigned i = 0; i < VIRTIO_NOTIFY_BUDGET; i++)
+		cr_assert_geq(vdriver_add(&drv, TXQ, &b, 1, false), 0);
+	cr_assert_eq(VIRTIO_NOTIFY_BUDGET, QSIZE, "the test fills exactly one ring");
+	pthread_mutex_lock(&vs.dev.lock);
+	bool more = vs.dev.ops->queue_notify(&vs.dev, TXQ);
+	pthread_mutex_unlock(&vs.dev.lock);
+	cr_assert(more, "a full budget of packets must report more work");
+	cr_assert_eq(vdriver_used_idx(&drv, TXQ), VIRTIO_NOTIFY_BUDGET, "every packet taken was returned");
+	pthread_mutex_lock(&vs.dev.lock);
+	more = vs.dev.ops->queue_notify(&vs.dev, TXQ);
+	pthread_mutex_unlock(&vs.dev.lock);
+	cr_assert_not(more, "an empty ring has no more work");
+}
+
+Test(vsock, a_host_port_has_one_listener, .init = start, .fini = stop)
+{
+	struct rv_err err;
+
+	cr_assert_eq(vsock_listen(&vs, LISTEN_PORT, on_accept, NULL, &err), -1);
+	cr_assert_eq(err.code, EADDRINUSE);
+	cr_assert(strstr(err.msg, "already has a listener"), "%s", err.msg);
+}
