@@ -168,6 +168,7 @@ struct run {
 	size_t frames_len, frames_cap;
 	bool exited;
 	struct agent_status status;
+	const atomic_bool *cancel;
 };
 
 static void run_close(struct run *r)
@@ -359,10 +360,14 @@ static void on_stdin_sock(struct run *r)
 		stdin_closed(r);
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
+static int write_all(int fd, const uint8_t *buf, size_t len, const atomic_bool *cancel)
 {
 	while (len) {
 		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR && cancel && atomic_load(cancel)) {
+			errno = ECANCELED;
+			return -1;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -382,7 +387,7 @@ static void on_output(struct run *r, int which, uint8_t *buf)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0 || write_all(host_fd, buf, (size_t)n) < 0) {
+	if (n <= 0 || write_all(host_fd, buf, (size_t)n, r->cancel) < 0) {
 		rv_closep(&r->sock[which]);
 		r->sock[which] = -1;
 	}
@@ -436,7 +441,7 @@ static int relay(struct run *r, struct rv_err *err)
 int agent_run(const struct agent_client *c, const struct agent_exec *x, struct agent_status *st,
 	      struct rv_err *err)
 {
-	struct run r = { .x = x, .ctl = -1, .sock = { -1, -1, -1 } };
+	struct run r = { .x = x, .ctl = -1, .sock = { -1, -1, -1 }, .cancel = c->cancel };
 	int host_fds[3] = { x->stdin_fd, x->stdout_fd, x->stderr_fd };
 	int ret = -1;
 

@@ -5,6 +5,7 @@
 #ifndef RV_AGENT_CLIENT_H
 #define RV_AGENT_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,10 @@ struct agent_client {
 	void *ctx;
 	unsigned connect_timeout_ms;   /* keep redialling a not-yet-listening agent this long,
 					* every 10 ms (0: one try) */
+	/* Optional. Once set, a write to a host fd that a signal interrupts gives
+	 * up (that output is dropped): the VMM sets it at teardown and signals the
+	 * thread, so a host reader that stopped reading cannot hold the VM up. */
+	const atomic_bool *cancel;
 };
 
 struct agent_exec {

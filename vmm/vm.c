@@ -89,9 +89,11 @@ static void remove_virtio_devices(struct vm *vm)
 {
 	if (!vm->devices_up)
 		return;
-	/* Dropping the vsock connections ends the controller's sockets first. */
-	vsock_destroy(&vm->vsock);
+	/* Ending the vsock connections ends the controller's sockets, and a closed
+	 * device refuses its redials, so the join cannot wait on a dead guest. */
+	vsock_close(&vm->vsock);
 	vm_agent_join(vm);
+	vsock_destroy(&vm->vsock);
 	rng_destroy(&vm->rng);
 	for (unsigned i = 0; i < VM_MMIO_COUNT; i++)
 		virtio_mmio_destroy(&vm->mmio_dev[i]);

@@ -2,6 +2,7 @@
  * hands a dialler to cfg->controller, and turns its result into the end of
  * the VM (a graceful agent shutdown, or an error). */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "vmm/vm_priv.h"
 
 #define HELLO_TIMEOUT_S 5
+#define JOIN_KICK_NS 50000000L
 #define DIAL_RETRY_MS 5000u
 
 /* Runs with the vsock lock held: just hand the fd over. */
@@ -108,9 +110,16 @@ static int await_agent(struct vm *vm, struct rv_err *err)
 static void *agent_thread(void *arg)
 {
 	struct vm *vm = arg;
-	struct agent_client client = { .dial = dial_agent, .ctx = vm, .connect_timeout_ms = DIAL_RETRY_MS };
+	struct agent_client client = { .dial = dial_agent, .ctx = vm, .connect_timeout_ms = DIAL_RETRY_MS,
+				       .cancel = &vm->stopping };
 	struct rv_err err;
 	uint32_t status = 0;
+	sigset_t kick;
+
+	/* vm_agent_join interrupts blocking writes to host fds with the kick. */
+	sigemptyset(&kick);
+	sigaddset(&kick, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	if (await_agent(vm, &err) < 0 ||
 	    vm->cfg->controller(vm->cfg->controller_arg, &client, &status, &err) < 0) {
@@ -122,6 +131,8 @@ static void *agent_thread(void *arg)
 	atomic_store(&vm->has_status, true);
 	/* The agent powers the guest off (reboot=k resets through the i8042);
 	 * a guest that does not is stopped after a grace period. */
+	if (atomic_load(&vm->stopping))
+		return NULL;
 	if (agent_shutdown(&client, &err) < 0)
 		rv_logf(vm->cfg->log, RV_LOG_DEBUG, "agent shutdown: %s", err.msg);
 	if (wait_for(&vm->agent, is_stopping, VM_SHUTDOWN_GRACE_MS) == ETIMEDOUT)
@@ -175,8 +186,20 @@ void vm_agent_join(struct vm *vm)
 
 	if (!a->initialized)
 		return;
-	if (a->started)
-		pthread_join(a->thread, NULL);
+	/* vm->stopping is set: a controller stuck writing to a host reader that
+	 * does not read is interrupted (and gives up) until it is gone. */
+	while (a->started) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += JOIN_KICK_NS;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(a->thread, NULL, &t) != ETIMEDOUT)
+			break;
+		pthread_kill(a->thread, VCPU_KICK_SIGNAL);
+	}
 	if (a->ready_fd >= 0)
 		close(a->ready_fd);
 	pthread_cond_destroy(&a->cond);

@@ -35,7 +35,7 @@ static bool rng_notify(struct virtio_dev *d, unsigned qi)
 				return false;
 			}
 			if (rc < 0)
-				rv_logf(d->log, RV_LOG_WARN, "virtio-rng: dropped a request: %s", err.msg);
+				virtio_dev_warn(d, "dropped a request: %s", err.msg);
 			virtq_push(q, c.head, rc < 0 ? 0 : (uint32_t)fill(&c));
 			if (--budget == 0) {
 				virtio_dev_used(d, q);

@@ -63,14 +63,13 @@ static void set_half(uint64_t *v, bool high, uint32_t val)
 	*v = high ? (*v & 0xffffffffull) | ((uint64_t)val << 32) : (*v & ~0xffffffffull) | val;
 }
 
-/* True when the device left work for another round. */
-static bool kick(struct virtio_mmio *m, uint32_t queue)
+static void kick(struct virtio_mmio *m, uint32_t queue)
 {
 	struct virtio_dev *d = m->dev;
 
-	if (queue < d->ops->num_queues && virtio_dev_active(d) && d->queues[queue].ready)
-		return d->ops->queue_notify(d, queue);
-	return false;
+	if (queue < d->ops->num_queues && virtio_dev_active(d) && d->queues[queue].ready &&
+	    d->ops->queue_notify(d, queue))
+		virtio_dev_defer(d, queue);     /* budget spent: come back after other events */
 }
 
 static void queue_ready(struct virtio_mmio *m, struct virtq *q, uint32_t val)
@@ -124,7 +123,7 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t val)
 			set_half(&d->driver_features, m->drv_features_sel == 1, val);
 		return;
 	case REG_QUEUE_SEL: m->queue_sel = val; return;
-	case REG_QUEUE_NOTIFY: (void)kick(m, val); return;
+	case REG_QUEUE_NOTIFY: kick(m, val); return;
 	case REG_INTERRUPT_ACK: d->isr &= ~val; return;
 	case REG_STATUS:
 		virtio_dev_set_status(d, val);
@@ -175,12 +174,8 @@ static void on_kick(struct ev_handler *h, uint32_t events)
 	if (read(k->fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	pthread_mutex_lock(&k->m->dev->lock);
-	bool more = kick(k->m, k->queue);
+	kick(k->m, k->queue);
 	pthread_mutex_unlock(&k->m->dev->lock);
-	n = 1;
-	if (more && write(k->fd, &n, sizeof(n)) < 0) {
-		/* Saturated counter: the eventfd is readable anyway. */
-	}
 }
 
 static int wire_kick(struct virtio_mmio *m, unsigned q, struct rv_err *err)
@@ -191,12 +186,13 @@ static int wire_kick(struct virtio_mmio *m, unsigned q, struct rv_err *err)
 					.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
 	if (k->fd < 0)
 		return rv_fail(err, errno, "eventfd for queue %u", q);
+	m->dev->defer_fd[q] = k->fd;
 	struct kvm_ioeventfd io = { .datamatch = q, .addr = m->base + REG_QUEUE_NOTIFY, .len = 4,
 				    .fd = k->fd, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH };
-	if (ioctl(m->vm_fd, KVM_IOEVENTFD, &io) < 0)
+	if (m->vm_fd >= 0 && ioctl(m->vm_fd, KVM_IOEVENTFD, &io) < 0)
 		return rv_fail(err, errno, "KVM_IOEVENTFD for queue %u at 0x%llx", q,
 			       (unsigned long long)io.addr);
-	return evloop_add(m->loop, k->fd, EPOLLIN, &k->h, err);
+	return m->loop ? evloop_add(m->loop, k->fd, EPOLLIN, &k->h, err) : 0;
 }
 
 int virtio_mmio_init(struct virtio_mmio *m, struct virtio_dev *d, uint64_t base, unsigned irq,
@@ -208,10 +204,8 @@ int virtio_mmio_init(struct virtio_mmio *m, struct virtio_dev *d, uint64_t base,
 	d->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->irq_fd < 0)
 		return rv_fail(err, errno, "virtio-%s: interrupt eventfd", d->ops->name);
-	if (vm_fd < 0)
-		return 0;
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)d->irq_fd, .gsi = irq };
-	if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0)
+	if (vm_fd >= 0 && ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0)
 		return rv_fail(err, errno, "virtio-%s: KVM_IRQFD for IRQ %u", d->ops->name, irq);
 	for (unsigned q = 0; q < d->ops->num_queues; q++)
 		if (wire_kick(m, q, err) < 0)
@@ -221,7 +215,10 @@ int virtio_mmio_init(struct virtio_mmio *m, struct virtio_dev *d, uint64_t base,
 
 void virtio_mmio_destroy(struct virtio_mmio *m)
 {
+	if (!m->dev)
+		return;                 /* never initialised */
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		m->dev->defer_fd[q] = -1;
 		if (m->kicks[q].fd < 0)
 			continue;
 		if (m->loop)

@@ -35,7 +35,8 @@ struct virtio_mmio {
 
 /* Wires d to a window at base and to IRQ irq. With vm_fd < 0 (device tests)
  * there is no irqfd or ioeventfd: d->irq_fd is a plain eventfd the test reads,
- * and kicks arrive as register writes. */
+ * and kicks arrive as register writes; the per-queue eventfds still serve
+ * virtio_dev_defer through the loop. */
 int virtio_mmio_init(struct virtio_mmio *m, struct virtio_dev *d, uint64_t base, unsigned irq,
 		     int vm_fd, struct evloop *loop, struct rv_err *err);
 void virtio_mmio_destroy(struct virtio_mmio *m);

@@ -1,6 +1,8 @@
 #include "devices/virtio/virtio.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,6 +13,8 @@ void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, voi
 		     const struct guest_mem *mem, const struct rv_log *log)
 {
 	*d = (struct virtio_dev){ .ops = ops, .priv = priv, .mem = mem, .log = log, .irq_fd = -1 };
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		d->defer_fd[q] = -1;
 	pthread_mutex_init(&d->lock, NULL);
 }
 
@@ -44,6 +48,32 @@ static void raise_irq(struct virtio_dev *d, uint32_t why)
 	}
 }
 
+void virtio_dev_defer(struct virtio_dev *d, unsigned q)
+{
+	uint64_t one = 1;
+
+	if (q < VIRTIO_MAX_QUEUES && d->defer_fd[q] >= 0 && write(d->defer_fd[q], &one, sizeof(one)) < 0) {
+		/* Saturated: the eventfd is readable anyway. */
+	}
+}
+
+void virtio_dev_warn(struct virtio_dev *d, const char *fmt, ...)
+{
+	char msg[RV_ERR_MSG_BYTES];
+	va_list ap;
+
+	if (d->warnings > VIRTIO_MAX_WARNINGS)
+		return;
+	if (d->warnings++ == VIRTIO_MAX_WARNINGS) {
+		rv_logf(d->log, RV_LOG_WARN, "virtio-%s: more warnings suppressed", d->ops->name);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rv_logf(d->log, RV_LOG_WARN, "virtio-%s: %s", d->ops->name, msg);
+}
+
 void virtio_dev_used(struct virtio_dev *d, struct virtq *q)
 {
 	if (virtq_should_interrupt(q))
@@ -52,7 +82,7 @@ void virtio_dev_used(struct virtio_dev *d, struct virtq *q)
 
 void virtio_dev_fail(struct virtio_dev *d, const struct rv_err *why)
 {
-	rv_logf(d->log, RV_LOG_WARN, "virtio-%s: %s; the device needs a reset", d->ops->name, why->msg);
+	virtio_dev_warn(d, "%s; the device needs a reset", why->msg);
 	d->status |= VIRTIO_STATUS_NEEDS_RESET;
 	d->config_generation++;
 	raise_irq(d, VIRTIO_INT_CONFIG);
@@ -98,8 +128,8 @@ void virtio_dev_set_status(struct virtio_dev *d, uint32_t status)
 	if ((added & VIRTIO_STATUS_FEATURES_OK) &&
 	    ((d->driver_features & ~virtio_dev_features(d)) || !(d->driver_features & VIRTIO_F_VERSION_1))) {
 		/* Leave FEATURES_OK clear: the driver reads it back and gives up. */
-		rv_logf(d->log, RV_LOG_WARN, "virtio-%s: driver asked for features 0x%llx, offered 0x%llx",
-			d->ops->name, (unsigned long long)d->driver_features,
+		virtio_dev_warn(d, "driver asked for features 0x%llx, offered 0x%llx",
+			(unsigned long long)d->driver_features,
 			(unsigned long long)virtio_dev_features(d));
 		status &= ~VIRTIO_STATUS_FEATURES_OK;
 	}

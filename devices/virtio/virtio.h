@@ -70,7 +70,11 @@ struct virtio_dev {
 	uint32_t config_generation;
 	struct virtq queues[VIRTIO_MAX_QUEUES];
 	int irq_fd;                    /* eventfd wired to the guest IRQ (irqfd), -1: none */
+	int defer_fd[VIRTIO_MAX_QUEUES];   /* the transport's kick eventfds: "run again later" */
+	unsigned warnings;             /* logged so far: a guest cannot flood the log */
 };
+
+#define VIRTIO_MAX_WARNINGS 32u
 
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, void *priv,
 		     const struct guest_mem *mem, const struct rv_log *log);
@@ -78,6 +82,14 @@ void virtio_dev_destroy(struct virtio_dev *d);
 
 uint64_t virtio_dev_features(const struct virtio_dev *d);
 bool virtio_dev_active(const struct virtio_dev *d);   /* DRIVER_OK and not broken */
+
+/* Asks for queue_notify(q) again after the loop's other events (the work
+ * budget ran out). */
+void virtio_dev_defer(struct virtio_dev *d, unsigned q);
+
+/* A warning about what the guest did, at most VIRTIO_MAX_WARNINGS per device
+ * (then one saying the rest are suppressed). */
+void virtio_dev_warn(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* After pushing used buffers on q: interrupt the guest if it wants one. */
 void virtio_dev_used(struct virtio_dev *d, struct virtq *q);

@@ -44,7 +44,7 @@ void vsock_conn_update_events(struct vsock_conn *c)
 {
 	uint32_t ev = 0;
 
-	if (c->established && !c->host_readable && !c->host_eof && !c->guest_no_rcv)
+	if (c->established && !c->host_readable && !c->host_eof && !c->guest_no_rcv && !c->draining)
 		ev |= EPOLLIN;
 	if (c->pend_len)
 		ev |= EPOLLOUT;
@@ -101,16 +101,19 @@ static void owe_credit_update_if_due(struct vsock_conn *c)
 	}
 }
 
-/* After the guest's bytes are all out: the guest's shutdowns take effect. */
+/* The guest's shutdowns take effect. A guest that closed both ways waits for
+ * our RST (Linux gives up after 8 s and then drops what we hold): it gets it
+ * now, and what it sent still reaches the host. */
 static void finish_guest_side(struct vsock_conn *c)
 {
-	if (c->pend_len)
-		return;
 	if (c->guest_closed) {
-		vsock_conn_drop(c, true, NULL);
+		struct vsock_hdr h;
+		vsock_hdr_for(c, VSOCK_OP_RST, 0, &h);
+		vsock_queue_ctl(c->v, &h);
+		vsock_conn_drain(c);
 		return;
 	}
-	if (c->guest_eof)
+	if (!c->pend_len && c->guest_eof)
 		shutdown(c->fd, SHUT_WR);
 }
 
@@ -185,7 +188,7 @@ void vsock_conn_guest_packet(struct vsock_conn *c, const struct vsock_hdr *h,
 		vsock_conn_update_events(c);
 		break;
 	case VSOCK_OP_RST:
-		vsock_conn_drop(c, false, NULL);
+		vsock_conn_drain(c);
 		return;
 	case VSOCK_OP_SHUTDOWN:
 		shutdown_packet(c, h->flags);
@@ -208,7 +211,7 @@ static void flush_pending(struct vsock_conn *c)
 	if (w < 0 && errno == EAGAIN)
 		return;
 	if (w < 0) {
-		vsock_conn_drop(c, true, NULL);
+		vsock_conn_drop(c, !c->draining, NULL);
 		return;
 	}
 	c->pend_off += (uint32_t)w;
@@ -216,6 +219,11 @@ static void flush_pending(struct vsock_conn *c)
 	c->fwd_cnt += (uint32_t)w;
 	if (c->pend_len == 0)
 		c->pend_off = 0;
+	if (c->draining) {
+		if (c->pend_len == 0)
+			vsock_conn_drop(c, false, NULL);
+		return;
+	}
 	owe_credit_update_if_due(c);
 	vsock_conn_update_events(c);
 	finish_guest_side(c);
@@ -244,12 +252,14 @@ static void on_host_event(struct ev_handler *h, uint32_t events)
 	struct vsock *v = c->v;
 
 	pthread_mutex_lock(&v->dev.lock);
-	if (c->fd >= 0 && !c->hup) {         /* else dropped while this event was queued */
+	if (c->fd >= 0 && c->draining && (events & (EPOLLHUP | EPOLLERR))) {
+		vsock_conn_drop(c, false, NULL);     /* nobody left to read what we hold */
+	} else if (c->fd >= 0 && !c->hup) {  /* else dropped while this event was queued */
 		if ((events & EPOLLOUT) && c->pend_len)
 			flush_pending(c);
 		if (c->fd >= 0 && (events & (EPOLLHUP | EPOLLERR))) {
 			host_hung_up(c);
-		} else if (c->fd >= 0 && (events & EPOLLIN)) {
+		} else if (c->fd >= 0 && !c->draining && (events & EPOLLIN)) {
 			c->host_readable = true;
 			vsock_conn_update_events(c);
 			vsock_ready(v, c);
@@ -288,24 +298,51 @@ struct vsock_conn *vsock_conn_new(struct vsock *v, uint32_t host_port, uint32_t 
 	return c;
 }
 
+/* Out of the rx list and out of the table (or the draining list). */
+static void unlink_conn(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	struct vsock_conn **pp = c->draining ? &v->draining
+					     : &v->buckets[bucket(c->host_port, c->guest_port)];
+
+	vsock_unready(v, c);
+	while (*pp && *pp != c)
+		pp = &(*pp)->hash_next;
+	if (*pp)
+		*pp = c->hash_next;
+	c->hash_next = NULL;
+}
+
+void vsock_conn_drain(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+
+	if (c->pend_len == 0 || c->hup) {
+		vsock_conn_drop(c, false, NULL);
+		return;
+	}
+	unlink_conn(c);
+	c->draining = true;
+	c->hash_next = v->draining;
+	v->draining = c;
+	c->owed = 0;
+	c->host_readable = false;
+	vsock_conn_update_events(c);
+}
+
 void vsock_conn_drop(struct vsock_conn *c, bool rst, const char *why)
 {
 	struct vsock *v = c->v;
 
 	if (why)
-		rv_logf(v->dev.log, RV_LOG_WARN, "vsock: reset connection host:%u <-> guest:%u: %s",
-			c->host_port, c->guest_port, why);
+		virtio_dev_warn(&v->dev, "reset connection host:%u <-> guest:%u: %s", c->host_port,
+				c->guest_port, why);
 	if (rst) {
 		struct vsock_hdr h;
 		vsock_hdr_for(c, VSOCK_OP_RST, 0, &h);
 		vsock_queue_ctl(v, &h);
 	}
-	vsock_unready(v, c);
-	struct vsock_conn **pp = &v->buckets[bucket(c->host_port, c->guest_port)];
-	while (*pp && *pp != c)
-		pp = &(*pp)->hash_next;
-	if (*pp)
-		*pp = c->hash_next;
+	unlink_conn(c);
 	v->nconns--;
 	evloop_del(v->loop, c->fd);
 	close(c->fd);
@@ -317,6 +354,8 @@ void vsock_conn_drop(struct vsock_conn *c, bool rst, const char *why)
 
 void vsock_conn_drop_all(struct vsock *v)
 {
+	while (v->draining)
+		vsock_conn_drop(v->draining, false, NULL);
 	for (unsigned b = 0; b < VSOCK_HASH_BUCKETS; b++)
 		while (v->buckets[b])
 			vsock_conn_drop(v->buckets[b], false, NULL);

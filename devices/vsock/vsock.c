@@ -53,8 +53,8 @@ void vsock_unready(struct vsock *v, struct vsock_conn *c)
 void vsock_queue_ctl(struct vsock *v, const struct vsock_hdr *h)
 {
 	if (v->ctl_len == VSOCK_CTL_QUEUE) {
-		rv_logf(v->dev.log, RV_LOG_WARN, "vsock: control queue full, %s to guest port %u dropped",
-			vsock_op_name(h->op), h->dst_port);
+		virtio_dev_warn(&v->dev, "control queue full, %s to guest port %u dropped",
+				vsock_op_name(h->op), h->dst_port);
 		return;
 	}
 	vsock_hdr_encode(h, v->ctl_queue[(v->ctl_head + v->ctl_len++) % VSOCK_CTL_QUEUE]);
@@ -96,11 +96,22 @@ static int fill_one(struct vsock *v, const struct virtq_chain *chain, uint32_t *
 	return 0;
 }
 
+/* Linux only ever posts rx buffers with room for a header: anything else is
+ * a driver we do not trust any further. */
+static bool rx_chain_ok(const struct virtq_chain *c, int rc, struct rv_err *err)
+{
+	if (rc > 0 && c->write_bytes < VSOCK_HDR_BYTES)
+		rv_failx(err, EPROTO, "rx chain %u has %llu writable bytes, less than a header", c->head,
+			 (unsigned long long)c->write_bytes);
+	return rc > 0 && c->write_bytes >= VSOCK_HDR_BYTES;
+}
+
 void vsock_rx_flush(struct vsock *v)
 {
 	struct virtq *q = &v->dev.queues[RX_QUEUE];
 	struct virtq_chain chain;
 	struct rv_err err;
+	unsigned budget = VIRTIO_NOTIFY_BUDGET;
 
 	if (!virtio_dev_active(&v->dev))
 		return;
@@ -109,22 +120,21 @@ void vsock_rx_flush(struct vsock *v)
 			int rc = virtq_pop(q, &chain, &err);
 			if (rc == 0)
 				break;
-			if (rc < 0 && q->broken) {
+			if (!rx_chain_ok(&chain, rc, &err)) {
 				virtio_dev_fail(&v->dev, &err);
 				return;
 			}
 			uint32_t written = 0;
-			if (rc > 0 && chain.write_bytes < VSOCK_HDR_BYTES) {
-				rc = -1;
-				rv_failx(&err, EPROTO, "chain %u has %llu writable bytes, less than a header",
-					 chain.head, (unsigned long long)chain.write_bytes);
-			}
-			if (rc < 0)
-				rv_logf(v->dev.log, RV_LOG_WARN, "vsock: rx buffer dropped: %s", err.msg);
-			else if (!fill_one(v, &chain, &written))
+			if (!fill_one(v, &chain, &written)) {
 				q->last_avail--;   /* not consumed after all: the driver keeps it */
-			if (rc < 0 || written)
-				virtq_push(q, chain.head, written);
+				continue;
+			}
+			virtq_push(q, chain.head, written);
+			if (--budget == 0) {
+				virtio_dev_used(&v->dev, q);
+				virtio_dev_defer(&v->dev, RX_QUEUE);
+				return;
+			}
 		}
 		virtio_dev_used(&v->dev, q);
 	} while ((v->ctl_len || v->ready_head) && virtq_enable_notify(q));
@@ -135,12 +145,12 @@ static void accept_request(struct vsock *v, const struct vsock_hdr *h)
 	struct rv_err err;
 	int peer = -1;
 
-	for (unsigned i = 0; i < v->nlisteners; i++) {
+	for (unsigned i = 0; i < v->nlisteners && !v->closed; i++) {
 		if (v->listeners[i].port != h->dst_port)
 			continue;
 		struct vsock_conn *c = vsock_conn_new(v, h->dst_port, h->src_port, &peer, &err);
 		if (!c) {
-			rv_logf(v->dev.log, RV_LOG_WARN, "%s", err.msg);
+			virtio_dev_warn(&v->dev, "%s", err.msg);
 			break;
 		}
 		c->established = true;
@@ -161,7 +171,7 @@ static void tx_packet(struct vsock *v, const struct virtq_chain *chain)
 	struct rv_err err;
 
 	if (vsock_pkt_parse(chain, v->guest_cid, &h, &err) < 0) {
-		rv_logf(v->dev.log, RV_LOG_WARN, "vsock: dropped a packet: %s", err.msg);
+		virtio_dev_warn(&v->dev, "dropped a packet: %s", err.msg);
 		return;
 	}
 	struct vsock_conn *c = vsock_conn_find(v, h.dst_port, h.src_port);
@@ -189,7 +199,7 @@ static bool tx_process(struct vsock *v)
 				return false;
 			}
 			if (rc < 0)
-				rv_logf(v->dev.log, RV_LOG_WARN, "vsock: dropped a tx buffer: %s", err.msg);
+				virtio_dev_warn(&v->dev, "dropped a tx buffer: %s", err.msg);
 			else
 				tx_packet(v, &chain);
 			virtq_push(q, chain.head, 0);
@@ -253,6 +263,14 @@ void vsock_init(struct vsock *v, uint64_t guest_cid, const struct guest_mem *mem
 	virtio_dev_init(&v->dev, &vsock_ops, v, mem, log);
 }
 
+void vsock_close(struct vsock *v)
+{
+	pthread_mutex_lock(&v->dev.lock);
+	v->closed = true;
+	vsock_conn_drop_all(v);
+	pthread_mutex_unlock(&v->dev.lock);
+}
+
 void vsock_destroy(struct vsock *v)
 {
 	virtio_dev_destroy(&v->dev);
@@ -288,6 +306,10 @@ int vsock_connect(struct vsock *v, uint32_t port, struct rv_err *err)
 	int peer = -1;
 
 	pthread_mutex_lock(&v->dev.lock);
+	if (v->closed) {
+		pthread_mutex_unlock(&v->dev.lock);
+		return rv_failx(err, ESHUTDOWN, "vsock: the VM is shutting down");
+	}
 	if (!virtio_dev_active(&v->dev)) {
 		pthread_mutex_unlock(&v->dev.lock);
 		return rv_failx(err, ENOTCONN, "vsock: the guest has not set up its vsock device (yet)");

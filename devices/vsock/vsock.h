@@ -40,6 +40,8 @@ struct vsock {
 	uint8_t ctl_queue[VSOCK_CTL_QUEUE][44];
 	unsigned ctl_head, ctl_len;
 	uint32_t next_host_port;
+	struct vsock_conn *draining;    /* out of the table, flushing to the host */
+	bool closed;                    /* vsock_close: no new connections */
 };
 
 void vsock_init(struct vsock *v, uint64_t guest_cid, const struct guest_mem *mem,
@@ -50,7 +52,12 @@ void vsock_destroy(struct vsock *v);
 int vsock_listen(struct vsock *v, uint32_t port, vsock_accept_fn fn, void *ctx, struct rv_err *err);
 
 /* Any thread: open a connection to guest port `port`. Returns the host end
- * (blocking, CLOEXEC). A refused or reset connection reads as EOF. */
+ * (blocking, CLOEXEC). A refused or reset connection reads as EOF; after
+ * vsock_close it fails with ESHUTDOWN. */
 int vsock_connect(struct vsock *v, uint32_t port, struct rv_err *err);
+
+/* Teardown, before the threads that hold host ends are joined: every
+ * connection ends (its host end reads EOF) and no new one opens. */
+void vsock_close(struct vsock *v);
 
 #endif

@@ -33,6 +33,7 @@ struct vsock_conn {
 	bool guest_no_rcv;              /* guest SHUTDOWN(RCV): stop reading the host */
 	uint32_t events;                /* what epoll watches now */
 	bool hup;                       /* host end closed: fd is out of epoll */
+	bool draining;                  /* guest side gone; still flushing pend to the host */
 	bool drop_after_send;           /* the packet just filled was its last */
 	/* guest -> host */
 	uint32_t rx_cnt, fwd_cnt, fwd_reported;
@@ -48,6 +49,9 @@ struct vsock_conn *vsock_conn_new(struct vsock *v, uint32_t host_port, uint32_t 
 				  int *peer_fd, struct rv_err *err);
 /* Removes and frees c; with rst, the guest is sent an RST for it. */
 void vsock_conn_drop(struct vsock_conn *c, bool rst, const char *why);
+/* The guest is done with c (RST, or closed both ways): c leaves the table at
+ * once, but what the guest already sent still goes to the host, then c is freed. */
+void vsock_conn_drain(struct vsock_conn *c);
 void vsock_conn_drop_all(struct vsock *v);
 void vsock_conn_guest_packet(struct vsock_conn *c, const struct vsock_hdr *h,
 			     const struct virtq_chain *chain);

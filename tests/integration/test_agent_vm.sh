@@ -61,6 +61,19 @@ run_capture bash -c 'set -o pipefail; "$@" | head -c 10; echo " status=${PIPESTA
 expect_in "stdout closed early: the guest's yes dies of SIGPIPE, like a local one" "$out" "status=141"
 [ $((SECONDS - start)) -lt 200 ] && pass "closed pipes end promptly" || fail "closed pipes end promptly" "$((SECONDS - start)) s"
 
+# A reader that stays but stops reading must not hold the VMM up: SIGTERM
+# ends it anyway (the output it was writing is dropped).
+"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 -- yes 2>/dev/null | sleep 120 &
+stuck_reader=$!
+for _ in $(seq 60); do pgrep -f "boot --kernel .* -- yes$" >/dev/null && break; sleep 1; done
+sleep 15                      # booted, and the pipe to the sleeping reader is full
+start=$SECONDS
+pkill -TERM -f "boot --kernel .* -- yes$"
+while pgrep -f "boot --kernel .* -- yes$" >/dev/null && [ $((SECONDS - start)) -lt 60 ]; do sleep 1; done
+[ $((SECONDS - start)) -lt 30 ] && pass "SIGTERM stops a VMM whose stdout reader stopped reading" ||
+	fail "SIGTERM stops a VMM whose stdout reader stopped reading" "still there after $((SECONDS - start)) s"
+pkill -KILL -f "boot --kernel .* -- yes$" 2>/dev/null; kill "$stuck_reader" 2>/dev/null; wait 2>/dev/null
+
 # --- volume: 256 MiB out of the guest, VMM memory bounded -------------------------
 want=$(yes runvm-256MiB | head -c 268435456 | sha256sum | cut -d' ' -f1)
 vm -- sh -c 'yes runvm-256MiB | head -c 268435456' 2>"$scratch/big.err" |
