@@ -167,6 +167,7 @@ struct run {
 	uint8_t *frames;              /* control connection bytes not yet parsed */
 	size_t frames_len, frames_cap;
 	bool exited;
+	bool lost;                    /* the control connection ended before EXIT */
 	struct agent_status status;
 	const atomic_bool *cancel;
 };
@@ -281,6 +282,15 @@ static int parse_control(struct run *r, struct rv_err *err)
 	return 0;
 }
 
+/* The agent closed stdin (the process is gone or closed its end): stop. */
+static void stdin_closed(struct run *r)
+{
+	rv_closep(&r->sock[PROTO_STDIN]);
+	r->sock[PROTO_STDIN] = -1;
+	r->in_off = r->in_len = 0;
+	r->stdin_eof = true;
+}
+
 static int on_control(struct run *r, struct rv_err *err)
 {
 	if (r->frames_len == r->frames_cap) {
@@ -298,22 +308,16 @@ static int on_control(struct run *r, struct rv_err *err)
 	if (n <= 0) {
 		rv_closep(&r->ctl);
 		r->ctl = -1;
-		if (r->exited)
-			return 0;
-		return rv_failx(err, ECONNRESET, "lost the agent connection before '%s' exited",
-				r->x->argv[0]);
+		/* What the process wrote before the agent went away still arrives
+		 * (the relay drains stdout and stderr to EOF), then this is the error. */
+		if (!r->exited) {
+			r->lost = true;
+			stdin_closed(r);
+		}
+		return 0;
 	}
 	r->frames_len += (size_t)n;
 	return parse_control(r, err);
-}
-
-/* The agent closed stdin (the process is gone or closed its end): stop. */
-static void stdin_closed(struct run *r)
-{
-	rv_closep(&r->sock[PROTO_STDIN]);
-	r->sock[PROTO_STDIN] = -1;
-	r->in_off = r->in_len = 0;
-	r->stdin_eof = true;
 }
 
 static void stdin_send(struct run *r)
@@ -415,7 +419,7 @@ static int relay(struct run *r, struct rv_err *err)
 	r->in = malloc(RELAY_BUF_BYTES);
 	if (!out || !r->in)
 		return rv_fail(err, ENOMEM, "relay buffers");
-	while (!r->exited || r->sock[PROTO_STDOUT] >= 0 || r->sock[PROTO_STDERR] >= 0) {
+	while ((!r->exited && !r->lost) || r->sock[PROTO_STDOUT] >= 0 || r->sock[PROTO_STDERR] >= 0) {
 		struct pollfd p[PFD_COUNT];
 		poll_setup(r, p);
 		if (poll(p, PFD_COUNT, -1) < 0) {
@@ -435,6 +439,9 @@ static int relay(struct run *r, struct rv_err *err)
 			if (p[PFD_STDOUT + i - 1].revents)
 				on_output(r, i, out);
 	}
+	if (r->lost)
+		return rv_failx(err, ECONNRESET, "lost the agent connection before '%s' exited",
+				r->x->argv[0]);
 	return 0;
 }
 

@@ -197,7 +197,7 @@ raw "a frame cut short: the agent does not wait forever" "EOF"
 
 # --- the agent dies mid-stream: an error, never a hang ---------------------------
 start_agent "$tmp/b.sock" "$tmp/b.log" || { summary; exit 1; }
-timeout 20 "$run" --unix "$tmp/b.sock" -- sh -c "echo \$\$ >$tmp/guest.pid; exec sleep 30" \
+timeout 20 "$run" --unix "$tmp/b.sock" -- sh -c "echo written-before; echo \$\$ >$tmp/guest.pid; exec sleep 30" \
 	</dev/null >"$tmp/killed.out" 2>"$tmp/killed.err" &
 client=$!
 for i in $(seq 100); do [ -s "$tmp/guest.pid" ] && break; sleep 0.05; done
@@ -208,6 +208,7 @@ wait "$client"
 rc=$? err=$(cat "$tmp/killed.err")
 [ "$rc" = 125 ] && [ $((SECONDS - t0)) -le 5 ] && pass "agent killed mid-stream: agent-run fails within seconds" ||
 	fail "agent killed mid-stream: agent-run fails within seconds" "status $rc after $((SECONDS - t0)) s"
+expect_in "what the process wrote before the agent died still arrived" "$(cat "$tmp/killed.out")" "written-before"
 expect_in "it says the agent connection was lost" "$err" "lost the agent connection before 'sh' exited"
 guest_pid=$(cat "$tmp/guest.pid" 2>/dev/null)
 for i in $(seq 40); do kill -0 "$guest_pid" 2>/dev/null || break; sleep 0.05; done
