@@ -20,31 +20,15 @@ static size_t fill(const struct virtq_chain *c)
 	return done;
 }
 
+static uint32_t serve_request(struct virtio_dev *d, const struct virtq_chain *c)
+{
+	(void)d;
+	return (uint32_t)fill(c);
+}
+
 static bool rng_notify(struct virtio_dev *d, unsigned qi)
 {
-	struct virtq *q = &d->queues[qi];
-	struct virtq_chain c;
-	struct rv_err err;
-	unsigned budget = VIRTIO_NOTIFY_BUDGET;
-	int rc;
-
-	do {
-		while ((rc = virtq_pop(q, &c, &err)) != 0) {
-			if (rc < 0 && q->broken) {
-				virtio_dev_fail(d, &err);
-				return false;
-			}
-			if (rc < 0)
-				virtio_dev_warn(d, "dropped a request: %s", err.msg);
-			virtq_push(q, c.head, rc < 0 ? 0 : (uint32_t)fill(&c));
-			if (--budget == 0) {
-				virtio_dev_used(d, q);
-				return true;
-			}
-		}
-		virtio_dev_used(d, q);
-	} while (virtq_enable_notify(q));
-	return false;
+	return virtio_dev_serve(d, qi, serve_request);
 }
 
 static const struct virtio_dev_ops rng_ops = {

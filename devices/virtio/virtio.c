@@ -80,6 +80,34 @@ void virtio_dev_used(struct virtio_dev *d, struct virtq *q)
 		raise_irq(d, VIRTIO_INT_USED);
 }
 
+bool virtio_dev_serve(struct virtio_dev *d, unsigned qi,
+		      uint32_t (*handle)(struct virtio_dev *d, const struct virtq_chain *c))
+{
+	struct virtq *q = &d->queues[qi];
+	struct virtq_chain c;
+	struct rv_err err;
+	unsigned budget = VIRTIO_NOTIFY_BUDGET;
+	int rc;
+
+	do {
+		while ((rc = virtq_pop(q, &c, &err)) != 0) {
+			if (rc < 0 && q->broken) {
+				virtio_dev_fail(d, &err);
+				return false;
+			}
+			if (rc < 0)
+				virtio_dev_warn(d, "queue %u: dropped a buffer: %s", qi, err.msg);
+			virtq_push(q, c.head, rc < 0 ? 0 : handle(d, &c));
+			if (--budget == 0) {
+				virtio_dev_used(d, q);
+				return true;
+			}
+		}
+		virtio_dev_used(d, q);
+	} while (virtq_enable_notify(q));
+	return false;
+}
+
 void virtio_dev_fail(struct virtio_dev *d, const struct rv_err *why)
 {
 	virtio_dev_warn(d, "%s; the device needs a reset", why->msg);

@@ -91,6 +91,14 @@ void virtio_dev_defer(struct virtio_dev *d, unsigned q);
  * (then one saying the rest are suppressed). */
 void virtio_dev_warn(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The pass over a queue the driver fills with requests (rng, vsock tx): each
+ * good chain goes to handle(), which returns the bytes it wrote into it; a
+ * malformed chain is returned empty with a warning, a broken ring fails the
+ * device. Returns true when VIRTIO_NOTIFY_BUDGET ran out with more waiting
+ * (what queue_notify returns). Lock held. */
+bool virtio_dev_serve(struct virtio_dev *d, unsigned qi,
+		      uint32_t (*handle)(struct virtio_dev *d, const struct virtq_chain *c));
+
 /* After pushing used buffers on q: interrupt the guest if it wants one. */
 void virtio_dev_used(struct virtio_dev *d, struct virtq *q);
 

@@ -183,34 +183,11 @@ static void tx_packet(struct vsock *v, const struct virtq_chain *chain)
 		reply_rst(v, &h);
 }
 
-/* True when it stopped at the budget with packets left. */
-static bool tx_process(struct vsock *v)
+/* Guest packets are read-only buffers: nothing is written back. */
+static uint32_t serve_tx(struct virtio_dev *d, const struct virtq_chain *chain)
 {
-	struct virtq *q = &v->dev.queues[TX_QUEUE];
-	struct virtq_chain chain;
-	struct rv_err err;
-	unsigned budget = VIRTIO_NOTIFY_BUDGET;
-	int rc;
-
-	do {
-		while ((rc = virtq_pop(q, &chain, &err)) != 0) {
-			if (rc < 0 && q->broken) {
-				virtio_dev_fail(&v->dev, &err);
-				return false;
-			}
-			if (rc < 0)
-				virtio_dev_warn(&v->dev, "dropped a tx buffer: %s", err.msg);
-			else
-				tx_packet(v, &chain);
-			virtq_push(q, chain.head, 0);
-			if (--budget == 0) {
-				virtio_dev_used(&v->dev, q);
-				return true;
-			}
-		}
-		virtio_dev_used(&v->dev, q);
-	} while (virtq_enable_notify(q));
-	return false;
+	tx_packet(d->priv, chain);
+	return 0;
 }
 
 static bool vsock_notify(struct virtio_dev *d, unsigned q)
@@ -219,7 +196,7 @@ static bool vsock_notify(struct virtio_dev *d, unsigned q)
 	bool more = false;
 
 	if (q == TX_QUEUE)
-		more = tx_process(v);
+		more = virtio_dev_serve(d, TX_QUEUE, serve_tx);
 	if (q == TX_QUEUE || q == RX_QUEUE)
 		vsock_rx_flush(v);
 	return more;
