@@ -1,0 +1,181 @@
+/* Shared by the FUSE server's files: server.c (requests, replies, INIT, the
+ * synthetic root), inode.c (inode and handle tables), ops_node.c (names and
+ * attributes), ops_file.c (file I/O), ops_dir.c (directories). */
+#ifndef RV_FS_PRIV_H
+#define RV_FS_PRIV_H
+
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "devices/fs/server.h"
+
+#define FS_ROOT_ID FUSE_ROOT_ID         /* the synthetic root of all exports */
+#define FS_MIN_MINOR 31u                /* oldest FUSE 7.x client we serve (Linux 5.4) */
+#define FS_HASH_BUCKETS 16384u
+#define FS_MAX_HANDLES 16384u
+#define FS_MAX_NAME_BYTES 255u
+#define FS_MAX_XATTR_BYTES (64u * 1024)
+
+struct fs_inode {
+	uint64_t nodeid;
+	int fd;                         /* O_PATH|O_NOFOLLOW, -1 for the synthetic root */
+	dev_t dev;
+	ino_t ino;
+	mode_t type;                    /* S_IFMT bits */
+	unsigned export;
+	bool export_root;               /* pinned: never forgotten */
+	uint64_t nlookup;               /* the client's references (LOOKUP, FORGET) */
+	uint64_t refs;                  /* requests using it right now */
+	struct fs_inode *next_by_id, *next_by_key;
+};
+
+struct fs_export {
+	char name[FS_EXPORT_NAME_MAX];
+	bool readonly;
+	enum fs_cache cache;
+	struct fs_inode *root;
+};
+
+struct fs_handle {
+	int fd;                         /* -1 for a synthetic-root handle */
+	bool in_use;
+	uint32_t gen;                   /* part of the fh: a stale fh never matches */
+	bool dir;
+	bool synthetic;                 /* a directory handle on the synthetic root */
+	unsigned export;
+	uint64_t refs;                  /* requests using it; RELEASE waits for none */
+	bool released;
+	pthread_mutex_t dir_lock;       /* READDIR's seek + getdents pair */
+};
+
+struct fs_server {
+	struct fs_options opt;
+	const struct rv_log *log;
+	int proc_fd;                    /* /proc/self/fd: reopen an O_PATH fd with real flags */
+	pthread_mutex_t lock;           /* tables, exports, INIT state */
+	struct fs_export exports[FS_MAX_EXPORTS];
+	unsigned nexports;
+	struct fs_inode root;           /* FS_ROOT_ID, never in the tables */
+	struct fs_inode *by_id[FS_HASH_BUCKETS];
+	struct fs_inode *by_key[FS_HASH_BUCKETS];
+	size_t ninodes;
+	uint64_t next_nodeid;
+	struct fs_handle *handles;      /* FS_MAX_HANDLES slots, allocated lazily */
+	uint32_t *free_slots;           /* stack of released slots below handles_high */
+	uint32_t nfree, handles_used, handles_high;
+	bool initialized;
+	uint32_t minor;                 /* negotiated protocol minor */
+	uint32_t flags;                 /* negotiated FUSE_* init flags */
+};
+
+/* One request in flight. */
+struct fs_req {
+	struct fs_server *s;
+	struct fuse_in_header h;
+	const uint8_t *arg;             /* the request after the header (a private copy) */
+	size_t arg_len;
+	struct fs_iov in, out;
+	size_t data_off;                /* WRITE: where its payload starts in `in` */
+	size_t reply_len;
+};
+
+/* server.c: replies. Each returns nothing; the reply length lands in r->reply_len. */
+void fs_reply_err(struct fs_req *r, int err);
+void fs_reply(struct fs_req *r, const void *body, size_t len);
+/* Header for a reply whose body (len bytes) the caller already wrote at
+ * fs_out_body(r) onwards through fs_out_write. */
+void fs_reply_written(struct fs_req *r, size_t len);
+size_t fs_out_write(struct fs_req *r, size_t off, const void *buf, size_t len);
+/* Body room in `out` (after the reply header). */
+size_t fs_out_room(const struct fs_req *r);
+/* Fixed-size argument at the start of the request, or NULL (then the request
+ * got EINVAL). */
+const void *fs_arg(struct fs_req *r, size_t len);
+/* A NUL-terminated name at arg+off (off advanced past it): one component, no
+ * '/', not "." or "..", at most FS_MAX_NAME_BYTES. NULL: replied EINVAL. */
+const char *fs_arg_name(struct fs_req *r, size_t *off);
+const char *fs_arg_str(struct fs_req *r, size_t *off, size_t max);  /* any bytes but NUL */
+void fs_attr_from_stat(struct fuse_attr *a, const struct stat *st);
+void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint32_t *nsec);
+bool fs_export_readonly(const struct fs_server *s, unsigned export);
+
+/* inode.c. fs_inode_get: a nodeid the client holds, with a request reference
+ * (fs_inode_put drops it); NULL if it was never handed out or is forgotten. */
+struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid);
+void fs_inode_put(struct fs_server *s, struct fs_inode *i);
+/* Takes fd (an O_PATH fd of a file inside `export`) and returns the inode
+ * for it with one more client lookup; an existing inode keeps its own fd. */
+struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *st,
+				unsigned export, int *err);
+void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t nlookup);
+int fs_inode_add_export_root(struct fs_server *s, int fd, const struct stat *st, unsigned export,
+			     struct fs_inode **out);
+void fs_inodes_free(struct fs_server *s);
+
+/* Handles: fh values the client got from OPEN/CREATE/OPENDIR. */
+int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigned export,
+		  uint64_t *fh);
+struct fs_handle *fs_handle_get(struct fs_server *s, uint64_t fh, bool dir);
+void fs_handle_put(struct fs_server *s, struct fs_handle *h);
+int fs_handle_release(struct fs_server *s, uint64_t fh, bool dir);
+void fs_handles_free(struct fs_server *s);
+
+/* Open an inode's O_PATH fd again with real flags (never follows a symlink:
+ * the magic link names the inode itself). */
+int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags);
+
+/* ops_*.c: one handler per opcode. */
+void fs_op_lookup(struct fs_req *r);
+void fs_op_forget(struct fs_req *r);
+void fs_op_batch_forget(struct fs_req *r);
+void fs_op_getattr(struct fs_req *r);
+void fs_op_setattr(struct fs_req *r);
+void fs_op_readlink(struct fs_req *r);
+void fs_op_symlink(struct fs_req *r);
+void fs_op_mknod(struct fs_req *r);
+void fs_op_mkdir(struct fs_req *r);
+void fs_op_unlink(struct fs_req *r);
+void fs_op_rmdir(struct fs_req *r);
+void fs_op_rename(struct fs_req *r);
+void fs_op_rename2(struct fs_req *r);
+void fs_op_link(struct fs_req *r);
+void fs_op_statfs(struct fs_req *r);
+void fs_op_access(struct fs_req *r);
+void fs_op_setxattr(struct fs_req *r);
+void fs_op_getxattr(struct fs_req *r);
+void fs_op_listxattr(struct fs_req *r);
+void fs_op_removexattr(struct fs_req *r);
+void fs_op_open(struct fs_req *r);
+void fs_op_create(struct fs_req *r);
+void fs_op_read(struct fs_req *r);
+void fs_op_write(struct fs_req *r);
+void fs_op_release(struct fs_req *r);
+void fs_op_flush(struct fs_req *r);
+void fs_op_fsync(struct fs_req *r);
+void fs_op_fallocate(struct fs_req *r);
+void fs_op_lseek(struct fs_req *r);
+void fs_op_copy_file_range(struct fs_req *r);
+void fs_op_getlk(struct fs_req *r);
+void fs_op_setlk(struct fs_req *r);
+void fs_op_opendir(struct fs_req *r);
+void fs_op_readdir(struct fs_req *r);
+void fs_op_readdirplus(struct fs_req *r);
+void fs_op_releasedir(struct fs_req *r);
+void fs_op_fsyncdir(struct fs_req *r);
+
+/* ops_node.c, for ops_dir.c's READDIRPLUS and ops_file.c's CREATE: looks name
+ * up under parent and fills e (one more client lookup on success). */
+int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *name,
+		    struct fuse_entry_out *e);
+void fs_entry_fill(struct fs_server *s, struct fs_inode *i, const struct stat *st,
+		   struct fuse_entry_out *e);
+
+/* Runs the creating ops with the caller's fsuid/fsgid so new files are theirs. */
+struct fs_creds { int uid, gid; };
+void fs_creds_enter(const struct fs_req *r, struct fs_creds *saved);
+void fs_creds_leave(const struct fs_creds *saved);
+
+#endif

@@ -1,0 +1,269 @@
+/* The inode table (node ids the client holds, each an O_PATH fd keyed by
+ * export, device and inode number) and the handle table (fh values). Node ids
+ * and fh values are only ever looked up, never turned into pointers, so a
+ * made-up or stale one is just "not found". */
+#include "devices/fs/fs_priv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static unsigned id_bucket(uint64_t nodeid)
+{
+	return (unsigned)((nodeid * 0x9e3779b97f4a7c15ull) >> 50) % FS_HASH_BUCKETS;
+}
+
+static unsigned key_bucket(dev_t dev, ino_t ino, unsigned export)
+{
+	uint64_t h = ((uint64_t)dev * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ino * 0xc2b2ae3d27d4eb4full) ^ export;
+	return (unsigned)((h ^ (h >> 29)) % FS_HASH_BUCKETS);
+}
+
+static struct fs_inode *by_id_locked(struct fs_server *s, uint64_t nodeid)
+{
+	struct fs_inode *i = s->by_id[id_bucket(nodeid)];
+
+	while (i && i->nodeid != nodeid)
+		i = i->next_by_id;
+	return i;
+}
+
+struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid)
+{
+	if (nodeid == FS_ROOT_ID)
+		return &s->root;
+	pthread_mutex_lock(&s->lock);
+	struct fs_inode *i = by_id_locked(s, nodeid);
+	if (i)
+		i->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+static void unlink_inode(struct fs_server *s, struct fs_inode *i)
+{
+	struct fs_inode **pp = &s->by_id[id_bucket(i->nodeid)];
+	while (*pp != i)
+		pp = &(*pp)->next_by_id;
+	*pp = i->next_by_id;
+	pp = &s->by_key[key_bucket(i->dev, i->ino, i->export)];
+	while (*pp != i)
+		pp = &(*pp)->next_by_key;
+	*pp = i->next_by_key;
+	s->ninodes--;
+}
+
+/* Lock held. Frees i once the client forgot it and no request uses it. */
+static void maybe_free(struct fs_server *s, struct fs_inode *i)
+{
+	if (i->nlookup || i->refs || i->export_root)
+		return;
+	unlink_inode(s, i);
+	close(i->fd);
+	free(i);
+}
+
+void fs_inode_put(struct fs_server *s, struct fs_inode *i)
+{
+	if (!i || i == &s->root)
+		return;
+	pthread_mutex_lock(&s->lock);
+	i->refs--;
+	maybe_free(s, i);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void insert(struct fs_server *s, struct fs_inode *i)
+{
+	unsigned b = id_bucket(i->nodeid), k = key_bucket(i->dev, i->ino, i->export);
+
+	i->next_by_id = s->by_id[b];
+	s->by_id[b] = i;
+	i->next_by_key = s->by_key[k];
+	s->by_key[k] = i;
+	s->ninodes++;
+}
+
+static struct fs_inode *new_inode(struct fs_server *s, int fd, const struct stat *st, unsigned export)
+{
+	struct fs_inode *i = calloc(1, sizeof(*i));
+
+	if (!i)
+		return NULL;
+	*i = (struct fs_inode){ .nodeid = s->next_nodeid++, .fd = fd, .dev = st->st_dev, .ino = st->st_ino,
+				.type = st->st_mode & S_IFMT, .export = export };
+	insert(s, i);
+	return i;
+}
+
+struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *st,
+				unsigned export, int *err)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fs_inode *i = s->by_key[key_bucket(st->st_dev, st->st_ino, export)];
+	while (i && (i->dev != st->st_dev || i->ino != st->st_ino || i->export != export))
+		i = i->next_by_key;
+	if (i) {
+		close(fd);
+	} else if (!(i = new_inode(s, fd, st, export))) {
+		close(fd);
+		*err = ENOMEM;
+	}
+	if (i)
+		i->nlookup++;
+	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+int fs_inode_add_export_root(struct fs_server *s, int fd, const struct stat *st, unsigned export,
+			     struct fs_inode **out)
+{
+	struct fs_inode *i = new_inode(s, fd, st, export);
+
+	if (!i)
+		return -1;
+	i->export_root = true;
+	*out = i;
+	return 0;
+}
+
+void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t nlookup)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fs_inode *i = nodeid == FS_ROOT_ID ? NULL : by_id_locked(s, nodeid);
+	if (i) {
+		/* A client forgetting more than it looked up is confused: clamp. */
+		i->nlookup = nlookup < i->nlookup ? i->nlookup - nlookup : 0;
+		maybe_free(s, i);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fs_inodes_free(struct fs_server *s)
+{
+	for (unsigned b = 0; b < FS_HASH_BUCKETS; b++) {
+		struct fs_inode *i = s->by_id[b];
+		while (i) {
+			struct fs_inode *next = i->next_by_id;
+			close(i->fd);
+			free(i);
+			i = next;
+		}
+		s->by_id[b] = s->by_key[b] = NULL;
+	}
+	s->ninodes = 0;
+}
+
+/* --- handles ------------------------------------------------------------- */
+
+/* fh = generation << 32 | (slot + 1): 0 is never a valid handle. */
+static uint64_t make_fh(uint32_t slot, uint32_t gen) { return ((uint64_t)gen << 32) | (slot + 1); }
+
+int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigned export,
+		  uint64_t *fh)
+{
+	uint32_t slot;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->handles) {
+		s->handles = calloc(FS_MAX_HANDLES, sizeof(*s->handles));
+		s->free_slots = calloc(FS_MAX_HANDLES, sizeof(*s->free_slots));
+		if (!s->handles || !s->free_slots) {
+			free(s->handles);
+			free(s->free_slots);
+			s->handles = NULL;
+			s->free_slots = NULL;
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+	}
+	if (s->nfree) {
+		slot = s->free_slots[--s->nfree];
+	} else if (s->handles_high < FS_MAX_HANDLES) {
+		slot = s->handles_high++;
+		pthread_mutex_init(&s->handles[slot].dir_lock, NULL);
+	} else {
+		pthread_mutex_unlock(&s->lock);
+		return -EMFILE;
+	}
+	struct fs_handle *h = &s->handles[slot];
+	h->fd = fd;
+	h->in_use = true;
+	h->gen++;
+	h->dir = dir;
+	h->synthetic = synthetic;
+	h->export = export;
+	h->released = false;
+	s->handles_used++;
+	*fh = make_fh(slot, h->gen);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static struct fs_handle *lookup_handle(struct fs_server *s, uint64_t fh, bool dir)
+{
+	uint32_t slot = (uint32_t)(fh & 0xffffffffu) - 1, gen = (uint32_t)(fh >> 32);
+
+	if ((fh & 0xffffffffu) == 0 || slot >= s->handles_high)
+		return NULL;
+	struct fs_handle *h = &s->handles[slot];
+	if (!h->in_use || h->gen != gen || h->released || h->dir != dir)
+		return NULL;
+	return h;
+}
+
+struct fs_handle *fs_handle_get(struct fs_server *s, uint64_t fh, bool dir)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fs_handle *h = lookup_handle(s, fh, dir);
+	if (h)
+		h->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return h;
+}
+
+/* Lock held: the slot is free again once released and unused. */
+static void maybe_close(struct fs_server *s, struct fs_handle *h)
+{
+	if (!h->released || h->refs)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->in_use = false;
+	s->free_slots[s->nfree++] = (uint32_t)(h - s->handles);
+	s->handles_used--;
+}
+
+void fs_handle_put(struct fs_server *s, struct fs_handle *h)
+{
+	pthread_mutex_lock(&s->lock);
+	h->refs--;
+	maybe_close(s, h);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int fs_handle_release(struct fs_server *s, uint64_t fh, bool dir)
+{
+	pthread_mutex_lock(&s->lock);
+	struct fs_handle *h = s->handles ? lookup_handle(s, fh, dir) : NULL;
+	if (h) {
+		h->released = true;
+		maybe_close(s, h);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return h ? 0 : -EBADF;
+}
+
+void fs_handles_free(struct fs_server *s)
+{
+	for (uint32_t i = 0; s->handles && i < s->handles_high; i++) {
+		if (s->handles[i].in_use && s->handles[i].fd >= 0)
+			close(s->handles[i].fd);
+		pthread_mutex_destroy(&s->handles[i].dir_lock);
+	}
+	free(s->handles);
+	free(s->free_slots);
+	s->handles = NULL;
+	s->free_slots = NULL;
+}

@@ -1,0 +1,81 @@
+/* The FUSE request server behind virtio-fs (DESIGN §5): one server, two
+ * transports. The virtio-fs device hands it the guest's descriptor chains; the
+ * host-test transport (fusedev) hands it requests read from /dev/fuse. Either
+ * way a request arrives as the bytes the FUSE client wrote and the reply goes
+ * into the space the client gave for it, so READ and WRITE payloads move
+ * between the file and guest memory with one preadv/pwritev.
+ *
+ * What it serves is a synthetic, read-only root directory (node id 1) whose
+ * entries are the exports: "rootfs" for the bundle root, one per bind-mount
+ * source. Below an export every inode is an O_PATH fd opened one name at a time
+ * relative to its parent with O_NOFOLLOW, so no request reaches a host path
+ * outside the export it started in. A read-only export refuses every change
+ * with EROFS on the host side, whatever the guest mounted.
+ *
+ * Everything that comes in is hostile: lengths, node ids, handles, names. A
+ * bad request gets a FUSE error reply, never a crash or a host access outside
+ * an export. fs_server_handle may be called from many threads at once. */
+#ifndef RV_FS_SERVER_H
+#define RV_FS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+#define FS_EXPORT_NAME_MAX 64u          /* bytes of an export's entry name, NUL included */
+#define FS_MAX_EXPORTS 64u
+#define FS_MAX_WRITE_BYTES (1024u * 1024)   /* max_write / max_readahead we offer */
+#define FS_MAX_REQ_BYTES (FS_MAX_WRITE_BYTES + 4096u)
+
+/* How long the guest may trust what it was told (DESIGN §5, virtiofsd's modes). */
+enum fs_cache {
+	FS_CACHE_AUTO,     /* 1 s attribute/entry timeouts, page cache kept while unchanged */
+	FS_CACHE_NONE,     /* no timeouts, direct I/O: the host may change files under us */
+	FS_CACHE_ALWAYS,   /* long timeouts, page cache kept: only the guest changes files */
+};
+
+struct fs_export_cfg {
+	const char *name;       /* entry in the synthetic root: [A-Za-z0-9._-]+, not "." or ".." */
+	const char *path;       /* host directory (opened at once; later renames don't matter) */
+	bool readonly;
+	enum fs_cache cache;
+};
+
+struct fs_options {
+	bool writeback;         /* offer FUSE_WRITEBACK_CACHE (guest page cache absorbs writes) */
+	bool allow_devices;     /* MKNOD of char/block devices; refused (EPERM) by default */
+	uint32_t max_write;     /* 0: FS_MAX_WRITE_BYTES; /dev/fuse needs its read buffer size */
+};
+
+struct fs_server;
+
+struct fs_server *fs_server_new(const struct fs_options *opt, const struct rv_log *log,
+				struct rv_err *err);
+void fs_server_free(struct fs_server *s);
+
+/* Adds an export (any time, also while requests are served: a pod's next
+ * container). Fails on a bad or duplicate name, a path that is not a
+ * directory, or FS_MAX_EXPORTS reached. */
+int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, struct rv_err *err);
+
+/* A request or reply buffer as the transport found it: scattered segments. */
+struct fs_iov {
+	const struct iovec *iov;
+	unsigned n;
+	size_t bytes;           /* sum of the segments' lengths */
+};
+
+/* Serves one FUSE request (fuse_in_header + arguments) from `in` and writes
+ * the reply (fuse_out_header + data) into `out`. Returns the reply's length;
+ * 0 means no reply is due (FORGET, BATCH_FORGET, INTERRUPT, or a request too
+ * broken to name its unique id). */
+size_t fs_server_handle(struct fs_server *s, struct fs_iov in, struct fs_iov out);
+
+/* Number of live inodes and open handles (tests: FORGET and RELEASE free them). */
+void fs_server_counts(struct fs_server *s, size_t *inodes, size_t *handles);
+
+#endif
