@@ -60,4 +60,8 @@ int vsock_connect(struct vsock *v, uint32_t port, struct rv_err *err);
  * connection ends (its host end reads EOF) and no new one opens. */
 void vsock_close(struct vsock *v);
 
+/* Debug level: queue indices and every connection's flow-control state, for
+ * a VM that stopped making progress (--timeout). */
+void vsock_dump(struct vsock *v, const struct rv_log *log);
+
 #endif
