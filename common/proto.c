@@ -4,7 +4,8 @@
  * the layout of every type is written down once. Each direction walks twice:
  *   encode: measure and check the limits (out == NULL), then write;
  *   decode: check everything and measure the arena (arena == NULL), then fill
- *           the arena. The second walk sees the same bytes and cannot fail.
+ *           the arena. The second walk sees the same bytes and cannot fail;
+ *           the paths are checked after it, once they are strings.
  *
  * Length arithmetic cannot overflow: the encoder stops as soon as the payload
  * passes PROTO_MAX_PAYLOAD_BYTES, every string is at most PROTO_MAX_STR_BYTES,
@@ -33,7 +34,7 @@ static const char *const type_names[] = {
 	[PROTO_HELLO] = "HELLO",     [PROTO_OK] = "OK",         [PROTO_ERROR] = "ERROR",
 	[PROTO_EXEC] = "EXEC",       [PROTO_ATTACH] = "ATTACH", [PROTO_START] = "START",
 	[PROTO_STARTED] = "STARTED", [PROTO_SIGNAL] = "SIGNAL", [PROTO_EXIT] = "EXIT",
-	[PROTO_SHUTDOWN] = "SHUTDOWN",
+	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT",
 };
 
 static bool type_known(uint32_t type)
@@ -287,9 +288,18 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 {
 	if (c_u32(c, &x->exec_id, "exec_id", -1) < 0 || c_u32(c, &x->streams, "streams", -1) < 0 ||
 	    c_u32(c, &x->uid, "uid", -1) < 0 || c_u32(c, &x->gid, "gid", -1) < 0 ||
-	    c_str(c, &x->cwd, "cwd", -1) < 0 || c_strv(c, &x->argc, &x->argv, "argv") < 0 ||
-	    c_strv(c, &x->envc, &x->envp, "envp") < 0 ||
+	    c_str(c, &x->root, "root", -1) < 0 || c_str(c, &x->cwd, "cwd", -1) < 0 ||
+	    c_strv(c, &x->argc, &x->argv, "argv") < 0 || c_strv(c, &x->envc, &x->envp, "envp") < 0 ||
 	    c_u32v(c, &x->ngroups, &x->groups, "groups") < 0)
+		return -1;
+	return 0;
+}
+
+static int walk_mount(struct codec *c, struct proto_mount *x)
+{
+	if (c_str(c, &x->source, "source", -1) < 0 || c_str(c, &x->target, "target", -1) < 0 ||
+	    c_str(c, &x->fstype, "fstype", -1) < 0 || c_u32(c, &x->flags, "flags", -1) < 0 ||
+	    c_str(c, &x->data, "data", -1) < 0)
 		return -1;
 	return 0;
 }
@@ -322,6 +332,8 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 		return (c_u32(c, &m->exit.exec_id, "exec_id", -1) < 0 ||
 			c_u32(c, &m->exit.code, "code", -1) < 0 ||
 			c_u32(c, &m->exit.signo, "signo", -1) < 0) ? -1 : 0;
+	case PROTO_MOUNT:
+		return walk_mount(c, &m->mount);
 	}
 	return c_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
 }
@@ -341,6 +353,22 @@ static int check_values(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
 		return c_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
 			      m->attach.stream);
+	return 0;
+}
+
+/* Paths a receiver would otherwise resolve against its own cwd. Decoding,
+ * this runs once the strings are in the arena. */
+static int check_paths(const struct codec *c, const struct proto_msg *m)
+{
+	int code = c->decode ? EPROTO : EINVAL;
+	const char *root = m->type == PROTO_EXEC ? m->exec.root : NULL;
+	const char *target = m->type == PROTO_MOUNT ? m->mount.target : NULL;
+
+	if (root && root[0] && root[0] != '/')
+		return c_fail(c, code, "root '%.64s' is not an absolute path", root);
+	if (m->type == PROTO_MOUNT && (!target || target[0] != '/'))
+		return c_fail(c, code, "target '%.64s' is not an absolute path",
+			      target ? target : "");
 	return 0;
 }
 
@@ -373,7 +401,7 @@ int proto_encode(const struct proto_msg *m, uint8_t **buf, size_t *len, size_t *
 
 	if (!type_known(m->type))
 		return rv_failx(err, EINVAL, "encode: unknown message type %u", (unsigned)m->type);
-	if (check_values(&c, m) < 0 || walk_fields(&c, &copy) < 0)
+	if (check_values(&c, m) < 0 || check_paths(&c, m) < 0 || walk_fields(&c, &copy) < 0)
 		return -1;
 	size_t payload = c.used;
 	if (grow(buf, len, cap, PROTO_HDR_BYTES + payload, err) < 0)
@@ -425,14 +453,16 @@ static int decode_payload(const uint8_t *p, size_t n, struct proto_msg *m, struc
 	if (check_values(&c, m) < 0)
 		return -1;
 	if (c.used == 0)              /* no strings or vectors: the walk filled m */
-		return 0;
+		return 0;   /* (never for EXEC or MOUNT, whose paths are checked below) */
 	m->arena = malloc(c.used);
 	if (!m->arena)
 		return rv_fail(err, ENOMEM, "%s frame: allocate %zu bytes for its fields", c.type,
 			       c.used);
 	c = (struct codec){ .decode = true, .in = p, .left = n, .arena = m->arena,
 			    .type = c.type, .err = err };
-	return walk_fields(&c, m);
+	if (walk_fields(&c, m) < 0)
+		return -1;
+	return check_paths(&c, m);
 }
 
 int proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m, struct rv_err *err)

@@ -19,7 +19,12 @@
  * Exec: EXEC -> OK; ATTACH each wanted stream on its own connection; START ->
  * STARTED (or ERROR with the exec errno); later the agent sends EXIT, with the
  * request id of the EXEC, once the process is reaped and its stdout and stderr
- * have been written out and shut down. */
+ * have been written out and shut down.
+ *
+ * Mount: MOUNT -> OK, or ERROR with the errno of what failed. The container's
+ * root and volumes (DESIGN §5) are mounts the host asks for before its EXEC.
+ *
+ * Version 2 added MOUNT and EXEC's root. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -28,7 +33,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -47,7 +52,8 @@ enum proto_type {
 	PROTO_SIGNAL,        /* host: exec id, signal */
 	PROTO_EXIT,          /* agent: exec id, how it ended */
 	PROTO_SHUTDOWN,      /* host: power the VM off (agent replies OK first) */
-	PROTO_TYPE_MAX = PROTO_SHUTDOWN,
+	PROTO_MOUNT,         /* host: mount a filesystem in the guest */
+	PROTO_TYPE_MAX = PROTO_MOUNT,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -61,13 +67,26 @@ struct proto_exec {
 	uint32_t exec_id;            /* chosen by the host, unique per VM */
 	uint32_t streams;            /* PROTO_WANT_* */
 	uint32_t uid, gid;
-	const char *cwd;             /* "" = agent's cwd ("/") */
+	const char *root;            /* "" = none, else an absolute guest path: chroot there */
+	const char *cwd;             /* "" = agent's cwd ("/"); inside root when one is set */
 	uint32_t argc;               /* >= 1 */
 	const char **argv;
 	uint32_t envc;
 	const char **envp;
 	uint32_t ngroups;            /* supplementary groups */
 	const uint32_t *groups;
+};
+
+/* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
+ * applies MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC by a remount, as the
+ * kernel needs; the agent creates target (a directory, or an empty file for
+ * a bind of a file) when it is missing. */
+struct proto_mount {
+	const char *source;
+	const char *target;          /* absolute guest path, no ".." component */
+	const char *fstype;          /* "" for a bind */
+	uint32_t flags;              /* MS_* bits of <sys/mount.h> */
+	const char *data;            /* filesystem options, "" for none */
 };
 
 struct proto_msg {
@@ -83,6 +102,7 @@ struct proto_msg {
 		struct { uint32_t exec_id, signo; } signal;
 		/* exit: signo != 0 means killed by that signal, else code is the status */
 		struct { uint32_t exec_id, code, signo; } exit;
+		struct proto_mount mount;
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

@@ -1,6 +1,6 @@
 /* runvm-agent: the guest's PID 1 (DESIGN §4). One single-threaded epoll loop
  * serves connections from the host (common/proto.h): control connections
- * (EXEC, START, SIGNAL, SHUTDOWN) and stream connections (one stdio stream of
+ * (EXEC, START, SIGNAL, MOUNT, SHUTDOWN) and stream connections (one stdio stream of
  * one process each), and relays bytes between those and the processes' pipes.
  *
  * The state is plain data owned by struct agent, which lives in main. */
@@ -129,8 +129,9 @@ void relay_drop_stdin(struct agent *a, struct stream *s);
 void relay_release(struct agent *a, struct stream *s);
 void relay_conn_lost(struct agent *a, struct stream *s);
 
-/* mounts.c: PID 1's filesystems and console */
+/* mounts.c: PID 1's filesystems and console; MOUNT requests */
 void mounts_setup(void);
 void console_setup(void);
+void mounts_on_mount(struct conn *c, const struct proto_msg *m);
 
 #endif

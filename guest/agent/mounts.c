@@ -1,7 +1,10 @@
-/* PID 1's filesystems and console. Nothing here is fatal: a missing mount is
- * reported on the console and the agent still serves the host. */
+/* PID 1's filesystems and console, and the mounts the host asks for (MOUNT).
+ * Nothing in PID 1's own setup is fatal: a missing mount is reported on the
+ * console and the agent still serves the host. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -68,4 +71,122 @@ void console_setup(void)
 			dup2(fd, i);
 	if (fd > 2)
 		close(fd);
+}
+
+/* --- MOUNT ---------------------------------------------------------------------- */
+
+#define MOUNT_POINT_MODE 0755
+#define MOUNT_FILE_MODE 0644
+#define BIND_REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* Absolute, and no ".." component: the host names a place below the guest
+ * directory it means, never one that climbs out of it by spelling. */
+static bool target_ok(const char *t)
+{
+	if (t[0] != '/')
+		return false;
+	for (const char *p = t; *p;) {
+		size_t n;
+		while (*p == '/')
+			p++;
+		n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/* mkdir -p of path's first `len` bytes. */
+static int mkdir_prefix(const char *path, size_t len)
+{
+	char buf[PATH_MAX];
+
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(buf, MOUNT_POINT_MODE) < 0 && errno != EEXIST)
+			return -1;
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
+/* A mount point for m: a directory, or an empty file when m binds a file
+ * (the kernel wants the kinds to match). Existing ones are left alone. */
+static int make_mount_point(const struct proto_mount *m, const char **step)
+{
+	struct stat st;
+	bool file = (m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) &&
+		    stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
+
+	*step = "create the mount point";
+	if (!file)
+		return mkdir_prefix(m->target, strlen(m->target));
+	if (lstat(m->target, &st) == 0)
+		return 0;
+	size_t dir = (size_t)(strrchr(m->target, '/') - m->target);
+	if (dir > 0 && mkdir_prefix(m->target, dir) < 0)
+		return -1;
+	int fd = open(m->target, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, MOUNT_FILE_MODE);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* A bind takes its options only on a remount, so it is two calls. */
+static int do_mount(const struct proto_mount *m, const char **step)
+{
+	unsigned long flags = m->flags;
+	const char *data = m->data[0] ? m->data : NULL;
+
+	if (!(flags & MS_BIND) || (flags & MS_REMOUNT)) {
+		*step = "mount";
+		return mount(m->source, m->target, m->fstype[0] ? m->fstype : NULL, flags, data);
+	}
+	*step = "bind";
+	if (mount(m->source, m->target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0)
+		return -1;
+	if (!(flags & BIND_REMOUNT_FLAGS))
+		return 0;
+	*step = "remount the bind with its options";
+	if (mount(NULL, m->target, NULL, MS_BIND | MS_REMOUNT | (flags & BIND_REMOUNT_FLAGS),
+		  NULL) == 0)
+		return 0;
+	/* Never leave a writable bind where a read-only one was asked for. */
+	int code = errno;
+	umount2(m->target, MNT_DETACH);
+	errno = code;
+	return -1;
+}
+
+void mounts_on_mount(struct conn *c, const struct proto_msg *req)
+{
+	const struct proto_mount *m = &req->mount;
+	const char *step = "";
+	const char *what = (m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) ? "bind" :
+			   m->fstype[0] ? m->fstype : "mount";
+
+	if (!target_ok(m->target)) {
+		conn_reply_error(c, req->id, EINVAL, "mount on '%s': the target must be an absolute "
+				 "path without '..'", m->target);
+		return;
+	}
+	if (make_mount_point(m, &step) < 0 || do_mount(m, &step) < 0) {
+		int code = errno;
+		conn_reply_error(c, req->id, code, "%s '%s' on %s: %s: %s", what, m->source, m->target,
+				 step, strerror(code));
+		return;
+	}
+	conn_reply_ok(c, req->id);
 }

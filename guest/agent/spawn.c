@@ -1,8 +1,8 @@
 /* Starting a process: pipes for its wanted streams (/dev/null for the rest),
- * fork, and in the child: a fresh session, default signals, stdio, groups,
- * gid, uid, cwd, exec. Whatever fails in the child is written to a CLOEXEC
- * pipe as (step, errno); the parent reads EOF there when the exec succeeded,
- * so START is answered with STARTED or an ERROR, never both. */
+ * fork, and in the child: a fresh session, default signals, stdio, root,
+ * groups, gid, uid, cwd, exec. Whatever fails in the child is written to a
+ * CLOEXEC pipe as (step, errno); the parent reads EOF there when the exec
+ * succeeded, so START is answered with STARTED or an ERROR, never both. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -18,7 +18,7 @@
 #include "common/cleanup.h"
 #include "guest/agent/agent.h"
 
-enum spawn_step { STEP_STDIO, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC };
+enum spawn_step { STEP_STDIO, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC };
 
 struct spawn_failure {
 	int step;                     /* enum spawn_step */
@@ -81,6 +81,10 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 		if (dup2(c->fds[i], i) < 0)
 			child_fail(c, STEP_STDIO);
 	setrlimit(RLIMIT_NOFILE, &c->nofile);
+	/* Before dropping privileges (chroot needs CAP_SYS_CHROOT); the cwd is
+	 * "/" of the new root until the one asked for, which is inside it. */
+	if (c->x->root[0] && (chroot(c->x->root) < 0 || chdir("/") < 0))
+		child_fail(c, STEP_ROOT);
 	child_set_ids(c);
 	if (c->die_with_agent) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* after setuid, which clears it */
@@ -101,6 +105,9 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 	case STEP_STDIO:
 		rv_fail(err, f->err, "set up stdio of '%s'", x->argv[0]);
 		break;
+	case STEP_ROOT:
+		rv_fail(err, f->err, "chroot '%s'", x->root);
+		break;
 	case STEP_GROUPS:
 		rv_fail(err, f->err, "setgroups (%u groups)", x->ngroups);
 		break;
@@ -111,7 +118,10 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 		rv_fail(err, f->err, "setuid %u", x->uid);
 		break;
 	case STEP_CHDIR:
-		rv_fail(err, f->err, "chdir '%s'", x->cwd);
+		if (x->root[0])
+			rv_fail(err, f->err, "chdir '%s' below root '%s'", x->cwd, x->root);
+		else
+			rv_fail(err, f->err, "chdir '%s'", x->cwd);
 		break;
 	default:
 		rv_fail(err, f->err, "exec '%s'", x->argv[0]);

@@ -32,6 +32,7 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 {
 	CHECK(a->exec_id == b->exec_id && a->streams == b->streams);
 	CHECK(a->uid == b->uid && a->gid == b->gid);
+	CHECK(strcmp(a->root, b->root) == 0 && (a->root[0] == '\0' || a->root[0] == '/'));
 	CHECK(strcmp(a->cwd, b->cwd) == 0);
 	CHECK(a->argc == b->argc && a->argc >= 1);
 	check_strv(a->argc, a->argv, b->argv);
@@ -39,6 +40,14 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	check_strv(a->envc, a->envp, b->envp);
 	CHECK(a->ngroups == b->ngroups);
 	CHECK(memcmp(a->groups, b->groups, a->ngroups * sizeof(uint32_t)) == 0);
+}
+
+static void check_mount_same(const struct proto_mount *a, const struct proto_mount *b)
+{
+	CHECK(strcmp(a->source, b->source) == 0 && strcmp(a->target, b->target) == 0);
+	CHECK(a->target[0] == '/');
+	CHECK(strcmp(a->fstype, b->fstype) == 0 && a->flags == b->flags);
+	CHECK(strcmp(a->data, b->data) == 0);
 }
 
 static void check_same(const struct proto_msg *a, const struct proto_msg *b)
@@ -73,6 +82,9 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 	case PROTO_EXIT:
 		CHECK(a->exit.exec_id == b->exit.exec_id && a->exit.code == b->exit.code &&
 		      a->exit.signo == b->exit.signo);
+		break;
+	case PROTO_MOUNT:
+		check_mount_same(&a->mount, &b->mount);
 		break;
 	default:
 		CHECK(!"decoded an unknown type");

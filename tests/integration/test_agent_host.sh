@@ -141,9 +141,9 @@ frame() {
 	local payload=${3:-}
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
-hello() { frame 1 1 "$(u32 1)"; }
+hello() { frame 1 1 "$(u32 2)"; }
 # exec_true REQ_ID [STREAMS]: EXEC of `true` as exec id 77
-exec_true() { frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)"; }
+exec_true() { frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)"; }
 
 # raw NAME EXPECTED-IN-REPLIES: $tmp/frames goes to the agent as it is
 raw() {
@@ -168,8 +168,8 @@ raw "an unknown type: ERROR" "ERROR id=0"
 raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which does not exist"
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
-{ frame 1 1 "$(u32 2)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 2, this agent speaks 1"
+{ frame 1 1 "$(u32 1)"; } >"$tmp/frames"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 2"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -194,6 +194,102 @@ raw "a message only the agent sends: ERROR" "ERROR id=6 code=71 STARTED is not a
 raw "SIGNAL to nothing: ERROR ESRCH" "ERROR id=7 code=3"
 { hello; printf "$(hex "$(u32 100)0400")"; } >"$tmp/frames"
 raw "a frame cut short: the agent does not wait forever" "EOF"
+
+# --- MOUNT and EXEC's root -------------------------------------------------------
+# mount_req ID SOURCE TARGET FSTYPE FLAGS DATA: a MOUNT frame (MS_BIND 4096,
+# MS_RDONLY 1, MS_REMOUNT 32)
+mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")"; }
+# exec_root ID EXEC_ID ROOT CWD SCRIPT: EXEC of sh -c SCRIPT, no streams, then START
+exec_root() {
+	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)"
+	frame 6 $(($1 + 1)) "$(u32 "$2")"
+}
+# wait_file FILE: up to 5 s for FILE to have content
+wait_file() { local i; for i in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+{ hello; mount_req 3 /x relative/target "" 4096 ""; } >"$tmp/frames"
+raw "MOUNT on a relative target: the decoder refuses it" \
+	"ERROR id=0 code=71 bad frame, closing the connection: MOUNT frame: target 'relative/target' is not an absolute path"
+{ hello; mount_req 3 /x "$tmp/a/../../etc" "" 4096 ""; } >"$tmp/frames"
+raw "MOUNT on a target with '..': ERROR EINVAL" \
+	"ERROR id=3 code=22 mount on '$tmp/a/../../etc': the target must be an absolute path without '..'"
+{ hello; mount_req 3 "$tmp/no-such-source" "$tmp/mnt-none" "" 4096 ""; } >"$tmp/frames"
+raw "a bind of a missing source: ERROR ENOENT naming both" \
+	"ERROR id=3 code=2 bind '$tmp/no-such-source' on $tmp/mnt-none: bind: No such file or directory"
+
+# The guest's chroot, with the host's busybox as its only program.
+mkdir -p "$tmp/root/bin" "$tmp/root/work"
+cp /bin/busybox "$tmp/root/bin/busybox" && ln -s busybox "$tmp/root/bin/sh"
+{ hello; exec_root 3 91 "$tmp/root" /work 'echo $(pwd) $(/bin/busybox ls /) >/out'; } >"$tmp/frames"
+replies=$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")
+expect_in "EXEC with a root: STARTED" "$replies" "STARTED id=4"
+wait_file "$tmp/root/out"
+[ "$(cat "$tmp/root/out" 2>/dev/null)" = "/work bin work" ] &&
+	pass "the process runs chrooted, in its cwd inside the root" ||
+	fail "the process runs chrooted, in its cwd inside the root" "out: $(cat "$tmp/root/out" 2>&1)"
+{ hello; exec_root 3 92 "$tmp/no-root" / true; } >"$tmp/frames"
+raw "EXEC with a missing root: START fails naming it" "ERROR id=4 code=2 chroot '$tmp/no-root': No such file or directory"
+{ hello; exec_root 3 93 "$tmp/root" /nowhere true; } >"$tmp/frames"
+raw "a missing cwd below the root: START fails naming both" \
+	"ERROR id=4 code=2 chdir '/nowhere' below root '$tmp/root': No such file or directory"
+
+# Mounts that succeed change the agent's mount namespace: a second agent in
+# a private one (unshare -m) takes them, and processes it runs see them.
+if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
+	msock=$tmp/m.sock
+	unshare -m --propagation private "$agent" --unix "$msock" 2>"$tmp/m.log" &
+	agent_pids+=("$!")
+	for i in $(seq 100); do [ -S "$msock" ] && break; sleep 0.05; done
+	mkdir -p "$tmp/src" && echo from-src >"$tmp/src/hello"
+	mraw() { timeout 10 "$run" --unix "$msock" --raw <"$tmp/frames"; }
+	mar() { "$run" --unix "$msock" --timeout-ms 5000 "$@" </dev/null; }
+
+	{ hello; mount_req 3 "$tmp/src" "$tmp/mnt/deep/rw" "" 4096 ""; } >"$tmp/frames"
+	expect_in "a bind MOUNT is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- cat "$tmp/mnt/deep/rw/hello"
+	[ "$out" = from-src ] && pass "the bind shows the source, at a target made for it" ||
+		fail "the bind shows the source, at a target made for it" "stdout: $out" "stderr: $err"
+	[ -d "$tmp/mnt/deep/rw" ] && [ ! -e "$tmp/mnt/deep/rw/hello" ] &&
+		pass "the mount stays in the agent's mount namespace" ||
+		fail "the mount stays in the agent's mount namespace"
+
+	{ hello; mount_req 3 "$tmp/src" "$tmp/mnt/ro" "" $((4096 | 1)) ""; } >"$tmp/frames"
+	expect_in "a read-only bind MOUNT is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- sh -c "cat $tmp/mnt/ro/hello && touch $tmp/mnt/ro/new"
+	if [ "$out" = from-src ] && [ "$rc" != 0 ] && [ ! -e "$tmp/src/new" ]; then
+		expect_in "a read-only bind reads, and refuses writes with EROFS" "$err" "Read-only file system"
+	else
+		fail "a read-only bind reads, and refuses writes with EROFS" "rc=$rc" "stdout: $out" "stderr: $err"
+	fi
+
+	{ hello; mount_req 3 "$tmp/src/hello" "$tmp/mnt/files/hello" "" 4096 ""; } >"$tmp/frames"
+	expect_in "a bind of a file is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- cat "$tmp/mnt/files/hello"
+	[ "$out" = from-src ] && [ -f "$tmp/mnt/files/hello" ] &&
+		pass "a file bind gets an empty file as its mount point" ||
+		fail "a file bind gets an empty file as its mount point" "stdout: $out" "stderr: $err"
+
+	{ hello; mount_req 3 tmpfs "$tmp/mnt/tmp" tmpfs 0 "size=1m,mode=0700"; } >"$tmp/frames"
+	expect_in "a tmpfs MOUNT with options is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- stat -c '%a' "$tmp/mnt/tmp"
+	[ "$out" = 700 ] && pass "its data (mode=0700) is applied" ||
+		fail "its data (mode=0700) is applied" "stdout: $out" "stderr: $err"
+
+	{ hello; mount_req 3 "" "$tmp/mnt/deep/rw" "" $((4096 | 32 | 1)) ""; } >"$tmp/frames"
+	expect_in "remounting a bind read-only is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- touch "$tmp/mnt/deep/rw/new"
+	[ "$rc" != 0 ] && [ ! -e "$tmp/src/new" ] && pass "and it refuses writes from then on" ||
+		fail "and it refuses writes from then on" "rc=$rc" "stderr: $err"
+
+	{ hello; mount_req 3 none "$tmp/mnt/bad" no-such-fs 0 ""; } >"$tmp/frames"
+	expect_in "an unknown fstype: ERROR ENODEV naming it and the target" "$(mraw)" \
+		"ERROR id=3 code=19 no-such-fs 'none' on $tmp/mnt/bad: mount: No such device"
+	run_capture mar --shutdown
+	log=$(cat "$tmp/m.log")
+	[ -z "$log" ] && pass "the mounting agent logged nothing" || fail "the mounting agent logged nothing" "${log:0:2000}"
+else
+	skip "MOUNT in a private mount namespace" "needs root and unshare -m"
+fi
 
 # --- the agent dies mid-stream: an error, never a hang ---------------------------
 start_agent "$tmp/b.sock" "$tmp/b.log" || { summary; exit 1; }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,7 +63,20 @@ static void wexec_head(struct wire *w)
 	w32(w, PROTO_WANT_STDOUT); /* streams */
 	w32(w, 0);                 /* uid */
 	w32(w, 0);                 /* gid */
+	wstr(w, "", 0);            /* root */
 	wstr(w, "/", 1);           /* cwd */
+}
+
+/* A MOUNT frame, whole, with the given target. */
+static void wmount(struct wire *w, const char *target, size_t target_len)
+{
+	whdr(w, PROTO_MOUNT, 0, 12);
+	wstr(w, "runvm", 5);        /* source */
+	wstr(w, target, target_len);
+	wstr(w, "virtiofs", 8);     /* fstype */
+	w32(w, 0);                  /* flags */
+	wstr(w, "", 0);             /* data */
+	wseal(w);
 }
 
 static void encode_ok(const struct proto_msg *m, uint8_t **buf, size_t *len)
@@ -163,7 +177,8 @@ Test(proto, round_trips_exec)
 	const uint32_t groups[] = { 10, 0xffffffffu, 27 };
 	struct proto_msg m = { .type = PROTO_EXEC, .id = 0x01020304,
 			       .exec = { .exec_id = 5, .streams = PROTO_WANT_STDIN | PROTO_WANT_STDERR,
-					 .uid = 1000, .gid = 1001, .cwd = "/srv/app",
+					 .uid = 1000, .gid = 1001, .root = "/run/runvm/fs/rootfs",
+					 .cwd = "/srv/app",
 					 .argc = 4, .argv = argv, .envc = 2, .envp = envp,
 					 .ngroups = 3, .groups = groups } };
 	struct proto_msg d;
@@ -174,6 +189,7 @@ Test(proto, round_trips_exec)
 	cr_assert_eq(x->streams, PROTO_WANT_STDIN | PROTO_WANT_STDERR);
 	cr_assert_eq(x->uid, 1000);
 	cr_assert_eq(x->gid, 1001);
+	cr_assert_str_eq(x->root, "/run/runvm/fs/rootfs");
 	cr_assert_str_eq(x->cwd, "/srv/app");
 	cr_assert_eq(x->argc, 4);
 	for (int i = 0; i < 4; i++)
@@ -195,6 +211,7 @@ Test(proto, round_trips_minimal_exec)
 
 	round_trip(&m, &d);
 	cr_assert_str_eq(d.exec.cwd, "", "an unset cwd travels as \"\"");
+	cr_assert_str_eq(d.exec.root, "", "an unset root travels as \"\": no chroot");
 	cr_assert_str_eq(d.exec.argv[0], "true");
 	cr_assert_eq(d.exec.envc, 0);
 	cr_assert_not_null(d.exec.envp);
@@ -263,6 +280,38 @@ Test(proto, round_trips_shutdown)
 	proto_msg_free(&d);
 }
 
+Test(proto, round_trips_mount)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = 13,
+			       .mount = { .source = "/run/runvm/fs/vol0",
+					  .target = "/run/runvm/fs/rootfs/data", .fstype = "",
+					  .flags = MS_BIND | MS_REC | MS_RDONLY, .data = "" } };
+	struct proto_msg d;
+
+	round_trip(&m, &d);
+	cr_assert_str_eq(d.mount.source, "/run/runvm/fs/vol0");
+	cr_assert_str_eq(d.mount.target, "/run/runvm/fs/rootfs/data");
+	cr_assert_str_eq(d.mount.fstype, "");
+	cr_assert_eq(d.mount.flags, MS_BIND | MS_REC | MS_RDONLY);
+	cr_assert_str_eq(d.mount.data, "");
+	proto_msg_free(&d);
+}
+
+Test(proto, round_trips_mount_with_options)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = 14,
+			       .mount = { .source = "tmpfs", .target = "/tmp", .fstype = "tmpfs",
+					  .flags = MS_NOSUID | MS_NODEV, .data = "mode=1777,size=64m" } };
+	struct proto_msg d;
+
+	round_trip(&m, &d);
+	cr_assert_str_eq(d.mount.source, "tmpfs");
+	cr_assert_str_eq(d.mount.fstype, "tmpfs");
+	cr_assert_eq(d.mount.flags, MS_NOSUID | MS_NODEV);
+	cr_assert_str_eq(d.mount.data, "mode=1777,size=64m");
+	proto_msg_free(&d);
+}
+
 Test(proto, round_trips_largest_string)
 {
 	char *big = filled(PROTO_MAX_STR_BYTES);
@@ -282,6 +331,23 @@ Test(proto, encodes_little_endian_header_and_fields)
 			       .attach = { .exec_id = 0x11223344, .stream = 1 } };
 	const uint8_t want[] = { 8, 0, 0, 0,  4 + 1, 0,  0, 0,  0x0d, 0x0c, 0x0b, 0x0a,
 				 0x44, 0x33, 0x22, 0x11,  1, 0, 0, 0 };
+	uint8_t *buf;
+	size_t len;
+
+	encode_ok(&m, &buf, &len);
+	cr_assert_eq(len, sizeof(want));
+	cr_assert_arr_eq(buf, want, sizeof(want));
+	free(buf);
+}
+
+Test(proto, encodes_mount_fields_in_wire_order)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = 1,
+			       .mount = { .source = "s", .target = "/t", .fstype = "f",
+					  .flags = 0x1001, .data = "d" } };
+	const uint8_t want[] = { 25, 0, 0, 0,  11, 0,  0, 0,  1, 0, 0, 0,
+				 1, 0, 0, 0, 's',  2, 0, 0, 0, '/', 't',  1, 0, 0, 0, 'f',
+				 0x01, 0x10, 0, 0,  1, 0, 0, 0, 'd' };
 	uint8_t *buf;
 	size_t len;
 
@@ -312,6 +378,7 @@ Test(proto, type_names)
 	cr_assert_str_eq(proto_type_name(PROTO_HELLO), "HELLO");
 	cr_assert_str_eq(proto_type_name(PROTO_EXEC), "EXEC");
 	cr_assert_str_eq(proto_type_name(PROTO_SHUTDOWN), "SHUTDOWN");
+	cr_assert_str_eq(proto_type_name(PROTO_MOUNT), "MOUNT");
 	cr_assert_str_eq(proto_type_name(0), "unknown");
 	cr_assert_str_eq(proto_type_name(PROTO_TYPE_MAX + 1), "unknown");
 	cr_assert_str_eq(proto_type_name(0xffffffffu), "unknown");
@@ -513,12 +580,113 @@ Test(proto, rejects_exec_streams_beyond_stdio)
 	w32(&w, 0);
 	w32(&w, 0);
 	wstr(&w, "", 0);
+	wstr(&w, "", 0);
 	w32(&w, 1);
 	wstr(&w, "sh", 2);
 	w32(&w, 0);
 	w32(&w, 0);
 	wseal(&w);
 	decode_fails(&w, EPROTO, "streams 0x8");
+}
+
+Test(proto, rejects_exec_with_relative_root)
+{
+	struct wire w;
+
+	whdr(&w, PROTO_EXEC, 0, 9);
+	w32(&w, 1);
+	w32(&w, 0);
+	w32(&w, 0);
+	w32(&w, 0);
+	wstr(&w, "rootfs", 6);     /* root: relative */
+	wstr(&w, "/", 1);
+	w32(&w, 1);
+	wstr(&w, "sh", 2);
+	w32(&w, 0);
+	w32(&w, 0);
+	wseal(&w);
+	decode_fails(&w, EPROTO, "EXEC frame: root 'rootfs' is not an absolute path");
+}
+
+Test(proto, rejects_nul_in_exec_root)
+{
+	struct wire w;
+
+	whdr(&w, PROTO_EXEC, 0, 9);
+	w32(&w, 1);
+	w32(&w, 0);
+	w32(&w, 0);
+	w32(&w, 0);
+	wstr(&w, "/a\0b", 4);
+	wseal(&w);
+	decode_fails(&w, EPROTO, "EXEC frame: root has a NUL byte at offset 2");
+}
+
+Test(proto, rejects_mount_with_relative_or_empty_target)
+{
+	struct wire w;
+
+	wmount(&w, "mnt", 3);
+	decode_fails(&w, EPROTO, "MOUNT frame: target 'mnt' is not an absolute path");
+	wmount(&w, "", 0);
+	decode_fails(&w, EPROTO, "MOUNT frame: target '' is not an absolute path");
+}
+
+Test(proto, rejects_nul_in_mount_target)
+{
+	struct wire w;
+
+	wmount(&w, "/mnt\0/etc", 9);
+	decode_fails(&w, EPROTO, "MOUNT frame: target has a NUL byte at offset 4");
+}
+
+Test(proto, rejects_mount_without_data)
+{
+	struct wire w;
+
+	whdr(&w, PROTO_MOUNT, 0, 12);
+	wstr(&w, "proc", 4);
+	wstr(&w, "/proc", 5);
+	wstr(&w, "proc", 4);
+	w32(&w, 0);                 /* flags, then no data */
+	wseal(&w);
+	decode_fails(&w, EPROTO, "MOUNT frame: data needs 4 bytes, only 0 are left");
+}
+
+Test(proto, rejects_mount_with_trailing_bytes)
+{
+	struct wire w;
+
+	wmount(&w, "/mnt", 4);
+	w32(&w, 0);
+	wseal(&w);
+	decode_fails(&w, EPROTO, "MOUNT frame: 4 bytes after the last field");
+}
+
+Test(proto, rejects_mount_string_beyond_limit)
+{
+	struct wire w;
+
+	whdr(&w, PROTO_MOUNT, 0, 12);
+	w32(&w, PROTO_MAX_STR_BYTES + 1);
+	wseal(&w);
+	decode_fails(&w, EMSGSIZE, "MOUNT frame: source is 131073 bytes, the limit is 131072");
+}
+
+Test(proto, accepts_a_well_formed_mount_frame)
+{
+	struct rv_err err = { 0 };
+	struct proto_msg m;
+	struct wire w;
+
+	wmount(&w, "/run/runvm/fs", 13);
+	cr_assert_eq(proto_decode(w.b, w.n, &m, &err), 0, "%s", err.msg);
+	cr_assert_eq(m.type, PROTO_MOUNT);
+	cr_assert_eq(m.id, 12);
+	cr_assert_str_eq(m.mount.source, "runvm");
+	cr_assert_str_eq(m.mount.target, "/run/runvm/fs");
+	cr_assert_str_eq(m.mount.fstype, "virtiofs");
+	proto_msg_free(&m);
 }
 
 Test(proto, rejects_attach_stream_out_of_range)
@@ -587,7 +755,32 @@ Test(proto, encoder_refuses_unknown_type)
 {
 	struct proto_msg m = { .type = (enum proto_type)(PROTO_TYPE_MAX + 1) };
 
-	encode_fails(&m, EINVAL, "unknown message type 11");
+	encode_fails(&m, EINVAL, "unknown message type 12");
+}
+
+Test(proto, encoder_refuses_relative_paths)
+{
+	const char *argv[] = { "sh" };
+	struct proto_msg x = { .type = PROTO_EXEC,
+			       .exec = { .argc = 1, .argv = argv, .root = "rootfs" } };
+	struct proto_msg m = { .type = PROTO_MOUNT, .mount = { .source = "proc", .target = "proc",
+							       .fstype = "proc" } };
+
+	encode_fails(&x, EINVAL, "EXEC message: root 'rootfs' is not an absolute path");
+	encode_fails(&m, EINVAL, "MOUNT message: target 'proc' is not an absolute path");
+	m.mount.target = NULL;
+	encode_fails(&m, EINVAL, "MOUNT message: target '' is not an absolute path");
+}
+
+Test(proto, encoder_sends_unset_mount_strings_as_empty)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .mount = { .target = "/mnt" } }, d;
+
+	round_trip(&m, &d);
+	cr_assert_str_eq(d.mount.source, "");
+	cr_assert_str_eq(d.mount.fstype, "");
+	cr_assert_str_eq(d.mount.data, "");
+	proto_msg_free(&d);
 }
 
 Test(proto, encoder_refuses_attach_stream_out_of_range)
