@@ -21,7 +21,7 @@
 #define RELAY_BUF_BYTES (64u * 1024)
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
 
-enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH };
+enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT };
 
 static uint64_t now_ms(void)
 {
@@ -195,7 +195,8 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.streams = (x->stdin_fd >= 0 ? PROTO_WANT_STDIN : 0) |
 			   (x->stdout_fd >= 0 ? PROTO_WANT_STDOUT : 0) |
 			   (x->stderr_fd >= 0 ? PROTO_WANT_STDERR : 0),
-		.uid = x->uid, .gid = x->gid, .cwd = x->cwd ? x->cwd : "/",
+		.uid = x->uid, .gid = x->gid, .root = x->root ? x->root : "",
+		.cwd = x->cwd ? x->cwd : "/",
 		.argc = argc, .argv = (const char **)x->argv,
 		.envc = envc, .envp = (const char **)x->envp,
 	};
@@ -497,6 +498,17 @@ int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, stru
 	if (one_request(c, &m, err) < 0)
 		return rv_wrap(err, "send signal %d to exec %u", signo, exec_id);
 	return 0;
+}
+
+int agent_mount(const struct agent_client *c, const char *source, const char *target,
+		const char *fstype, uint32_t flags, const char *data, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = REQ_MOUNT };
+
+	m.mount = (struct proto_mount){ .source = source ? source : "", .target = target,
+					.fstype = fstype ? fstype : "", .flags = flags,
+					.data = data ? data : "" };
+	return one_request(c, &m, err);   /* the agent's message names source and target */
 }
 
 int agent_shutdown(const struct agent_client *c, struct rv_err *err)

@@ -30,7 +30,9 @@ struct agent_exec {
 	const char *const *argv;       /* NULL-terminated, argv[0] required */
 	const char *const *envp;       /* NULL-terminated; NULL = the agent's default, PATH
 					* (/usr/local/sbin:...:/bin) and HOME=/root */
-	const char *cwd;               /* NULL = "/" */
+	const char *root;              /* NULL or "" = the guest's own root; else an absolute
+					* guest path the process is chrooted into */
+	const char *cwd;               /* NULL = "/"; inside root when one is set */
 	uint32_t uid, gid;
 	int stdin_fd, stdout_fd, stderr_fd;   /* host fds to relay; -1: /dev/null in the guest */
 	/* Optional: told the exec id and guest pid once the process runs, so
@@ -64,6 +66,15 @@ int agent_run(const struct agent_client *c, const struct agent_exec *x, struct a
 
 /* Sends a signal to a running process started by agent_run (by its exec id). */
 int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err);
+
+/* Mounts in the guest, as mount(2) with these arguments would (fstype "" or
+ * NULL for a bind, data NULL for none; common/proto.h, struct proto_mount, says
+ * how the agent applies a bind's options). target is an absolute guest path;
+ * the agent creates it when missing. The guest's failure comes back as an
+ * error with its errno ("bind '/x' on /y: ... in the guest: No such file or
+ * directory"). */
+int agent_mount(const struct agent_client *c, const char *source, const char *target,
+		const char *fstype, uint32_t flags, const char *data, struct rv_err *err);
 
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */
 int agent_shutdown(const struct agent_client *c, struct rv_err *err);
