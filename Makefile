@@ -33,6 +33,8 @@ UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
 BOOT_LOOP := $(B)/tests/boot-loop
 AGENT_STRESS := $(B)/tests/agent-stress
+FS_MOUNT := $(B)/tests/fs-mount
+FS_ESCAPE := $(B)/tests/fs-escape
 VSOCK_BENCH := $(B)/bench/vsock-bench
 
 GUEST := build/share/runvm
@@ -41,7 +43,7 @@ PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 
 .PHONY: check-clang
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(VSOCK_BENCH) guest-kernel $(PAYLOAD_INITRD)
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) guest-kernel $(PAYLOAD_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -70,6 +72,17 @@ $(BOOT_LOOP): $(B)/obj/tests/integration/boot_loop.o $(B)/lib.a
 $(AGENT_STRESS): $(B)/obj/tests/integration/agent_stress.o $(B)/lib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+# The FUSE server on a host mount through /dev/fuse (DESIGN §10, layer 3).
+$(FS_MOUNT): $(B)/obj/tests/fs/fs_mount.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+
+# The hostile client jails itself inside a mount: static, so it runs with no
+# host libraries in sight, and never sanitized (it is not code under test).
+$(FS_ESCAPE): tests/fs/fs_escape.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -pthread -o $@ $<
 
 $(VSOCK_BENCH): $(B)/obj/bench/vsock_bench.o $(B)/lib.a
 	@mkdir -p $(dir $@)

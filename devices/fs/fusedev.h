@@ -1,0 +1,36 @@
+/* The host kernel's /dev/fuse as a second transport of the FUSE request server
+ * (DESIGN §10, layer 3): the host mounts a FUSE filesystem and our server
+ * answers its requests, so real workloads (tar, git, SQLite) run on a host
+ * mount served by the same code that serves the guest over virtio-fs.
+ *
+ * Used by tests and benchmarks only; the VMM itself never mounts anything on
+ * the host. */
+#ifndef RV_FS_FUSEDEV_H
+#define RV_FS_FUSEDEV_H
+
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "devices/fs/server.h"
+
+#define FUSEDEV_MAX_THREADS 64u
+
+/* Opens /dev/fuse and mounts a FUSE filesystem on `mountpoint` (as type
+ * "fuse.runvm", source `fsname`) that talks to it. The mount is nosuid and
+ * nodev: device nodes in an export are never opened on the host through it.
+ * With allow_other, users other than the caller may use the mount. The kernel
+ * checks permissions itself (default_permissions), as for a guest. Returns the
+ * /dev/fuse fd (O_CLOEXEC) to hand to fusedev_serve, or -1. Needs root. */
+int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, struct rv_err *err);
+
+/* Serves requests read from `fd` with `threads` threads (the caller's is one
+ * of them) until the filesystem is unmounted (then 0), `stop_fd` becomes
+ * readable (then 0; -1: no such fd; nobody reads it, so a signalfd or an
+ * eventfd works), or a reply is refused by the kernel, which means a bug in
+ * the server (then -1). The server must have been created with a max_write of
+ * at most FS_MAX_WRITE_BYTES, so that any request fits in FS_MAX_REQ_BYTES.
+ * The caller unmounts (umount2 MNT_DETACH) and then closes `fd`; closing the
+ * last /dev/fuse fd aborts whatever requests are still in flight. */
+int fusedev_serve(int fd, struct fs_server *s, unsigned threads, int stop_fd, struct rv_err *err);
+
+#endif
