@@ -1,0 +1,59 @@
+/* virtio-fs (virtio 1.x §5.11): the guest's FUSE requests arrive on virtqueues
+ * and go to the request server (devices/fs/server.h). Queue 0 is hiprio
+ * (FORGET, INTERRUPT), queue 1 the one request queue. A pool of worker threads
+ * serves them, so a slow request (a big READ from a cold disk) does not stall
+ * the others nor the main loop: queue_notify only wakes a worker. */
+#ifndef RV_VIRTIO_FS_H
+#define RV_VIRTIO_FS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/fs/server.h"
+#include "devices/virtio/virtio.h"
+
+#define VIRTIO_ID_FS 26u
+#define VIRTIO_FS_QUEUE_SIZE 256u
+#define VIRTIO_FS_TAG_BYTES 36u            /* config tag: NUL-padded, not NUL-terminated */
+#define VIRTIO_FS_DEFAULT_TAG "runvm"
+#define VIRTIO_FS_DEFAULT_WORKERS 2u
+#define VIRTIO_FS_MAX_WORKERS 16u
+/* How long a guest's reset waits for requests in flight to finish before it
+ * lets them drop their replies into memory the guest may have reused. */
+#define VIRTIO_FS_RESET_WAIT_MS 5000u
+
+struct virtio_fs_config {
+	const char *tag;        /* what the guest mounts (mount -t virtiofs TAG); NULL: "runvm" */
+	unsigned workers;       /* threads serving requests; 0: VIRTIO_FS_DEFAULT_WORKERS */
+};
+
+struct virtio_fs_worker;
+
+struct virtio_fs {
+	struct virtio_dev dev;
+	struct fs_server *server;          /* not owned */
+	char tag[VIRTIO_FS_TAG_BYTES];
+	/* Under dev.lock, like everything in dev. */
+	pthread_cond_t work;               /* a kick, a reset finished, or stop */
+	pthread_cond_t idle;               /* busy dropped to 0 (a reset waits for it) */
+	uint64_t generation;               /* bumped by reset: older replies are dropped */
+	unsigned busy;                     /* workers serving a request outside the lock */
+	unsigned resetting;                /* resets waiting for busy: take no new chains */
+	bool stop;
+	unsigned nworkers;
+	struct virtio_fs_worker *workers;
+};
+
+/* Starts cfg->workers threads serving srv, which must outlive the device.
+ * EINVAL for a tag of 0 or more than 36 bytes or more than
+ * VIRTIO_FS_MAX_WORKERS workers. On failure nothing is left to destroy. */
+int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, struct fs_server *srv,
+		   const struct guest_mem *mem, const struct rv_log *log, struct rv_err *err);
+
+/* Stops and joins the workers (a request in progress finishes first), then
+ * resets the device. A no-op on a zeroed struct or after a failed init. Call
+ * before the transport is destroyed: workers raise its interrupt. */
+void virtio_fs_destroy(struct virtio_fs *f);
+
+#endif
