@@ -64,15 +64,27 @@ static void status_write(void *opaque, uint64_t offset, const uint8_t *data, uin
 
 static uint64_t mmio_base(unsigned i) { return VIRTIO_MMIO_BASE_GPA + (uint64_t)i * VIRTIO_MMIO_WINDOW_BYTES; }
 
+_Static_assert(VIRTIO_MMIO_FIRST_IRQ + VM_MMIO_COUNT <= 16, "virtio-mmio IRQs are ISA IRQs");
+
+/* The windows in use: the fs device comes last, so the others keep their
+ * addresses and IRQs whether or not it is there. */
+static unsigned mmio_count(const struct vm *vm)
+{
+	return vm->cfg->fs ? VM_MMIO_COUNT : VM_MMIO_FS;
+}
+
 static int add_virtio_devices(struct vm *vm, struct rv_err *err)
 {
-	static const char *const names[VM_MMIO_COUNT] = { "virtio-rng", "virtio-vsock" };
-	struct virtio_dev *devs[VM_MMIO_COUNT] = { &vm->rng.dev, &vm->vsock.dev };
+	static const char *const names[VM_MMIO_COUNT] = { "virtio-rng", "virtio-vsock", "virtio-fs" };
+	struct virtio_dev *devs[VM_MMIO_COUNT] = { &vm->rng.dev, &vm->vsock.dev, &vm->fs.dev };
 
 	rng_init(&vm->rng, &vm->mem, vm->cfg->log);
 	vsock_init(&vm->vsock, VSOCK_GUEST_CID, &vm->mem, &vm->loop, vm->cfg->log);
 	vm->devices_up = true;
-	for (unsigned i = 0; i < VM_MMIO_COUNT; i++) {
+	struct virtio_fs_config fs_cfg = { .tag = vm->cfg->fs_tag };
+	if (vm->cfg->fs && virtio_fs_init(&vm->fs, &fs_cfg, vm->cfg->fs, &vm->mem, vm->cfg->log, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < mmio_count(vm); i++) {
 		struct virtio_mmio *m = &vm->mmio_dev[i];
 		if (virtio_mmio_init(m, devs[i], mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, vm->kvm.vm_fd,
 				     &vm->loop, err) < 0)
@@ -95,6 +107,9 @@ static void remove_virtio_devices(struct vm *vm)
 	vm_agent_join(vm);
 	vsock_destroy(&vm->vsock);
 	rng_destroy(&vm->rng);
+	/* Joins the workers (each finishes the request in hand) before the
+	 * transport closes the interrupt eventfd they raise. */
+	virtio_fs_destroy(&vm->fs);
 	for (unsigned i = 0; i < VM_MMIO_COUNT; i++)
 		virtio_mmio_destroy(&vm->mmio_dev[i]);
 	vm->devices_up = false;
@@ -125,7 +140,7 @@ static int add_devices(struct vm *vm, struct rv_err *err)
 static int build_cmdline(const struct vm *vm, struct cmdline *c, struct rv_err *err)
 {
 	cmdline_init(c, vm->kernel.cmdline_max);
-	for (unsigned i = 0; i < VM_MMIO_COUNT; i++) {
+	for (unsigned i = 0; i < mmio_count(vm); i++) {
 		char dev[64];
 		if (virtio_mmio_cmdline(mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, dev, sizeof(dev)) < 0 ||
 		    cmdline_add(c, dev, err) < 0)

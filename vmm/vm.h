@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "vmm/agent_client.h"
 
+struct fs_server;
+
 #define VM_DEFAULT_MEM_BYTES (256ull << 20)
 #define VM_CONSOLE_TAIL_BYTES 2048
 /* A guest without the agent (a test payload) reports its exit status by
@@ -35,6 +37,10 @@ struct vm_config {
 			  struct rv_err *err);
 	void *controller_arg;
 	unsigned agent_timeout_ms;   /* boot to agent ready; 0: VM_AGENT_TIMEOUT_MS */
+	/* The files the guest mounts over virtio-fs (DESIGN §5). Owned by the
+	 * caller, who frees it after vm_run returns. NULL: no virtio-fs device. */
+	struct fs_server *fs;
+	const char *fs_tag;          /* the guest's mount tag; NULL: "runvm" */
 };
 
 #define VM_AGENT_TIMEOUT_MS 120000u

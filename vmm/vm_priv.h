@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "common/evloop.h"
+#include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
 #include "devices/rng/rng.h"
@@ -31,7 +32,8 @@ struct vcpu {
 	bool initialized, started;
 };
 
-enum { VM_MMIO_RNG, VM_MMIO_VSOCK, VM_MMIO_COUNT };
+/* virtio-mmio windows in order; the fs device only with cfg->fs. */
+enum { VM_MMIO_RNG, VM_MMIO_VSOCK, VM_MMIO_FS, VM_MMIO_COUNT };
 
 /* The controller thread and what it waits for (vm_agent.c). */
 struct vm_agent {
@@ -48,6 +50,7 @@ struct vm {
 	struct evloop loop;
 	struct rng rng;
 	struct vsock vsock;
+	struct virtio_fs fs;
 	struct virtio_mmio mmio_dev[VM_MMIO_COUNT];
 	bool devices_up;
 	struct vm_agent agent;
