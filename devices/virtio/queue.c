@@ -220,6 +220,11 @@ bool virtq_enable_notify(struct virtq *q)
 	return load16(q->avail + 2) != q->last_avail;
 }
 
+bool virtq_has_avail(const struct virtq *q)
+{
+	return q->ready && !q->broken && q->avail && load16(q->avail + 2) != q->last_avail;
+}
+
 static size_t chain_copy(const struct iovec *iov, unsigned n, size_t off, uint8_t *buf,
 			 size_t len, bool to_chain)
 {

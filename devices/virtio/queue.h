@@ -71,6 +71,9 @@ bool virtq_should_interrupt(struct virtq *q);
  * a racing kick is never lost). */
 bool virtq_enable_notify(struct virtq *q);
 
+/* The driver has made buffers available that we have not taken yet. */
+bool virtq_has_avail(const struct virtq *q);
+
 /* Bytes copied between a chain's segments and a flat buffer, starting at byte
  * `off` of the readable (or writable) part. Return how many were copied. */
 size_t virtq_chain_read(const struct virtq_chain *c, size_t off, void *buf, size_t len);

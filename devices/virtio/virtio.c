@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VIRTIO_COMMON_FEATURES \
@@ -38,14 +39,67 @@ bool virtio_dev_active(const struct virtio_dev *d)
 	       !(d->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 
-static void raise_irq(struct virtio_dev *d, uint32_t why)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pulse_irq(struct virtio_dev *d)
 {
 	uint64_t one = 1;
 
-	d->isr |= why;
 	if (d->irq_fd >= 0 && write(d->irq_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is saturated, an interrupt is pending anyway. */
 	}
+}
+
+static void raise_irq(struct virtio_dev *d, uint32_t why)
+{
+	if (!d->isr)
+		d->isr_since_ms = now_ms();
+	d->isr |= why;
+	pulse_irq(d);
+}
+
+static void retry_irq(struct virtio_dev *d)
+{
+	if (!d->isr || d->irq_fd < 0 || now_ms() - d->isr_since_ms < VIRTIO_IRQ_RETRY_MS)
+		return;
+	if (d->irq_retries++ < VIRTIO_MAX_WARNINGS)
+		rv_logf(d->log, RV_LOG_DEBUG, "virtio-%s: interrupt 0x%x not acknowledged for %u ms; "
+			"raising it again", d->ops->name, d->isr, VIRTIO_IRQ_RETRY_MS);
+	d->isr_since_ms = now_ms();
+	pulse_irq(d);
+}
+
+static void poll_queues(struct virtio_dev *d)
+{
+	for (unsigned qi = 0; qi < d->ops->num_queues && virtio_dev_active(d); qi++) {
+		struct virtq *q = &d->queues[qi];
+		uint16_t seen = d->watchdog_avail[qi];
+		d->watchdog_avail[qi] = q->last_avail;
+		if (!q->ready || !q->avail || q->broken || !virtq_has_avail(q) || seen != q->last_avail)
+			continue;
+		/* Some devices leave buffers waiting on purpose (vsock rx until
+		 * there is data): asking them again costs nothing. */
+		if (d->ops->queue_notify(d, qi))
+			virtio_dev_defer(d, qi);
+		if (q->last_avail != seen && d->kick_polls++ < VIRTIO_MAX_WARNINGS)
+			rv_logf(d->log, RV_LOG_DEBUG, "virtio-%s: queue %u had buffers waiting without a "
+				"notification; served %u", d->ops->name, qi, (uint16_t)(q->last_avail - seen));
+		d->watchdog_avail[qi] = q->last_avail;
+	}
+}
+
+void virtio_dev_watchdog(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	retry_irq(d);
+	poll_queues(d);
+	pthread_mutex_unlock(&d->lock);
 }
 
 void virtio_dev_defer(struct virtio_dev *d, unsigned q)

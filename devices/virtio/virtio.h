@@ -72,9 +72,15 @@ struct virtio_dev {
 	int irq_fd;                    /* eventfd wired to the guest IRQ (irqfd), -1: none */
 	int defer_fd[VIRTIO_MAX_QUEUES];   /* the transport's kick eventfds: "run again later" */
 	unsigned warnings;             /* logged so far: a guest cannot flood the log */
+	uint64_t isr_since_ms;         /* CLOCK_MONOTONIC when isr last went from 0 to set */
+	unsigned irq_retries;          /* interrupts raised again by virtio_dev_watchdog */
+	unsigned kick_polls;           /* buffers found waiting without a notification */
+	uint16_t watchdog_avail[VIRTIO_MAX_QUEUES];   /* last_avail at the previous pass */
 };
 
 #define VIRTIO_MAX_WARNINGS 32u
+/* An interrupt the driver has not acknowledged after this long is raised again. */
+#define VIRTIO_IRQ_RETRY_MS 1000u
 
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, void *priv,
 		     const struct guest_mem *mem, const struct rv_log *log);
@@ -98,6 +104,14 @@ void virtio_dev_warn(struct virtio_dev *d, const char *fmt, ...) __attribute__((
  * (what queue_notify returns). Lock held. */
 bool virtio_dev_serve(struct virtio_dev *d, unsigned qi,
 		      uint32_t (*handle)(struct virtio_dev *d, const struct virtq_chain *c));
+
+/* Main loop, every VIRTIO_IRQ_RETRY_MS / 2: recovers notifications lost on
+ * their way, in either direction (seen in nested virtualization under load,
+ * where the guest or the device then waits forever). An interrupt raised
+ * VIRTIO_IRQ_RETRY_MS ago and still not acknowledged is raised again; a queue
+ * whose driver made buffers available that sat untaken since the previous
+ * pass is served as if kicked. Takes the lock. */
+void virtio_dev_watchdog(struct virtio_dev *d);
 
 /* After pushing used buffers on q: interrupt the guest if it wants one. */
 void virtio_dev_used(struct virtio_dev *d, struct virtq *q);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devices/rng/rng.h"
 #include "devices/virtio/mmio.h"
@@ -465,4 +466,44 @@ Test(virtio_mmio, reads_vsock_config_as_the_guest_cid)
 	cr_assert_eq(vdriver_read32(&(struct vdriver){ .mmio = &m2 }, VD_DEVICE_ID), VIRTIO_ID_VSOCK);
 	virtio_mmio_destroy(&m2);
 	vsock_destroy(&v);
+}
+
+/* --- the watchdog: notifications lost on their way ------------------------------ */
+
+Test(virtio_mmio, watchdog_serves_buffers_whose_kick_was_lost)
+{
+	cr_assert_eq(vdriver_start(&drv, VIRTIO_F_VERSION_1, 1, 8), 0);
+	struct vdriver_buf b = { vdriver_alloc(&drv, 16, 16), 16, true };
+	vdriver_add(&drv, 0, &b, 1, false);     /* published, never kicked */
+	virtio_dev_watchdog(&rng.dev);
+	virtio_dev_watchdog(&rng.dev);
+	cr_assert_eq(vdriver_used_idx(&drv, 0), 1, "a pass serves what sat there since the last one");
+	cr_assert_eq(vdriver_irqs(&drv), 1);
+}
+
+Test(virtio_mmio, watchdog_leaves_a_queue_that_makes_progress_alone)
+{
+	cr_assert_eq(vdriver_start(&drv, VIRTIO_F_VERSION_1, 1, 8), 0);
+	virtio_dev_watchdog(&rng.dev);
+	virtio_dev_watchdog(&rng.dev);
+	cr_assert_eq(vdriver_used_idx(&drv, 0), 0);
+	cr_assert_eq(vdriver_irqs(&drv), 0, "nothing pending: no interrupt, no work");
+}
+
+Test(virtio_mmio, watchdog_raises_an_unacknowledged_interrupt_again)
+{
+	cr_assert_eq(vdriver_start(&drv, VIRTIO_F_VERSION_1, 1, 8), 0);
+	struct vdriver_buf b = { vdriver_alloc(&drv, 16, 16), 16, true };
+	vdriver_add(&drv, 0, &b, 1, false);
+	vdriver_notify(&drv, 0);
+	cr_assert_eq(vdriver_irqs(&drv), 1);
+	virtio_dev_watchdog(&rng.dev);
+	cr_assert_eq(vdriver_irqs(&drv), 0, "not before VIRTIO_IRQ_RETRY_MS");
+	usleep((VIRTIO_IRQ_RETRY_MS + 50) * 1000);
+	virtio_dev_watchdog(&rng.dev);
+	cr_assert_eq(vdriver_irqs(&drv), 1, "the lost interrupt comes again");
+	cr_assert_eq(vdriver_isr_ack(&drv), VIRTIO_INT_USED);
+	usleep((VIRTIO_IRQ_RETRY_MS + 50) * 1000);
+	virtio_dev_watchdog(&rng.dev);
+	cr_assert_eq(vdriver_irqs(&drv), 0, "an acknowledged interrupt is not raised again");
 }
