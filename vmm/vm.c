@@ -295,6 +295,7 @@ static void on_timeout(struct ev_handler *h, uint32_t events)
 	(void)events;
 	rv_failx(&why, ETIMEDOUT, "guest still running after %u.%03u s (--timeout); stopped it",
 		 ms / 1000, ms % 1000);
+	vsock_dump(&w->vm->vsock, w->vm->cfg->log);
 	vm_request_stop(w->vm, VM_STOP_ERROR, &why);
 	*w->done = true;
 }
@@ -335,9 +336,12 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 			return -1;
 	if (vm_agent_start(vm, err) < 0)
 		return -1;
-	while (!done)
-		if (evloop_run_once(&vm->loop, -1, err) < 0)
+	while (!done) {
+		if (evloop_run_once(&vm->loop, VIRTIO_IRQ_RETRY_MS / 2, err) < 0)
 			return -1;
+		for (unsigned i = 0; i < mmio_count(vm); i++)
+			virtio_dev_watchdog(vm->mmio_dev[i].dev);
+	}
 	evloop_del(&vm->loop, vm->stop_fd);
 	evloop_del(&vm->loop, sigfd);
 	if (timerfd >= 0)
