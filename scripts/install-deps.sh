@@ -13,6 +13,9 @@ packages=(
 	qemu-system-x86 procps
 	# peers and test bundles
 	runc crun busybox-static
+	# virtio-fs: real workloads in the file-service tests (git, SQLite, fio's
+	# verify, xattrs), and bindfs, the libfuse passthrough bench/fs.sh compares with
+	git sqlite3 fio attr python3 bindfs
 )
 
 missing=()
