@@ -160,6 +160,25 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* A VM stopped for an error elsewhere (--timeout, a device): where each vCPU
+ * was says whether the guest hung in a loop, waited idle for an interrupt
+ * (a HLT, mp_state 3) or was busy. */
+static void log_where_stopped(struct vcpu *v)
+{
+	struct kvm_mp_state mp = { 0 };
+	char where[300];
+
+	pthread_mutex_lock(&v->vm->stop_lock);
+	bool error = v->vm->reason == VM_STOP_ERROR;
+	pthread_mutex_unlock(&v->vm->stop_lock);
+	if (!error || !v->vm->cfg->log || v->vm->cfg->log->min_level > RV_LOG_DEBUG)
+		return;
+	describe_rip(v, where, sizeof(where));
+	ioctl(v->fd, KVM_GET_MP_STATE, &mp);
+	rv_logf(v->vm->cfg->log, RV_LOG_DEBUG, "vCPU %u stopped at %s, mp_state %u", v->index, where,
+		mp.mp_state);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -180,6 +199,7 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
+	log_where_stopped(v);
 	return NULL;
 }
 
