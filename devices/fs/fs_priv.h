@@ -150,6 +150,7 @@ void fs_op_listxattr(struct fs_req *r);
 void fs_op_removexattr(struct fs_req *r);
 void fs_op_open(struct fs_req *r);
 void fs_op_create(struct fs_req *r);
+void fs_op_tmpfile(struct fs_req *r);
 void fs_op_read(struct fs_req *r);
 void fs_op_write(struct fs_req *r);
 void fs_op_release(struct fs_req *r);

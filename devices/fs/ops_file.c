@@ -129,6 +129,60 @@ void fs_op_create(struct fs_req *r)
 	fs_inode_put(r->s, p);
 }
 
+/* O_TMPFILE: an unnamed file in the directory; linkat through /proc (LINK)
+ * gives it a name later, as on a local filesystem. Its inode keeps a
+ * duplicate of the open fd, which serves every by-inode call that an O_PATH
+ * fd would. */
+void fs_op_tmpfile(struct fs_req *r)
+{
+	const struct fuse_create_in *in = fs_arg(r, sizeof(*in));
+	struct { struct fuse_entry_out e; struct fuse_open_out o; } out = { 0 };
+	struct fs_creds c;
+	struct stat st;
+	if (!in)
+		return;
+	struct fs_inode *p = fs_inode_get(r->s, r->h.nodeid);
+	if (!p) {
+		fs_reply_err(r, EBADF);
+		return;
+	}
+	int rc = p->nodeid == FS_ROOT_ID || fs_export_readonly(r->s, p->export) ? -EROFS : 0;
+	int fd = -1, ifd = -1;
+	if (rc == 0) {
+		fs_creds_enter(r, &c);
+		fd = openat(p->fd, ".", (host_flags(r->s, in->flags) & ~O_TRUNC) | O_TMPFILE | O_CLOEXEC,
+			    in->mode & 07777);
+		rc = fd < 0 ? -errno : 0;
+		fs_creds_leave(&c);
+	}
+	if (rc == 0 && (fstat(fd, &st) < 0 || (ifd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0))
+		rc = -errno;
+	struct fs_inode *i = NULL;
+	int err = 0;
+	if (rc == 0) {
+		i = fs_inode_found(r->s, ifd, &st, p->export, &err);   /* takes ifd */
+		ifd = -1;
+		if (!i)
+			rc = -err;
+	}
+	if (rc == 0) {
+		fs_entry_fill(r->s, i, &st, &out.e);
+		if ((rc = fs_handle_new(r->s, fd, false, false, p->export, &out.o.fh)) < 0)
+			fs_inode_forget(r->s, i->nodeid, 1);
+	}
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		if (ifd >= 0)
+			close(ifd);
+		fs_reply_err(r, -rc);
+	} else {
+		out.o.open_flags = open_reply_flags(r->s, p->export);
+		fs_reply(r, &out, sizeof(out));
+	}
+	fs_inode_put(r->s, p);
+}
+
 static struct fs_handle *file_handle(struct fs_req *r, uint64_t fh)
 {
 	struct fs_handle *h = fs_handle_get(r->s, fh, false);

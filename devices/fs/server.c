@@ -241,6 +241,7 @@ static fs_op_fn op_for(uint32_t opcode)
 	case FUSE_SETLK: case FUSE_SETLKW: return fs_op_setlk;
 	case FUSE_ACCESS: return fs_op_access;
 	case FUSE_CREATE: return fs_op_create;
+	case FUSE_TMPFILE: return fs_op_tmpfile;
 	case FUSE_FALLOCATE: return fs_op_fallocate;
 	case FUSE_LSEEK: return fs_op_lseek;
 	case FUSE_COPY_FILE_RANGE: return fs_op_copy_file_range;
