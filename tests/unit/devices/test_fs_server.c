@@ -1,0 +1,442 @@
+/* The FUSE request server, called the way both transports call it, with the
+ * requests a hostile guest would send: malformed headers, bad names, node ids
+ * and handles never given out, escapes out of an export, changes to a
+ * read-only export. Each gets its FUSE error; nothing reaches outside. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "devices/fs/server.h"
+
+#define OUT_BYTES (64u * 1024)
+
+static struct fs_server *srv;
+static char top[64], rw_dir[96], ro_dir[96], outside[96];
+static uint8_t out[OUT_BYTES];
+static uint64_t next_unique = 100;
+
+struct reply {
+	int error;            /* positive errno, 0 for success */
+	size_t len;           /* body bytes */
+	const uint8_t *body;
+	bool none;            /* no reply at all */
+};
+
+static struct reply send_raw(const void *req, size_t len, size_t out_len)
+{
+	struct iovec in_iov = { (void *)req, len }, out_iov = { out, out_len };
+	size_t n = fs_server_handle(srv, (struct fs_iov){ &in_iov, 1, len },
+				    (struct fs_iov){ &out_iov, 1, out_len });
+	struct fuse_out_header oh;
+
+	if (n == 0)
+		return (struct reply){ .none = true };
+	cr_assert_geq(n, sizeof(oh));
+	memcpy(&oh, out, sizeof(oh));
+	cr_assert_eq(oh.len, n);
+	return (struct reply){ .error = -oh.error, .len = n - sizeof(oh), .body = out + sizeof(oh) };
+}
+
+/* header + fixed argument + up to two NUL-terminated strings */
+static struct reply req(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arg_len,
+			const char *s1, const char *s2)
+{
+	uint8_t buf[8192];
+	size_t len = sizeof(struct fuse_in_header);
+
+	memcpy(buf + len, arg, arg_len);
+	len += arg_len;
+	for (const char *s = s1; s; s = s == s1 ? s2 : NULL) {
+		memcpy(buf + len, s, strlen(s) + 1);
+		len += strlen(s) + 1;
+	}
+	struct fuse_in_header h = { .len = (uint32_t)len, .opcode = opcode, .unique = next_unique++,
+				    .nodeid = nodeid };
+	memcpy(buf, &h, sizeof(h));
+	return send_raw(buf, len, OUT_BYTES);
+}
+
+static uint64_t lookup(uint64_t parent, const char *name, int *err)
+{
+	struct reply r = req(FUSE_LOOKUP, parent, NULL, 0, name, NULL);
+	struct fuse_entry_out e;
+
+	*err = r.error;
+	if (r.error)
+		return 0;
+	cr_assert_eq(r.len, sizeof(e));
+	memcpy(&e, r.body, sizeof(e));
+	return e.nodeid;
+}
+
+static uint64_t must_lookup(uint64_t parent, const char *name)
+{
+	int err;
+	uint64_t id = lookup(parent, name, &err);
+
+	cr_assert_eq(err, 0, "lookup %s: %s", name, strerror(err));
+	return id;
+}
+
+static uint64_t open_node(uint64_t nodeid, uint32_t flags, int *err)
+{
+	struct fuse_open_in in = { .flags = flags };
+	struct reply r = req(FUSE_OPEN, nodeid, &in, sizeof(in), NULL, NULL);
+	struct fuse_open_out o;
+
+	*err = r.error;
+	if (r.error)
+		return 0;
+	memcpy(&o, r.body, sizeof(o));
+	return o.fh;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void setup(void)
+{
+	struct rv_err err;
+	char p[160];
+
+	snprintf(top, sizeof(top), "/tmp/runvm-fs-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(top));
+	snprintf(rw_dir, sizeof(rw_dir), "%s/rw", top);
+	snprintf(ro_dir, sizeof(ro_dir), "%s/ro", top);
+	snprintf(outside, sizeof(outside), "%s/outside", top);
+	mkdir(rw_dir, 0755);
+	mkdir(ro_dir, 0755);
+	mkdir(outside, 0755);
+	write_file(outside, "secret", "host secret\n");
+	write_file(ro_dir, "file", "read me\n");
+	write_file(rw_dir, "file", "hello\n");
+	snprintf(p, sizeof(p), "%s/secret", outside);
+	char link[160];
+	snprintf(link, sizeof(link), "%s/abs-link", rw_dir);
+	cr_assert_eq(symlink(p, link), 0);
+	snprintf(link, sizeof(link), "%s/rel-link", rw_dir);
+	cr_assert_eq(symlink("../outside/secret", link), 0);
+	snprintf(link, sizeof(link), "%s/fifo", rw_dir);
+	cr_assert_eq(mkfifo(link, 0644), 0);
+
+	struct fs_options opt = { 0 };
+	srv = fs_server_new(&opt, NULL, &err);
+	cr_assert_not_null(srv, "%s", err.msg);
+	struct fs_export_cfg rw = { .name = "rootfs", .path = rw_dir };
+	struct fs_export_cfg ro = { .name = "vol0", .path = ro_dir, .readonly = true };
+	cr_assert_eq(fs_server_add_export(srv, &rw, &err), 0, "%s", err.msg);
+	cr_assert_eq(fs_server_add_export(srv, &ro, &err), 0, "%s", err.msg);
+	struct fuse_init_in in = { .major = 7, .minor = 38, .max_readahead = 1 << 20 };
+	cr_assert_eq(req(FUSE_INIT, 0, &in, sizeof(in), NULL, NULL).error, 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	fs_server_free(srv);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(fs_server, .init = setup, .fini = teardown);
+
+/* --- framing ------------------------------------------------------------------- */
+
+Test(fs_server, a_request_shorter_than_its_header_gets_no_reply)
+{
+	uint8_t buf[16] = { 0 };
+	cr_assert(send_raw(buf, sizeof(buf), OUT_BYTES).none);
+}
+
+Test(fs_server, a_length_that_disagrees_with_the_buffer_is_einval)
+{
+	struct fuse_in_header h = { .len = 4096, .opcode = FUSE_GETATTR, .unique = 7, .nodeid = 1 };
+	struct reply r = send_raw(&h, sizeof(h), OUT_BYTES);
+	cr_assert_eq(r.error, EINVAL);
+}
+
+Test(fs_server, unknown_opcodes_are_enosys)
+{
+	cr_assert_eq(req(9999, 1, NULL, 0, NULL, NULL).error, ENOSYS);
+	cr_assert_eq(req(FUSE_IOCTL, 1, NULL, 0, NULL, NULL).error, ENOSYS);
+}
+
+Test(fs_server, requests_before_init_are_refused)
+{
+	struct rv_err err;
+	struct fs_options opt = { 0 };
+	struct fs_server *fresh = fs_server_new(&opt, NULL, &err);
+	struct fs_server *saved = srv;
+	srv = fresh;
+	struct fuse_getattr_in in = { 0 };
+	cr_assert_eq(req(FUSE_GETATTR, 1, &in, sizeof(in), NULL, NULL).error, EIO);
+	srv = saved;
+	fs_server_free(fresh);
+}
+
+Test(fs_server, an_old_protocol_minor_is_eproto)
+{
+	struct fuse_init_in in = { .major = 7, .minor = 20 };
+	cr_assert_eq(req(FUSE_INIT, 0, &in, sizeof(in), NULL, NULL).error, EPROTO);
+}
+
+Test(fs_server, a_reply_buffer_too_small_for_the_reply_is_einval)
+{
+	uint8_t buf[64];
+	struct fuse_in_header h = { .len = sizeof(h) + sizeof(struct fuse_getattr_in), .opcode = FUSE_GETATTR,
+				    .unique = 9, .nodeid = 1 };
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, &h, sizeof(h));
+	cr_assert_eq(send_raw(buf, h.len, sizeof(struct fuse_out_header) + 8).error, EINVAL);
+}
+
+/* --- names ---------------------------------------------------------------------- */
+
+Test(fs_server, the_root_lists_the_exports)
+{
+	int err;
+	cr_assert_neq(lookup(1, "rootfs", &err), 0);
+	cr_assert_neq(lookup(1, "vol0", &err), 0);
+	lookup(1, "etc", &err);
+	cr_assert_eq(err, ENOENT);
+}
+
+Test(fs_server, names_with_a_slash_dot_dot_or_no_nul_are_einval)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	int err;
+
+	lookup(root, "../outside", &err);
+	cr_assert_eq(err, EINVAL);
+	lookup(root, "..", &err);
+	cr_assert_eq(err, EINVAL);
+	lookup(root, ".", &err);
+	cr_assert_eq(err, EINVAL);
+	lookup(root, "", &err);
+	cr_assert_eq(err, EINVAL);
+	/* no terminating NUL: the request ends inside the name */
+	uint8_t buf[sizeof(struct fuse_in_header) + 4];
+	struct fuse_in_header h = { .len = sizeof(buf), .opcode = FUSE_LOOKUP, .unique = 3, .nodeid = root };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), "file", 4);
+	cr_assert_eq(send_raw(buf, sizeof(buf), OUT_BYTES).error, EINVAL);
+}
+
+Test(fs_server, node_ids_never_given_out_or_forgotten_are_ebadf)
+{
+	struct fuse_getattr_in in = { 0 };
+	cr_assert_eq(req(FUSE_GETATTR, 123456, &in, sizeof(in), NULL, NULL).error, EBADF);
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	struct fuse_forget_in f = { .nlookup = 1 };
+	cr_assert(req(FUSE_FORGET, file, &f, sizeof(f), NULL, NULL).none, "FORGET has no reply");
+	cr_assert_eq(req(FUSE_GETATTR, file, &in, sizeof(in), NULL, NULL).error, EBADF);
+}
+
+Test(fs_server, forget_and_release_free_what_lookup_and_open_took)
+{
+	size_t i0, h0, i1, h1;
+	uint64_t root = must_lookup(1, "rootfs");
+	fs_server_counts(srv, &i0, &h0);
+	uint64_t file = must_lookup(root, "file");
+	must_lookup(root, "file");
+	int err;
+	uint64_t fh = open_node(file, O_RDONLY, &err);
+	cr_assert_eq(err, 0);
+	fs_server_counts(srv, &i1, &h1);
+	cr_assert_eq(i1, i0 + 1, "two lookups of one file are one inode");
+	cr_assert_eq(h1, h0 + 1);
+	struct fuse_release_in rel = { .fh = fh };
+	cr_assert_eq(req(FUSE_RELEASE, file, &rel, sizeof(rel), NULL, NULL).error, 0);
+	cr_assert_eq(req(FUSE_RELEASE, file, &rel, sizeof(rel), NULL, NULL).error, EBADF,
+		     "a released handle is gone");
+	struct fuse_forget_in f = { .nlookup = 2 };
+	req(FUSE_FORGET, file, &f, sizeof(f), NULL, NULL);
+	fs_server_counts(srv, &i1, &h1);
+	cr_assert_eq(i1, i0);
+	cr_assert_eq(h1, h0);
+}
+
+Test(fs_server, batch_forget_with_a_count_beyond_its_entries_stops_at_the_end)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	struct { struct fuse_batch_forget_in b; struct fuse_forget_one one; } in = {
+		.b = { .count = 1000000 }, .one = { .nodeid = file, .nlookup = 1 } };
+	cr_assert(req(FUSE_BATCH_FORGET, 0, &in, sizeof(in), NULL, NULL).none);
+	struct fuse_getattr_in g = { 0 };
+	cr_assert_eq(req(FUSE_GETATTR, file, &g, sizeof(g), NULL, NULL).error, EBADF);
+}
+
+/* --- escapes --------------------------------------------------------------------- */
+
+Test(fs_server, symlinks_are_never_followed_by_open)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	int err;
+	uint64_t abs = must_lookup(root, "abs-link");
+	open_node(abs, O_RDONLY, &err);
+	cr_assert_eq(err, ELOOP);
+	uint64_t rel = must_lookup(root, "rel-link");
+	open_node(rel, O_RDONLY, &err);
+	cr_assert_eq(err, ELOOP);
+	struct reply r = req(FUSE_READLINK, rel, NULL, 0, NULL, NULL);
+	cr_assert_eq(r.error, 0);
+	cr_assert_eq(r.len, strlen("../outside/secret"), "readlink gives the text, the guest resolves it");
+}
+
+Test(fs_server, create_over_a_symlink_does_not_follow_it)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	struct fuse_create_in in = { .flags = O_WRONLY | O_CREAT, .mode = S_IFREG | 0644 };
+	struct reply r = req(FUSE_CREATE, root, &in, sizeof(in), "abs-link", NULL);
+	cr_assert_neq(r.error, 0);
+	char p[160], buf[32] = { 0 };
+	snprintf(p, sizeof(p), "%s/secret", outside);
+	FILE *f = fopen(p, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	cr_assert_str_eq(buf, "host secret\n");
+}
+
+Test(fs_server, fifos_and_device_nodes_are_not_opened_on_the_host)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	int err;
+	open_node(must_lookup(root, "fifo"), O_RDONLY, &err);
+	cr_assert_eq(err, ENXIO);
+	struct fuse_mknod_in mk = { .mode = S_IFCHR | 0666, .rdev = makedev(1, 3) };
+	cr_assert_eq(req(FUSE_MKNOD, root, &mk, sizeof(mk), "null", NULL).error, EPERM);
+}
+
+Test(fs_server, renames_and_links_across_exports_are_exdev)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t vol = must_lookup(1, "vol0");
+	struct fuse_link_in l = { .oldnodeid = must_lookup(root, "file") };
+	struct reply r = req(FUSE_LINK, vol, &l, sizeof(l), "copy", NULL);
+	cr_assert(r.error == EROFS || r.error == EXDEV);
+	struct fuse_rename2_in rn = { .newdir = vol };
+	r = req(FUSE_RENAME2, root, &rn, sizeof(rn), "file", "moved");
+	cr_assert(r.error == EROFS || r.error == EXDEV);
+}
+
+Test(fs_server, the_synthetic_root_cannot_be_changed)
+{
+	struct fuse_mkdir_in in = { .mode = 0755 };
+	cr_assert_eq(req(FUSE_MKDIR, 1, &in, sizeof(in), "new", NULL).error, EROFS);
+	cr_assert_eq(req(FUSE_UNLINK, 1, NULL, 0, "rootfs", NULL).error, EROFS);
+	cr_assert_eq(req(FUSE_RMDIR, 1, NULL, 0, "rootfs", NULL).error, EROFS);
+}
+
+/* --- read-only exports ------------------------------------------------------------- */
+
+Test(fs_server, a_read_only_export_refuses_every_change)
+{
+	uint64_t vol = must_lookup(1, "vol0");
+	uint64_t file = must_lookup(vol, "file");
+	int err;
+	open_node(file, O_WRONLY, &err);
+	cr_assert_eq(err, EROFS);
+	open_node(file, O_RDONLY | O_TRUNC, &err);
+	cr_assert_eq(err, EROFS);
+	struct fuse_create_in c = { .flags = O_WRONLY, .mode = S_IFREG | 0644 };
+	cr_assert_eq(req(FUSE_CREATE, vol, &c, sizeof(c), "new", NULL).error, EROFS);
+	struct fuse_mkdir_in m = { .mode = 0755 };
+	cr_assert_eq(req(FUSE_MKDIR, vol, &m, sizeof(m), "d", NULL).error, EROFS);
+	cr_assert_eq(req(FUSE_UNLINK, vol, NULL, 0, "file", NULL).error, EROFS);
+	struct fuse_setattr_in s = { .valid = FATTR_MODE, .mode = 0777 };
+	cr_assert_eq(req(FUSE_SETATTR, file, &s, sizeof(s), NULL, NULL).error, EROFS);
+	uint8_t x[sizeof(struct fuse_setxattr_in) + 32] = { 0 };
+	struct { uint32_t size, flags; } sx = { 1, 0 };
+	memcpy(x, &sx, sizeof(sx));
+	cr_assert_eq(req(FUSE_SETXATTR, file, x, 8, "user.a", "1").error, EROFS);
+	struct stat st;
+	char p[160];
+	snprintf(p, sizeof(p), "%s/file", ro_dir);
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0644, "the host file is unchanged");
+}
+
+/* --- I/O ------------------------------------------------------------------------ */
+
+Test(fs_server, a_huge_read_is_capped_to_the_reply_buffer)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	int err;
+	uint64_t fh = open_node(file, O_RDONLY, &err);
+	struct fuse_read_in in = { .fh = fh, .size = 0xffffffffu };
+	struct reply r = req(FUSE_READ, file, &in, sizeof(in), NULL, NULL);
+	cr_assert_eq(r.error, 0);
+	cr_assert_eq(r.len, 6);
+	cr_assert_eq(memcmp(r.body, "hello\n", 6), 0);
+}
+
+Test(fs_server, stale_or_made_up_handles_are_ebadf)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	struct fuse_read_in in = { .fh = 0x1234567800000001ull, .size = 16 };
+	cr_assert_eq(req(FUSE_READ, file, &in, sizeof(in), NULL, NULL).error, EBADF);
+	in.fh = 0;
+	cr_assert_eq(req(FUSE_READ, file, &in, sizeof(in), NULL, NULL).error, EBADF);
+}
+
+Test(fs_server, a_write_whose_size_disagrees_with_its_payload_is_einval)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	int err;
+	uint64_t fh = open_node(file, O_RDWR, &err);
+	uint8_t arg[sizeof(struct fuse_write_in) + 4];
+	struct fuse_write_in w = { .fh = fh, .size = 1000 };
+	memcpy(arg, &w, sizeof(w));
+	memcpy(arg + sizeof(w), "abcd", 4);
+	cr_assert_eq(req(FUSE_WRITE, file, arg, sizeof(arg), NULL, NULL).error, EINVAL);
+	w.size = 4;
+	memcpy(arg, &w, sizeof(w));
+	struct reply r = req(FUSE_WRITE, file, arg, sizeof(arg), NULL, NULL);
+	cr_assert_eq(r.error, 0);
+	struct fuse_write_out wo;
+	memcpy(&wo, r.body, sizeof(wo));
+	cr_assert_eq(wo.size, 4);
+}
+
+Test(fs_server, security_xattrs_live_under_user_runvm_on_the_host)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	uint64_t file = must_lookup(root, "file");
+	struct { uint32_t size, flags; } sx = { 3, 0 };
+	struct reply r = req(FUSE_SETXATTR, file, &sx, sizeof(sx), "security.capability", "abc");
+	if (r.error == EOPNOTSUPP)
+		cr_skip_test("this filesystem has no user xattrs");
+	cr_assert_eq(r.error, 0);
+	char p[160], val[8] = { 0 };
+	snprintf(p, sizeof(p), "%s/file", rw_dir);
+	cr_assert_eq(getxattr(p, "user.runvm.security.capability", val, sizeof(val)), 3);
+	cr_assert_eq(getxattr(p, "security.capability", val, sizeof(val)), -1, "never the host's own");
+	struct fuse_getxattr_in g = { .size = 64 };
+	r = req(FUSE_GETXATTR, file, &g, sizeof(g), "security.capability", NULL);
+	cr_assert_eq(r.error, 0);
+	cr_assert_eq(r.len, 3);
+	cr_assert_eq(req(FUSE_GETXATTR, file, &g, sizeof(g), "user.runvm.security.capability", NULL).error,
+		     ENODATA, "the guest cannot name the host-side key");
+}
