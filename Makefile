@@ -193,11 +193,11 @@ check-clang:
 	@echo "clang: $(words $(CLANG_SRCS)) files build without warnings"
 
 check: all $(UNIT) check-clang fuzz-build
-	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,agent,vm,testbed,fuzz
+	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,agent,fs-host,vm,testbed,fuzz
 
 check-sanitize:
 	@$(MAKE) --no-print-directory SAN=1 all build/san/tests/unit-tests
-	@tests/check.sh --build build/san --suites unit,cli,kvm-host,agent,vm
+	@tests/check.sh --build build/san --suites unit,cli,kvm-host,agent,fs-host,vm
 
 demo:
 	@scripts/demo.sh

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Run test suites and add their results up into one closing line.
-# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,agent,vm,testbed,fuzz
+# usage: tests/check.sh --build DIR --suites unit,cli,kvm-host,agent,fs-host,vm,testbed,fuzz
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-build=build suites=unit,cli,kvm-host,agent,vm,testbed,fuzz
+build=build suites=unit,cli,kvm-host,agent,fs-host,vm,testbed,fuzz
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
@@ -67,6 +67,7 @@ for s in "${wanted[@]}"; do
 	cli) suite cli tests/integration/test_cli.sh "$build" ;;
 	kvm-host) suite kvm-host selfcheck_on_host ;;
 	agent) suite agent tests/integration/test_agent_host.sh "$build" ;;
+	fs-host) suite fs-host tests/integration/test_fs_host.sh "$build" ;;   # FUSE server on /dev/fuse
 	vm) suite vm tests/run-vm-tests.sh "$build" ;;
 	testbed) suite testbed tests/testbed/test_run.sh ;;
 	fuzz) suite fuzz tests/fuzz/run.sh --seconds 10 ;;   # built by make fuzz-build

@@ -531,7 +531,11 @@ static void *walker(void *arg)
 	struct stat st;
 	char p[PATH_MAX];
 
-	int cfd = openat(r->dir, "a/b/c", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* The mover may already have a/b elsewhere: try until it is back. */
+	int cfd;
+	while ((cfd = openat(r->dir, "a/b/c", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 &&
+	       errno == ENOENT && !atomic_load(&r->stop))
+		;
 	if (cfd < 0) {
 		race_fail(r, "open a/b/c");
 		return NULL;

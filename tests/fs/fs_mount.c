@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -184,6 +185,15 @@ int main(int argc, char **argv)
 	}
 	if (!a.debug)
 		log.min_level = RV_LOG_WARN;
+
+	/* Each inode the kernel remembers pins an O_PATH fd in the server, and
+	 * a big tree is tens of thousands of them: take all the fds we may
+	 * (never above the hard limit, DESIGN §7). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 
 	/* Blocked before any thread starts, so no serving thread ever takes
 	 * them: they arrive on the signalfd, which also tells the serving
