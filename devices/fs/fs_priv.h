@@ -27,6 +27,7 @@ struct fs_inode {
 	mode_t type;                    /* S_IFMT bits */
 	unsigned export;
 	bool export_root;               /* pinned: never forgotten */
+	bool keyed;                     /* in by_key: later lookups of (dev, ino) find it */
 	uint64_t nlookup;               /* the client's references (LOOKUP, FORGET) */
 	uint64_t refs;                  /* requests using it right now */
 	struct fs_inode *next_by_id, *next_by_key;
@@ -107,9 +108,12 @@ bool fs_export_readonly(const struct fs_server *s, unsigned export);
 struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid);
 void fs_inode_put(struct fs_server *s, struct fs_inode *i);
 /* Takes fd (an O_PATH fd of a file inside `export`) and returns the inode
- * for it with one more client lookup; an existing inode keeps its own fd. */
+ * for it with one more client lookup; an existing inode keeps its own fd.
+ * `fresh`: the file was just created, so an inode already known by its
+ * (dev, ino) is a dead file whose number the host reused (an O_PATH fd does
+ * not pin the number on every filesystem: 9p does not); it stops being found. */
 struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *st,
-				unsigned export, int *err);
+				unsigned export, bool fresh, int *err);
 void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t nlookup);
 int fs_inode_add_export_root(struct fs_server *s, int fd, const struct stat *st, unsigned export,
 			     struct fs_inode **out);
@@ -169,7 +173,7 @@ void fs_op_fsyncdir(struct fs_req *r);
 
 /* ops_node.c, for ops_dir.c's READDIRPLUS and ops_file.c's CREATE: looks name
  * up under parent and fills e (one more client lookup on success). */
-int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *name,
+int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *name, bool fresh,
 		    struct fuse_entry_out *e);
 void fs_entry_fill(struct fs_server *s, struct fs_inode *i, const struct stat *st,
 		   struct fuse_entry_out *e);

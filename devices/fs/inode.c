@@ -40,16 +40,25 @@ struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid)
 	return i;
 }
 
+static void unkey(struct fs_server *s, struct fs_inode *i)
+{
+	struct fs_inode **pp = &s->by_key[key_bucket(i->dev, i->ino, i->export)];
+
+	while (*pp != i)
+		pp = &(*pp)->next_by_key;
+	*pp = i->next_by_key;
+	i->next_by_key = NULL;
+	i->keyed = false;
+}
+
 static void unlink_inode(struct fs_server *s, struct fs_inode *i)
 {
 	struct fs_inode **pp = &s->by_id[id_bucket(i->nodeid)];
 	while (*pp != i)
 		pp = &(*pp)->next_by_id;
 	*pp = i->next_by_id;
-	pp = &s->by_key[key_bucket(i->dev, i->ino, i->export)];
-	while (*pp != i)
-		pp = &(*pp)->next_by_key;
-	*pp = i->next_by_key;
+	if (i->keyed)
+		unkey(s, i);
 	s->ninodes--;
 }
 
@@ -81,6 +90,7 @@ static void insert(struct fs_server *s, struct fs_inode *i)
 	s->by_id[b] = i;
 	i->next_by_key = s->by_key[k];
 	s->by_key[k] = i;
+	i->keyed = true;
 	s->ninodes++;
 }
 
@@ -97,12 +107,16 @@ static struct fs_inode *new_inode(struct fs_server *s, int fd, const struct stat
 }
 
 struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *st,
-				unsigned export, int *err)
+				unsigned export, bool fresh, int *err)
 {
 	pthread_mutex_lock(&s->lock);
 	struct fs_inode *i = s->by_key[key_bucket(st->st_dev, st->st_ino, export)];
 	while (i && (i->dev != st->st_dev || i->ino != st->st_ino || i->export != export))
 		i = i->next_by_key;
+	if (i && fresh && !i->export_root) {
+		unkey(s, i);      /* the client's references to the dead file stay valid */
+		i = NULL;
+	}
 	if (i) {
 		close(fd);
 	} else if (!(i = new_inode(s, fd, st, export))) {

@@ -87,7 +87,7 @@ static bool add_entry(struct dir_buf *b, const char *name, uint64_t ino, uint32_
 		struct fuse_direntplus *dp = (struct fuse_direntplus *)at;
 		/* A name that vanished meanwhile goes out without attributes
 		 * (node id 0), which the client accepts. */
-		if (fs_lookup_entry(b->s, b->dir, name, &dp->entry_out) < 0)
+		if (fs_lookup_entry(b->s, b->dir, name, false, &dp->entry_out) < 0)
 			memset(&dp->entry_out, 0, sizeof(dp->entry_out));
 	}
 	d->ino = ino;

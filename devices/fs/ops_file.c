@@ -106,15 +106,20 @@ void fs_op_create(struct fs_req *r)
 	}
 	int rc = p->nodeid == FS_ROOT_ID || fs_export_readonly(r->s, p->export) ? -EROFS : 0;
 	int fd = -1;
+	bool created = false;
 	if (rc == 0) {
 		fs_creds_enter(r, &c);
-		/* O_NOFOLLOW: a symlink planted under this name is never followed. */
-		fd = openat(p->fd, name, host_flags(r->s, in->flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-			    (in->flags & O_EXCL), in->mode & 07777);
+		/* O_NOFOLLOW: a symlink planted under this name is never followed.
+		 * O_EXCL first, so we know whether the file is new (see fresh). */
+		int flags = host_flags(r->s, in->flags) | O_NOFOLLOW | O_CLOEXEC;
+		fd = openat(p->fd, name, flags | O_CREAT | O_EXCL, in->mode & 07777);
+		created = fd >= 0;
+		if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL))
+			fd = openat(p->fd, name, flags & ~O_CREAT);
 		rc = fd < 0 ? -errno : 0;
 		fs_creds_leave(&c);
 	}
-	if (rc == 0 && (rc = fs_lookup_entry(r->s, p, name, &out.e)) < 0)
+	if (rc == 0 && (rc = fs_lookup_entry(r->s, p, name, created, &out.e)) < 0)
 		close(fd);
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, p->export, &out.o.fh)) < 0) {
 		close(fd);
@@ -160,7 +165,7 @@ void fs_op_tmpfile(struct fs_req *r)
 	struct fs_inode *i = NULL;
 	int err = 0;
 	if (rc == 0) {
-		i = fs_inode_found(r->s, ifd, &st, p->export, &err);   /* takes ifd */
+		i = fs_inode_found(r->s, ifd, &st, p->export, true, &err);   /* takes ifd */
 		ifd = -1;
 		if (!i)
 			rc = -err;

@@ -50,7 +50,7 @@ static struct fs_inode *find_export(struct fs_server *s, const char *name)
 	return i;
 }
 
-int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *name,
+int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *name, bool fresh,
 		    struct fuse_entry_out *e)
 {
 	struct stat st;
@@ -77,7 +77,7 @@ int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *na
 		close(fd);
 		return err;
 	}
-	if (!(i = fs_inode_found(s, fd, &st, parent->export, &err)))
+	if (!(i = fs_inode_found(s, fd, &st, parent->export, fresh, &err)))
 		return -err;
 	fs_entry_fill(s, i, &st, e);
 	return 0;
@@ -114,7 +114,7 @@ void fs_op_lookup(struct fs_req *r)
 	struct fs_inode *p = node(r, r->h.nodeid);
 	if (!p)
 		return;
-	int rc = fs_lookup_entry(r->s, p, name, &e);
+	int rc = fs_lookup_entry(r->s, p, name, false, &e);
 	fs_inode_put(r->s, p);
 	if (rc < 0)
 		fs_reply_err(r, -rc);
@@ -274,12 +274,12 @@ void fs_op_readlink(struct fs_req *r)
 }
 
 /* The reply to a creating op: look the new name up as the client will. */
-static void reply_new_entry(struct fs_req *r, struct fs_inode *p, const char *name, int rc)
+static void reply_new_entry(struct fs_req *r, struct fs_inode *p, const char *name, int rc, bool fresh)
 {
 	struct fuse_entry_out e;
 
 	if (rc == 0)
-		rc = fs_lookup_entry(r->s, p, name, &e);
+		rc = fs_lookup_entry(r->s, p, name, fresh, &e);
 	if (rc < 0)
 		fs_reply_err(r, -rc);
 	else
@@ -301,7 +301,7 @@ void fs_op_symlink(struct fs_req *r)
 		fs_creds_enter(r, &c);
 		int rc = symlinkat(target, p->fd, name) < 0 ? -errno : 0;
 		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc);
+		reply_new_entry(r, p, name, rc, true);
 	}
 	fs_inode_put(r->s, p);
 }
@@ -330,7 +330,7 @@ void fs_op_mknod(struct fs_req *r)
 		fs_creds_enter(r, &c);
 		int rc = mknodat(p->fd, name, in->mode, in->rdev) < 0 ? -errno : 0;
 		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc);
+		reply_new_entry(r, p, name, rc, true);
 	}
 	fs_inode_put(r->s, p);
 }
@@ -350,7 +350,7 @@ void fs_op_mkdir(struct fs_req *r)
 		fs_creds_enter(r, &c);
 		int rc = mkdirat(p->fd, name, in->mode & 07777) < 0 ? -errno : 0;
 		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc);
+		reply_new_entry(r, p, name, rc, true);
 	}
 	fs_inode_put(r->s, p);
 }
@@ -437,7 +437,7 @@ void fs_op_link(struct fs_req *r)
 		 * CAP_DAC_READ_SEARCH) links the inode itself. */
 		if (rc == 0 && linkat(r->s->proc_fd, src, p->fd, name, AT_SYMLINK_FOLLOW) < 0)
 			rc = -errno;
-		reply_new_entry(r, p, name, rc);
+		reply_new_entry(r, p, name, rc, false);
 	}
 	fs_inode_put(r->s, old);
 	fs_inode_put(r->s, p);

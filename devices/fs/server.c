@@ -14,6 +14,9 @@
 /* Arguments of every request but WRITE are small: names, an xattr value. */
 #define FS_MAX_ARG_BYTES (FS_MAX_XATTR_BYTES + 2 * 4096u)
 
+/* FUSE_DIRECT_IO_ALLOW_MMAP (1 << 36) as a flags2 bit; newer than our headers. */
+#define FS_DIRECT_IO_ALLOW_MMAP2 (1u << (36 - 32))
+
 #define AUTO_TIMEOUT_SEC 1u
 #define ALWAYS_TIMEOUT_SEC 86400u
 
@@ -184,9 +187,17 @@ static void op_init(struct fs_req *r)
 			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
 			(s->opt.writeback ? FUSE_WRITEBACK_CACHE : 0);
 	uint32_t max_write = s->opt.max_write ? s->opt.max_write : FS_MAX_WRITE_BYTES;
+	/* flags2 arrives with FUSE_INIT_EXT (7.36+). Shared writable mmap of a
+	 * direct-I/O file (--fs-cache none: SQLite's WAL index) needs 7.39's
+	 * DIRECT_IO_ALLOW_MMAP, or the client refuses it with ENODEV. */
+	uint32_t flags2 = (in->flags & FUSE_INIT_EXT) && r->arg_len >= sizeof(*in) ? in->flags2 : 0;
 	pthread_mutex_lock(&s->lock);
 	s->minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION;
 	s->flags = in->flags & want;
+	if (flags2 & FS_DIRECT_IO_ALLOW_MMAP2) {
+		s->flags |= FUSE_INIT_EXT;
+		out.flags2 = FS_DIRECT_IO_ALLOW_MMAP2;
+	}
 	s->initialized = true;
 	pthread_mutex_unlock(&s->lock);
 	out.minor = s->minor;

@@ -220,6 +220,18 @@ bool virtq_enable_notify(struct virtq *q)
 	return load16(q->avail + 2) != q->last_avail;
 }
 
+uint16_t virtq_avail_idx(const struct virtq *q) { return q->avail ? load16(q->avail + 2) : 0; }
+
+uint16_t virtq_used_event(const struct virtq *q)
+{
+	return q->avail ? load16(q->avail + AVAIL_RING_OFF + 2u * q->size) : 0;
+}
+
+uint16_t virtq_avail_event(const struct virtq *q)
+{
+	return q->used ? load16(q->used + USED_RING_OFF + USED_ELEM_BYTES * q->size) : 0;
+}
+
 bool virtq_has_avail(const struct virtq *q)
 {
 	return q->ready && !q->broken && q->avail && load16(q->avail + 2) != q->last_avail;

@@ -71,6 +71,11 @@ bool virtq_should_interrupt(struct virtq *q);
  * a racing kick is never lost). */
 bool virtq_enable_notify(struct virtq *q);
 
+/* The ring's driver-written indices, for diagnostics. */
+uint16_t virtq_avail_idx(const struct virtq *q);
+uint16_t virtq_used_event(const struct virtq *q);
+uint16_t virtq_avail_event(const struct virtq *q);
+
 /* The driver has made buffers available that we have not taken yet. */
 bool virtq_has_avail(const struct virtq *q);
 

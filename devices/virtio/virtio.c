@@ -94,6 +94,23 @@ static void poll_queues(struct virtio_dev *d)
 	}
 }
 
+void virtio_dev_dump(struct virtio_dev *d, const struct rv_log *log)
+{
+	pthread_mutex_lock(&d->lock);
+	rv_logf(log, RV_LOG_DEBUG, "virtio-%s: status 0x%x isr 0x%x, %u interrupts raised again, "
+		"%u queue polls served", d->ops->name, d->status, d->isr, d->irq_retries, d->kick_polls);
+	for (unsigned qi = 0; qi < d->ops->num_queues; qi++) {
+		const struct virtq *q = &d->queues[qi];
+		if (!q->avail)
+			continue;
+		rv_logf(log, RV_LOG_DEBUG, "virtio-%s queue %u: avail %u, taken %u, used %u, signalled %u, "
+			"used_event %u, avail_event %u%s", d->ops->name, qi, virtq_avail_idx(q), q->last_avail,
+			q->used_idx, q->signalled_used, virtq_used_event(q), virtq_avail_event(q),
+			q->broken ? ", broken" : "");
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 void virtio_dev_watchdog(struct virtio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);

@@ -113,6 +113,10 @@ bool virtio_dev_serve(struct virtio_dev *d, unsigned qi,
  * pass is served as if kicked. Takes the lock. */
 void virtio_dev_watchdog(struct virtio_dev *d);
 
+/* Debug level: status, interrupt state and every active queue's indices, for
+ * a VM that stopped making progress (--timeout). Takes the lock. */
+void virtio_dev_dump(struct virtio_dev *d, const struct rv_log *log);
+
 /* After pushing used buffers on q: interrupt the guest if it wants one. */
 void virtio_dev_used(struct virtio_dev *d, struct virtq *q);
 

@@ -302,23 +302,6 @@ int vsock_connect(struct vsock *v, uint32_t port, struct rv_err *err)
 	return c ? peer : -1;
 }
 
-static void dump_queue(struct vsock *v, unsigned qi, const struct rv_log *log)
-{
-	const struct virtq *q = &v->dev.queues[qi];
-
-	if (!q->avail) {
-		rv_logf(log, RV_LOG_DEBUG, "vsock queue %u: not active", qi);
-		return;
-	}
-	uint16_t avail_idx, used_event, avail_event;
-	memcpy(&avail_idx, q->avail + 2, 2);
-	memcpy(&used_event, q->avail + 4 + 2u * q->size, 2);
-	memcpy(&avail_event, q->used + 4 + 8u * q->size, 2);
-	rv_logf(log, RV_LOG_DEBUG, "vsock queue %u: avail %u, taken %u, used %u, signalled %u, "
-		"used_event %u, avail_event %u%s", qi, avail_idx, q->last_avail, q->used_idx,
-		q->signalled_used, used_event, avail_event, q->broken ? ", broken" : "");
-}
-
 static void dump_conn(const struct vsock_conn *c, const char *where, const struct rv_log *log)
 {
 	rv_logf(log, RV_LOG_DEBUG, "vsock %s host:%u <-> guest:%u: est %d owed 0x%x ready %d "
@@ -331,11 +314,10 @@ static void dump_conn(const struct vsock_conn *c, const char *where, const struc
 
 void vsock_dump(struct vsock *v, const struct rv_log *log)
 {
+	virtio_dev_dump(&v->dev, log);
 	pthread_mutex_lock(&v->dev.lock);
-	rv_logf(log, RV_LOG_DEBUG, "vsock: status 0x%x isr 0x%x, %u connections, %u control "
-		"packets queued", v->dev.status, v->dev.isr, v->nconns, v->ctl_len);
-	for (unsigned qi = 0; qi < 3; qi++)
-		dump_queue(v, qi, log);
+	rv_logf(log, RV_LOG_DEBUG, "vsock: %u connections, %u control packets queued", v->nconns,
+		v->ctl_len);
 	for (unsigned b = 0; b < VSOCK_HASH_BUCKETS; b++)
 		for (const struct vsock_conn *c = v->buckets[b]; c; c = c->hash_next)
 			dump_conn(c, "conn", log);
