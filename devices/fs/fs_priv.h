@@ -21,7 +21,11 @@
 
 struct fs_inode {
 	uint64_t nodeid;
-	int fd;                         /* O_PATH|O_NOFOLLOW, -1 for the synthetic root */
+	int fd;                         /* O_PATH|O_NOFOLLOW; -1: the synthetic root, or closed
+					 * to stay under the fd budget (reopened from handle) */
+	struct file_handle *handle;     /* NULL: this inode keeps its fd for good */
+	struct fs_inode *lru_prev, *lru_next;   /* unused, fd open, handle: may be closed */
+	bool on_lru;
 	dev_t dev;
 	ino_t ino;
 	mode_t type;                    /* S_IFMT bits */
@@ -35,6 +39,8 @@ struct fs_inode {
 
 struct fs_export {
 	char name[FS_EXPORT_NAME_MAX];
+	int mount_fd;                   /* open_by_handle_at's anchor: the root, O_RDONLY */
+	int mount_id;                   /* handles only for inodes on the root's own mount */
 	bool readonly;
 	enum fs_cache cache;
 	struct fs_inode *root;
@@ -63,6 +69,9 @@ struct fs_server {
 	struct fs_inode *by_id[FS_HASH_BUCKETS];
 	struct fs_inode *by_key[FS_HASH_BUCKETS];
 	size_t ninodes;
+	size_t open_fds, fd_budget;     /* inode fds open, and how many may stay open */
+	struct fs_inode *lru_head, *lru_tail;
+	uint32_t max_handles;
 	uint64_t next_nodeid;
 	struct fs_handle *handles;      /* FS_MAX_HANDLES slots, allocated lazily */
 	uint32_t *free_slots;           /* stack of released slots below handles_high */

@@ -5,7 +5,9 @@
 #include "devices/fs/fs_priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static unsigned id_bucket(uint64_t nodeid)
@@ -28,14 +30,104 @@ static struct fs_inode *by_id_locked(struct fs_server *s, uint64_t nodeid)
 	return i;
 }
 
+/* --- the fd budget --------------------------------------------------------
+ * Every inode the client remembers would pin an fd, and a client remembers
+ * every inode while it has memory (an untar of /usr/share: 100k of them);
+ * RLIMIT_NOFILE is far lower and may not be raised. So an inode nobody uses
+ * right now, whose file has a handle (name_to_handle_at), may have its fd
+ * closed, least recently used first, and reopened from the handle when a
+ * request needs it. Inodes without a handle (9p, another mount inside the
+ * export, a deleted file) keep their fd. Lock held throughout. */
+
+static void lru_remove(struct fs_server *s, struct fs_inode *i)
+{
+	if (!i->on_lru)
+		return;
+	if (i->lru_prev)
+		i->lru_prev->lru_next = i->lru_next;
+	else
+		s->lru_head = i->lru_next;
+	if (i->lru_next)
+		i->lru_next->lru_prev = i->lru_prev;
+	else
+		s->lru_tail = i->lru_prev;
+	i->lru_prev = i->lru_next = NULL;
+	i->on_lru = false;
+}
+
+static void lru_push(struct fs_server *s, struct fs_inode *i)
+{
+	if (i->on_lru || !i->handle || i->fd < 0 || i->refs || i->export_root)
+		return;
+	i->lru_prev = s->lru_tail;
+	if (s->lru_tail)
+		s->lru_tail->lru_next = i;
+	else
+		s->lru_head = i;
+	s->lru_tail = i;
+	i->on_lru = true;
+}
+
+static void close_fd(struct fs_server *s, struct fs_inode *i)
+{
+	if (i->fd < 0)
+		return;
+	close(i->fd);
+	i->fd = -1;
+	s->open_fds--;
+}
+
+static void evict(struct fs_server *s)
+{
+	while (s->open_fds > s->fd_budget && s->lru_head) {
+		struct fs_inode *i = s->lru_head;
+		lru_remove(s, i);
+		close_fd(s, i);
+	}
+}
+
+static void take_handle(struct fs_server *s, struct fs_inode *i, const struct stat *st)
+{
+	const struct fs_export *e = &s->exports[i->export];
+	union { struct file_handle fh; uint8_t raw[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+	int mount_id;
+
+	if (e->mount_fd < 0 || st->st_nlink == 0)
+		return;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(i->fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) < 0 || mount_id != e->mount_id)
+		return;
+	size_t len = sizeof(struct file_handle) + h.fh.handle_bytes;
+	if ((i->handle = malloc(len)))
+		memcpy(i->handle, &h, len);
+}
+
+static int reopen_from_handle(struct fs_server *s, struct fs_inode *i)
+{
+	int fd = open_by_handle_at(s->exports[i->export].mount_fd, i->handle, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	i->fd = fd;
+	s->open_fds++;
+	evict(s);
+	return 0;
+}
+
 struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid)
 {
 	if (nodeid == FS_ROOT_ID)
 		return &s->root;
 	pthread_mutex_lock(&s->lock);
 	struct fs_inode *i = by_id_locked(s, nodeid);
-	if (i)
+	if (i) {
 		i->refs++;
+		lru_remove(s, i);
+		if (i->fd < 0 && reopen_from_handle(s, i) < 0) {
+			i->refs--;     /* gone from the host (ESTALE): as if forgotten */
+			i = NULL;
+		}
+	}
 	pthread_mutex_unlock(&s->lock);
 	return i;
 }
@@ -68,7 +160,9 @@ static void maybe_free(struct fs_server *s, struct fs_inode *i)
 	if (i->nlookup || i->refs || i->export_root)
 		return;
 	unlink_inode(s, i);
-	close(i->fd);
+	lru_remove(s, i);
+	close_fd(s, i);
+	free(i->handle);
 	free(i);
 }
 
@@ -77,7 +171,10 @@ void fs_inode_put(struct fs_server *s, struct fs_inode *i)
 	if (!i || i == &s->root)
 		return;
 	pthread_mutex_lock(&s->lock);
-	i->refs--;
+	if (--i->refs == 0) {
+		lru_push(s, i);
+		evict(s);
+	}
 	maybe_free(s, i);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -103,6 +200,7 @@ static struct fs_inode *new_inode(struct fs_server *s, int fd, const struct stat
 	*i = (struct fs_inode){ .nodeid = s->next_nodeid++, .fd = fd, .dev = st->st_dev, .ino = st->st_ino,
 				.type = st->st_mode & S_IFMT, .export = export };
 	insert(s, i);
+	s->open_fds++;
 	return i;
 }
 
@@ -117,14 +215,23 @@ struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *
 		unkey(s, i);      /* the client's references to the dead file stay valid */
 		i = NULL;
 	}
-	if (i) {
+	if (i && i->fd < 0) {
+		i->fd = fd;       /* closed for the budget: this is its file again */
+		s->open_fds++;
+		lru_push(s, i);
+	} else if (i) {
 		close(fd);
-	} else if (!(i = new_inode(s, fd, st, export))) {
+	} else if ((i = new_inode(s, fd, st, export))) {
+		take_handle(s, i, st);
+		lru_push(s, i);
+	} else {
 		close(fd);
 		*err = ENOMEM;
 	}
-	if (i)
+	if (i) {
 		i->nlookup++;
+		evict(s);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return i;
 }
@@ -159,13 +266,16 @@ void fs_inodes_free(struct fs_server *s)
 		struct fs_inode *i = s->by_id[b];
 		while (i) {
 			struct fs_inode *next = i->next_by_id;
-			close(i->fd);
+			if (i->fd >= 0)
+				close(i->fd);
+			free(i->handle);
 			free(i);
 			i = next;
 		}
 		s->by_id[b] = s->by_key[b] = NULL;
 	}
-	s->ninodes = 0;
+	s->ninodes = s->open_fds = 0;
+	s->lru_head = s->lru_tail = NULL;
 }
 
 /* --- handles ------------------------------------------------------------- */
@@ -193,7 +303,7 @@ int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigne
 	}
 	if (s->nfree) {
 		slot = s->free_slots[--s->nfree];
-	} else if (s->handles_high < FS_MAX_HANDLES) {
+	} else if (s->handles_high < s->max_handles) {
 		slot = s->handles_high++;
 		pthread_mutex_init(&s->handles[slot].dir_lock, NULL);
 	} else {

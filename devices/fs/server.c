@@ -362,6 +362,13 @@ struct fs_server *fs_server_new(const struct fs_options *opt, const struct rv_lo
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Half the fds for inodes, a quarter for open files, the rest for the
+	 * VMM's own (vsock connections, devices). */
+	rlim_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	s->fd_budget = nofile / 2 > 256 ? nofile / 2 : 256;
+	s->max_handles = nofile / 4 > 64 ? (uint32_t)(nofile / 4) : 64;
+	if (s->max_handles > FS_MAX_HANDLES)
+		s->max_handles = FS_MAX_HANDLES;
 	/* The client applied the caller's umask already (we do not ask for
 	 * FUSE_DONT_MASK); ours must not take more bits away. */
 	umask(0);
@@ -374,6 +381,9 @@ void fs_server_free(struct fs_server *s)
 		return;
 	fs_handles_free(s);
 	fs_inodes_free(s);
+	for (unsigned k = 0; k < s->nexports; k++)
+		if (s->exports[k].mount_fd >= 0)
+			close(s->exports[k].mount_fd);
 	close(s->proc_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -386,6 +396,28 @@ static bool export_name_ok(const char *n)
 	if (len == 0 || len >= FS_EXPORT_NAME_MAX || !strcmp(n, ".") || !strcmp(n, ".."))
 		return false;
 	return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+/* The export's anchor for open_by_handle_at; without one (a filesystem that
+ * has no handles, or no CAP_DAC_READ_SEARCH) its inodes keep their fds. */
+static void anchor_handles(const struct fs_server *s, struct fs_export *e, int root_fd)
+{
+	union { struct file_handle fh; uint8_t raw[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+	char name[16];
+
+	e->mount_fd = -1;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(root_fd, "", &h.fh, &e->mount_id, AT_EMPTY_PATH) < 0)
+		return;
+	snprintf(name, sizeof(name), "%d", root_fd);
+	e->mount_fd = openat(s->proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int probe = e->mount_fd >= 0 ? open_by_handle_at(e->mount_fd, &h.fh, O_PATH | O_CLOEXEC) : -1;
+	if (probe >= 0) {
+		close(probe);
+	} else if (e->mount_fd >= 0) {
+		close(e->mount_fd);
+		e->mount_fd = -1;
+	}
 }
 
 int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, struct rv_err *err)
@@ -412,11 +444,14 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 	if (rc == 0) {
 		struct fs_export *e = &s->exports[s->nexports];
 		snprintf(e->name, sizeof(e->name), "%s", cfg->name);
+		anchor_handles(s, e, fd);
 		e->readonly = cfg->readonly;
 		e->cache = cfg->cache;
-		if (fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0)
+		if (fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0) {
 			rc = rv_fail(err, ENOMEM, "export %s", cfg->name);
-		else
+			if (e->mount_fd >= 0)
+				close(e->mount_fd);
+		} else
 			s->nexports++;
 	}
 	pthread_mutex_unlock(&s->lock);
