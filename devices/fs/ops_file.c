@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -90,6 +91,31 @@ void fs_op_open(struct fs_req *r)
 	fs_inode_put(r->s, i);
 }
 
+/* CREATE of a name that exists: open it as OPEN would, only if it is a
+ * regular file (a FIFO would block this worker until a writer came). */
+static int open_existing(const struct fs_server *s, const struct fs_inode *p, const char *name, int flags)
+{
+	struct stat st;
+	char path[16];
+	int pfd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (pfd < 0)
+		return -1;
+	int fd = -1;
+	if (fstat(pfd, &st) < 0) {
+		/* errno set */
+	} else if (!S_ISREG(st.st_mode)) {
+		errno = S_ISDIR(st.st_mode) ? EISDIR : S_ISLNK(st.st_mode) ? ELOOP : ENXIO;
+	} else {
+		snprintf(path, sizeof(path), "%d", pfd);
+		fd = openat(s->proc_fd, path, (flags & ~(O_CREAT | O_NOFOLLOW)) | O_CLOEXEC);
+	}
+	int saved = errno;
+	close(pfd);
+	errno = saved;
+	return fd;
+}
+
 void fs_op_create(struct fs_req *r)
 {
 	const struct fuse_create_in *in = fs_arg(r, sizeof(*in));
@@ -115,7 +141,7 @@ void fs_op_create(struct fs_req *r)
 		fd = openat(p->fd, name, flags | O_CREAT | O_EXCL, in->mode & 07777);
 		created = fd >= 0;
 		if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL))
-			fd = openat(p->fd, name, flags & ~O_CREAT);
+			fd = open_existing(r->s, p, name, flags);
 		rc = fd < 0 ? -errno : 0;
 		fs_creds_leave(&c);
 	}

@@ -440,3 +440,14 @@ Test(fs_server, security_xattrs_live_under_user_runvm_on_the_host)
 	cr_assert_eq(req(FUSE_GETXATTR, file, &g, sizeof(g), "user.runvm.security.capability", NULL).error,
 		     ENODATA, "the guest cannot name the host-side key");
 }
+
+Test(fs_server, create_of_an_existing_fifo_fails_instead_of_blocking)
+{
+	uint64_t root = must_lookup(1, "rootfs");
+	struct fuse_create_in in = { .flags = O_RDONLY | O_CREAT, .mode = S_IFREG | 0644 };
+	cr_assert_eq(req(FUSE_CREATE, root, &in, sizeof(in), "fifo", NULL).error, ENXIO,
+		     "opening the FIFO on the host would wait for a writer forever");
+	in.flags = O_RDWR | O_CREAT;
+	struct reply r = req(FUSE_CREATE, root, &in, sizeof(in), "file", NULL);
+	cr_assert_eq(r.error, 0, "an existing regular file opens");
+}
