@@ -20,4 +20,6 @@ vm_rc=$?
 # Each suite prints its own closing line; tests/check.sh adds them all up.
 "$(dirname "$0")/test_boot.sh" "$build" || vm_rc=1
 "$(dirname "$0")/test_agent_vm.sh" "$build" || vm_rc=1
+"$(dirname "$0")/test_fs_vm.sh" "$build" || vm_rc=1
+"$(dirname "$0")/test_fs_work_vm.sh" "$build" || vm_rc=1
 exit $vm_rc
