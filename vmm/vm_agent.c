@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/proto.h"
 #include "vmm/vm_priv.h"
 
@@ -37,24 +38,10 @@ static int dial_agent(void *ctx, struct rv_err *err)
 	return vsock_connect(&vm->vsock, PROTO_AGENT_PORT, err);
 }
 
-static struct timespec deadline_in(clockid_t clock, unsigned ms)
-{
-	struct timespec t;
-
-	clock_gettime(clock, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* Waits until `done` holds (returns 0), the VM stops or ms pass (ETIMEDOUT). */
 static int wait_for(struct vm_agent *a, bool (*done)(const struct vm_agent *), unsigned ms)
 {
-	struct timespec until = deadline_in(CLOCK_MONOTONIC, ms);
+	struct timespec until = rv_deadline_in(CLOCK_MONOTONIC, ms);
 	int rc = 0;
 
 	pthread_mutex_lock(&a->lock);
@@ -189,7 +176,7 @@ void vm_agent_join(struct vm *vm)
 	/* vm->stopping is set: a controller stuck writing to a host reader that
 	 * does not read is interrupted (and gives up) until it is gone. */
 	while (a->started) {
-		struct timespec t = deadline_in(CLOCK_REALTIME, JOIN_KICK_MS);   /* timedjoin's clock */
+		struct timespec t = rv_deadline_in(CLOCK_REALTIME, JOIN_KICK_MS);   /* timedjoin's clock */
 		if (pthread_timedjoin_np(a->thread, NULL, &t) != ETIMEDOUT)
 			break;
 		pthread_kill(a->thread, VCPU_KICK_SIGNAL);

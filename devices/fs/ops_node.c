@@ -286,24 +286,50 @@ static void reply_new_entry(struct fs_req *r, struct fs_inode *p, const char *na
 		fs_reply(r, &e, sizeof(e));
 }
 
+/* What a creating op makes under its parent, as the caller (fsuid/fsgid). */
+struct new_node {
+	mode_t mode;                    /* S_IFDIR, S_IFLNK or mknod's full mode */
+	dev_t rdev;
+	const char *target;             /* symlink */
+};
+
+static int make_node(int dirfd, const char *name, const struct new_node *n)
+{
+	int rc;
+
+	if ((n->mode & S_IFMT) == S_IFLNK)
+		rc = symlinkat(n->target, dirfd, name);
+	else if ((n->mode & S_IFMT) == S_IFDIR)
+		rc = mkdirat(dirfd, name, n->mode & 07777);
+	else
+		rc = mknodat(dirfd, name, n->mode, n->rdev);
+	return rc < 0 ? -errno : 0;
+}
+
+static void create_node(struct fs_req *r, const char *name, const struct new_node *n)
+{
+	struct fs_creds c;
+	struct fs_inode *p = node(r, r->h.nodeid);
+
+	if (!p)
+		return;
+	if (may_change(r, p)) {
+		fs_creds_enter(r, &c);
+		int rc = make_node(p->fd, name, n);
+		fs_creds_leave(&c);
+		reply_new_entry(r, p, name, rc, true);
+	}
+	fs_inode_put(r->s, p);
+}
+
 void fs_op_symlink(struct fs_req *r)
 {
 	size_t off = 0;
 	const char *name = fs_arg_name(r, &off);
 	const char *target = name ? fs_arg_str(r, &off, PATH_MAX - 1) : NULL;
-	struct fs_creds c;
-	if (!target)
-		return;
-	struct fs_inode *p = node(r, r->h.nodeid);
-	if (!p)
-		return;
-	if (may_change(r, p)) {
-		fs_creds_enter(r, &c);
-		int rc = symlinkat(target, p->fd, name) < 0 ? -errno : 0;
-		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc, true);
-	}
-	fs_inode_put(r->s, p);
+
+	if (target)
+		create_node(r, name, &(struct new_node){ .mode = S_IFLNK, .target = target });
 }
 
 void fs_op_mknod(struct fs_req *r)
@@ -311,28 +337,15 @@ void fs_op_mknod(struct fs_req *r)
 	const struct fuse_mknod_in *in = fs_arg(r, sizeof(*in));
 	size_t off = sizeof(*in);
 	const char *name = in ? fs_arg_name(r, &off) : NULL;
-	struct fs_creds c;
 	if (!name)
 		return;
 	mode_t type = in->mode & S_IFMT;
-	if ((type == S_IFCHR || type == S_IFBLK) && !r->s->opt.allow_devices) {
+	if ((type == S_IFCHR || type == S_IFBLK) && !r->s->opt.allow_devices)
 		fs_reply_err(r, EPERM);
-		return;
-	}
-	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK) {
+	else if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
 		fs_reply_err(r, EINVAL);
-		return;
-	}
-	struct fs_inode *p = node(r, r->h.nodeid);
-	if (!p)
-		return;
-	if (may_change(r, p)) {
-		fs_creds_enter(r, &c);
-		int rc = mknodat(p->fd, name, in->mode, in->rdev) < 0 ? -errno : 0;
-		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc, true);
-	}
-	fs_inode_put(r->s, p);
+	else
+		create_node(r, name, &(struct new_node){ .mode = in->mode, .rdev = in->rdev });
 }
 
 void fs_op_mkdir(struct fs_req *r)
@@ -340,19 +353,9 @@ void fs_op_mkdir(struct fs_req *r)
 	const struct fuse_mkdir_in *in = fs_arg(r, sizeof(*in));
 	size_t off = sizeof(*in);
 	const char *name = in ? fs_arg_name(r, &off) : NULL;
-	struct fs_creds c;
-	if (!name)
-		return;
-	struct fs_inode *p = node(r, r->h.nodeid);
-	if (!p)
-		return;
-	if (may_change(r, p)) {
-		fs_creds_enter(r, &c);
-		int rc = mkdirat(p->fd, name, in->mode & 07777) < 0 ? -errno : 0;
-		fs_creds_leave(&c);
-		reply_new_entry(r, p, name, rc, true);
-	}
-	fs_inode_put(r->s, p);
+
+	if (name)
+		create_node(r, name, &(struct new_node){ .mode = S_IFDIR | (in->mode & 07777) });
 }
 
 static void remove_name(struct fs_req *r, int flags)

@@ -4,6 +4,7 @@
  * mapped while the VM lives), and pushes the reply under the lock again. A
  * reset bumps the generation so that a reply served for the old rings is never
  * pushed into the new ones. */
+#include "common/clock.h"
 #include "devices/fs/virtio_fs.h"
 
 #include <endian.h>
@@ -148,20 +149,6 @@ static void fs_config_read(struct virtio_dev *d, uint64_t off, void *buf, size_t
 		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
 
-static struct timespec deadline_after_ms(unsigned ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* Lock held. After a reset the driver may free the buffers it gave us, so wait
  * (lock dropped, taking no new chains) for requests in flight to finish
  * writing into them. Bounded: a request stuck on a slow host file must not
@@ -174,7 +161,7 @@ static void fs_reset(struct virtio_dev *d)
 	f->generation++;
 	if (f->busy == 0)
 		return;
-	struct timespec deadline = deadline_after_ms(VIRTIO_FS_RESET_WAIT_MS);
+	struct timespec deadline = rv_deadline_in(CLOCK_MONOTONIC, VIRTIO_FS_RESET_WAIT_MS);
 	f->resetting++;
 	while (f->busy > 0 && pthread_cond_timedwait(&f->idle, &d->lock, &deadline) == 0)
 		;
