@@ -52,7 +52,8 @@ static struct reply req(uint32_t opcode, uint64_t nodeid, const void *arg, size_
 	uint8_t buf[8192];
 	size_t len = sizeof(struct fuse_in_header);
 
-	memcpy(buf + len, arg, arg_len);
+	if (arg_len)
+		memcpy(buf + len, arg, arg_len);
 	len += arg_len;
 	for (const char *s = s1; s; s = s == s1 ? s2 : NULL) {
 		memcpy(buf + len, s, strlen(s) + 1);
