@@ -40,7 +40,7 @@ expect_in "/proc works in the container (cat /proc/self/status)" "$out" "Name:	h
 expect_in "/dev works in the container" "$out" "dev-null-ok"
 expect_in "/sys works in the container" "$out" "sys-ok"
 case "$out" in
-*initramfs-visible*) fail "the process sees the rootfs as /, not the initramfs" "$out" ;;
+*initramfs-visible*|"") fail "the process sees the rootfs as /, not the initramfs" "stdout: $out" ;;
 *) pass "the process sees the rootfs as /, not the initramfs" ;;
 esac
 [ "$(tail -n 1 <<<"$out")" = / ] && pass "and starts in its /" || fail "and starts in its /" "$out"
