@@ -141,6 +141,7 @@ static void print_frame(const struct proto_msg *m)
 	if (m->type == PROTO_ERROR)
 		printf(" code=%u %s", m->error.code, m->error.message);
 	printf("\n");
+	fflush(stdout);    /* tests wait for a reply line before their next step */
 }
 
 static int raw(const struct opts *o)

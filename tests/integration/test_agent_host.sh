@@ -175,15 +175,18 @@ raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is alread
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
 raw "ATTACH on a control connection: ERROR" "ERROR id=6 code=71 ATTACH on a control connection"
 # A control connection holds exec 77 (stdout wanted) and a stream connection
-# its stdout, both for 2 s; a second ATTACH of that stdout is refused.
+# its stdout; a second ATTACH of that stdout is refused.
+# Steps 2 s apart, held 8 s: agent-run --raw prints replies only when its
+# input ends, so there is nothing to wait for; under a sanitizer and a parallel
+# check, 0.5 s was not always enough for the EXEC to land first.
 { hello; exec_true 5 2; } >"$tmp/frames1"
 { hello; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames2"
-{ cat "$tmp/frames1"; sleep 2; } | "$run" --unix "$sock" --raw >/dev/null &
+{ cat "$tmp/frames1"; sleep 8; } | "$run" --unix "$sock" --raw >/dev/null &
 holder1=$!
-sleep 0.5
-{ cat "$tmp/frames2"; sleep 2; } | "$run" --unix "$sock" --raw >"$tmp/attached" &
+sleep 2
+{ cat "$tmp/frames2"; sleep 6; } | "$run" --unix "$sock" --raw >"$tmp/attached" &
 holder2=$!
-sleep 0.5
+sleep 2
 { hello; frame 5 7 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
 raw "ATTACH of a stream already attached: ERROR EBUSY" "ERROR id=7 code=16 stdout of exec 77 is already attached"
 wait "$holder1" "$holder2"
