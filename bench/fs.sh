@@ -26,17 +26,23 @@
 # usage: bench/fs.sh [--host-only]      (needs root)
 #   --host-only   part (b) only; untar_vs_9p is then n/a
 #   --guest       (internal) part (a) only, where guests can boot
-# env: RUNS (3), SIZE_MIB (1024), NFILES (100000), TREE_FILES (50000),
-#      RAND_SECS (10: fio runtime), and for the guests, which run nested in the
-#      testbed and are far slower, GUEST_SIZE_MIB (64), GUEST_NFILES (2000),
-#      GUEST_TREE_FILES (1000), GUEST_RUNS (RUNS), GUEST_PEERS ("virtio-fs 9p",
-#      or one of them); BACKING (tmpfs: the shared
-#      directories are tmpfs mounts, so that the disk, a noisy virtual one on
-#      our machines, stays out of the ratios; disk: plain directories); KERNEL,
-#      KERNEL_9P (the guests' kernels, default build/share/runvm/vmlinux both),
-#      RUNVM (the runvm binary). A smoke run (< 5 min):
-#   RUNS=1 SIZE_MIB=64 NFILES=2000 TREE_FILES=2000 GUEST_SIZE_MIB=16 \
-#     GUEST_NFILES=500 GUEST_TREE_FILES=500 bench/fs.sh
+# env (defaults in parentheses):
+#   RUNS (3), SIZE_MIB (1024), NFILES (100000), TREE_FILES (50000), RAND_SECS
+#     (10: fio's runtime);
+#   BACKING (tmpfs: the shared directories are tmpfs mounts, so that the disk,
+#     a noisy virtual one on our machines, stays out of the ratios; disk:
+#     plain directories under build/bench);
+#   for the guests, nested in the testbed and far slower there (a 9p untar of
+#     300 files took 10 min on a loaded machine): GUEST_SIZE_MIB (16),
+#     GUEST_NFILES (500), GUEST_TREE_FILES (200), GUEST_RUNS (RUNS),
+#     GUEST_PEERS ("virtio-fs 9p", or one of them), GUEST_9P_OPTS (the 9p
+#     mount's options: trans=virtio,version=9p2000.L,msize=512000, so the
+#     kernel's cache=none; virtio-fs runs at runvm's default, --fs-cache auto),
+#     KERNEL, KERNEL_9P (the guests' kernels: build/share/runvm/vmlinux both),
+#     RUNVM (build/bin/runvm).
+# A smoke run (host part < 2 min; the guests take longer in a busy testbed):
+#   RUNS=1 SIZE_MIB=64 NFILES=2000 TREE_FILES=2000 GUEST_SIZE_MIB=4 \
+#     GUEST_NFILES=100 GUEST_TREE_FILES=50 bench/fs.sh
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -49,8 +55,9 @@ case "${1:-}" in
 esac
 runs=${RUNS:-3} size_mib=${SIZE_MIB:-1024} nfiles=${NFILES:-100000}
 tree_files=${TREE_FILES:-50000} rand_secs=${RAND_SECS:-10} backing=${BACKING:-tmpfs}
-g_size_mib=${GUEST_SIZE_MIB:-64} g_nfiles=${GUEST_NFILES:-2000}
-g_tree_files=${GUEST_TREE_FILES:-1000} g_runs=${GUEST_RUNS:-$runs} peers=${GUEST_PEERS:-virtio-fs 9p}
+g_size_mib=${GUEST_SIZE_MIB:-16} g_nfiles=${GUEST_NFILES:-500} g_tree_files=${GUEST_TREE_FILES:-200}
+g_runs=${GUEST_RUNS:-$runs} peers=${GUEST_PEERS:-virtio-fs 9p}
+p9_opts=${GUEST_9P_OPTS:-trans=virtio,version=9p2000.L,msize=512000}
 case "$backing" in tmpfs|disk) ;; *) echo "fs bench: BACKING=tmpfs or disk" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "fs bench: needs root (mounts, /dev/fuse, drop_caches)" >&2; exit 1; }
 
@@ -274,6 +281,7 @@ guest_workload() {
 	size=$1 step=start
 	trap '[ "$step" = done ] || { echo "bench.sh: failed at $step" >&2; cat /tmp/dd.err >&2; }' EXIT
 	now() { read -r up _ </proc/uptime; echo "$up"; }
+	at() { step=$1; echo "bench.sh: $1 at $(now)" >&2; }   # progress, for a run that hangs
 	since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
 	drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 	# The tarball in guest memory, so untar times only the writes; where
@@ -281,18 +289,18 @@ guest_workload() {
 	tar_src=/tree.tar
 	if mount -t tmpfs tmpfs /tmp 2>/dev/null; then cp /tree.tar /tmp/tree.tar; tar_src=/tmp/tree.tar; fi
 	rm -rf /work/big /work/untar
-	step=drop; drop
-	step=write; t=$(now); dd if=/dev/zero of=/work/big bs=1M count="$size" conv=fsync 2>/tmp/dd.err; w=$(since "$t")
+	at drop; drop
+	at write; t=$(now); dd if=/dev/zero of=/work/big bs=1M count="$size" conv=fsync 2>/tmp/dd.err; w=$(since "$t")
 	drop
-	step=read; t=$(now); dd if=/work/big of=/dev/null bs=1M 2>/tmp/dd.err; r=$(since "$t")
+	at read; t=$(now); dd if=/work/big of=/dev/null bs=1M 2>/tmp/dd.err; r=$(since "$t")
 	rm /work/big
 	drop
-	step=stat; t=$(now); du -s /work/many >/dev/null; st=$(since "$t")
+	at stat; t=$(now); du -s /work/many >/dev/null; st=$(since "$t")
 	drop
 	mkdir /work/untar
-	step=untar; t=$(now); tar -xf "$tar_src" -C /work/untar; u=$(since "$t")
+	at untar; t=$(now); tar -xf "$tar_src" -C /work/untar; u=$(since "$t")
 	sync
-	step=rm; t=$(now); rm -rf /work/untar; rm_s=$(since "$t")
+	at rm; t=$(now); rm -rf /work/untar; rm_s=$(since "$t")
 	[ "$tar_src" = /tree.tar ] || umount /tmp
 	step=done
 	echo "guest-fs: write_s=$w read_s=$r stat_s=$st untar_s=$u rm_s=$rm_s tar_from=${tar_src%/tree.tar}"
@@ -363,7 +371,7 @@ guest_part() {
 		export PATH=/bin
 		/bin/busybox mount -t devtmpfs dev /dev
 		exec </dev/console >/dev/console 2>&1
-		/bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 bench /mnt &&
+		/bin/busybox mount -t 9p -o $p9_opts bench /mnt &&
 		/bin/busybox mount -t proc proc /mnt/proc &&
 		/bin/busybox mount -o bind /dev /mnt/dev &&
 		/bin/busybox chroot /mnt /bin/sh /bench.sh $g_size_mib
@@ -394,9 +402,9 @@ guest_part() {
 		}
 	}
 	local runvm_cmd=("${RUNVM:-$top/build/bin/runvm}" boot --kernel "$kernel" --initrd "$initrd"
-		--total-memory 512M --rootfs "$rootfs" -- /bin/sh /bench.sh "$g_size_mib")
+		--total-memory 256M --rootfs "$rootfs" -- /bin/sh /bench.sh "$g_size_mib")
 	local qemu_cmd=(qemu-system-x86_64 -M "microvm,acpi=off,x-option-roms=off" -enable-kvm -cpu host
-		-smp 1 -m 512M -nodefaults -no-user-config -display none -monitor none -serial stdio
+		-smp 1 -m 256M -nodefaults -no-user-config -display none -monitor none -serial stdio
 		-no-reboot -kernel "$kernel_9p" -initrd "$initrd_9p" -append "$cmdline"
 		-fsdev "local,id=fs0,path=$rootfs,security_model=passthrough"
 		-device "virtio-9p-device,fsdev=fs0,mount_tag=bench")
@@ -404,7 +412,7 @@ guest_part() {
 	local out=$bench_dir/fs-guest-results.txt i line
 	: >"$out"
 	echo "fs bench (guest): $g_runs runs; ${g_size_mib} MiB file, $g_nfiles files to stat," \
-		"$g_tree_files-file tree, shared directory on $backing; 1 vCPU, 512 MiB each"
+		"$g_tree_files-file tree, shared directory on $backing; 1 vCPU, 256 MiB each; 9p: $p9_opts"
 	for i in $(seq "$g_runs"); do
 		if [[ " $peers " == *" virtio-fs "* ]]; then
 			drop_caches
@@ -456,7 +464,7 @@ if [ "$mode" = all ]; then
 		guest_cmd=("$0" --guest)
 	else
 		echo "fs bench: the guest part in the testbed (this host's KVM cannot boot guests); its numbers are for ratios only"
-		guest_cmd=("$top/tests/testbed/run" --cpus 2 --memory 4G --timeout 3000 -- "$0" --guest)
+		guest_cmd=("$top/tests/testbed/run" --cpus 2 --memory 4G --timeout 4800 -- "$0" --guest)
 	fi
 	"${guest_cmd[@]}" 2>&1 | tee "$bench_dir/fs-guest.log" || guest_rc=$?
 	untar_vs_9p=$(sed -n 's/^guest-fs: untar_vs_9p=//p' "$bench_dir/fs-guest.log" | tail -n 1)
