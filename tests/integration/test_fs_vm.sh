@@ -6,6 +6,9 @@
 # the host side, on the files themselves, as a user would.
 # usage: tests/integration/test_fs_vm.sh BUILD_DIR
 set -u
+if [ -z "${RUNVM_FS_VM_NS:-}" ]; then
+	exec env RUNVM_FS_VM_NS=1 unshare -m --propagation private "$0" "$@"
+fi
 t_suite=fs-vm
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib.sh"
@@ -13,9 +16,14 @@ build=${1:?usage: test_fs_vm.sh BUILD_DIR}
 runvm=$build/bin/runvm
 kernel=$top/build/share/runvm/vmlinux
 initrd=$top/build/share/runvm/initramfs.img
-# Files go to the checkout: the testbed's /tmp is a throwaway overlay.
+# Everything the VMM exports lives on a private tmpfs. The checkout may be the
+# testbed's 9p, where every FUSE request would become several 9p round trips
+# through emulation, and whose fids do not pin a file across a rename; the
+# testbed's /tmp is an overlay. A tmpfs is neither, and goes with the namespace.
 scratch=$(mktemp -d "$top/build/fs-vm.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+trap 'umount -l "$scratch" 2>/dev/null; rm -rf --one-file-system "$scratch"' EXIT
+mount -t tmpfs -o size=1g runvm-fs-vm "$scratch" ||
+	{ fail "a private tmpfs for the rootfs and volumes" "mount failed"; summary; exit 1; }
 root=$scratch/root
 vm() { "$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 600 --rootfs "$root" "$@"; }
 

@@ -7,7 +7,7 @@
 # The container root is built from the host's /usr and /etc, bind-mounted
 # read-only into a scratch rootfs inside a private mount namespace (nothing is
 # left mounted, and the guest never sees the host's /proc or /sys: it gets its
-# own). The work volume sits in the checkout (the testbed's /tmp is an overlay).
+# own). The work volume is a private tmpfs (see below).
 # usage: tests/integration/test_fs_work_vm.sh BUILD_DIR
 set -u
 if [ -z "${RUNVM_FS_WORK_NS:-}" ]; then
