@@ -18,6 +18,7 @@
 #define FS_MAX_HANDLES 16384u
 #define FS_MAX_NAME_BYTES 255u
 #define FS_MAX_XATTR_BYTES (64u * 1024)
+#define FS_MAX_LOCK_WAITERS 16u         /* SETLKW requests waiting at once, at most */
 
 struct fs_inode {
 	uint64_t nodeid;
@@ -58,6 +59,12 @@ struct fs_handle {
 	pthread_mutex_t dir_lock;       /* READDIR's seek + getdents pair */
 };
 
+struct fs_lock_owner;
+struct fs_lock_wait {
+	uint64_t unique;                /* the SETLKW request waiting */
+	bool busy, interrupted;
+};
+
 struct fs_server {
 	struct fs_options opt;
 	const struct rv_log *log;
@@ -79,6 +86,12 @@ struct fs_server {
 	bool initialized;
 	uint32_t minor;                 /* negotiated protocol minor */
 	uint32_t flags;                 /* negotiated FUSE_* init flags */
+	pthread_mutex_t locks_lock;     /* the lock owners and waiters below */
+	struct fs_lock_owner **lock_owners;     /* hash of (nodeid, owner) -> host fd */
+	size_t nlock_owners;
+	struct fs_lock_wait waits[FS_MAX_LOCK_WAITERS];
+	unsigned max_lock_waiters;      /* transport's threads - 1 */
+	bool waits_cancelled;           /* stopping: no SETLKW waits any more */
 };
 
 /* One request in flight. */
@@ -140,7 +153,13 @@ void fs_handles_free(struct fs_server *s);
  * the magic link names the inode itself). */
 int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags);
 
-/* ops_*.c: one handler per opcode. */
+/* locks.c */
+int fs_locks_init(struct fs_server *s);
+void fs_locks_free(struct fs_server *s);
+void fs_locks_flush(struct fs_server *s, uint64_t nodeid, uint64_t owner);
+void fs_locks_interrupt(struct fs_server *s, uint64_t unique);
+
+/* ops_*.c, locks.c: one handler per opcode. */
 void fs_op_lookup(struct fs_req *r);
 void fs_op_forget(struct fs_req *r);
 void fs_op_batch_forget(struct fs_req *r);

@@ -64,6 +64,8 @@ static void pool_quit(struct pool *p)
 {
 	uint64_t one = 1;
 
+	/* A thread waiting for a lock would never see the quit below. */
+	fs_server_cancel_waits(p->s, true);
 	/* The eventfd's counter cannot overflow with one write per thread. */
 	if (write(p->quit_fd, &one, sizeof(one)) < 0) {
 		/* nothing to do: every thread already sees quit_fd readable */
@@ -210,6 +212,7 @@ int fusedev_serve(int fd, struct fs_server *s, unsigned threads, int stop_fd, st
 		return rv_fail(err, errno, "eventfd");
 	p.quit_fd = quit;
 	pthread_mutex_init(&p.lock, NULL);
+	fs_server_set_workers(s, threads);
 
 	pthread_t tids[FUSEDEV_MAX_THREADS];
 	unsigned started = 0;

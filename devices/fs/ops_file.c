@@ -297,6 +297,7 @@ void fs_op_flush(struct fs_req *r)
 	struct fs_handle *h = file_handle(r, in->fh);
 	if (!h)
 		return;
+	fs_locks_flush(r->s, r->h.nodeid, in->lock_owner);
 	fs_reply(r, NULL, 0);
 	fs_handle_put(r->s, h);
 }
@@ -394,5 +395,3 @@ void fs_op_copy_file_range(struct fs_req *r)
  * FUSE_FLOCK_LOCKS): every process that reaches an export through this
  * server runs in that one kernel, which then orders them exactly, and no
  * worker thread ever sleeps on a lock a guest holds. */
-void fs_op_getlk(struct fs_req *r) { fs_reply_err(r, ENOSYS); }
-void fs_op_setlk(struct fs_req *r) { fs_reply_err(r, ENOSYS); }

@@ -185,6 +185,7 @@ static void op_init(struct fs_req *r)
 	}
 	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
 			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
+			FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
 			(s->opt.writeback ? FUSE_WRITEBACK_CACHE : 0);
 	uint32_t max_write = s->opt.max_write ? s->opt.max_write : FS_MAX_WRITE_BYTES;
 	/* flags2 arrives with FUSE_INIT_EXT (7.36+). Shared writable mmap of a
@@ -307,7 +308,10 @@ static void dispatch(struct fs_req *r)
 	if (r->h.opcode == FUSE_INIT) {
 		op_init(r);
 	} else if (r->h.opcode == FUSE_INTERRUPT) {
-		/* Nothing we run blocks for long; the request finishes on its own. */
+		/* Only a SETLKW waits for long; anything else finishes on its own. */
+		const struct fuse_interrupt_in *in = r->arg_len >= sizeof(*in) ? (const void *)r->arg : NULL;
+		if (in)
+			fs_locks_interrupt(r->s, in->unique);
 	} else if (r->h.opcode == FUSE_DESTROY) {
 		fs_reply(r, NULL, 0);
 	} else if (!__atomic_load_n(&r->s->initialized, __ATOMIC_ACQUIRE)) {
@@ -352,8 +356,12 @@ struct fs_server *fs_server_new(const struct fs_options *opt, const struct rv_lo
 	s->root = (struct fs_inode){ .nodeid = FS_ROOT_ID, .fd = -1, .type = S_IFDIR, .export_root = true };
 	pthread_mutex_init(&s->lock, NULL);
 	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (s->proc_fd < 0) {
-		rv_fail(err, errno, "file server: open /proc/self/fd");
+	if (s->proc_fd < 0 || fs_locks_init(s) < 0) {
+		rv_fail(err, s->proc_fd < 0 ? errno : ENOMEM, "file server: %s",
+			s->proc_fd < 0 ? "open /proc/self/fd" : "lock table");
+		if (s->proc_fd >= 0)
+			close(s->proc_fd);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return NULL;
 	}
@@ -379,6 +387,7 @@ void fs_server_free(struct fs_server *s)
 {
 	if (!s)
 		return;
+	fs_locks_free(s);
 	fs_handles_free(s);
 	fs_inodes_free(s);
 	for (unsigned k = 0; k < s->nexports; k++)

@@ -75,6 +75,14 @@ struct fs_iov {
  * broken to name its unique id). */
 size_t fs_server_handle(struct fs_server *s, struct fs_iov in, struct fs_iov out);
 
+/* The transport serves requests on n threads. A SETLKW that has to wait
+ * holds one, so at most n - 1 wait at a time (more get EDEADLK): one thread
+ * always remains for the request that releases the lock. Default: none wait. */
+void fs_server_set_workers(struct fs_server *s, unsigned n);
+/* Ends every SETLKW wait now (EINTR); `for_good`: later ones too, for a
+ * transport about to stop its threads. */
+void fs_server_cancel_waits(struct fs_server *s, bool for_good);
+
 /* Number of live inodes and open handles (tests: FORGET and RELEASE free them). */
 void fs_server_counts(struct fs_server *s, size_t *inodes, size_t *handles);
 

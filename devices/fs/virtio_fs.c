@@ -161,6 +161,7 @@ static void fs_reset(struct virtio_dev *d)
 	f->generation++;
 	if (f->busy == 0)
 		return;
+	fs_server_cancel_waits(f->server, false);   /* the waiters' processes are gone */
 	struct timespec deadline = rv_deadline_in(CLOCK_MONOTONIC, VIRTIO_FS_RESET_WAIT_MS);
 	f->resetting++;
 	while (f->busy > 0 && pthread_cond_timedwait(&f->idle, &d->lock, &deadline) == 0)
@@ -231,6 +232,7 @@ int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, stru
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&f->idle, &ca);
 	pthread_condattr_destroy(&ca);
+	fs_server_set_workers(srv, n);
 	if (start_workers(f, n, err) < 0) {
 		virtio_fs_destroy(f);
 		return -1;
@@ -242,6 +244,7 @@ void virtio_fs_destroy(struct virtio_fs *f)
 {
 	if (!f->workers)
 		return;
+	fs_server_cancel_waits(f->server, true);
 	pthread_mutex_lock(&f->dev.lock);
 	f->stop = true;
 	pthread_cond_broadcast(&f->work);

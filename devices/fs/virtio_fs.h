@@ -17,7 +17,7 @@
 #define VIRTIO_FS_QUEUE_SIZE 256u
 #define VIRTIO_FS_TAG_BYTES 36u            /* config tag: NUL-padded, not NUL-terminated */
 #define VIRTIO_FS_DEFAULT_TAG "runvm"
-#define VIRTIO_FS_DEFAULT_WORKERS 2u
+#define VIRTIO_FS_DEFAULT_WORKERS 4u   /* one SETLKW wait leaves three (fs_server_set_workers) */
 #define VIRTIO_FS_MAX_WORKERS 16u
 /* How long a guest's reset waits for requests in flight to finish before it
  * lets them drop their replies into memory the guest may have reused. */

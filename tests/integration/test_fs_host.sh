@@ -326,6 +326,8 @@ job_pids=("$holder")
 for _ in $(seq 100); do [ -e "$tmp/locked" ] && break; sleep 0.05; done
 run_capture flock -n "$R/lockfile" true
 expect_rc "flock -n fails while another process holds the lock" 1
+run_capture flock -n "$exp/lockfile" true
+expect_rc "the lock is on the host: flock -n on the export dir itself fails too" 1
 t0=$(date +%s%N)
 run_capture flock -w 20 "$R/lockfile" true
 waited=$((($(date +%s%N) - t0) / 1000000))
@@ -338,10 +340,24 @@ holder=$!
 job_pids=("$holder")
 for _ in $(seq 100); do [ -e "$tmp/locked" ] && break; sleep 0.05; done
 expect_errno "a POSIX lock held by one process: another's F_SETLK fails" "EAGAIN|EACCES" trylockf "$R/lockfile"
+expect_errno "the host sees it: F_SETLK on the export dir itself fails" "EAGAIN|EACCES" trylockf "$exp/lockfile"
 kill "$holder"
 wait "$holder" 2>/dev/null
 run_capture op trylockf "$R/lockfile"
 expect_rc "once the holder is gone, F_SETLK succeeds" 0
+# And the other way: a host process's lock holds off the mount's users.
+rm -f "$tmp/locked"
+"$py" "$tmp/op.py" lockf "$exp/lockfile" 2 "$tmp/locked" &
+holder=$!
+job_pids=("$holder")
+for _ in $(seq 100); do [ -e "$tmp/locked" ] && break; sleep 0.05; done
+expect_errno "a host process's POSIX lock: F_SETLK through the mount fails" "EAGAIN|EACCES" trylockf "$R/lockfile"
+t0=$(date +%s%N)
+run_capture "$py" -c 'import fcntl, os, sys; fcntl.lockf(os.open(sys.argv[1], os.O_RDWR), fcntl.LOCK_EX)' "$R/lockfile"
+waited=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 0 ] && [ "$waited" -ge 800 ] && pass "F_SETLKW through the mount waits for the host's lock (${waited} ms)" ||
+	fail "F_SETLKW through the mount waits for the host's lock" "exit $rc after $waited ms" "$err"
+wait "$holder" 2>/dev/null
 job_pids=()
 
 # --- (g) the read-only export ------------------------------------------------------

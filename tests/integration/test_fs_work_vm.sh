@@ -43,7 +43,7 @@ mount --bind -o ro /usr "$root/usr" && mount --bind -o ro /etc "$root/etc" &&
 # One VM for all the work; each step prints "ok NAME" or "FAIL NAME: why".
 guest_script='
 cd /tmp || exit 1
-step() { name=$1; shift; if out=$("$@" 2>&1); then echo "ok $name"; else echo "FAIL $name: $(echo "$out" | tail -3 | tr "\n" " ")"; fi; }
+step() { name=$1; shift; if out=$("$@" 2>&1); then echo "ok $name"; else echo "FAIL $name: $(echo "$out" | tail -n 6 | tr "\n" " ")"; fi; }
 
 git_work() {
 	git init -q repo && cd repo &&
@@ -96,8 +96,13 @@ fio_work() {
 	# our guest kernel does not build in.
 	fio --name=verify --directory=/tmp --size=16m --bs=4k --rw=randwrite --ioengine=psync \
 		--verify=crc32c --verify_fatal=1 --do_verify=1 --numjobs=2 --fallocate=none --thread \
-		--output=fio.out || { tail -5 fio.out; return 1; }
-	grep -q "err= 0" fio.out && ! grep -qi "verify.*fail" fio.out
+		--output=fio.out 2>fio.err
+	rc=$?
+	# Both jobs clean, and nothing on stderr: fio reports a syscall the guest
+	# lacks (posix_fadvise once was) there and carries on with rc 0.
+	[ $rc = 0 ] && [ "$(grep -c "err= 0" fio.out)" = 2 ] && [ ! -s fio.err ] && return 0
+	echo "rc=$rc"; cat fio.err; grep -i "err\|fail" fio.out | head -n 3
+	return 1
 }
 step git git_work
 cd /tmp

@@ -11,11 +11,16 @@ top=$(cd "$here/../.." && pwd)
 run=$here/run
 cd "$top"
 
+# Only what this suite's runs leave counts: a testbed QEMU or temp dir that was
+# there before it started belongs to someone else (another check, a killed run).
+testbed_procs() { pgrep -f 'runvm-testbed-[0-9]' | sort; }
+testbed_dirs() { compgen -G '/tmp/runvm-testbed.*' | sort; }
+procs_before=$(testbed_procs) dirs_before=$(testbed_dirs)
 leftovers() {
 	local procs dirs
-	procs=$(pgrep -f 'runvm-testbed-[0-9]' || true)
-	dirs=$(compgen -G '/tmp/runvm-testbed.*' || true)
-	[ -z "$procs$dirs" ] && return 0
+	procs=$(comm -13 <(echo "$procs_before") <(testbed_procs) | tr '\n' ' ')
+	dirs=$(comm -13 <(echo "$dirs_before") <(testbed_dirs) | tr '\n' ' ')
+	[ -z "${procs// /}${dirs// /}" ] && return 0
 	echo "processes: $procs; dirs: $dirs"
 	return 1
 }

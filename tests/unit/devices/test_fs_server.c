@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -451,4 +453,198 @@ Test(fs_server, create_of_an_existing_fifo_fails_instead_of_blocking)
 	in.flags = O_RDWR | O_CREAT;
 	struct reply r = req(FUSE_CREATE, root, &in, sizeof(in), "file", NULL);
 	cr_assert_eq(r.error, 0, "an existing regular file opens");
+}
+
+/* --- locks: held on the host, so host processes see them -------------------------- */
+
+struct lk_call {
+	uint32_t opcode;
+	uint64_t nodeid, unique;
+	struct fuse_lk_in in;
+	int error;                    /* the reply's */
+	struct fuse_lk_out got;
+	uint8_t out[512];             /* own reply buffer: calls may run on threads */
+};
+
+static int lk_send(struct lk_call *c)
+{
+	struct {
+		struct fuse_in_header h;
+		struct fuse_lk_in in;
+	} m = { { .len = sizeof(m), .opcode = c->opcode, .unique = c->unique, .nodeid = c->nodeid }, c->in };
+	struct iovec in_iov = { &m, sizeof(m) }, out_iov = { c->out, sizeof(c->out) };
+	size_t n = fs_server_handle(srv, (struct fs_iov){ &in_iov, 1, sizeof(m) },
+				    (struct fs_iov){ &out_iov, 1, sizeof(c->out) });
+	struct fuse_out_header oh;
+	memcpy(&oh, c->out, sizeof(oh));
+	c->error = n < sizeof(oh) ? -1 : -oh.error;
+	if (c->error == 0 && n >= sizeof(oh) + sizeof(c->got))
+		memcpy(&c->got, c->out + sizeof(oh), sizeof(c->got));
+	return c->error;
+}
+
+/* A POSIX lock request from `owner` on [start, end] (end ~0: to EOF). */
+static int posix_lk(uint32_t opcode, uint64_t node, uint64_t owner, uint32_t type, uint64_t start,
+		    uint64_t end, struct fuse_lk_out *got)
+{
+	struct lk_call c = { .opcode = opcode, .nodeid = node, .unique = next_unique++,
+			     .in = { .owner = owner, .lk = { .start = start, .end = end, .type = type } } };
+	lk_send(&c);
+	if (got)
+		*got = c.got;
+	return c.error;
+}
+
+static int flock_lk(uint32_t opcode, uint64_t node, uint64_t fh, uint32_t type)
+{
+	struct lk_call c = { .opcode = opcode, .nodeid = node, .unique = next_unique++,
+			     .in = { .fh = fh, .lk = { .type = type }, .lk_flags = FUSE_LK_FLOCK } };
+	return lk_send(&c);
+}
+
+static int host_fd(const char *name)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/%s", rw_dir, name);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+static void *lk_thread(void *arg)
+{
+	lk_send(arg);
+	return NULL;
+}
+
+#define EOF_END 0x7fffffffffffffffull
+
+Test(fs_server, posix_locks_conflict_between_owners_and_go_with_flush)
+{
+	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
+	struct fuse_lk_out got;
+
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xA, F_WRLCK, 0, 99, NULL), 0);
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xB, F_WRLCK, 50, 60, NULL), EAGAIN);
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xA, F_WRLCK, 50, 60, NULL), 0, "an owner's own locks never conflict");
+	cr_assert_eq(posix_lk(FUSE_GETLK, node, 0xB, F_RDLCK, 10, EOF_END, &got), 0);
+	cr_assert_eq(got.lk.type, F_WRLCK);
+	cr_assert_eq(got.lk.start, 0);
+	cr_assert_eq(got.lk.end, 99);
+	cr_assert_eq(posix_lk(FUSE_GETLK, node, 0xB, F_RDLCK, 100, EOF_END, &got), 0);
+	cr_assert_eq(got.lk.type, F_UNLCK, "past the lock there is no conflict");
+
+	/* A host process sees the guest's lock. */
+	int fd = host_fd("file");
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 20, .l_len = 1 };
+	cr_assert_eq(fcntl(fd, F_OFD_GETLK, &fl), 0);
+	cr_assert_eq(fl.l_type, F_WRLCK);
+
+	/* Owner A closes an fd of the file: all its locks go (POSIX's rule). */
+	struct fuse_flush_in fin = { .fh = 0, .lock_owner = 0xA };
+	int err;
+	fin.fh = open_node(node, O_RDONLY, &err);
+	cr_assert_eq(err, 0);
+	cr_assert_eq(req(FUSE_FLUSH, node, &fin, sizeof(fin), NULL, NULL).error, 0);
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xB, F_WRLCK, 50, 60, NULL), 0);
+	fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	cr_assert_eq(fcntl(fd, F_OFD_GETLK, &fl), 0);
+	cr_assert_eq(fl.l_type, F_UNLCK, "owner A's lock on byte 0 went with its flush");
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xB, F_UNLCK, 0, EOF_END, NULL), 0);
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xC, F_UNLCK, 0, EOF_END, NULL), 0, "unlock without locks");
+	close(fd);
+}
+
+Test(fs_server, a_host_lock_blocks_setlkw_until_released_or_interrupted)
+{
+	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
+	int fd = host_fd("file");
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	pthread_t t;
+
+	fs_server_set_workers(srv, 3);
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xA, F_RDLCK, 0, 0, NULL), EAGAIN);
+
+	/* Interrupted: the waiting guest process got a signal. */
+	struct lk_call w = { .opcode = FUSE_SETLKW, .nodeid = node, .unique = 4242,
+			     .in = { .owner = 0xA, .lk = { .start = 0, .end = 0, .type = F_RDLCK } } };
+	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
+	usleep(100 * 1000);
+	struct fuse_interrupt_in ii = { .unique = 4242 };
+	cr_assert(req(FUSE_INTERRUPT, 0, &ii, sizeof(ii), NULL, NULL).none);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.error, EINTR);
+
+	/* Released by the host: the waiter gets the lock. */
+	w.unique = 4343;
+	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
+	usleep(100 * 1000);
+	fl.l_type = F_UNLCK;
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.error, 0);
+	fl.l_type = F_WRLCK;
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), -1, "the guest holds it now");
+	close(fd);
+}
+
+Test(fs_server, setlkw_waits_are_bounded_and_cancelled_by_the_transport)
+{
+	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
+	int fd = host_fd("file");
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	pthread_t t;
+
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	fs_server_set_workers(srv, 1);
+	cr_assert_eq(posix_lk(FUSE_SETLKW, node, 0xA, F_RDLCK, 0, 0, NULL), EDEADLK,
+		     "one thread: waiting would leave none to release the lock");
+	fs_server_set_workers(srv, 2);
+	struct lk_call w = { .opcode = FUSE_SETLKW, .nodeid = node, .unique = 77,
+			     .in = { .owner = 0xA, .lk = { .start = 0, .end = 0, .type = F_RDLCK } } };
+	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
+	usleep(100 * 1000);
+	cr_assert_eq(posix_lk(FUSE_SETLKW, node, 0xB, F_RDLCK, 0, 0, NULL), EDEADLK, "the one wait slot is taken");
+	fs_server_cancel_waits(srv, true);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.error, EINTR);
+	cr_assert_eq(posix_lk(FUSE_SETLKW, node, 0xB, F_RDLCK, 0, 0, NULL), EDEADLK, "stopping: no new waits");
+	close(fd);
+}
+
+Test(fs_server, flock_belongs_to_the_open_handle)
+{
+	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
+	int err;
+	uint64_t fh1 = open_node(node, O_RDONLY, &err), fh2 = open_node(node, O_RDONLY, &err);
+	int fd = host_fd("file");
+
+	cr_assert_eq(flock_lk(FUSE_SETLK, node, fh1, F_WRLCK), 0);
+	cr_assert_eq(flock_lk(FUSE_SETLK, node, fh2, F_RDLCK), EAGAIN);
+	cr_assert_eq(flock(fd, LOCK_SH | LOCK_NB), -1, "the host sees the guest's flock");
+	struct fuse_release_in rel = { .fh = fh1, .release_flags = FUSE_RELEASE_FLOCK_UNLOCK };
+	cr_assert_eq(req(FUSE_RELEASE, node, &rel, sizeof(rel), NULL, NULL).error, 0);
+	cr_assert_eq(flock_lk(FUSE_SETLK, node, fh2, F_RDLCK), 0);
+	cr_assert_eq(flock(fd, LOCK_SH | LOCK_NB), 0, "shared with a shared lock");
+	cr_assert_eq(flock_lk(FUSE_SETLK, node, fh1, F_RDLCK), EBADF, "a released handle");
+	close(fd);
+}
+
+Test(fs_server, bad_lock_requests_get_their_errors)
+{
+	uint64_t rootfs = must_lookup(1, "rootfs");
+	uint64_t node = must_lookup(rootfs, "file");
+
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 1, F_WRLCK, 10, 5, NULL), EINVAL, "start past end");
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 1, F_WRLCK, 0, ~0ull, NULL), EINVAL, "end past OFFSET_MAX");
+	cr_assert_eq(posix_lk(FUSE_SETLK, node, 1, 7, 0, 0, NULL), EINVAL, "no such lock type");
+	cr_assert_eq(posix_lk(FUSE_GETLK, node, 1, F_UNLCK, 0, 0, NULL), EINVAL);
+	cr_assert_eq(flock_lk(FUSE_SETLK, node, 12345, F_WRLCK), EBADF, "a handle never given out");
+	cr_assert_eq(posix_lk(FUSE_SETLK, 1, 1, F_WRLCK, 0, 0, NULL), ENOLCK, "the synthetic root");
+	cr_assert_eq(posix_lk(FUSE_SETLK, must_lookup(rootfs, "fifo"), 1, F_WRLCK, 0, 0, NULL), ENOLCK,
+		     "a FIFO is never reopened");
+	cr_assert_eq(posix_lk(FUSE_SETLK, 987654, 1, F_WRLCK, 0, 0, NULL), EBADF, "a node id never given out");
+	struct fuse_lk_in short_in = { 0 };
+	cr_assert_eq(req(FUSE_SETLK, node, &short_in, sizeof(short_in) - 8, NULL, NULL).error, EINVAL);
 }
