@@ -3,6 +3,7 @@
 #ifndef RV_CLOCK_H
 #define RV_CLOCK_H
 
+#include <stdint.h>
 #include <time.h>
 
 static inline struct timespec rv_deadline_in(clockid_t clock, unsigned ms)
@@ -17,6 +18,15 @@ static inline struct timespec rv_deadline_in(clockid_t clock, unsigned ms)
 		t.tv_nsec -= 1000000000L;
 	}
 	return t;
+}
+
+/* Now on `clock`, in milliseconds: for durations in diagnostics. */
+static inline uint64_t rv_now_ms(clockid_t clock)
+{
+	struct timespec t;
+
+	clock_gettime(clock, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
 #endif

@@ -298,7 +298,7 @@ static void on_timeout(struct ev_handler *h, uint32_t events)
 	vsock_dump(&w->vm->vsock, w->vm->cfg->log);
 	virtio_dev_dump(&w->vm->rng.dev, w->vm->cfg->log);
 	if (w->vm->cfg->fs)
-		virtio_dev_dump(&w->vm->fs.dev, w->vm->cfg->log);
+		virtio_fs_dump(&w->vm->fs, w->vm->cfg->log);
 	vm_request_stop(w->vm, VM_STOP_ERROR, &why);
 	*w->done = true;
 }

@@ -8,6 +8,7 @@
 #include "devices/fs/virtio_fs.h"
 
 #include <endian.h>
+#include <linux/fuse.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,10 @@ struct virtio_fs_worker {
 	/* ~4 KiB of segments: here rather than on the stack of a thread whose
 	 * depth the server decides. */
 	struct virtq_chain chain;
+	/* For virtio_fs_dump, under dev.lock: what it serves and since when. */
+	uint32_t opcode;
+	uint64_t unique, since_ms;
+	bool serving;
 };
 
 /* Pops the next chain into c, hiprio first (FORGETs free host inodes and
@@ -93,6 +98,38 @@ static void finish(struct virtio_fs *f, unsigned qi, uint64_t generation, uint16
 		pthread_cond_broadcast(&f->idle);
 }
 
+/* Lock held. The request's header, read for diagnostics only (the server
+ * reads its own copy): a worker stuck in a request says which. */
+static void note_serving(struct virtio_fs_worker *w)
+{
+	struct fuse_in_header h = { 0 };
+
+	virtq_chain_read(&w->chain, 0, &h, sizeof(h));
+	w->opcode = h.opcode;
+	w->unique = h.unique;
+	w->since_ms = rv_now_ms(CLOCK_MONOTONIC);
+	w->serving = true;
+}
+
+void virtio_fs_dump(struct virtio_fs *f, const struct rv_log *log)
+{
+	struct virtio_dev *d = &f->dev;
+
+	virtio_dev_dump(d, log);
+	pthread_mutex_lock(&d->lock);
+	uint64_t now = rv_now_ms(CLOCK_MONOTONIC);
+	rv_logf(log, RV_LOG_DEBUG, "virtio-fs: %u of %u workers busy, generation %llu%s", f->busy,
+		f->nworkers, (unsigned long long)f->generation, f->resetting ? ", resetting" : "");
+	for (unsigned i = 0; i < f->nworkers; i++) {
+		const struct virtio_fs_worker *w = &f->workers[i];
+		if (w->serving)
+			rv_logf(log, RV_LOG_DEBUG, "virtio-fs worker %u: opcode %u, unique %llu, for %llu ms", i,
+				w->opcode, (unsigned long long)w->unique,
+				(unsigned long long)(now - w->since_ms));
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void *worker_main(void *arg)
 {
 	struct virtio_fs_worker *w = arg;
@@ -109,9 +146,11 @@ static void *worker_main(void *arg)
 		}
 		uint64_t generation = f->generation;
 		f->busy++;
+		note_serving(w);
 		pthread_mutex_unlock(&d->lock);
 		uint32_t written = serve(f, &w->chain);
 		pthread_mutex_lock(&d->lock);
+		w->serving = false;
 		finish(f, (unsigned)qi, generation, w->chain.head, written);
 	}
 	pthread_mutex_unlock(&d->lock);

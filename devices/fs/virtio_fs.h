@@ -51,6 +51,10 @@ struct virtio_fs {
 int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, struct fs_server *srv,
 		   const struct guest_mem *mem, const struct rv_log *log, struct rv_err *err);
 
+/* Logs (debug level) the device's queues and what each busy worker has
+ * been serving for how long: for a guest that stopped making progress. */
+void virtio_fs_dump(struct virtio_fs *f, const struct rv_log *log);
+
 /* Stops and joins the workers (a request in progress finishes first), then
  * resets the device. A no-op on a zeroed struct or after a failed init. Call
  * before the transport is destroyed: workers raise its interrupt. */

@@ -84,6 +84,22 @@ RUNVM_TESTBED_QEMU=/nonexistent/qemu-system-x86_64 run_capture "$run" -- true
 expect_rc "missing QEMU: testbed error status" 125
 expect_in "missing QEMU: names it and the fix" "$err" "QEMU (/nonexistent/qemu-system-x86_64) not found: install it with scripts/install-deps.sh"
 
+# A QEMU that boots L2 and then never runs again: the freeze watch stops it.
+fake_qemu=$(mktemp /tmp/runvm-fake-qemu.XXXXXX)
+cat >"$fake_qemu" <<'EOF2'
+#!/bin/sh
+for a; do case "$a" in file,id=status,path=*) echo "booted 1.0" >"${a#file,id=status,path=}" ;; esac; done
+exec sleep 600
+EOF2
+chmod +x "$fake_qemu"
+t0=$SECONDS
+RUNVM_TESTBED_QEMU=$fake_qemu RUNVM_TESTBED_FREEZE_SECS=3 run_capture "$run" -- true
+expect_rc "L2 frozen (QEMU using no CPU): its own status" 123
+expect_in "L2 frozen: says so" "$err" "L2 froze: QEMU used no CPU for 3s"
+[ $((SECONDS - t0)) -lt 60 ] && pass "L2 frozen: stopped long before --timeout" ||
+	fail "L2 frozen: stopped long before --timeout" "took $((SECONDS - t0)) s"
+rm -f "$fake_qemu"
+
 bad_fragment=$(mktemp /tmp/runvm-bad-fragment.XXXXXX)
 printf 'CONFIG_RUNVM_NO_SUCH_OPTION=y\n' >"$bad_fragment"
 RUNVM_TESTBED_FRAGMENT=$bad_fragment run_capture "$run" -- true
