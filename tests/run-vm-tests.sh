@@ -30,20 +30,43 @@ fi
 # L2 entirely (seen: 4-vCPU boots hung 1 run in 3, past every timeout inside L2);
 # on two, 8 of 8 booted.
 #
-# One L2 per suite, each with its own time limit: QEMU's emulation has frozen
-# L2 outright after ~10 minutes of nested VMs (every vCPU halted, no timer
-# due; tests/testbed/run exits 123). A suite whose L2 froze runs once more in
-# a fresh L2, and says so; a second freeze is a failure like any other.
+# One L2 per suite, each with its own time limit, and one more try in a fresh
+# L2 when the testbed's emulation (QEMU TCG emulating SVM) failed under it:
+# - L2 froze outright (tests/testbed/run exits 123): every vCPU halted and no
+#   timer due, seen after ~10 minutes of nested VMs;
+# - a guest triple-faulted with its state already reset (RIP 0xfff0, AMD's
+#   reset vector): seen about once in 150-300 testbed boots, at random points,
+#   never twice in a row, and not yet on hardware KVM.
+# Both retries are printed. The first attempt's closing line is renamed so
+# tests/check.sh counts only the attempt that stands; a second failure of
+# either kind is a failure like any other.
+summary_re='^([a-z-]+): ([0-9]+ passed, [0-9]+ failed.*)$'
+emulation_fault() { # RC OUTPUT_FILE: says why a retry is due, or fails
+	if [ "$1" = 123 ]; then
+		echo "L2 froze"
+	elif [ "$1" != 0 ] && grep -q 'triple fault (KVM_EXIT_SHUTDOWN) at RIP 0xfff0 ' "$2"; then
+		echo "a guest triple-faulted with its state reset (RIP 0xfff0)"
+	else
+		return 1
+	fi
+}
 rc=0
 declare -A limit=([selfcheck]=300 [boot]=1200 [agent-vm]=1500 [fs-vm]=1500 [fs-work-vm]=1500)
+out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
+trap 'rm -f "$out_file"' EXIT
 for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm}; do
 	[ -n "${limit[$name]:-}" ] || { echo "run-vm-tests: RUNVM_VM_SUITES: no suite '$name'" >&2; exit 2; }
 	for attempt in 1 2; do
 		"$top/tests/testbed/run" --cpus 2 --memory 4G --timeout "${RUNVM_VM_TESTS_TIMEOUT:-${limit[$name]}}" -- \
-			"$top/tests/integration/vm-batch.sh" "$build" "$name"
-		src=$?
-		[ "$src" = 123 ] && [ "$attempt" = 1 ] || break
-		echo "whole-VM tests: L2 froze during $name (the testbed's emulation, not runvm); once more in a fresh L2"
+			"$top/tests/integration/vm-batch.sh" "$build" "$name" |
+			tee "$out_file" | sed -u -E "s/$summary_re/\\1 (attempt $attempt): \\2/"
+		src=${PIPESTATUS[0]}
+		if [ "$attempt" = 1 ] && why=$(emulation_fault "$src" "$out_file"); then
+			echo "whole-VM tests: $why during $name, in the testbed's emulation; once more in a fresh L2"
+			continue
+		fi
+		grep -E "$summary_re" "$out_file"   # the closing lines that count
+		break
 	done
 	[ "$src" = 0 ] || rc=1
 done

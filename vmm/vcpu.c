@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "vmm/vm_priv.h"
 #include "vmm/x86/cpu.h"
 #include "vmm/x86/cpuid.h"
@@ -124,7 +125,9 @@ static void stop_with_error(struct vcpu *v, const char *what)
 	char where[300];
 
 	describe_rip(v, where, sizeof(where));
-	rv_failx(&why, EIO, "vCPU %u: %s at %s", v->index, what, where);
+	rv_failx(&why, EIO, "vCPU %u: %s at %s, %llu ms and %llu exits after it started", v->index, what,
+		 where, (unsigned long long)(rv_now_ms(CLOCK_MONOTONIC) - v->started_ms),
+		 (unsigned long long)v->exits);
 	vm_request_stop(v->vm, VM_STOP_ERROR, &why);
 }
 
@@ -187,6 +190,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	v->started_ms = rv_now_ms(CLOCK_MONOTONIC);
 	while (!atomic_load(&v->vm->stopping)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -196,6 +200,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR, &why);
 			break;
 		}
+		v->exits++;
 		if (!handle_exit(v))
 			break;
 	}

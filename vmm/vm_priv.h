@@ -30,6 +30,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool initialized, started;
+	uint64_t started_ms, exits;     /* for errors: how far the guest got */
 };
 
 /* virtio-mmio windows in order; the fs device only with cfg->fs. */
