@@ -286,6 +286,14 @@ static void on_signal(struct ev_handler *h, uint32_t events)
 	*w->done = true;
 }
 
+void vm_dump_devices(struct vm *vm)
+{
+	vsock_dump(&vm->vsock, vm->cfg->log);
+	virtio_dev_dump(&vm->rng.dev, vm->cfg->log);
+	if (vm->cfg->fs)
+		virtio_fs_dump(&vm->fs, vm->cfg->log);
+}
+
 static void on_timeout(struct ev_handler *h, uint32_t events)
 {
 	struct loop_watch *w = (struct loop_watch *)h;
@@ -295,10 +303,7 @@ static void on_timeout(struct ev_handler *h, uint32_t events)
 	(void)events;
 	rv_failx(&why, ETIMEDOUT, "guest still running after %u.%03u s (--timeout); stopped it",
 		 ms / 1000, ms % 1000);
-	vsock_dump(&w->vm->vsock, w->vm->cfg->log);
-	virtio_dev_dump(&w->vm->rng.dev, w->vm->cfg->log);
-	if (w->vm->cfg->fs)
-		virtio_fs_dump(&w->vm->fs, w->vm->cfg->log);
+	vm_dump_devices(w->vm);
 	vm_request_stop(w->vm, VM_STOP_ERROR, &why);
 	*w->done = true;
 }

@@ -80,9 +80,11 @@ static int await_agent(struct vm *vm, struct rv_err *err)
 	unsigned ms = vm->cfg->agent_timeout_ms ? vm->cfg->agent_timeout_ms : VM_AGENT_TIMEOUT_MS;
 	int rc = wait_for(&vm->agent, is_ready, ms);
 
-	if (rc == ETIMEDOUT)
+	if (rc == ETIMEDOUT) {
+		vm_dump_devices(vm);    /* with --debug: what the guest's devices were doing */
 		return rv_failx(err, ETIMEDOUT, "the agent did not come up within %u s of boot (is the "
 				"initrd runvm's initramfs.img?)", ms / 1000);
+	}
 	if (rc)
 		return rv_failx(err, rc, "the VM stopped before the agent came up");
 	pthread_mutex_lock(&vm->agent.lock);

@@ -86,4 +86,8 @@ int vcpu_start(struct vcpu *v, struct rv_err *err);
 void vcpu_kick(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
 
+/* Logs (debug level) every device's queues and state: a guest that stopped
+ * making progress. vm.c. */
+void vm_dump_devices(struct vm *vm);
+
 #endif
