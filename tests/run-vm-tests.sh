@@ -31,21 +31,25 @@ fi
 # on two, 8 of 8 booted.
 #
 # One L2 per suite, each with its own time limit, and one more try in a fresh
-# L2 when the testbed's emulation (QEMU TCG emulating SVM) failed under it:
+# L2 after a failure seen only in the testbed (QEMU TCG emulating SVM):
 # - L2 froze outright (tests/testbed/run exits 123): every vCPU halted and no
-#   timer due, seen after ~10 minutes of nested VMs;
+#   timer due, seen after ~10 minutes of nested VMs: the emulation's;
 # - a guest triple-faulted with its state already reset (RIP 0xfff0, AMD's
-#   reset vector): seen about once in 150-300 testbed boots, at random points,
-#   never twice in a row, and not yet on hardware KVM.
-# Both retries are printed. The first attempt's closing line is renamed so
-# tests/check.sh counts only the attempt that stands; a second failure of
-# either kind is a failure like any other.
+#   reset vector), or never brought its agent up within 120 s of boot: each
+#   about once in 150-300 testbed boots, never twice in a row, cause unknown
+#   (ours or the emulation's) until one is caught with --debug. These are open
+#   defects (the closing notes of issues 5 and 6), not accepted results.
+# Every retry is printed. The first attempt's closing line is renamed so
+# tests/check.sh counts only the attempt that stands; a second failure of any
+# kind is a failure like any other.
 summary_re='^([a-z-]+): ([0-9]+ passed, [0-9]+ failed.*)$'
 emulation_fault() { # RC OUTPUT_FILE: says why a retry is due, or fails
 	if [ "$1" = 123 ]; then
 		echo "L2 froze"
 	elif [ "$1" != 0 ] && grep -q 'triple fault (KVM_EXIT_SHUTDOWN) at RIP 0xfff0 ' "$2"; then
 		echo "a guest triple-faulted with its state reset (RIP 0xfff0)"
+	elif [ "$1" != 0 ] && grep -q 'the agent did not come up within 120 s of boot' "$2"; then
+		echo "a guest's agent did not come up within 120 s"
 	else
 		return 1
 	fi
