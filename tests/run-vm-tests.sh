@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole-VM batch on the host when it has hardware KVM, else inside the
-# testbed (one L2 boot for the whole batch). RUNVM_KVM=host|testbed forces either.
+# testbed (one L2 boot per suite, see below). RUNVM_KVM=host|testbed forces either.
 # usage: tests/run-vm-tests.sh BUILD_DIR
 # env: RUNVM_VM_SUITES (vm-batch.sh's suites, default all), RUNVM_KVM.
 set -u

@@ -52,7 +52,8 @@ int fs_locks_init(struct fs_server *s)
 void fs_server_set_workers(struct fs_server *s, unsigned n)
 {
 	pthread_mutex_lock(&s->locks_lock);
-	s->max_lock_waiters = n > FS_MAX_LOCK_WAITERS ? FS_MAX_LOCK_WAITERS : n ? n - 1 : 0;
+	unsigned waiters = n ? n - 1 : 0;
+	s->max_lock_waiters = waiters < FS_MAX_LOCK_WAITERS ? waiters : FS_MAX_LOCK_WAITERS;
 	pthread_mutex_unlock(&s->locks_lock);
 }
 
@@ -96,12 +97,12 @@ static int owner_fd(struct fs_server *s, struct fs_inode *i, uint64_t owner, boo
 	} else if (create && s->nlock_owners >= MAX_LOCK_OWNERS) {
 		fd = -ENOLCK;
 	} else if (create) {
-		/* Write locks need a writable fd; a read-only export, or a file
-		 * the host cannot open for writing, gets read locks only. */
-		int mode = i->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDWR;
-		int own = fs_export_readonly(s, i->export) ? -1 : fs_reopen(s, i, mode);
+		/* Write locks need a writable fd; a directory, a read-only export
+		 * or a file the host cannot open for writing gets read locks only. */
+		bool dir = i->type == S_IFDIR;
+		int own = dir || fs_export_readonly(s, i->export) ? -1 : fs_reopen(s, i, O_RDWR);
 		if (own < 0)
-			own = fs_reopen(s, i, i->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+			own = fs_reopen(s, i, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
 		struct fs_lock_owner *o = own < 0 ? NULL : malloc(sizeof(*o));
 		if (!o) {
 			fd = own < 0 ? -errno : -ENOMEM;

@@ -390,8 +390,3 @@ void fs_op_copy_file_range(struct fs_req *r)
 	fs_handle_put(r->s, dst);
 	fs_handle_put(r->s, src);
 }
-
-/* Locks stay in the guest's kernel (we do not offer FUSE_POSIX_LOCKS or
- * FUSE_FLOCK_LOCKS): every process that reaches an export through this
- * server runs in that one kernel, which then orders them exactly, and no
- * worker thread ever sleeps on a lock a guest holds. */

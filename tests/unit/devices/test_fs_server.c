@@ -511,10 +511,29 @@ static int host_fd(const char *name)
 	return fd;
 }
 
+/* The file opened on the host side with a whole-file OFD write lock on it. */
+static int host_write_lock(void)
+{
+	int fd = host_fd("file");
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	return fd;
+}
+
 static void *lk_thread(void *arg)
 {
 	lk_send(arg);
 	return NULL;
+}
+
+/* A SETLKW for a read lock on byte 0 from owner 0xA, sent on a thread of its
+ * own and given 100 ms to start waiting. */
+static void start_setlkw(struct lk_call *w, pthread_t *t, uint64_t node, uint64_t unique)
+{
+	*w = (struct lk_call){ .opcode = FUSE_SETLKW, .nodeid = node, .unique = unique,
+			       .in = { .owner = 0xA, .lk = { .start = 0, .end = 0, .type = F_RDLCK } } };
+	cr_assert_eq(pthread_create(t, NULL, lk_thread, w), 0);
+	usleep(100 * 1000);
 }
 
 #define EOF_END 0x7fffffffffffffffull
@@ -558,29 +577,23 @@ Test(fs_server, posix_locks_conflict_between_owners_and_go_with_flush)
 Test(fs_server, a_host_lock_blocks_setlkw_until_released_or_interrupted)
 {
 	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
-	int fd = host_fd("file");
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = host_write_lock();
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+	struct lk_call w;
 	pthread_t t;
 
 	fs_server_set_workers(srv, 3);
-	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
 	cr_assert_eq(posix_lk(FUSE_SETLK, node, 0xA, F_RDLCK, 0, 0, NULL), EAGAIN);
 
 	/* Interrupted: the waiting guest process got a signal. */
-	struct lk_call w = { .opcode = FUSE_SETLKW, .nodeid = node, .unique = 4242,
-			     .in = { .owner = 0xA, .lk = { .start = 0, .end = 0, .type = F_RDLCK } } };
-	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
-	usleep(100 * 1000);
+	start_setlkw(&w, &t, node, 4242);
 	struct fuse_interrupt_in ii = { .unique = 4242 };
 	cr_assert(req(FUSE_INTERRUPT, 0, &ii, sizeof(ii), NULL, NULL).none);
 	pthread_join(t, NULL);
 	cr_assert_eq(w.error, EINTR);
 
 	/* Released by the host: the waiter gets the lock. */
-	w.unique = 4343;
-	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
-	usleep(100 * 1000);
-	fl.l_type = F_UNLCK;
+	start_setlkw(&w, &t, node, 4343);
 	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
 	pthread_join(t, NULL);
 	cr_assert_eq(w.error, 0);
@@ -592,19 +605,15 @@ Test(fs_server, a_host_lock_blocks_setlkw_until_released_or_interrupted)
 Test(fs_server, setlkw_waits_are_bounded_and_cancelled_by_the_transport)
 {
 	uint64_t node = must_lookup(must_lookup(1, "rootfs"), "file");
-	int fd = host_fd("file");
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = host_write_lock();
+	struct lk_call w;
 	pthread_t t;
 
-	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
 	fs_server_set_workers(srv, 1);
 	cr_assert_eq(posix_lk(FUSE_SETLKW, node, 0xA, F_RDLCK, 0, 0, NULL), EDEADLK,
 		     "one thread: waiting would leave none to release the lock");
 	fs_server_set_workers(srv, 2);
-	struct lk_call w = { .opcode = FUSE_SETLKW, .nodeid = node, .unique = 77,
-			     .in = { .owner = 0xA, .lk = { .start = 0, .end = 0, .type = F_RDLCK } } };
-	cr_assert_eq(pthread_create(&t, NULL, lk_thread, &w), 0);
-	usleep(100 * 1000);
+	start_setlkw(&w, &t, node, 77);
 	cr_assert_eq(posix_lk(FUSE_SETLKW, node, 0xB, F_RDLCK, 0, 0, NULL), EDEADLK, "the one wait slot is taken");
 	fs_server_cancel_waits(srv, true);
 	pthread_join(t, NULL);
