@@ -61,10 +61,12 @@ trap 'rm -f "$out_file"' EXIT
 for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm}; do
 	[ -n "${limit[$name]:-}" ] || { echo "run-vm-tests: RUNVM_VM_SUITES: no suite '$name'" >&2; exit 2; }
 	for attempt in 1 2; do
+		t0=$SECONDS
 		"$top/tests/testbed/run" --cpus 2 --memory 4G --timeout "${RUNVM_VM_TESTS_TIMEOUT:-${limit[$name]}}" -- \
 			"$top/tests/integration/vm-batch.sh" "$build" "$name" |
 			tee "$out_file" | sed -u -E "s/$summary_re/\\1 (attempt $attempt): \\2/"
 		src=${PIPESTATUS[0]}
+		echo "whole-VM tests: $name took $((SECONDS - t0)) s in the testbed (attempt $attempt, status $src)"
 		if [ "$attempt" = 1 ] && why=$(emulation_fault "$src" "$out_file"); then
 			echo "whole-VM tests: $why during $name, in the testbed's emulation; once more in a fresh L2"
 			continue
