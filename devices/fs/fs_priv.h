@@ -24,8 +24,9 @@ struct fs_inode {
 	uint64_t nodeid;
 	int fd;                         /* O_PATH|O_NOFOLLOW; -1: the synthetic root, or closed
 					 * to stay under the fd budget (reopened from handle) */
-	struct file_handle *handle;     /* NULL: this inode keeps its fd for good */
-	struct fs_inode *lru_prev, *lru_next;   /* unused, fd open, handle: may be closed */
+	struct file_handle *handle;     /* taken when the fd is first closed for the budget */
+	bool keeps_fd;                  /* no usable handle: this inode keeps its fd for good */
+	struct fs_inode *lru_prev, *lru_next;   /* unused, fd open: may be closed */
 	bool on_lru;
 	dev_t dev;
 	ino_t ino;
@@ -152,6 +153,12 @@ void fs_handles_free(struct fs_server *s);
 /* Open an inode's O_PATH fd again with real flags (never follows a symlink:
  * the magic link names the inode itself). */
 int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags);
+
+/* FUSE_HANDLE_KILLPRIV_V2: what the client's kernel would do on a write,
+ * truncate or O_TRUNC open by a caller without CAP_FSETID (clear set-user-ID,
+ * and set-group-ID on a group-executable file), done here because our own
+ * host calls run with CAP_FSETID. fd may be O_PATH. 0 or -errno. */
+int fs_kill_suidgid(const struct fs_server *s, int fd);
 
 /* locks.c */
 int fs_locks_init(struct fs_server *s);

@@ -34,9 +34,11 @@ static struct fs_inode *by_id_locked(struct fs_server *s, uint64_t nodeid)
  * Every inode the client remembers would pin an fd, and a client remembers
  * every inode while it has memory (an untar of /usr/share: 100k of them);
  * RLIMIT_NOFILE is far lower and may not be raised. So an inode nobody uses
- * right now, whose file has a handle (name_to_handle_at), may have its fd
- * closed, least recently used first, and reopened from the handle when a
- * request needs it. Inodes without a handle (9p, another mount inside the
+ * right now may have its fd closed, least recently used first, and reopened
+ * from a file handle (name_to_handle_at) when a request needs it. The handle
+ * is taken only then, not at lookup: most inodes never reach the budget, and
+ * a lookup that costs two syscalls instead of three is what `stat` of many
+ * files is made of. Inodes without a handle (9p, another mount inside the
  * export, a deleted file) keep their fd. Lock held throughout. */
 
 static void lru_remove(struct fs_server *s, struct fs_inode *i)
@@ -57,7 +59,7 @@ static void lru_remove(struct fs_server *s, struct fs_inode *i)
 
 static void lru_push(struct fs_server *s, struct fs_inode *i)
 {
-	if (i->on_lru || !i->handle || i->fd < 0 || i->refs || i->export_root)
+	if (i->on_lru || i->keeps_fd || i->fd < 0 || i->refs || i->export_root)
 		return;
 	i->lru_prev = s->lru_tail;
 	if (s->lru_tail)
@@ -77,29 +79,39 @@ static void close_fd(struct fs_server *s, struct fs_inode *i)
 	s->open_fds--;
 }
 
+/* Whether i's file can be found again once its fd is closed. */
+static bool take_handle(struct fs_server *s, struct fs_inode *i)
+{
+	const struct fs_export *e = &s->exports[i->export];
+	union { struct file_handle fh; uint8_t raw[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
+	struct stat st;
+	int mount_id;
+
+	if (i->handle)
+		return true;
+	/* A deleted file's handle outlives it only while someone holds it open. */
+	if (e->mount_fd < 0 || fstatat(i->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_nlink == 0)
+		return false;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(i->fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) < 0 || mount_id != e->mount_id)
+		return false;
+	size_t len = sizeof(struct file_handle) + h.fh.handle_bytes;
+	if ((i->handle = malloc(len)))
+		memcpy(i->handle, &h, len);
+	return i->handle != NULL;
+}
+
 static void evict(struct fs_server *s)
 {
 	while (s->open_fds > s->fd_budget && s->lru_head) {
 		struct fs_inode *i = s->lru_head;
 		lru_remove(s, i);
-		close_fd(s, i);
+		if (take_handle(s, i))
+			close_fd(s, i);
+		else
+			i->keeps_fd = true;
 	}
-}
-
-static void take_handle(struct fs_server *s, struct fs_inode *i, const struct stat *st)
-{
-	const struct fs_export *e = &s->exports[i->export];
-	union { struct file_handle fh; uint8_t raw[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
-	int mount_id;
-
-	if (e->mount_fd < 0 || st->st_nlink == 0)
-		return;
-	h.fh.handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(i->fd, "", &h.fh, &mount_id, AT_EMPTY_PATH) < 0 || mount_id != e->mount_id)
-		return;
-	size_t len = sizeof(struct file_handle) + h.fh.handle_bytes;
-	if ((i->handle = malloc(len)))
-		memcpy(i->handle, &h, len);
 }
 
 static int reopen_from_handle(struct fs_server *s, struct fs_inode *i)
@@ -222,7 +234,6 @@ struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *
 	} else if (i) {
 		close(fd);
 	} else if ((i = new_inode(s, fd, st, export))) {
-		take_handle(s, i, st);
 		lru_push(s, i);
 	} else {
 		close(fd);
