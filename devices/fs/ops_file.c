@@ -80,7 +80,11 @@ void fs_op_open(struct fs_req *r)
 	int fd = rc == 0 ? fs_reopen(r->s, i, host_flags(r->s, in->flags)) : -1;
 	if (rc == 0 && fd < 0)
 		rc = -errno;
+	if (rc == 0 && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
+		rc = fs_kill_suidgid(r->s, fd);
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, i->export, &out.fh)) < 0)
+		close(fd);
+	else if (rc < 0 && fd >= 0)
 		close(fd);
 	if (rc < 0) {
 		fs_reply_err(r, -rc);
@@ -145,6 +149,9 @@ void fs_op_create(struct fs_req *r)
 		rc = fd < 0 ? -errno : 0;
 		fs_creds_leave(&c);
 	}
+	if (rc == 0 && !created && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) &&
+	    (rc = fs_kill_suidgid(r->s, fd)) < 0)
+		close(fd);
 	if (rc == 0 && (rc = fs_lookup_entry(r->s, p, name, created, &out.e)) < 0)
 		close(fd);
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, p->export, &out.o.fh)) < 0) {
@@ -260,9 +267,11 @@ void fs_op_write(struct fs_req *r)
 		return;
 	unsigned n = slice(&r->in, r->data_off, in->size, iov, MAX_IO_SEGS);
 	ssize_t put = -1;
-	int err = EINVAL;
+	int err = EINVAL, killed = 0;
 	if (fs_export_readonly(r->s, h->export))
 		err = EROFS;
+	else if ((in->write_flags & FUSE_WRITE_KILL_SUIDGID) && (killed = fs_kill_suidgid(r->s, h->fd)) < 0)
+		err = -killed;
 	else if (in->size == 0)
 		put = 0;
 	else if (n && (put = pwritev(h->fd, iov, (int)n, (off_t)in->offset)) < 0)

@@ -231,6 +231,12 @@ static int apply_setattr(struct fs_req *r, struct fs_inode *i, const struct fuse
 		if (rc < 0)
 			return rc;
 	}
+	/* Sent with a truncate or chown; a host chown already cleared the bits. */
+	if ((in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE) && i->type == S_IFREG) {
+		int rc = fs_kill_suidgid(r->s, i->fd);
+		if (rc < 0)
+			return rc;
+	}
 	if (in->valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW))
 		return set_times(r, i, in);
 	return 0;

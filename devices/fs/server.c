@@ -165,6 +165,21 @@ int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags)
 	return openat(s->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
 }
 
+int fs_kill_suidgid(const struct fs_server *s, int fd)
+{
+	struct stat st;
+	char name[16];
+
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	mode_t kill = (st.st_mode & S_ISUID) | ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ?
+						S_ISGID : 0);
+	if (!S_ISREG(st.st_mode) || !kill)
+		return 0;
+	snprintf(name, sizeof(name), "%d", fd);
+	return fchmodat(s->proc_fd, name, st.st_mode & 07777 & ~kill, 0) < 0 ? -errno : 0;
+}
+
 /* --- INIT / DESTROY ------------------------------------------------------ */
 
 static void op_init(struct fs_req *r)
@@ -185,9 +200,12 @@ static void op_init(struct fs_req *r)
 	}
 	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
 			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
-			FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
+			FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_HANDLE_KILLPRIV_V2 |
 			(s->opt.writeback ? FUSE_WRITEBACK_CACHE : 0);
 	uint32_t max_write = s->opt.max_write ? s->opt.max_write : FS_MAX_WRITE_BYTES;
+	/* HANDLE_KILLPRIV_V2: otherwise the client asks GETXATTR
+	 * security.capability before every write(2) (its superblock lacks
+	 * SB_NOSEC): a round trip per write for an xattr almost never there. */
 	/* flags2 arrives with FUSE_INIT_EXT (7.36+). Shared writable mmap of a
 	 * direct-I/O file (--fs-cache none: SQLite's WAL index) needs 7.39's
 	 * DIRECT_IO_ALLOW_MMAP, or the client refuses it with ENODEV. */

@@ -495,6 +495,18 @@ mkdir "$m/many"
 [ "$(wc -l <"$tmp/many.mount")" = 2002 ] && cmp -s "$tmp/many.mount" "$tmp/many.host" &&
 	pass "readdir of 2000 entries lists each once" || fail "readdir of 2000 entries lists each once" \
 	"$(wc -l <"$tmp/many.mount") names through the mount"
+# The client leaves set-ID clearing to the server (HANDLE_KILLPRIV_V2, which
+# spares it a GETXATTR before every write): a write by a user without
+# CAP_FSETID must still drop set-user-ID and set-group-ID.
+echo suid >"$m/suid" && chmod 6777 "$m/suid"
+# (root opens it, so that nobody needs search permission on the test's dirs)
+setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all sh -c 'echo more >&3' 3>>"$m/suid"
+[ "$(stat -c %a "$h/suid")" = 777 ] && [ "$(tail -n 1 "$h/suid")" = more ] &&
+	pass "an unprivileged write clears set-user-ID and set-group-ID" ||
+	fail "an unprivileged write clears set-user-ID and set-group-ID" "host mode $(stat -c %a "$h/suid")"
+chmod 6777 "$m/suid" && echo root >>"$m/suid"
+[ "$(stat -c %a "$h/suid")" = 6777 ] && pass "root's write keeps them (CAP_FSETID)" ||
+	fail "root's write keeps them (CAP_FSETID)" "host mode $(stat -c %a "$h/suid")"
 echo still-here >"$m/open-unlinked"
 exec 3<"$m/open-unlinked"
 rm "$m/open-unlinked"

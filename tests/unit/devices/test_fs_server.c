@@ -657,3 +657,64 @@ Test(fs_server, bad_lock_requests_get_their_errors)
 	struct fuse_lk_in short_in = { 0 };
 	cr_assert_eq(req(FUSE_SETLK, node, &short_in, sizeof(short_in) - 8, NULL, NULL).error, EINVAL);
 }
+
+static mode_t host_mode(const char *name)
+{
+	char p[160];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", rw_dir, name);
+	cr_assert_eq(stat(p, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void set_host_mode(const char *name, mode_t mode)
+{
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s/%s", rw_dir, name);
+	cr_assert_eq(chmod(p, mode), 0);
+}
+
+static int write_flagged(uint64_t node, uint64_t fh, uint32_t write_flags)
+{
+	uint8_t arg[sizeof(struct fuse_write_in) + 1];
+	struct fuse_write_in w = { .fh = fh, .size = 1, .write_flags = write_flags };
+
+	memcpy(arg, &w, sizeof(w));
+	arg[sizeof(w)] = 'x';
+	return req(FUSE_WRITE, node, arg, sizeof(arg), NULL, NULL).error;
+}
+
+/* HANDLE_KILLPRIV_V2: the client leaves clearing set-ID bits to us. */
+Test(fs_server, writes_truncates_and_o_trunc_opens_by_unprivileged_callers_clear_set_id_bits)
+{
+	struct fuse_init_in in = { .major = 7, .minor = 38, .flags = FUSE_HANDLE_KILLPRIV_V2 };
+	struct reply r = req(FUSE_INIT, 0, &in, sizeof(in), NULL, NULL);
+	struct fuse_init_out io;
+	memcpy(&io, r.body, sizeof(io));
+	cr_assert(io.flags & FUSE_HANDLE_KILLPRIV_V2, "INIT must offer HANDLE_KILLPRIV_V2");
+
+	uint64_t root = must_lookup(1, "rootfs"), file = must_lookup(root, "file");
+	int err;
+	uint64_t fh = open_node(file, O_RDWR, &err);
+	set_host_mode("file", 06755);
+	cr_assert_eq(write_flagged(file, fh, 0), 0);
+	cr_assert_eq(host_mode("file"), 06755, "a write by a CAP_FSETID caller keeps the bits");
+	cr_assert_eq(write_flagged(file, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	cr_assert_eq(host_mode("file"), 0755, "mode %o", host_mode("file"));
+
+	set_host_mode("file", 02745);   /* set-group-ID without group execute: a lock mark, kept */
+	cr_assert_eq(write_flagged(file, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	cr_assert_eq(host_mode("file"), 02745, "mode %o", host_mode("file"));
+
+	set_host_mode("file", 04755);
+	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 0 };
+	cr_assert_eq(req(FUSE_SETATTR, file, &sa, sizeof(sa), NULL, NULL).error, 0);
+	cr_assert_eq(host_mode("file"), 0755, "mode %o", host_mode("file"));
+
+	set_host_mode("file", 06755);
+	struct fuse_open_in oi = { .flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	cr_assert_eq(req(FUSE_OPEN, file, &oi, sizeof(oi), NULL, NULL).error, 0);
+	cr_assert_eq(host_mode("file"), 0755, "mode %o", host_mode("file"));
+}
