@@ -2,19 +2,61 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+
+/* The device number of the newest mount on `path`, from mountinfo: a stat
+ * of the mount itself would wait for a server that is not serving yet. */
+static bool mount_dev(const char *path, unsigned *major, unsigned *minor)
+{
+	char want[PATH_MAX], line[PATH_MAX + 256], point[PATH_MAX];
+	bool found = false;
+	unsigned ma, mi;
+
+	if (!realpath(path, want))
+		return false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	/* Paths with spaces are escaped there (\040); they simply do not match. */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, point) == 3 && !strcmp(point, want)) {
+			*major = ma;
+			*minor = mi;
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+/* See FS_READAHEAD_KB; best effort, as in the guest's agent. */
+static void widen_readahead(const char *mountpoint)
+{
+	unsigned ma, mi;
+	char path[64];
+
+	if (!mount_dev(mountpoint, &ma, &mi))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", ma, mi);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && dprintf(fd, "%u", FS_READAHEAD_KB) < 0) {
+		/* the kernel's 128 KiB window stays: slower, not wrong */
+	}
+}
 
 int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, struct rv_err *err)
 {
@@ -43,32 +85,44 @@ int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, 
 	return rv_steal_fd(&fd);
 }
 
-/* Shared by the serving threads. Each thread has its own epoll set holding
- * the /dev/fuse fd with EPOLLEXCLUSIVE, so a request wakes one idle thread
- * instead of all of them, plus the two stop fds without it, so a stop wakes
- * every thread. Blocking read()s would wake one thread too, but a thread
- * blocked in read() on /dev/fuse cannot be told to stop. */
+/* Serving threads block in read() on /dev/fuse, as libfuse's do: the kernel
+ * wakes exactly one reader per request. (An epoll set per thread woke one
+ * thread per request too, but a thread finishing a request saw the next one
+ * in epoll_wait as well and raced its owner: 60% of reads came back EAGAIN
+ * in a tar, each a wasted wakeup on 2 cores.) A blocked read() is ended
+ * by unmounting (ENODEV), or by FUSEDEV_KICK_SIGNAL, whose handler does
+ * nothing and is installed without SA_RESTART so the read fails EINTR and
+ * the thread sees `quit`. The calling thread waits for the stop fd or the
+ * first thread to end, then kicks the others until all have ended. */
+#define FUSEDEV_KICK_SIGNAL SIGUSR2
+
 struct pool {
 	int fd;
 	struct fs_server *s;
-	int stop_fd;                 /* the caller's, or -1 */
-	int quit_fd;                 /* ours: written when one thread ends the serving */
+	const char *mountpoint;      /* whose read-ahead to widen once INIT is answered */
+	int quit_fd;                 /* written when a thread ends the serving */
+	atomic_bool quit;
+	atomic_uint running;
 	pthread_mutex_t lock;
 	bool failed;
 	struct rv_err err;           /* the first failure */
 };
 
-enum { EV_FUSE, EV_STOP, EV_QUIT };
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
 
 static void pool_quit(struct pool *p)
 {
 	uint64_t one = 1;
 
-	/* A thread waiting for a lock would never see the quit below. */
+	atomic_store(&p->quit, true);
+	/* A thread waiting for a lock would never see the quit. */
 	fs_server_cancel_waits(p->s, true);
 	/* The eventfd's counter cannot overflow with one write per thread. */
 	if (write(p->quit_fd, &one, sizeof(one)) < 0) {
-		/* nothing to do: every thread already sees quit_fd readable */
+		/* nothing to do: the caller also polls `running` */
 	}
 }
 
@@ -81,15 +135,6 @@ static void pool_fail(struct pool *p, const struct rv_err *e)
 	}
 	pthread_mutex_unlock(&p->lock);
 	pool_quit(p);
-}
-
-static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag, struct rv_err *err)
-{
-	struct epoll_event ev = { .events = events, .data.u64 = tag };
-
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return rv_fail(err, errno, "epoll_ctl add fd %d", fd);
-	return 0;
 }
 
 /* Writes one reply. The kernel takes a reply whole or not at all. */
@@ -118,30 +163,15 @@ static int reply(struct pool *p, const uint8_t *in, const uint8_t *out, size_t l
 }
 
 /* Reads and serves requests until told to stop. Returns 1 when the
- * filesystem went away or a stop fd fired, -1 on failure. */
-static int serve_loop(struct pool *p, int ep, uint8_t *in, uint8_t *out, struct rv_err *err)
+ * filesystem went away or the pool is quitting, -1 on failure. */
+static int serve_loop(struct pool *p, uint8_t *in, uint8_t *out, struct rv_err *err)
 {
-	struct epoll_event evs[3];
-
-	for (;;) {
-		int n = epoll_wait(ep, evs, 3, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return rv_fail(err, errno, "epoll_wait");
-		}
-		bool request = false;
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 != EV_FUSE)
-				return 1;
-			request = true;
-		}
-		if (!request)
-			continue;
+	while (!atomic_load(&p->quit)) {
 		ssize_t r = read(p->fd, in, FS_MAX_REQ_BYTES);
 		if (r < 0) {
-			/* EAGAIN: another thread took the request first. */
-			if (errno == EAGAIN || errno == EINTR || errno == ENOENT)
+			/* EINTR: kicked (or any signal); ENOENT: the request was
+			 * interrupted before we got it. */
+			if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
 				continue;
 			if (errno == ENODEV)
 				return 1;
@@ -158,76 +188,101 @@ static int serve_loop(struct pool *p, int ep, uint8_t *in, uint8_t *out, struct 
 			return rv_failx(err, EIO, "the server claims a %zu-byte reply", len);
 		if (len > 0 && reply(p, in, out, len, err) < 0)
 			return -1;
+		/* The kernel applied INIT's reply within our write(): only now would
+		 * it not lower the window again. */
+		if (((const struct fuse_in_header *)in)->opcode == FUSE_INIT && p->mountpoint)
+			widen_readahead(p->mountpoint);
 	}
-}
-
-static void serve_thread_run(struct pool *p)
-{
-	struct rv_err err;
-	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
-	_cleanup_free_ uint8_t *in = malloc(FS_MAX_REQ_BYTES);
-	_cleanup_free_ uint8_t *out = malloc(FS_MAX_REQ_BYTES);
-
-	if (ep < 0) {
-		rv_fail(&err, errno, "epoll_create1");
-		pool_fail(p, &err);
-		return;
-	}
-	if (!in || !out) {
-		rv_fail(&err, ENOMEM, "allocate %u-byte request buffers", FS_MAX_REQ_BYTES);
-		pool_fail(p, &err);
-		return;
-	}
-	if (epoll_add(ep, p->fd, EPOLLIN | EPOLLEXCLUSIVE, EV_FUSE, &err) < 0 ||
-	    epoll_add(ep, p->quit_fd, EPOLLIN, EV_QUIT, &err) < 0 ||
-	    (p->stop_fd >= 0 && epoll_add(ep, p->stop_fd, EPOLLIN, EV_STOP, &err) < 0)) {
-		pool_fail(p, &err);
-		return;
-	}
-	if (serve_loop(p, ep, in, out, &err) < 0)
-		pool_fail(p, &err);
-	else
-		pool_quit(p);   /* unmounted or stopped: the others end too */
+	return 1;
 }
 
 static void *serve_thread(void *arg)
 {
-	serve_thread_run(arg);
+	struct pool *p = arg;
+	struct rv_err err;
+	uint8_t *in = malloc(FS_MAX_REQ_BYTES), *out = malloc(FS_MAX_REQ_BYTES);
+	sigset_t kick;
+
+	/* The caller may block signals for a signalfd; the kick must get through. */
+	sigemptyset(&kick);
+	sigaddset(&kick, FUSEDEV_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	if (!in || !out) {
+		rv_fail(&err, ENOMEM, "allocate %u-byte request buffers", FS_MAX_REQ_BYTES);
+		pool_fail(p, &err);
+	} else if (serve_loop(p, in, out, &err) < 0) {
+		pool_fail(p, &err);
+	} else {
+		pool_quit(p);   /* unmounted or stopped: the others end too */
+	}
+	free(in);
+	free(out);
+	atomic_fetch_sub(&p->running, 1);
 	return NULL;
 }
 
-int fusedev_serve(int fd, struct fs_server *s, unsigned threads, int stop_fd, struct rv_err *err)
+/* Until the stop fd fires or a serving thread ends (it wrote quit_fd). */
+static void wait_for_stop(struct pool *p, int stop_fd)
+{
+	struct pollfd fds[2] = { { .fd = p->quit_fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+
+	while (!atomic_load(&p->quit) && poll(fds, stop_fd >= 0 ? 2 : 1, -1) <= 0) {
+		/* EINTR: wait again */
+	}
+}
+
+/* Kicks until every thread has left its read(); a kick that lands just
+ * before a thread enters read() is lost, hence again every 10 ms. */
+static void stop_threads(struct pool *p, const pthread_t *tids, unsigned n)
+{
+	pool_quit(p);
+	while (atomic_load(&p->running) > 0) {
+		for (unsigned i = 0; i < n; i++)
+			pthread_kill(tids[i], FUSEDEV_KICK_SIGNAL);
+		poll(NULL, 0, 10);
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+}
+
+int fusedev_serve(int fd, const char *mountpoint, struct fs_server *s, unsigned threads, int stop_fd,
+		  struct rv_err *err)
 {
 	if (threads == 0 || threads > FUSEDEV_MAX_THREADS)
 		return rv_failx(err, EINVAL, "%u serving threads: use 1 to %u", threads, FUSEDEV_MAX_THREADS);
 	int fl = fcntl(fd, F_GETFL);
-	/* Non-blocking, so that a thread woken for a request another thread
-	 * already took goes back to waiting instead of sleeping in read(). */
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return rv_fail(err, errno, "make the /dev/fuse fd non-blocking");
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return rv_fail(err, errno, "make the /dev/fuse fd blocking");
+	struct sigaction kick = { .sa_handler = kick_handler }, old;
+	if (sigaction(FUSEDEV_KICK_SIGNAL, &kick, &old) < 0)
+		return rv_fail(err, errno, "install the serving threads' wake-up signal");
 
-	struct pool p = { .fd = fd, .s = s, .stop_fd = stop_fd };
+	struct pool p = { .fd = fd, .s = s, .mountpoint = mountpoint };
 	_cleanup_close_ int quit = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (quit < 0)
+	if (quit < 0) {
+		sigaction(FUSEDEV_KICK_SIGNAL, &old, NULL);
 		return rv_fail(err, errno, "eventfd");
+	}
 	p.quit_fd = quit;
 	pthread_mutex_init(&p.lock, NULL);
 	fs_server_set_workers(s, threads);
 
 	pthread_t tids[FUSEDEV_MAX_THREADS];
 	unsigned started = 0;
-	for (; started + 1 < threads; started++) {
+	for (; started < threads; started++) {
+		atomic_fetch_add(&p.running, 1);
 		int rc = pthread_create(&tids[started], NULL, serve_thread, &p);
 		if (rc != 0) {
+			atomic_fetch_sub(&p.running, 1);
 			struct rv_err e;
-			rv_fail(&e, rc, "start serving thread %u of %u", started + 2, threads);
+			rv_fail(&e, rc, "start serving thread %u of %u", started + 1, threads);
 			pool_fail(&p, &e);
 			break;
 		}
 	}
-	serve_thread_run(&p);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
+	wait_for_stop(&p, stop_fd);
+	stop_threads(&p, tids, started);
+	sigaction(FUSEDEV_KICK_SIGNAL, &old, NULL);
 	pthread_mutex_destroy(&p.lock);
 	if (p.failed) {
 		*err = p.err;

@@ -156,7 +156,7 @@ static int run(const struct args *a, int sfd, struct rv_log *log, struct rv_err 
 		fs_server_free(s);
 		return -1;
 	}
-	int rc = fusedev_serve(fd, s, a->threads, sfd, err);
+	int rc = fusedev_serve(fd, a->mountpoint, s, a->threads, sfd, err);
 	/* Unmounted from outside: the mount point is no longer ours to touch.
 	 * Signalled or failed: detach it, so that programs still using it see
 	 * errors (once fd closes below) instead of hanging. */
