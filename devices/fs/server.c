@@ -199,13 +199,18 @@ static void op_init(struct fs_req *r)
 		return;
 	}
 	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
-			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
+			FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
 			FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_HANDLE_KILLPRIV_V2 |
 			(s->opt.writeback ? FUSE_WRITEBACK_CACHE : 0);
 	uint32_t max_write = s->opt.max_write ? s->opt.max_write : FS_MAX_WRITE_BYTES;
 	/* HANDLE_KILLPRIV_V2: otherwise the client asks GETXATTR
 	 * security.capability before every write(2) (its superblock lacks
-	 * SB_NOSEC): a round trip per write for an xattr almost never there. */
+	 * SB_NOSEC): a round trip per write for an xattr almost never there.
+	 * READDIRPLUS always, not READDIRPLUS_AUTO: AUTO sends plus only for a
+	 * directory's first page, so `du`, `find`, `ls -l` and `git status` paid
+	 * a LOOKUP round trip per entry (du of 20k files: 1.1-1.6 s, now 0.7 s;
+	 * bindfs 0.9 s). A names-only listing now costs us a lookup per entry,
+	 * without a round trip. */
 	/* flags2 arrives with FUSE_INIT_EXT (7.36+). Shared writable mmap of a
 	 * direct-I/O file (--fs-cache none: SQLite's WAL index) needs 7.39's
 	 * DIRECT_IO_ALLOW_MMAP, or the client refuses it with ENODEV. */
