@@ -5,9 +5,17 @@
 t_pass=0 t_fail=0 t_skip=0
 t_suite=${t_suite:-tests}
 
-pass() { t_pass=$((t_pass + 1)); echo "  ok    $1"; }
+t_last=$SECONDS
+# Sets t_took to " (N s)" after a result that took 10 s or more since the
+# previous one: where a suite's time goes, e.g. in CI's 90 minutes.
+took() {
+	local d=$((SECONDS - t_last))
+	t_last=$SECONDS t_took=
+	[ "$d" -lt 10 ] || t_took=" ($d s)"
+}
+pass() { t_pass=$((t_pass + 1)); took; echo "  ok    $1$t_took"; }
 fail() {
-	t_fail=$((t_fail + 1)); echo "  FAIL  $1"
+	t_fail=$((t_fail + 1)); took; echo "  FAIL  $1$t_took"
 	shift
 	for line in "$@"; do printf '        %s\n' "$line"; done
 }
