@@ -106,9 +106,13 @@ expect_rc "missing /dev/kvm" 1 && expect_in "missing /dev/kvm: says how to creat
 rm -rf "$tmp"
 no_vmm_left "bad input"
 
-# --- 50 boots in one process leave nothing behind -----------------------------
-run_capture "$build/tests/boot-loop" "$kernel" "$initrd" "${RUNVM_BOOT_LOOP_RUNS:-50}"
-expect_rc "${RUNVM_BOOT_LOOP_RUNS:-50} boots in a row leave no fd, thread or guest memory" 0
+# --- boots in one process leave nothing behind ---------------------------------
+# A leak shows after one boot already (the counts before and after differ);
+# ten make it plain. More cost CI minutes in the testbed (~5 s a boot there):
+# RUNVM_BOOT_LOOP_RUNS=200 for a soak.
+loops=${RUNVM_BOOT_LOOP_RUNS:-10}
+run_capture "$build/tests/boot-loop" "$kernel" "$initrd" "$loops"
+expect_rc "$loops boots in a row leave no fd, thread or guest memory" 0
 echo "        $out"
 
 summary
