@@ -92,9 +92,18 @@ static void init_server(struct fs_server *s)
 	serve(s, &req, sizeof(req), out, sizeof(out));
 }
 
+static struct fuzz_state st;      /* libFuzzer's process-wide fixture */
+
+/* The mount point was made in the host's /tmp before the private namespace
+ * existed; on a normal exit (libFuzzer's -runs, -max_total_time) it goes. */
+static void remove_fixture_dir(void)
+{
+	umount2(st.dir, MNT_DETACH);
+	rmdir(st.dir);
+}
+
 static struct fuzz_state *state(void)
 {
-	static struct fuzz_state st;      /* libFuzzer's process-wide fixture */
 	struct rv_err err;
 	char p[128];
 
@@ -104,6 +113,7 @@ static struct fuzz_state *state(void)
 	mkdir(st.dir, 0755);
 	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
 		mount("runvm-fuzz", st.dir, "tmpfs", 0, "size=64m");
+	atexit(remove_fixture_dir);
 	make_tree(st.dir);
 	struct fs_options opt = { .writeback = true };
 	st.srv = fs_server_new(&opt, NULL, &err);
