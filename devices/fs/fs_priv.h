@@ -154,11 +154,17 @@ void fs_handles_free(struct fs_server *s);
  * the magic link names the inode itself). */
 int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags);
 
-/* FUSE_HANDLE_KILLPRIV_V2: what the client's kernel would do on a write,
- * truncate or O_TRUNC open by a caller without CAP_FSETID (clear set-user-ID,
- * and set-group-ID on a group-executable file), done here because our own
- * host calls run with CAP_FSETID. fd may be O_PATH. 0 or -errno. */
-int fs_kill_suidgid(const struct fs_server *s, int fd);
+/* FUSE_HANDLE_KILLPRIV_V2: the client leaves clearing set-ID bits on a
+ * write, truncate or O_TRUNC open by a caller without CAP_FSETID to us. Our
+ * host calls run with CAP_FSETID, so around such a call this thread drops it
+ * from its effective set (capabilities are per thread) and the host kernel
+ * clears the bits itself, by its own rules, under its own inode lock. */
+struct fs_fsetid {
+	bool dropped;
+	uint32_t effective[2];
+};
+void fs_fsetid_drop(bool want, struct fs_fsetid *saved);
+void fs_fsetid_restore(const struct fs_fsetid *saved);
 
 /* locks.c */
 int fs_locks_init(struct fs_server *s);

@@ -43,15 +43,21 @@ static bool mount_dev(const char *path, unsigned *major, unsigned *minor)
 	return found;
 }
 
-/* See FS_READAHEAD_KB; best effort, as in the guest's agent. */
-static void widen_readahead(const char *mountpoint)
+/* The sysfs file of the mount's read-ahead window, or "" when not found. */
+static void readahead_path(const char *mountpoint, char *path, size_t size)
 {
 	unsigned ma, mi;
-	char path[64];
 
-	if (!mount_dev(mountpoint, &ma, &mi))
+	path[0] = '\0';
+	if (mountpoint && mount_dev(mountpoint, &ma, &mi))
+		snprintf(path, size, "/sys/class/bdi/%u:%u/read_ahead_kb", ma, mi);
+}
+
+/* See FS_READAHEAD_KB; best effort, as in the guest's agent. */
+static void widen_readahead(const char *path)
+{
+	if (!path[0])
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", ma, mi);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0 && dprintf(fd, "%u", FS_READAHEAD_KB) < 0) {
 		/* the kernel's 128 KiB window stays: slower, not wrong */
@@ -99,7 +105,7 @@ int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, 
 struct pool {
 	int fd;
 	struct fs_server *s;
-	const char *mountpoint;      /* whose read-ahead to widen once INIT is answered */
+	char readahead[64];          /* the mount's read_ahead_kb, widened once INIT is answered */
 	int quit_fd;                 /* written when a thread ends the serving */
 	atomic_bool quit;
 	atomic_uint running;
@@ -190,8 +196,8 @@ static int serve_loop(struct pool *p, uint8_t *in, uint8_t *out, struct rv_err *
 			return -1;
 		/* The kernel applied INIT's reply within our write(): only now would
 		 * it not lower the window again. */
-		if (((const struct fuse_in_header *)in)->opcode == FUSE_INIT && p->mountpoint)
-			widen_readahead(p->mountpoint);
+		if (((const struct fuse_in_header *)in)->opcode == FUSE_INIT)
+			widen_readahead(p->readahead);
 	}
 	return 1;
 }
@@ -257,7 +263,10 @@ int fusedev_serve(int fd, const char *mountpoint, struct fs_server *s, unsigned 
 	if (sigaction(FUSEDEV_KICK_SIGNAL, &kick, &old) < 0)
 		return rv_fail(err, errno, "install the serving threads' wake-up signal");
 
-	struct pool p = { .fd = fd, .s = s, .mountpoint = mountpoint };
+	struct pool p = { .fd = fd, .s = s };
+	/* Found now, before any thread serves: finding it must never wait on
+	 * the mount itself. */
+	readahead_path(mountpoint, p.readahead, sizeof(p.readahead));
 	_cleanup_close_ int quit = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (quit < 0) {
 		sigaction(FUSEDEV_KICK_SIGNAL, &old, NULL);

@@ -23,8 +23,8 @@
  * /dev/fuse fd (O_CLOEXEC) to hand to fusedev_serve, or -1. Needs root. */
 int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, struct rv_err *err);
 
-/* Serves requests read from `fd` with `threads` threads (the caller's is one
- * of them), and once INIT is answered widens the read-ahead of the mount on
+/* Serves requests read from `fd` with `threads` threads (the caller's waits
+ * for them), and once INIT is answered widens the read-ahead of the mount on
  * `mountpoint` (NULL: leave it) to FS_READAHEAD_KB, until the filesystem is unmounted (then 0), `stop_fd` becomes
  * readable (then 0; -1: no such fd; nobody reads it, so a signalfd or an
  * eventfd works), or a reply is refused by the kernel, which means a bug in

@@ -77,14 +77,15 @@ void fs_op_open(struct fs_req *r)
 	int rc = i->type == S_IFREG ? 0 : i->type == S_IFDIR ? -EISDIR : i->type == S_IFLNK ? -ELOOP : -ENXIO;
 	if (rc == 0 && wants_write(in->flags) && fs_export_readonly(r->s, i->export))
 		rc = -EROFS;
+	struct fs_fsetid f;
+	fs_fsetid_drop(rc == 0 && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID), &f);
 	int fd = rc == 0 ? fs_reopen(r->s, i, host_flags(r->s, in->flags)) : -1;
+	int saved = errno;
+	fs_fsetid_restore(&f);
+	errno = saved;
 	if (rc == 0 && fd < 0)
 		rc = -errno;
-	if (rc == 0 && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
-		rc = fs_kill_suidgid(r->s, fd);
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, i->export, &out.fh)) < 0)
-		close(fd);
-	else if (rc < 0 && fd >= 0)
 		close(fd);
 	if (rc < 0) {
 		fs_reply_err(r, -rc);
@@ -144,14 +145,17 @@ void fs_op_create(struct fs_req *r)
 		int flags = host_flags(r->s, in->flags) | O_NOFOLLOW | O_CLOEXEC;
 		fd = openat(p->fd, name, flags | O_CREAT | O_EXCL, in->mode & 07777);
 		created = fd >= 0;
-		if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL))
+		if (fd < 0 && errno == EEXIST && !(in->flags & O_EXCL)) {
+			struct fs_fsetid f;
+			fs_fsetid_drop((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID), &f);
 			fd = open_existing(r->s, p, name, flags);
+			int saved = errno;
+			fs_fsetid_restore(&f);
+			errno = saved;
+		}
 		rc = fd < 0 ? -errno : 0;
 		fs_creds_leave(&c);
 	}
-	if (rc == 0 && !created && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) &&
-	    (rc = fs_kill_suidgid(r->s, fd)) < 0)
-		close(fd);
 	if (rc == 0 && (rc = fs_lookup_entry(r->s, p, name, created, &out.e)) < 0)
 		close(fd);
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, p->export, &out.o.fh)) < 0) {
@@ -267,15 +271,18 @@ void fs_op_write(struct fs_req *r)
 		return;
 	unsigned n = slice(&r->in, r->data_off, in->size, iov, MAX_IO_SEGS);
 	ssize_t put = -1;
-	int err = EINVAL, killed = 0;
-	if (fs_export_readonly(r->s, h->export))
+	int err = EINVAL;
+	if (fs_export_readonly(r->s, h->export)) {
 		err = EROFS;
-	else if ((in->write_flags & FUSE_WRITE_KILL_SUIDGID) && (killed = fs_kill_suidgid(r->s, h->fd)) < 0)
-		err = -killed;
-	else if (in->size == 0)
+	} else if (in->size == 0) {
 		put = 0;
-	else if (n && (put = pwritev(h->fd, iov, (int)n, (off_t)in->offset)) < 0)
-		err = errno;
+	} else if (n) {
+		struct fs_fsetid f;
+		fs_fsetid_drop(in->write_flags & FUSE_WRITE_KILL_SUIDGID, &f);
+		if ((put = pwritev(h->fd, iov, (int)n, (off_t)in->offset)) < 0)
+			err = errno;
+		fs_fsetid_restore(&f);
+	}
 	if (put < 0) {
 		fs_reply_err(r, err);
 	} else {
@@ -340,12 +347,20 @@ void fs_op_fallocate(struct fs_req *r)
 	struct fs_handle *h = file_handle(r, in->fh);
 	if (!h)
 		return;
-	if (fs_export_readonly(r->s, h->export))
+	if (fs_export_readonly(r->s, h->export)) {
 		fs_reply_err(r, EROFS);
-	else if (fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) < 0)
-		fs_reply_err(r, errno);
-	else
-		fs_reply(r, NULL, 0);
+	} else {
+		/* Under KILLPRIV_V2 the client sends no kill flag here: a caller
+		 * other than root is taken to lack CAP_FSETID. */
+		struct fs_fsetid f;
+		fs_fsetid_drop(r->h.uid != 0, &f);
+		int rc = fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) < 0 ? errno : 0;
+		fs_fsetid_restore(&f);
+		if (rc)
+			fs_reply_err(r, rc);
+		else
+			fs_reply(r, NULL, 0);
+	}
 	fs_handle_put(r->s, h);
 }
 
@@ -386,10 +401,16 @@ void fs_op_copy_file_range(struct fs_req *r)
 	loff_t off_in = (loff_t)in->off_in, off_out = (loff_t)in->off_out;
 	size_t len = in->len < COPY_RANGE_MAX_BYTES ? (size_t)in->len : COPY_RANGE_MAX_BYTES;
 	ssize_t n = -1;
-	if (fs_export_readonly(r->s, dst->export))
+	if (fs_export_readonly(r->s, dst->export)) {
 		errno = EROFS;
-	else
+	} else {
+		struct fs_fsetid f;
+		fs_fsetid_drop(r->h.uid != 0, &f);   /* as for FALLOCATE */
 		n = copy_file_range(src->fd, &off_in, dst->fd, &off_out, len, 0);
+		int saved = errno;
+		fs_fsetid_restore(&f);
+		errno = saved;
+	}
 	if (n < 0) {
 		fs_reply_err(r, errno);
 	} else {

@@ -227,13 +227,12 @@ static int apply_setattr(struct fs_req *r, struct fs_inode *i, const struct fuse
 			return -errno;
 	}
 	if (in->valid & FATTR_SIZE) {
+		/* KILL_SUIDGID comes with a truncate or a chown; a host chown
+		 * clears the bits by itself. */
+		struct fs_fsetid f;
+		fs_fsetid_drop(in->valid & FATTR_KILL_SUIDGID, &f);
 		int rc = set_size(r, i, in);
-		if (rc < 0)
-			return rc;
-	}
-	/* Sent with a truncate or chown; a host chown already cleared the bits. */
-	if ((in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE) && i->type == S_IFREG) {
-		int rc = fs_kill_suidgid(r->s, i->fd);
+		fs_fsetid_restore(&f);
 		if (rc < 0)
 			return rc;
 	}

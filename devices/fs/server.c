@@ -2,12 +2,14 @@
 #include "devices/fs/fs_priv.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 
@@ -165,19 +167,36 @@ int fs_reopen(const struct fs_server *s, const struct fs_inode *i, int flags)
 	return openat(s->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
 }
 
-int fs_kill_suidgid(const struct fs_server *s, int fd)
+static int caps(bool set, struct __user_cap_data_struct data[2])
 {
-	struct stat st;
-	char name[16];
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	mode_t kill = (st.st_mode & S_ISUID) | ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ?
-						S_ISGID : 0);
-	if (!S_ISREG(st.st_mode) || !kill)
-		return 0;
-	snprintf(name, sizeof(name), "%d", fd);
-	return fchmodat(s->proc_fd, name, st.st_mode & 07777 & ~kill, 0) < 0 ? -errno : 0;
+	return (int)syscall(set ? SYS_capset : SYS_capget, &h, data);
+}
+
+void fs_fsetid_drop(bool want, struct fs_fsetid *saved)
+{
+	struct __user_cap_data_struct data[2];
+
+	saved->dropped = false;
+	/* Without CAP_FSETID in the first place the host clears the bits anyway. */
+	if (!want || caps(false, data) < 0 || !(data[0].effective & (1u << CAP_FSETID)))
+		return;
+	saved->effective[0] = data[0].effective;
+	saved->effective[1] = data[1].effective;
+	data[0].effective &= ~(1u << CAP_FSETID);
+	saved->dropped = caps(true, data) == 0;
+}
+
+void fs_fsetid_restore(const struct fs_fsetid *saved)
+{
+	struct __user_cap_data_struct data[2];
+
+	if (!saved->dropped || caps(false, data) < 0)
+		return;
+	data[0].effective = saved->effective[0];
+	data[1].effective = saved->effective[1];
+	caps(true, data);
 }
 
 /* --- INIT / DESTROY ------------------------------------------------------ */

@@ -504,6 +504,11 @@ setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all sh -c 'echo m
 [ "$(stat -c %a "$h/suid")" = 777 ] && [ "$(tail -n 1 "$h/suid")" = more ] &&
 	pass "an unprivileged write clears set-user-ID and set-group-ID" ||
 	fail "an unprivileged write clears set-user-ID and set-group-ID" "host mode $(stat -c %a "$h/suid")"
+chmod 6777 "$m/suid"
+setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all fallocate -l 64K /proc/self/fd/3 3>>"$m/suid"
+[ "$(stat -c %a "$h/suid")" = 777 ] && [ "$(stat -c %s "$h/suid")" = 65536 ] &&
+	pass "an unprivileged fallocate clears them too" ||
+	fail "an unprivileged fallocate clears them too" "host mode $(stat -c %a "$h/suid"), size $(stat -c %s "$h/suid")"
 chmod 6777 "$m/suid" && echo root >>"$m/suid"
 [ "$(stat -c %a "$h/suid")" = 6777 ] && pass "root's write keeps them (CAP_FSETID)" ||
 	fail "root's write keeps them (CAP_FSETID)" "host mode $(stat -c %a "$h/suid")"
