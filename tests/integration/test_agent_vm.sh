@@ -74,26 +74,27 @@ while pgrep -f "boot --kernel .* -- yes$" >/dev/null && [ $((SECONDS - start)) -
 	fail "SIGTERM stops a VMM whose stdout reader stopped reading" "still there after $((SECONDS - start)) s"
 pkill -KILL -f "boot --kernel .* -- yes$" 2>/dev/null; kill "$stuck_reader" 2>/dev/null; wait 2>/dev/null
 
-# --- volume: 256 MiB out of the guest, VMM memory bounded -------------------------
-want=$(yes runvm-256MiB | head -c 268435456 | sha256sum | cut -d' ' -f1)
-# (3-4 MiB/s in the testbed's nested emulation: minutes, more under load or ASan)
+# --- volume: 128 MiB out of the guest, VMM memory bounded -------------------------
+# 128 MiB is ~500 times what the VMM may buffer per connection, so a missing
+# bound shows; at 3-6 MiB/s in the testbed's emulation more costs CI minutes.
+want=$(yes runvm-128MiB | head -c 134217728 | sha256sum | cut -d' ' -f1)
 "$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 1200 -- \
-	sh -c 'yes runvm-256MiB | head -c 268435456' 2>"$scratch/big.err" |
+	sh -c 'yes runvm-128MiB | head -c 134217728' 2>"$scratch/big.err" |
 	sha256sum | cut -d' ' -f1 >"$scratch/big.sum" &
 sink=$!
 # Sample the VMM's private (heap) memory while the data flows; guest RAM is
 # shared memfd memory and counts apart (RssShmem).
 peak=0
 while kill -0 "$sink" 2>/dev/null; do
-	pid=$(pgrep -n -f "boot --kernel .* runvm-256MiB" || true)
+	pid=$(pgrep -n -f "boot --kernel .* runvm-128MiB" || true)
 	a=$(awk '/^RssAnon/ { print $2 }' "/proc/${pid:-0}/status" 2>/dev/null)
 	[ "${a:-0}" -gt "$peak" ] && peak=$a
 	sleep 0.5
 done
 wait "$sink"
 got=$(cat "$scratch/big.sum" 2>/dev/null)
-[ "$got" = "$want" ] && pass "256 MiB from guest stdout arrive intact (sha256)" ||
-	fail "256 MiB from guest stdout arrive intact (sha256)" "got $got want $want" "$(head -c 300 "$scratch/big.err")"
+[ "$got" = "$want" ] && pass "128 MiB from guest stdout arrive intact (sha256)" ||
+	fail "128 MiB from guest stdout arrive intact (sha256)" "got $got want $want" "$(head -c 300 "$scratch/big.err")"
 [ "$peak" -gt 0 ] && [ "$peak" -lt 65536 ] && pass "VMM heap stays bounded while streaming (peak RssAnon ${peak} KiB)" ||
 	fail "VMM heap stays bounded while streaming" "peak RssAnon ${peak} KiB"
 

@@ -32,9 +32,14 @@ vm() { "$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 600 --rootf
 # /var/run -> /run.
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,etc,var}
 cp /bin/busybox "$root/bin/busybox"
-for a in $(/bin/busybox --list); do
-	[ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
-done
+# One process for ~270 links: in the testbed a fork costs ~0.1 s (a loop of
+# ln took 40 s there).
+/bin/busybox --list | python3 -c '
+import os, sys
+for a in sys.stdin.read().split():
+    p = os.path.join(sys.argv[1], a)
+    if not os.path.lexists(p):
+        os.symlink("busybox", p)' "$root/bin"
 ln -s /run "$root/var/run"
 echo "hello from the host" >"$root/etc/greeting"
 
