@@ -98,6 +98,20 @@ expect_rc "L2 frozen (QEMU using no CPU): its own status" 123
 expect_in "L2 frozen: says so" "$err" "L2 froze: QEMU used no CPU for 3s"
 [ $((SECONDS - t0)) -lt 60 ] && pass "L2 frozen: stopped long before --timeout" ||
 	fail "L2 frozen: stopped long before --timeout" "took $((SECONDS - t0)) s"
+# One that keeps using CPU while its kernel reports an RCU stall: the same.
+cat >"$fake_qemu" <<'EOF2'
+#!/bin/sh
+for a; do case "$a" in
+file,id=status,path=*) echo "booted 1.0" >"${a#file,id=status,path=}" ;;
+file:*) console=${a#file:} ;;
+esac; done
+sleep 1
+echo "[  194.174333] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:" >>"$console"
+while :; do :; done
+EOF2
+RUNVM_TESTBED_QEMU=$fake_qemu run_capture "$run" --timeout 60 -- true
+expect_rc "L2 stalled (its RCU says so): its own status" 123
+expect_in "L2 stalled: says so" "$err" "L2 froze: its kernel reports a CPU stalled (RCU)"
 rm -f "$fake_qemu"
 
 bad_fragment=$(mktemp /tmp/runvm-bad-fragment.XXXXXX)
