@@ -78,7 +78,7 @@ pkill -KILL -f "boot --kernel .* -- yes$" 2>/dev/null; kill "$stuck_reader" 2>/d
 # 128 MiB is ~500 times what the VMM may buffer per connection, so a missing
 # bound shows; at 3-6 MiB/s in the testbed's emulation more costs CI minutes.
 want=$(yes runvm-128MiB | head -c 134217728 | sha256sum | cut -d' ' -f1)
-"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 1200 -- \
+"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 400 -- \
 	sh -c 'yes runvm-128MiB | head -c 134217728' 2>"$scratch/big.err" |
 	sha256sum | cut -d' ' -f1 >"$scratch/big.sum" &
 sink=$!

@@ -146,7 +146,7 @@ nfiles=$(tr -cd '\0' <"$scratch/doc.files" | wc -c)
 (cd /usr/share && xargs -0 sha256sum <"$scratch/doc.files" | LC_ALL=C sort) >"$scratch/doc.want"
 start=$SECONDS
 # --debug: if it stalls, --timeout logs the queues, the busy workers and the vCPUs.
-"$runvm" --debug boot --kernel "$kernel" --initrd "$initrd" --timeout 900 --rootfs "$root" -- \
+"$runvm" --debug boot --kernel "$kernel" --initrd "$initrd" --timeout 480 --rootfs "$root" -- \
 	sh -c 'cd /tmp && tar -xf /doc.tar && find doc -type f -exec sha256sum {} + >/tmp/doc.sums' \
 	>"$scratch/tar.out" 2>"$scratch/tar.err"
 rc=$?
