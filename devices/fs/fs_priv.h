@@ -104,6 +104,7 @@ struct fs_req {
 	struct fs_iov in, out;
 	size_t data_off;                /* WRITE: where its payload starts in `in` */
 	size_t reply_len;
+	struct fs_read_ref *ref;        /* NULL: the transport takes data only inline */
 };
 
 /* server.c: replies. Each returns nothing; the reply length lands in r->reply_len. */

@@ -168,38 +168,170 @@ static int reply(struct pool *p, const uint8_t *in, const uint8_t *out, size_t l
 	}
 }
 
+/* READ replies by splice (fs_server_handle_ref): the file's pages go into a
+ * pipe by reference and from there into the client's pages, one copy in
+ * all; pread() into a buffer and write() from it made two, and the server's
+ * copies were what bounded sequential reads. `data` takes the file's bytes
+ * first, so that the header, which must say how many came, can go into
+ * `reply` ahead of them. A pipe holds FUSEDEV_MAX_WRITE's pages plus the
+ * header's; anything unexpected falls back to pread(), never to a short
+ * reply, which the client would take for the end of the file. */
+struct splicer {
+	int data[2], reply[2];
+};
+
+static void splicer_close(struct splicer *sp)
+{
+	for (int i = 0; i < 2; i++) {
+		if (sp->data[i] >= 0)
+			close(sp->data[i]);
+		if (sp->reply[i] >= 0)
+			close(sp->reply[i]);
+		sp->data[i] = sp->reply[i] = -1;
+	}
+}
+
+/* false: no splicing on this thread (then READs come inline). */
+static bool splicer_open(struct splicer *sp)
+{
+	const int size = 1 << 20;   /* the default pipe-max-size, no capability needed */
+
+	sp->data[0] = sp->data[1] = sp->reply[0] = sp->reply[1] = -1;
+	if (pipe2(sp->data, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(sp->reply, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    fcntl(sp->data[1], F_SETPIPE_SZ, size) < 0 || fcntl(sp->reply[1], F_SETPIPE_SZ, size) < 0) {
+		splicer_close(sp);
+		return false;
+	}
+	return true;
+}
+
+/* Moves len bytes into a pipe; fewer only at the end of the file (from a
+ * file) or never (from a pipe). -1 on any failure, errno set. */
+static ssize_t splice_in(int from, loff_t *off, int to, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = splice(from, off, to, NULL, len - done, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == 0 && off)
+			break;
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* The header in `out`, then the data: pread() into out and one write(). */
+static int reply_inline(struct pool *p, const uint8_t *in, uint8_t *out, const struct fs_read_ref *ref,
+			struct rv_err *err)
+{
+	struct fuse_out_header oh;
+	ssize_t got = pread(ref->fd, out + sizeof(oh), ref->len, (off_t)ref->offset);
+
+	memcpy(&oh, out, sizeof(oh));
+	oh.error = got < 0 ? -errno : 0;
+	oh.len = (uint32_t)(sizeof(oh) + (got < 0 ? 0 : (size_t)got));
+	memcpy(out, &oh, sizeof(oh));
+	return reply(p, in, out, oh.len, err);
+}
+
+static int reply_spliced(struct pool *p, struct splicer *sp, const uint8_t *in, uint8_t *out,
+			 const struct fs_read_ref *ref, struct rv_err *err)
+{
+	struct fuse_out_header oh;
+	loff_t off = (loff_t)ref->offset;
+
+	memcpy(&oh, out, sizeof(oh));
+	ssize_t got = splice_in(ref->fd, &off, sp->data[1], ref->len);
+	if (got >= 0) {
+		oh.len = (uint32_t)(sizeof(oh) + (size_t)got);
+		if (write(sp->reply[1], &oh, sizeof(oh)) != (ssize_t)sizeof(oh) ||
+		    splice_in(sp->data[0], NULL, sp->reply[1], (size_t)got) != got)
+			got = -1;
+	}
+	if (got < 0) {
+		/* Nothing reached the client yet: empty pipes and the slow way. */
+		splicer_close(sp);
+		if (!splicer_open(sp))
+			return rv_fail(err, ENOMEM, "replace the splice pipes");
+		return reply_inline(p, in, out, ref, err);
+	}
+	for (;;) {
+		ssize_t n = splice(sp->reply[0], NULL, p->fd, NULL, oh.len, SPLICE_F_MOVE);
+		if (n == (ssize_t)oh.len)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		int code = n < 0 ? errno : EIO;
+		splicer_close(sp);
+		if (!splicer_open(sp))
+			return rv_fail(err, ENOMEM, "replace the splice pipes");
+		/* ENOENT: interrupted and answered by the kernel; ENODEV: unmounted. */
+		if (code == ENOENT || code == ENODEV)
+			return 0;
+		return rv_fail(err, code, "splice a %u-byte READ reply (unique %llu)", oh.len,
+			       (unsigned long long)oh.unique);
+	}
+}
+
+/* Reads and serves one request. 1: go on; 0: the filesystem went away;
+ * -1: failure. */
+static int serve_one(struct pool *p, struct splicer *sp, uint8_t *in, uint8_t *out, struct rv_err *err)
+{
+	ssize_t r = read(p->fd, in, FS_MAX_REQ_BYTES);
+	if (r < 0) {
+		/* EINTR: kicked (or any signal); ENOENT: the request was
+		 * interrupted before we got it. */
+		if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
+			return 1;
+		if (errno == ENODEV)
+			return 0;
+		return rv_fail(err, errno, "read a request from /dev/fuse");
+	}
+	if ((size_t)r < sizeof(struct fuse_in_header))
+		return rv_failx(err, EIO, "a %zd-byte request from /dev/fuse", r);
+	struct iovec iv = { .iov_base = in, .iov_len = (size_t)r };
+	struct iovec ov = { .iov_base = out, .iov_len = FS_MAX_REQ_BYTES };
+	struct fs_iov fin = { .iov = &iv, .n = 1, .bytes = (size_t)r };
+	struct fs_iov fout = { .iov = &ov, .n = 1, .bytes = FS_MAX_REQ_BYTES };
+	struct fs_read_ref ref;
+	size_t len = fs_server_handle_ref(p->s, fin, fout, sp ? &ref : NULL);
+	int rc = 0;
+	if (len > FS_MAX_REQ_BYTES)
+		rc = rv_failx(err, EIO, "the server claims a %zu-byte reply", len);
+	else if (sp && ref.fd >= 0)
+		rc = reply_spliced(p, sp, in, out, &ref, err);
+	else if (len > 0)
+		rc = reply(p, in, out, len, err);
+	if (sp)
+		fs_read_ref_done(p->s, &ref);
+	if (rc < 0)
+		return -1;
+	/* The kernel applied INIT's reply within our write(): only now would
+	 * it not lower the window again. */
+	if (((const struct fuse_in_header *)in)->opcode == FUSE_INIT)
+		widen_readahead(p->readahead);
+	return 1;
+}
+
 /* Reads and serves requests until told to stop. Returns 1 when the
  * filesystem went away or the pool is quitting, -1 on failure. */
 static int serve_loop(struct pool *p, uint8_t *in, uint8_t *out, struct rv_err *err)
 {
-	while (!atomic_load(&p->quit)) {
-		ssize_t r = read(p->fd, in, FS_MAX_REQ_BYTES);
-		if (r < 0) {
-			/* EINTR: kicked (or any signal); ENOENT: the request was
-			 * interrupted before we got it. */
-			if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
-				continue;
-			if (errno == ENODEV)
-				return 1;
-			return rv_fail(err, errno, "read a request from /dev/fuse");
-		}
-		if ((size_t)r < sizeof(struct fuse_in_header))
-			return rv_failx(err, EIO, "a %zd-byte request from /dev/fuse", r);
-		struct iovec iv = { .iov_base = in, .iov_len = (size_t)r };
-		struct iovec ov = { .iov_base = out, .iov_len = FS_MAX_REQ_BYTES };
-		struct fs_iov fin = { .iov = &iv, .n = 1, .bytes = (size_t)r };
-		struct fs_iov fout = { .iov = &ov, .n = 1, .bytes = FS_MAX_REQ_BYTES };
-		size_t len = fs_server_handle(p->s, fin, fout);
-		if (len > FS_MAX_REQ_BYTES)
-			return rv_failx(err, EIO, "the server claims a %zu-byte reply", len);
-		if (len > 0 && reply(p, in, out, len, err) < 0)
-			return -1;
-		/* The kernel applied INIT's reply within our write(): only now would
-		 * it not lower the window again. */
-		if (((const struct fuse_in_header *)in)->opcode == FUSE_INIT)
-			widen_readahead(p->readahead);
-	}
-	return 1;
+	struct splicer sp;
+	bool can_splice = splicer_open(&sp);
+	int rc = 1;
+
+	while (rc == 1 && !atomic_load(&p->quit))
+		rc = serve_one(p, can_splice ? &sp : NULL, in, out, err);
+	splicer_close(&sp);
+	return rc < 0 ? -1 : 1;
 }
 
 static void *serve_thread(void *arg)

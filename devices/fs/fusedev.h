@@ -14,6 +14,10 @@
 #include "devices/fs/server.h"
 
 #define FUSEDEV_MAX_THREADS 64u
+/* The max_write to create a server with for fusedev: a READ reply spliced
+ * through a pipe of the default maximum size (1 MiB, 256 pages) must fit with
+ * its header page, at any page offset. */
+#define FUSEDEV_MAX_WRITE (FS_MAX_WRITE_BYTES - 8192u)
 
 /* Opens /dev/fuse and mounts a FUSE filesystem on `mountpoint` (as type
  * "fuse.runvm", source `fsname`) that talks to it. The mount is nosuid and
@@ -29,7 +33,8 @@ int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, 
  * readable (then 0; -1: no such fd; nobody reads it, so a signalfd or an
  * eventfd works), or a reply is refused by the kernel, which means a bug in
  * the server (then -1). The server must have been created with a max_write of
- * at most FS_MAX_WRITE_BYTES, so that any request fits in FS_MAX_REQ_BYTES.
+ * at most FUSEDEV_MAX_WRITE (READs are spliced), so any request fits in
+ * FS_MAX_REQ_BYTES.
  * The caller unmounts (umount2 MNT_DETACH) and then closes `fd`; closing the
  * last /dev/fuse fd aborts whatever requests are still in flight. While it
  * serves, SIGUSR2 is this module's (it ends the threads' blocking reads). */

@@ -246,6 +246,11 @@ void fs_op_read(struct fs_req *r)
 	size_t len = in->size < fs_out_room(r) ? in->size : fs_out_room(r);
 	if (len > r->s->opt.max_write)
 		len = r->s->opt.max_write;
+	if (r->ref && len >= FS_READ_REF_MIN) {
+		*r->ref = (struct fs_read_ref){ .fd = h->fd, .offset = in->offset, .len = len, .hold = h };
+		fs_reply_written(r, 0);
+		return;        /* h is put by fs_read_ref_done */
+	}
 	unsigned n = slice(&r->out, sizeof(struct fuse_out_header), len, iov, MAX_IO_SEGS);
 	ssize_t got = len == 0 ? 0 : n == 0 ? -1 : preadv(h->fd, iov, (int)n, (off_t)in->offset);
 	if (got < 0)

@@ -369,7 +369,23 @@ static void dispatch(struct fs_req *r)
 
 size_t fs_server_handle(struct fs_server *s, struct fs_iov in, struct fs_iov out)
 {
-	struct fs_req r = { .s = s, .in = in, .out = out };
+	return fs_server_handle_ref(s, in, out, NULL);
+}
+
+void fs_read_ref_done(struct fs_server *s, struct fs_read_ref *ref)
+{
+	if (ref->hold)
+		fs_handle_put(s, ref->hold);
+	*ref = (struct fs_read_ref){ .fd = -1 };
+}
+
+size_t fs_server_handle_ref(struct fs_server *s, struct fs_iov in, struct fs_iov out,
+			    struct fs_read_ref *ref)
+{
+	struct fs_req r = { .s = s, .in = in, .out = out, .ref = ref };
+
+	if (ref)
+		*ref = (struct fs_read_ref){ .fd = -1 };
 	bool ok;
 	uint8_t *copy = take_request(&r, &ok);
 

@@ -81,6 +81,23 @@ struct fs_iov {
  * broken to name its unique id). */
 size_t fs_server_handle(struct fs_server *s, struct fs_iov in, struct fs_iov out);
 
+/* A READ of at least FS_READ_REF_MIN bytes answered by reference, for a
+ * transport that moves file data without copying it through the server
+ * (fusedev: splice). When fs_server_handle_ref fills `ref` (fd >= 0), the
+ * reply it returns is the header alone, length 0: the transport sends up to
+ * `len` bytes of `fd` from `offset` after it, sets the header's len to what
+ * it sent, and then calls fs_read_ref_done, which lets go of the fd. */
+#define FS_READ_REF_MIN (64u * 1024)
+struct fs_read_ref {
+	int fd;                 /* -1: the reply is complete as returned */
+	uint64_t offset;
+	size_t len;
+	void *hold;             /* the server's: keeps fd open until done */
+};
+size_t fs_server_handle_ref(struct fs_server *s, struct fs_iov in, struct fs_iov out,
+			    struct fs_read_ref *ref);
+void fs_read_ref_done(struct fs_server *s, struct fs_read_ref *ref);
+
 /* The transport serves requests on n threads. A SETLKW that has to wait
  * holds one, so at most n - 1 wait at a time (more get EDEADLK): one thread
  * always remains for the request that releases the lock. Default: none wait. */

@@ -128,8 +128,9 @@ static int parse_args(int argc, char **argv, struct args *a, struct rv_err *err)
 		a->exports[i].cache = a->cache;
 	a->mountpoint = argv[optind + 1];
 	/* /dev/fuse reads need room for the largest WRITE the kernel may send,
-	 * and the kernel sizes its WRITEs by the max_write the server offers. */
-	a->opt.max_write = FS_MAX_WRITE_BYTES;
+	 * and the kernel sizes its WRITEs by the max_write the server offers;
+	 * READ replies go through a pipe of at most 1 MiB (fusedev.h). */
+	a->opt.max_write = FUSEDEV_MAX_WRITE;
 	return 0;
 }
 

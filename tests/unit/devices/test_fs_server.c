@@ -718,3 +718,50 @@ Test(fs_server, writes_truncates_and_o_trunc_opens_by_unprivileged_callers_clear
 	cr_assert_eq(req(FUSE_OPEN, file, &oi, sizeof(oi), NULL, NULL).error, 0);
 	cr_assert_eq(host_mode("file"), 0755, "mode %o", host_mode("file"));
 }
+
+/* READ by reference (fusedev's splice): big reads come back as a header and
+ * a held fd, small ones inline. */
+Test(fs_server, big_reads_can_be_answered_by_reference)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/big", rw_dir);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 100000; i++)
+		fputc('a' + i % 26, f);
+	fclose(f);
+	uint64_t root = must_lookup(1, "rootfs"), big = must_lookup(root, "big");
+	int err;
+	uint64_t fh = open_node(big, O_RDONLY, &err);
+	cr_assert_eq(err, 0);
+
+	struct fuse_read_in rd = { .fh = fh, .offset = 26, .size = 80000 };
+	uint8_t buf[sizeof(struct fuse_in_header) + sizeof(rd)];
+	struct fuse_in_header h = { .len = sizeof(buf), .opcode = FUSE_READ, .unique = 7, .nodeid = big };
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &rd, sizeof(rd));
+	static uint8_t big_out[256 * 1024];   /* fusedev's is max_write and more */
+	struct iovec in_iov = { buf, sizeof(buf) }, out_iov = { big_out, sizeof(big_out) };
+	struct fs_read_ref ref;
+	size_t n = fs_server_handle_ref(srv, (struct fs_iov){ &in_iov, 1, sizeof(buf) },
+					(struct fs_iov){ &out_iov, 1, sizeof(big_out) }, &ref);
+	cr_assert_eq(n, sizeof(struct fuse_out_header), "the reply is the header alone");
+	cr_assert_geq(ref.fd, 0);
+	cr_assert_eq(ref.offset, 26);
+	cr_assert_eq(ref.len, 80000);
+	char c;
+	cr_assert_eq(pread(ref.fd, &c, 1, (off_t)ref.offset), 1);
+	cr_assert_eq(c, 'a', "the fd is the file's");
+	struct fuse_release_in rel = { .fh = fh };
+	fs_read_ref_done(srv, &ref);
+	cr_assert_eq(ref.fd, -1);
+	cr_assert_eq(req(FUSE_RELEASE, big, &rel, sizeof(rel), NULL, NULL).error, 0);
+
+	fh = open_node(big, O_RDONLY, &err);
+	rd = (struct fuse_read_in){ .fh = fh, .size = 100 };
+	memcpy(buf + sizeof(h), &rd, sizeof(rd));
+	n = fs_server_handle_ref(srv, (struct fs_iov){ &in_iov, 1, sizeof(buf) },
+				 (struct fs_iov){ &out_iov, 1, sizeof(big_out) }, &ref);
+	cr_assert_eq(n, sizeof(struct fuse_out_header) + 100, "a small read comes inline");
+	cr_assert_eq(ref.fd, -1);
+}
