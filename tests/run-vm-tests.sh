@@ -38,7 +38,9 @@ fi
 #   when no RCU grace period is pending: the suite then runs past its limit
 #   (exit 124);
 # - a guest triple-faulted with its state already reset (RIP 0xfff0, AMD's
-#   reset vector), or never brought its agent up within 120 s of boot: each
+#   reset vector), never brought its agent up within 120 s of boot, or (seen
+#   once, in fs-vm's tar) stopped taking interrupts with its vCPU runnable,
+#   the device raising the same one 301 times over 5 minutes: each
 #   about once in 150-300 testbed boots, never twice in a row, cause unknown
 #   (ours or the emulation's) until one is caught with --debug. These are open
 #   defects (the closing notes of issues 5 and 6), not accepted results.
@@ -55,6 +57,8 @@ emulation_fault() { # RC OUTPUT_FILE: says why a retry is due, or fails
 		echo "a guest triple-faulted with its state reset (RIP 0xfff0)"
 	elif [ "$1" != 0 ] && grep -q 'the agent did not come up within 120 s of boot' "$2"; then
 		echo "a guest's agent did not come up within 120 s"
+	elif [ "$1" != 0 ] && grep -qE 'isr 0x[1-3], [0-9]{2,} interrupts raised again' "$2"; then
+		echo "a guest left a device's interrupt unacknowledged for 10 s and more while its vCPU ran"
 	else
 		return 1
 	fi
