@@ -112,7 +112,7 @@ step parallel parallel_work
 step flock flock_work
 step fio fio_work
 '
-out=$("$runvm" boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 600 \
+out=$("$runvm" boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 1200 \
 	--rootfs "$root" --readonly --volume "$work:/tmp" -- /bin/sh -c "$guest_script" 2>"$scratch/err")
 rc=$?
 [ $rc = 0 ] && pass "the work VM ran to the end" || fail "the work VM ran to the end" "rc=$rc" "$(tail -5 "$scratch/err")"
