@@ -65,10 +65,9 @@ emulation_fault() { # RC OUTPUT_FILE: says why a retry is due, or fails
 }
 rc=0
 # About 2.5 times each suite's time in a quiet testbed (boot ~200 s, agent-vm
-# ~200, fs-vm ~330): a stuck suite costs its limit and a retry, and both must
-# still fit CI's 90 minutes. fs-work-vm's fio (8192 verified 4 KiB writes, each
-# a FUSE round trip through the emulation) alone has taken over 10 minutes.
-declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=800 [fs-work-vm]=1500)
+# ~200, fs-vm ~370, fs-work-vm ~220): a stuck suite costs its limit and a
+# retry, and both must still fit CI's 90 minutes.
+declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=900 [fs-work-vm]=800)
 out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
 trap 'rm -f "$out_file"' EXIT
 for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm}; do

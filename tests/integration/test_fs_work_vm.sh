@@ -112,10 +112,13 @@ step parallel parallel_work
 step flock flock_work
 step fio fio_work
 '
-out=$("$runvm" boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 1200 \
+# ~200 s in a quiet testbed. --debug: a stall past --timeout logs the
+# queues, interrupts and vCPUs (tests/run-vm-tests.sh reads those lines).
+out=$("$runvm" --debug boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 600 \
 	--rootfs "$root" --readonly --volume "$work:/tmp" -- /bin/sh -c "$guest_script" 2>"$scratch/err")
 rc=$?
-[ $rc = 0 ] && pass "the work VM ran to the end" || fail "the work VM ran to the end" "rc=$rc" "$(tail -5 "$scratch/err")"
+[ $rc = 0 ] && pass "the work VM ran to the end" || fail "the work VM ran to the end" "rc=$rc" \
+	"$(grep -E '^runvm|interrupts raised again|vCPU|triple fault' "$scratch/err" | tail -n 12)"
 for name in git sqlite mmap parallel flock fio; do
 	line=$(grep -E "^(ok|FAIL) $name" <<<"$out")
 	[ "${line%% *}" = ok ] && pass "in the guest: $name" || fail "in the guest: $name" "${line:-no result}"
