@@ -165,7 +165,7 @@ struct fs_fsetid {
 	uint32_t effective[2];
 };
 void fs_fsetid_drop(bool want, struct fs_fsetid *saved);
-void fs_fsetid_restore(const struct fs_fsetid *saved);
+void fs_fsetid_restore(const struct fs_fsetid *saved);   /* keeps errno */
 
 /* locks.c */
 int fs_locks_init(struct fs_server *s);

@@ -205,6 +205,13 @@ static bool splicer_open(struct splicer *sp)
 	return true;
 }
 
+/* After a failure part-way: whatever the pipes hold is garbage now. */
+static int splicer_reset(struct splicer *sp, struct rv_err *err)
+{
+	splicer_close(sp);
+	return splicer_open(sp) ? 0 : rv_fail(err, ENOMEM, "replace the splice pipes");
+}
+
 /* Moves len bytes into a pipe; fewer only at the end of the file (from a
  * file) or never (from a pipe). -1 on any failure, errno set. */
 static ssize_t splice_in(int from, loff_t *off, int to, size_t len)
@@ -257,9 +264,8 @@ static int reply_spliced(struct pool *p, struct splicer *sp, const uint8_t *in, 
 	}
 	if (got < 0) {
 		/* Nothing reached the client yet: empty pipes and the slow way. */
-		splicer_close(sp);
-		if (!splicer_open(sp))
-			return rv_fail(err, ENOMEM, "replace the splice pipes");
+		if (splicer_reset(sp, err) < 0)
+			return -1;
 		return reply_inline(p, in, out, ref, err);
 	}
 	for (;;) {
@@ -269,9 +275,8 @@ static int reply_spliced(struct pool *p, struct splicer *sp, const uint8_t *in, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		int code = n < 0 ? errno : EIO;
-		splicer_close(sp);
-		if (!splicer_open(sp))
-			return rv_fail(err, ENOMEM, "replace the splice pipes");
+		if (splicer_reset(sp, err) < 0)
+			return -1;
 		/* ENOENT: interrupted and answered by the kernel; ENODEV: unmounted. */
 		if (code == ENOENT || code == ENODEV)
 			return 0;

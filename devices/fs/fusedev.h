@@ -29,12 +29,12 @@ int fusedev_mount(const char *mountpoint, const char *fsname, bool allow_other, 
 
 /* Serves requests read from `fd` with `threads` threads (the caller's waits
  * for them), and once INIT is answered widens the read-ahead of the mount on
- * `mountpoint` (NULL: leave it) to FS_READAHEAD_KB, until the filesystem is unmounted (then 0), `stop_fd` becomes
- * readable (then 0; -1: no such fd; nobody reads it, so a signalfd or an
- * eventfd works), or a reply is refused by the kernel, which means a bug in
- * the server (then -1). The server must have been created with a max_write of
- * at most FUSEDEV_MAX_WRITE (READs are spliced), so any request fits in
- * FS_MAX_REQ_BYTES.
+ * `mountpoint` (NULL: leave it) to FS_READAHEAD_KB, until the filesystem is
+ * unmounted (then 0), `stop_fd` becomes readable (then 0; -1: no such fd;
+ * nobody reads it, so a signalfd or an eventfd works), or a reply is refused
+ * by the kernel, which means a bug in the server (then -1). The server must
+ * have been created with a max_write of at most FUSEDEV_MAX_WRITE (READs are
+ * spliced), so any request fits in FS_MAX_REQ_BYTES.
  * The caller unmounts (umount2 MNT_DETACH) and then closes `fd`; closing the
  * last /dev/fuse fd aborts whatever requests are still in flight. While it
  * serves, SIGUSR2 is this module's (it ends the threads' blocking reads). */

@@ -80,9 +80,7 @@ void fs_op_open(struct fs_req *r)
 	struct fs_fsetid f;
 	fs_fsetid_drop(rc == 0 && (in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID), &f);
 	int fd = rc == 0 ? fs_reopen(r->s, i, host_flags(r->s, in->flags)) : -1;
-	int saved = errno;
 	fs_fsetid_restore(&f);
-	errno = saved;
 	if (rc == 0 && fd < 0)
 		rc = -errno;
 	if (rc == 0 && (rc = fs_handle_new(r->s, fd, false, false, i->export, &out.fh)) < 0)
@@ -149,9 +147,7 @@ void fs_op_create(struct fs_req *r)
 			struct fs_fsetid f;
 			fs_fsetid_drop((in->flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID), &f);
 			fd = open_existing(r->s, p, name, flags);
-			int saved = errno;
 			fs_fsetid_restore(&f);
-			errno = saved;
 		}
 		rc = fd < 0 ? -errno : 0;
 		fs_creds_leave(&c);
@@ -412,9 +408,7 @@ void fs_op_copy_file_range(struct fs_req *r)
 		struct fs_fsetid f;
 		fs_fsetid_drop(r->h.uid != 0, &f);   /* as for FALLOCATE */
 		n = copy_file_range(src->fd, &off_in, dst->fd, &off_out, len, 0);
-		int saved = errno;
 		fs_fsetid_restore(&f);
-		errno = saved;
 	}
 	if (n < 0) {
 		fs_reply_err(r, errno);

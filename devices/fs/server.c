@@ -191,12 +191,14 @@ void fs_fsetid_drop(bool want, struct fs_fsetid *saved)
 void fs_fsetid_restore(const struct fs_fsetid *saved)
 {
 	struct __user_cap_data_struct data[2];
+	int code = errno;
 
-	if (!saved->dropped || caps(false, data) < 0)
-		return;
-	data[0].effective = saved->effective[0];
-	data[1].effective = saved->effective[1];
-	caps(true, data);
+	if (saved->dropped && caps(false, data) == 0) {
+		data[0].effective = saved->effective[0];
+		data[1].effective = saved->effective[1];
+		caps(true, data);
+	}
+	errno = code;
 }
 
 /* --- INIT / DESTROY ------------------------------------------------------ */
