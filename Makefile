@@ -22,10 +22,12 @@ LDFLAGS += $(SAN_FLAGS)
 LIB_SRCS := $(wildcard common/*.c) $(wildcard vmm/*.c) $(wildcard vmm/x86/*.c) \
 	$(wildcard devices/*/*.c)
 CLI_SRCS := $(wildcard runtime/*.c)
+RT_SRCS := $(filter-out runtime/main.c,$(CLI_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*/*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
+RT_OBJS := $(RT_SRCS:%.c=$(B)/obj/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
 
 RUNVM := $(B)/bin/runvm
@@ -53,13 +55,18 @@ $(B)/lib.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(RUNVM): $(CLI_OBJS) $(B)/lib.a
+# The runtime (CLI verbs, spec, state) without main: the unit tests link it too.
+$(B)/runtime.a: $(RT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(AR) rcs $@ $^
 
-$(UNIT): $(UNIT_OBJS) $(B)/lib.a
+$(RUNVM): $(B)/obj/runtime/main.o $(B)/runtime.a $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion
+	$(CC) $(LDFLAGS) -o $@ $^ -lyajl -lpthread
+
+$(UNIT): $(UNIT_OBJS) $(B)/runtime.a $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion -lyajl -lpthread
 
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	@mkdir -p $(dir $@)
@@ -215,7 +222,7 @@ install: all
 	install -D -m 0644 $(AGENT_INITRD) $(DESTDIR)$(PREFIX)/share/runvm/initramfs.img
 
 clean:
-	rm -rf build/bin build/obj build/tests build/lib.a build/san build/fuzz
+	rm -rf build/bin build/obj build/tests build/lib.a build/runtime.a build/san build/fuzz
 
 # --- fuzzing (libFuzzer) -------------------------------------------------------
 # Every parser of untrusted bytes has a target (DESIGN §8). To add one:

@@ -461,6 +461,10 @@ int agent_run(const struct agent_client *c, const struct agent_exec *x, struct a
 	for (int i = 0; i < 3; i++)
 		if (host_fds[i] >= 0 && attach(c, &r, i, err) < 0)
 			goto prepare_failed;
+	if (x->before_start && x->before_start(x->before_start_arg, err) < 0) {
+		run_close(&r);
+		return -1;
+	}
 	/* From here on, errors name the command themselves. */
 	if (start(&r, err) == 0 && relay(&r, err) == 0) {
 		*st = r.status;

@@ -40,6 +40,12 @@ struct agent_exec {
 	 * before the relay starts: it must not block. */
 	void (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid);
 	void *started_arg;
+	/* Optional: called once the process is prepared in the guest and its
+	 * streams attached, before it is started; it may block (`runvm create`
+	 * holds the process here until `start`). An error ends agent_run with
+	 * that error, the process never started. */
+	int (*before_start)(void *arg, struct rv_err *err);
+	void *before_start_arg;
 };
 
 struct agent_status {

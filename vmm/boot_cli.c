@@ -487,9 +487,10 @@ static bool fd_open(int fd)
 
 /* The controller for `boot -- CMD`: CMD in the guest with our stdio, in the
  * rootfs when there is one. */
-static int run_command(void *arg, const struct agent_client *agent, uint32_t *status,
-		       struct rv_err *err)
+static int run_command(void *arg, struct vm *vm, const struct agent_client *agent,
+		       uint32_t *status, struct rv_err *err)
 {
+	(void)vm;
 	struct boot_command *bc = arg;
 	struct agent_exec x = { .argv = (const char *const *)bc->argv, .cwd = "/",
 				.root = bc->fs ? BOOT_GUEST_ROOTFS : NULL,

@@ -11,6 +11,7 @@
 #include "vmm/agent_client.h"
 
 struct fs_server;
+struct vm;
 
 #define VM_DEFAULT_MEM_BYTES (256ull << 20)
 #define VM_CONSOLE_TAIL_BYTES 2048
@@ -33,8 +34,8 @@ struct vm_config {
 	 * has announced itself on vsock, talks to it through `agent`, and sets
 	 * *status (VM_STATUS_* encoding); the VM then shuts down. An error ends the
 	 * VM with that error. NULL for payload guests. */
-	int (*controller)(void *arg, const struct agent_client *agent, uint32_t *status,
-			  struct rv_err *err);
+	int (*controller)(void *arg, struct vm *vm, const struct agent_client *agent,
+			  uint32_t *status, struct rv_err *err);
 	void *controller_arg;
 	unsigned agent_timeout_ms;   /* boot to agent ready; 0: VM_AGENT_TIMEOUT_MS */
 	/* The files the guest mounts over virtio-fs (DESIGN §5). Owned by the

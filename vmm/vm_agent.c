@@ -111,7 +111,7 @@ static void *agent_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	if (await_agent(vm, &err) < 0 ||
-	    vm->cfg->controller(vm->cfg->controller_arg, &client, &status, &err) < 0) {
+	    vm->cfg->controller(vm->cfg->controller_arg, vm, &client, &status, &err) < 0) {
 		if (!atomic_load(&vm->stopping))
 			vm_request_stop(vm, VM_STOP_ERROR, &err);
 		return NULL;

@@ -87,8 +87,10 @@ struct stress {
 	unsigned failed;
 };
 
-static int controller(void *arg, const struct agent_client *agent, uint32_t *status, struct rv_err *err)
+static int controller(void *arg, struct vm *vm, const struct agent_client *agent, uint32_t *status,
+		      struct rv_err *err)
 {
+	(void)vm;
 	struct stress *s = arg;
 	struct job *jobs = calloc(s->parallel, sizeof(*jobs));
 	pthread_t *threads = calloc(s->parallel, sizeof(*threads));
