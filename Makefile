@@ -239,6 +239,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 
+# FUZZ_LIBS_<name> := -l...   libraries a target links, when it needs any.
 FUZZ_SRCS_proto := common/proto.c common/err.c
 FUZZ_SRCS_fuse := $(wildcard devices/fs/server.c devices/fs/inode.c devices/fs/locks.c devices/fs/ops_*.c) common/err.c common/log.c common/jsonw.c
 FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
@@ -256,6 +257,6 @@ fuzz: fuzz-build
 .SECONDEXPANSION:
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard */*.h */*/*.h */*/*/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -19,6 +19,20 @@ struct cli {
 
 typedef int (*cli_verb_fn)(struct cli *cli, int argc, char **argv, struct rv_err *err);
 
+/* One per verb, each in its runtime/cmd_<verb>.c. */
+int cmd_create(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_start(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_state(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_list(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_kill(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_delete(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_wait(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_pause(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_resume(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_ps(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_events(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_spec(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_features(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_guest_verb(struct cli *cli, int argc, char **argv, struct rv_err *err);
