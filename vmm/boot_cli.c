@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "devices/fs/server.h"
+#include "vmm/boot_fs.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_KERNEL_REL "../share/runvm/vmlinux"
@@ -22,11 +23,6 @@
 /* The file service as the guest sees it (DESIGN §5): the agent mounts the
  * virtio-fs tag at BOOT_GUEST_FS, whose entries are the exports: "rootfs"
  * and one "volN" per --volume. */
-#define BOOT_FS_TAG "runvm"
-#define BOOT_GUEST_FS "/run/runvm/fs"
-#define BOOT_GUEST_ROOTFS BOOT_GUEST_FS "/rootfs"
-#define BOOT_MAX_VOLUMES 16u
-#define ROOTFS_MAX_LINKS 40u            /* symlinks followed in one path, as the kernel's */
 
 int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err)
 {
@@ -99,24 +95,6 @@ static int check_host_memory(unsigned long long bytes, struct rv_err *err)
 				bytes >> 20, host >> 20);
 	return 0;
 }
-
-struct boot_volume {
-	const char *arg;             /* SRC:DST[:ro] as given, for errors */
-	char src[PATH_MAX];          /* host directory */
-	char dst[PATH_MAX];          /* in the rootfs, its symlinks followed inside it */
-	bool readonly;
-};
-
-/* --rootfs and what goes with it; rootfs NULL: no file service. */
-struct boot_fs {
-	const char *rootfs;
-	bool readonly, writeback;
-	const char *cache_arg;       /* --fs-cache as given; NULL: auto */
-	enum fs_cache cache;
-	bool has_proc, has_dev, has_sys;
-	unsigned nvolumes;
-	struct boot_volume vol[BOOT_MAX_VOLUMES];
-};
 
 struct boot_command {
 	char **argv;                 /* NULL: a payload guest, no agent */
@@ -227,126 +205,6 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct boot
 	return rc;
 }
 
-/* --- the file service: --rootfs, --volume ----------------------------------------- */
-
-/* Appends "/" and the n bytes of name to the path in out (len bytes so far). */
-static int path_push(char *out, size_t *len, size_t size, const char *name, size_t n)
-{
-	if (*len + 1 + n >= size)
-		return -1;
-	out[(*len)++] = '/';
-	memcpy(out + *len, name, n);
-	*len += n;
-	out[*len] = '\0';
-	return 0;
-}
-
-/* Where DST lands in the rootfs dir, as the container's own lookups take it:
- * a symlink on the way is followed inside dir (an absolute one from dir, ".."
- * never above it). A rootfs's links (/var/run -> /run) then work, and none
- * can put a mount outside the container. out gets the path relative to dir,
- * "/a/b"; a missing tail is kept as written (the agent creates it) and
- * *exists says whether all of it was there. */
-static int resolve_in_rootfs(const char *dir, const char *dst, char *out, size_t size,
-			     bool *exists, struct rv_err *err)
-{
-	char todo[PATH_MAX], link[PATH_MAX], host[PATH_MAX];
-	const char *p = todo;
-	size_t len = 0;
-	unsigned links = 0;
-
-	*exists = true;
-	out[0] = '\0';
-	if (snprintf(todo, sizeof(todo), "%s", dst) >= (int)sizeof(todo))
-		return rv_failx(err, ENAMETOOLONG, "%s: too long", dst);
-	while (*p) {
-		p += strspn(p, "/");
-		size_t n = strcspn(p, "/");
-		const char *name = p;
-		p += n;
-		if (n == 0 || (n == 1 && name[0] == '.'))
-			continue;
-		if (n == 2 && name[0] == '.' && name[1] == '.') {
-			char *slash = strrchr(out, '/');
-			len = slash ? (size_t)(slash - out) : 0;
-			out[len] = '\0';
-			continue;
-		}
-		size_t before = len;
-		if (path_push(out, &len, size, name, n) < 0)
-			return rv_failx(err, ENAMETOOLONG, "%s: too long", dst);
-		struct stat st;
-		if (!*exists)
-			continue;
-		if (snprintf(host, sizeof(host), "%s%s", dir, out) >= (int)sizeof(host))
-			return rv_failx(err, ENAMETOOLONG, "%s%s: too long", dir, out);
-		if (lstat(host, &st) < 0) {
-			if (errno != ENOENT)
-				return rv_fail(err, errno, "%s", host);
-			*exists = false;
-			continue;
-		}
-		if (!S_ISLNK(st.st_mode))
-			continue;
-		ssize_t l = readlink(host, link, sizeof(link) - 1);
-		if (l < 0)
-			return rv_fail(err, errno, "readlink %s", host);
-		link[l] = '\0';
-		if (++links > ROOTFS_MAX_LINKS)
-			return rv_failx(err, ELOOP, "%s: more than %u symlinks in the rootfs", dst,
-					ROOTFS_MAX_LINKS);
-		char next[PATH_MAX];
-		if (snprintf(next, sizeof(next), "%s/%s", link, p) >= (int)sizeof(next))
-			return rv_failx(err, ENAMETOOLONG, "%s: too long once %s is followed", dst, host);
-		strcpy(todo, next);
-		p = todo;
-		len = link[0] == '/' ? 0 : before;   /* the link replaces its own name */
-		out[len] = '\0';
-	}
-	if (len == 0)
-		strcpy(out, "/");
-	return 0;
-}
-
-/* DST: absolute, no "..", not the root itself; then where it lands. */
-static int check_volume(const struct boot_fs *f, struct boot_volume *v, struct rv_err *err)
-{
-	char dst[PATH_MAX];
-	struct stat st;
-	bool exists;
-
-	if (stat(v->src, &st) < 0)
-		return rv_fail(err, errno, "--volume %s: %s", v->arg, v->src);
-	if (!S_ISDIR(st.st_mode))
-		return rv_failx(err, ENOTDIR, "--volume %s: %s is not a directory", v->arg, v->src);
-	strcpy(dst, v->dst);
-	bool dotdot = strstr(dst, "/../") || !strcmp(dst, "..") || !strncmp(dst, "../", 3) ||
-		      (strlen(dst) >= 3 && !strcmp(dst + strlen(dst) - 3, "/.."));
-	if (dst[0] != '/' || dotdot)
-		return rv_failx(err, EINVAL, "--volume %s: %s must be an absolute path without '..'",
-				v->arg, dst);
-	if (resolve_in_rootfs(f->rootfs, dst, v->dst, sizeof(v->dst), &exists, err) < 0)
-		return rv_wrap(err, "--volume %s", v->arg);
-	if (!strcmp(v->dst, "/"))
-		return rv_failx(err, EINVAL, "--volume %s: %s is the container's root (--rootfs)",
-				v->arg, dst);
-	if (!exists && f->readonly)
-		return rv_failx(err, EROFS, "--volume %s: %s does not exist in the read-only rootfs "
-				"%s, and no mount point can be made there", v->arg, dst, f->rootfs);
-	return 0;
-}
-
-/* A directory of the rootfs itself, not a symlink to one: the agent mounts
- * /proc, /dev and /sys of the container only where these are. */
-static bool rootfs_has_dir(const char *rootfs, const char *name)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	return snprintf(path, sizeof(path), "%s/%s", rootfs, name) < (int)sizeof(path) &&
-	       lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int check_fs_flags(const struct boot_fs *f, char **command, struct rv_err *err)
 {
 	const char *needs_rootfs = f->nvolumes ? "--volume" : f->readonly ? "--readonly" :
@@ -361,94 +219,9 @@ static int check_fs_flags(const struct boot_fs *f, char **command, struct rv_err
 	return 0;
 }
 
-/* Checks every path and makes the server with its exports; *srv is NULL
- * without --rootfs. */
-static int make_fs_server(struct boot_fs *f, const struct rv_log *log, struct fs_server **srv,
-			  struct rv_err *err)
-{
-	struct fs_options opt = { .writeback = f->writeback };
-	struct stat st;
-
-	*srv = NULL;
-	if (!f->rootfs)
-		return 0;
-	if (stat(f->rootfs, &st) < 0)
-		return rv_fail(err, errno, "--rootfs %s", f->rootfs);
-	if (!S_ISDIR(st.st_mode))
-		return rv_failx(err, ENOTDIR, "--rootfs %s: not a directory", f->rootfs);
-	f->has_proc = rootfs_has_dir(f->rootfs, "proc");
-	f->has_dev = rootfs_has_dir(f->rootfs, "dev");
-	f->has_sys = rootfs_has_dir(f->rootfs, "sys");
-	for (unsigned i = 0; i < f->nvolumes; i++)
-		if (check_volume(f, &f->vol[i], err) < 0)
-			return -1;
-
-	*srv = fs_server_new(&opt, log, err);
-	if (!*srv)
-		return -1;
-	struct fs_export_cfg root = { .name = "rootfs", .path = f->rootfs,
-				      .readonly = f->readonly, .cache = f->cache };
-	if (fs_server_add_export(*srv, &root, err) < 0)
-		return rv_wrap(err, "--rootfs %s", f->rootfs);
-	for (unsigned i = 0; i < f->nvolumes; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "vol%u", i);
-		struct fs_export_cfg vol = { .name = name, .path = f->vol[i].src,
-					     .readonly = f->vol[i].readonly, .cache = f->cache };
-		if (fs_server_add_export(*srv, &vol, err) < 0)
-			return rv_wrap(err, "--volume %s", f->vol[i].arg);
-	}
-	return 0;
-}
-
-/* The container's filesystems, mounted by the agent before CMD runs in
- * them: the file service, the rootfs as a mount of its own (so that
- * --readonly can remount it), the kernel's filesystems where the rootfs has
- * a place for them, the volumes, and last the read-only remount (the
- * volumes' mount points are made before it). */
-static int mount_container(const struct agent_client *a, const struct boot_fs *f,
-			   struct rv_err *err)
-{
-	const struct {
-		const char *dir, *source, *fstype;
-		uint32_t flags;
-		bool wanted;
-	} kernel_fs[] = {
-		{ "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, f->has_proc },
-		{ "dev", "/dev", NULL, MS_BIND | MS_REC, f->has_dev },
-		{ "sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f->has_sys },
-	};
-	char src[64], dst[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
-
-	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0 ||
-	    agent_mount(a, BOOT_GUEST_ROOTFS, BOOT_GUEST_ROOTFS, NULL, MS_BIND | MS_REC, NULL,
-			err) < 0)
-		return rv_wrap(err, "--rootfs %s", f->rootfs);
-	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
-		if (!kernel_fs[i].wanted)
-			continue;
-		snprintf(dst, sizeof(dst), "%s/%s", BOOT_GUEST_ROOTFS, kernel_fs[i].dir);
-		if (agent_mount(a, kernel_fs[i].source, dst, kernel_fs[i].fstype,
-				kernel_fs[i].flags, NULL, err) < 0)
-			return rv_wrap(err, "--rootfs %s: /%s", f->rootfs, kernel_fs[i].dir);
-	}
-	for (unsigned i = 0; i < f->nvolumes; i++) {
-		const struct boot_volume *v = &f->vol[i];
-		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, i);
-		snprintf(dst, sizeof(dst), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
-		if (agent_mount(a, src, dst, NULL, MS_BIND | MS_REC | (v->readonly ? MS_RDONLY : 0),
-				NULL, err) < 0)
-			return rv_wrap(err, "--volume %s", v->arg);
-	}
-	if (f->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
-				       MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
-		return rv_wrap(err, "--readonly");
-	return 0;
-}
-
 #define CONSOLE_TAIL_LINES 20
 
-static void print_console_tail(const struct vm_result *res)
+void boot_print_console_tail(const struct vm_result *res, FILE *out)
 {
 	const char *start = res->console_tail, *end = start + strlen(start);
 	int lines = 0;
@@ -461,15 +234,15 @@ static void print_console_tail(const struct vm_result *res)
 			lines++;
 	if (lines > CONSOLE_TAIL_LINES)
 		p++;
-	fprintf(stderr, "runvm: boot: last guest console lines:\n");
+	fprintf(out, "runvm: boot: last guest console lines:\n");
 	while (p < end) {
 		size_t len = strcspn(p, "\n");
-		fprintf(stderr, "  | %.*s\n", (int)len, p);
+		fprintf(out, "  | %.*s\n", (int)len, p);
 		p += len + 1;
 	}
 }
 
-static void reraise(int sig)
+void boot_reraise(int sig)
 {
 	sigset_t set;
 
@@ -478,6 +251,16 @@ static void reraise(int sig)
 	sigaddset(&set, sig);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	raise(sig);
+}
+
+int boot_exit_status(const struct vm_result *res, int *sig)
+{
+	*sig = 0;
+	if (res->reason == VM_STOP_HOST_SIGNAL)
+		*sig = res->host_signal;
+	else if (res->status & VM_STATUS_SIGNALED)
+		*sig = (int)(res->status & 0x7f);
+	return *sig ? 128 + *sig : (int)(res->status & 0xff);
 }
 
 static bool fd_open(int fd)
@@ -499,7 +282,7 @@ static int run_command(void *arg, struct vm *vm, const struct agent_client *agen
 				.stderr_fd = fd_open(STDERR_FILENO) ? STDERR_FILENO : -1 };
 	struct agent_status st;
 
-	if (bc->fs && mount_container(agent, bc->fs, err) < 0)
+	if (bc->fs && boot_fs_mount(agent, bc->fs, err) < 0)
 		return -1;
 	if (agent_run(agent, &x, &st, err) < 0) {
 		/* As a shell says it: 127 not found, 126 not runnable. */
@@ -537,7 +320,7 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 		/* A reader that goes away is the guest process's SIGPIPE, not ours. */
 		signal(SIGPIPE, SIG_IGN);
 	}
-	if (make_fs_server(fs, log, &cfg.fs, err) < 0) {
+	if (boot_fs_make_server(fs, log, &cfg.fs, err) < 0) {
 		fs_server_free(cfg.fs);
 		return -1;
 	}
@@ -552,20 +335,12 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 	rv_logf(log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first KVM_RUN: %.1f",
 		cfg.cpus, (unsigned long long)(cfg.mem_bytes >> 20), res.cpu_ms_before_run);
 	if (rc < 0) {
-		print_console_tail(&res);
+		boot_print_console_tail(&res, stderr);
 		return -1;
 	}
-	if (res.reason == VM_STOP_HOST_SIGNAL) {
-		reraise(res.host_signal);
-		*exit_code = 128 + res.host_signal;
-		return 0;
-	}
-	if (res.status & VM_STATUS_SIGNALED) {
-		int sig = (int)(res.status & 0x7f);
-		reraise(sig);
-		*exit_code = 128 + sig;
-		return 0;
-	}
-	*exit_code = (int)(res.status & 0xff);
+	int sig;
+	*exit_code = boot_exit_status(&res, &sig);
+	if (sig)
+		boot_reraise(sig);
 	return 0;
 }

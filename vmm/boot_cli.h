@@ -2,8 +2,11 @@
 #ifndef RV_BOOT_CLI_H
 #define RV_BOOT_CLI_H
 
+#include <stdio.h>
+
 #include "common/err.h"
 #include "common/log.h"
+#include "vmm/vm.h"
 
 /* Parses boot's flags, runs the VM and sets *exit_code to the guest's status.
  * `boot [FLAGS] -- CMD ARGS...` (the developer entry before the OCI verbs) boots
@@ -17,5 +20,15 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 
 /* "512M", "2G", "1048576": bytes; -1 with err naming --total-memory on junk. */
 int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err);
+
+/* How a VM's end is a host process's status: the guest's exit code, or 128 +
+ * the signal that ended it (the guest process's, or the one the VMM got),
+ * which *sig then names so that the caller can re-raise it (boot_reraise)
+ * once it has cleaned up. */
+int boot_exit_status(const struct vm_result *res, int *sig);
+void boot_reraise(int sig);
+
+/* The guest's last console lines, for an error that ended the VM. */
+void boot_print_console_tail(const struct vm_result *res, FILE *out);
 
 #endif

@@ -1,0 +1,15 @@
+/* The CLI's side of a sandbox's control socket (vmm/control.h): one request,
+ * one reply. */
+#ifndef RV_CTL_H
+#define RV_CTL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+/* Sends req to the VMM listening at path and reads its reply: 0 for "ok"
+ * (reply gets the payload, maybe ""), -1 with err: the VMM's own error, or
+ * ECONNREFUSED / ENOENT when no VMM listens there any more. */
+int ctl_call(const char *path, const char *req, char *reply, size_t size, struct rv_err *err);
+
+#endif

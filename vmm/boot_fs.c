@@ -1,0 +1,225 @@
+/* The file service of one sandbox: the exports (rootfs, volumes) and the
+ * guest mounts over them (DESIGN §5). */
+#include "vmm/boot_fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROOTFS_MAX_LINKS 40u            /* symlinks followed in one path, as the kernel's */
+
+/* Appends "/" and the n bytes of name to the path in out (len bytes so far). */
+static int path_push(char *out, size_t *len, size_t size, const char *name, size_t n)
+{
+	if (*len + 1 + n >= size)
+		return -1;
+	out[(*len)++] = '/';
+	memcpy(out + *len, name, n);
+	*len += n;
+	out[*len] = '\0';
+	return 0;
+}
+
+/* Where DST lands in the rootfs dir, as the container's own lookups take it:
+ * a symlink on the way is followed inside dir (an absolute one from dir, ".."
+ * never above it). A rootfs's links (/var/run -> /run) then work, and none
+ * can put a mount outside the container. out gets the path relative to dir,
+ * "/a/b"; a missing tail is kept as written (the agent creates it) and
+ * *exists says whether all of it was there. */
+int boot_fs_resolve(const char *dir, const char *dst, char *out, size_t size,
+			     bool *exists, struct rv_err *err)
+{
+	char todo[PATH_MAX], link[PATH_MAX], host[PATH_MAX];
+	const char *p = todo;
+	size_t len = 0;
+	unsigned links = 0;
+
+	*exists = true;
+	out[0] = '\0';
+	if (snprintf(todo, sizeof(todo), "%s", dst) >= (int)sizeof(todo))
+		return rv_failx(err, ENAMETOOLONG, "%s: too long", dst);
+	while (*p) {
+		p += strspn(p, "/");
+		size_t n = strcspn(p, "/");
+		const char *name = p;
+		p += n;
+		if (n == 0 || (n == 1 && name[0] == '.'))
+			continue;
+		if (n == 2 && name[0] == '.' && name[1] == '.') {
+			char *slash = strrchr(out, '/');
+			len = slash ? (size_t)(slash - out) : 0;
+			out[len] = '\0';
+			continue;
+		}
+		size_t before = len;
+		if (path_push(out, &len, size, name, n) < 0)
+			return rv_failx(err, ENAMETOOLONG, "%s: too long", dst);
+		struct stat st;
+		if (!*exists)
+			continue;
+		if (snprintf(host, sizeof(host), "%s%s", dir, out) >= (int)sizeof(host))
+			return rv_failx(err, ENAMETOOLONG, "%s%s: too long", dir, out);
+		if (lstat(host, &st) < 0) {
+			if (errno != ENOENT)
+				return rv_fail(err, errno, "%s", host);
+			*exists = false;
+			continue;
+		}
+		if (!S_ISLNK(st.st_mode))
+			continue;
+		ssize_t l = readlink(host, link, sizeof(link) - 1);
+		if (l < 0)
+			return rv_fail(err, errno, "readlink %s", host);
+		link[l] = '\0';
+		if (++links > ROOTFS_MAX_LINKS)
+			return rv_failx(err, ELOOP, "%s: more than %u symlinks in the rootfs", dst,
+					ROOTFS_MAX_LINKS);
+		char next[PATH_MAX];
+		if (snprintf(next, sizeof(next), "%s/%s", link, p) >= (int)sizeof(next))
+			return rv_failx(err, ENAMETOOLONG, "%s: too long once %s is followed", dst, host);
+		strcpy(todo, next);
+		p = todo;
+		len = link[0] == '/' ? 0 : before;   /* the link replaces its own name */
+		out[len] = '\0';
+	}
+	if (len == 0)
+		strcpy(out, "/");
+	return 0;
+}
+
+/* DST: absolute, no "..", not the root itself; then where it lands. */
+int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct rv_err *err)
+{
+	char dst[PATH_MAX];
+	struct stat st;
+	bool exists;
+
+	if (stat(v->src, &st) < 0)
+		return rv_fail(err, errno, "--volume %s: %s", v->arg, v->src);
+	if (!S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTDIR, "--volume %s: %s is not a directory", v->arg, v->src);
+	strcpy(dst, v->dst);
+	bool dotdot = strstr(dst, "/../") || !strcmp(dst, "..") || !strncmp(dst, "../", 3) ||
+		      (strlen(dst) >= 3 && !strcmp(dst + strlen(dst) - 3, "/.."));
+	if (dst[0] != '/' || dotdot)
+		return rv_failx(err, EINVAL, "--volume %s: %s must be an absolute path without '..'",
+				v->arg, dst);
+	if (boot_fs_resolve(f->rootfs, dst, v->dst, sizeof(v->dst), &exists, err) < 0)
+		return rv_wrap(err, "--volume %s", v->arg);
+	if (!strcmp(v->dst, "/"))
+		return rv_failx(err, EINVAL, "--volume %s: %s is the container's root (--rootfs)",
+				v->arg, dst);
+	if (!exists && f->readonly)
+		return rv_failx(err, EROFS, "--volume %s: %s does not exist in the read-only rootfs "
+				"%s, and no mount point can be made there", v->arg, dst, f->rootfs);
+	return 0;
+}
+
+/* A directory of the rootfs itself, not a symlink to one: the agent mounts
+ * /proc, /dev and /sys of the container only where these are. */
+static bool rootfs_has_dir(const char *rootfs, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return snprintf(path, sizeof(path), "%s/%s", rootfs, name) < (int)sizeof(path) &&
+	       lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Checks every path and makes the server with its exports; *srv is NULL
+ * without --rootfs. */
+int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_server **srv,
+			  struct rv_err *err)
+{
+	struct fs_options opt = { .writeback = f->writeback };
+	struct stat st;
+
+	*srv = NULL;
+	if (!f->rootfs)
+		return 0;
+	if (stat(f->rootfs, &st) < 0)
+		return rv_fail(err, errno, "--rootfs %s", f->rootfs);
+	if (!S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTDIR, "--rootfs %s: not a directory", f->rootfs);
+	f->has_proc = rootfs_has_dir(f->rootfs, "proc");
+	f->has_dev = rootfs_has_dir(f->rootfs, "dev");
+	f->has_sys = rootfs_has_dir(f->rootfs, "sys");
+	for (unsigned i = 0; i < f->nvolumes; i++)
+		if (boot_fs_check_volume(f, &f->vol[i], err) < 0)
+			return -1;
+
+	*srv = fs_server_new(&opt, log, err);
+	if (!*srv)
+		return -1;
+	struct fs_export_cfg root = { .name = "rootfs", .path = f->rootfs,
+				      .readonly = f->readonly, .cache = f->cache };
+	if (fs_server_add_export(*srv, &root, err) < 0)
+		return rv_wrap(err, "--rootfs %s", f->rootfs);
+	for (unsigned i = 0; i < f->nvolumes; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "vol%u", i);
+		struct fs_export_cfg vol = { .name = name, .path = f->vol[i].src,
+					     .readonly = f->vol[i].readonly, .cache = f->cache };
+		if (fs_server_add_export(*srv, &vol, err) < 0)
+			return rv_wrap(err, "--volume %s", f->vol[i].arg);
+	}
+	return 0;
+}
+
+int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
+{
+	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0 ||
+	    agent_mount(a, BOOT_GUEST_ROOTFS, BOOT_GUEST_ROOTFS, NULL, MS_BIND | MS_REC, NULL,
+			err) < 0)
+		return rv_wrap(err, "rootfs %s", f->rootfs);
+	return 0;
+}
+
+/* The container's filesystems, mounted by the agent before CMD runs in
+ * them: the file service, the rootfs as a mount of its own (so that
+ * --readonly can remount it), the kernel's filesystems where the rootfs has
+ * a place for them, the volumes, and last the read-only remount (the
+ * volumes' mount points are made before it). */
+int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
+			   struct rv_err *err)
+{
+	const struct {
+		const char *dir, *source, *fstype;
+		uint32_t flags;
+		bool wanted;
+	} kernel_fs[] = {
+		{ "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, f->has_proc },
+		{ "dev", "/dev", NULL, MS_BIND | MS_REC, f->has_dev },
+		{ "sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f->has_sys },
+	};
+	char src[64], dst[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
+
+	if (boot_fs_mount_root(a, f, err) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
+		if (!kernel_fs[i].wanted)
+			continue;
+		snprintf(dst, sizeof(dst), "%s/%s", BOOT_GUEST_ROOTFS, kernel_fs[i].dir);
+		if (agent_mount(a, kernel_fs[i].source, dst, kernel_fs[i].fstype,
+				kernel_fs[i].flags, NULL, err) < 0)
+			return rv_wrap(err, "--rootfs %s: /%s", f->rootfs, kernel_fs[i].dir);
+	}
+	for (unsigned i = 0; i < f->nvolumes; i++) {
+		const struct boot_volume *v = &f->vol[i];
+		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, i);
+		snprintf(dst, sizeof(dst), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
+		if (agent_mount(a, src, dst, NULL, MS_BIND | MS_REC | (v->readonly ? MS_RDONLY : 0),
+				NULL, err) < 0)
+			return rv_wrap(err, "--volume %s", v->arg);
+	}
+	if (f->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
+				       MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
+		return rv_wrap(err, "--readonly");
+	return 0;
+}
+

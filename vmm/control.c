@@ -1,0 +1,179 @@
+#include "vmm/control.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct control_server {
+	int listen_fd;
+	control_handler_fn fn;
+	void *arg;
+	pthread_t acceptor;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	bool stopping;
+	unsigned nconns;
+	int conns[CONTROL_MAX_CONNS];   /* -1: free slot */
+};
+
+struct conn {
+	struct control_server *s;
+	unsigned slot;
+};
+
+static void send_reply(int fd, int rc, const char *payload, const struct rv_err *err)
+{
+	char head[sizeof(err->msg) + 32];
+
+	if (rc == 0) {
+		struct iovec iov[2] = { { .iov_base = "ok ", .iov_len = payload[0] ? 3 : 2 },
+					{ .iov_base = (void *)payload, .iov_len = strlen(payload) } };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		sendmsg(fd, &mh, MSG_NOSIGNAL);
+		return;
+	}
+	int n = snprintf(head, sizeof(head), "error %d %s", err->code, err->msg);
+	send(fd, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1, MSG_NOSIGNAL);
+}
+
+/* One connection: requests until the client hangs up or we stop. */
+static void serve(struct control_server *s, int fd, char *req, char *reply)
+{
+	for (;;) {
+		ssize_t n = recv(fd, req, CONTROL_REQ_MAX_BYTES + 1, 0);
+		if (n <= 0)
+			return;
+		struct rv_err err = { 0 };
+		int rc;
+		if ((size_t)n > CONTROL_REQ_MAX_BYTES || memchr(req, '\0', (size_t)n)) {
+			rc = rv_failx(&err, EINVAL, "malformed control request");
+		} else {
+			req[n] = '\0';
+			reply[0] = '\0';
+			rc = s->fn(s->arg, req, reply, CONTROL_REPLY_MAX_BYTES, &err);
+		}
+		send_reply(fd, rc, reply, &err);
+	}
+}
+
+static void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	struct control_server *s = c->s;
+	char *req = malloc(CONTROL_REQ_MAX_BYTES + 2), *reply = malloc(CONTROL_REPLY_MAX_BYTES);
+
+	if (req && reply)
+		serve(s, s->conns[c->slot], req, reply);
+	free(req);
+	free(reply);
+	pthread_mutex_lock(&s->lock);
+	close(s->conns[c->slot]);
+	s->conns[c->slot] = -1;
+	if (--s->nconns == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	free(c);
+	return NULL;
+}
+
+/* Takes fd into a free slot and serves it on a detached thread; a full table
+ * or a failed thread closes it (the client sees its call fail). */
+static void spawn_conn(struct control_server *s, int fd)
+{
+	struct conn *c = malloc(sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+	unsigned slot = CONTROL_MAX_CONNS;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < CONTROL_MAX_CONNS && !s->stopping; i++)
+		if (s->conns[i] < 0) {
+			slot = i;
+			break;
+		}
+	if (!c || slot == CONTROL_MAX_CONNS) {
+		pthread_mutex_unlock(&s->lock);
+		free(c);
+		close(fd);
+		return;
+	}
+	s->conns[slot] = fd;
+	s->nconns++;
+	*c = (struct conn){ .s = s, .slot = slot };
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (pthread_create(&t, &attr, conn_thread, c) != 0) {
+		s->conns[slot] = -1;
+		s->nconns--;
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *accept_thread(void *arg)
+{
+	struct control_server *s = arg;
+
+	for (;;) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;     /* shut down by control_server_stop */
+		}
+		spawn_conn(s, fd);
+	}
+}
+
+int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
+			 struct control_server **out, struct rv_err *err)
+{
+	struct control_server *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(listen_fd);
+		return rv_fail(err, ENOMEM, "control socket");
+	}
+	*s = (struct control_server){ .listen_fd = listen_fd, .fn = fn, .arg = arg };
+	for (unsigned i = 0; i < CONTROL_MAX_CONNS; i++)
+		s->conns[i] = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	int rc = pthread_create(&s->acceptor, NULL, accept_thread, s);
+	if (rc) {
+		close(listen_fd);
+		free(s);
+		return rv_fail(err, rc, "start the control socket thread");
+	}
+	*out = s;
+	return 0;
+}
+
+void control_server_stop(struct control_server *s)
+{
+	if (!s)
+		return;
+	/* shutdown() on a listening socket makes a blocked accept() return. */
+	shutdown(s->listen_fd, SHUT_RDWR);
+	pthread_join(s->acceptor, NULL);
+	close(s->listen_fd);
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	for (unsigned i = 0; i < CONTROL_MAX_CONNS; i++)
+		if (s->conns[i] >= 0)
+			shutdown(s->conns[i], SHUT_RDWR);
+	while (s->nconns)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

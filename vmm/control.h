@@ -1,0 +1,39 @@
+/* The VMM's control socket (DESIGN §1): short-lived `runvm` CLI calls
+ * (start, kill, pause, state, wait, ps, events) reach the VMM of their
+ * sandbox here. A Unix SOCK_SEQPACKET socket that `create` made in the state
+ * dir and handed over as --controller-fd: one request per packet, one reply
+ * per request.
+ *
+ * Requests are text: a verb and its arguments, "kill 15". Replies start with
+ * "ok" (a payload may follow after one space) or "error ERRNO MESSAGE". */
+#ifndef RV_CONTROL_H
+#define RV_CONTROL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+#define CONTROL_REQ_MAX_BYTES 512u
+#define CONTROL_REPLY_MAX_BYTES (128u * 1024)
+#define CONTROL_MAX_CONNS 64u
+
+/* Answers one request (NUL-terminated, already length-checked) into reply
+ * (size bytes, NUL-terminated): 0 for ok (reply holds the payload, maybe
+ * empty), -1 with err for an error. Called on a thread per connection, so a
+ * handler may block (wait does, until the container exits). */
+typedef int (*control_handler_fn)(void *arg, const char *req, char *reply, size_t size,
+				  struct rv_err *err);
+
+struct control_server;
+
+/* Serves listen_fd (owned from now on) on a thread of its own. */
+int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
+			 struct control_server **out, struct rv_err *err);
+
+/* Stops accepting, ends every connection and returns once no handler runs.
+ * A handler that blocks must have been woken by its owner first. NULL: no-op. */
+void control_server_stop(struct control_server *s);
+
+/* The client is runtime/ctl.h. */
+
+#endif
