@@ -187,8 +187,10 @@ static int round_trips(const struct agent_client *agent, struct bench *b, struct
 	return rc;
 }
 
-static int run_all(void *arg, const struct agent_client *agent, uint32_t *status, struct rv_err *err)
+static int run_all(void *arg, struct vm *vm, const struct agent_client *agent,
+		      uint32_t *status, struct rv_err *err)
 {
+	(void)vm;
 	struct bench *b = arg;
 	*status = 0;
 	if (guest_to_host(agent, b, err) < 0 || host_to_guest(agent, b, err) < 0 ||
@@ -258,7 +260,7 @@ int main(int argc, char **argv)
 	} else {
 		struct agent_client client = { .dial = dial_vhost, .ctx = &cid, .connect_timeout_ms = 120000 };
 		uint32_t status;
-		if (run_all(&b, &client, &status, &err) < 0)
+		if (run_all(&b, NULL, &client, &status, &err) < 0)
 			goto fail;
 		agent_shutdown(&client, &err);
 	}

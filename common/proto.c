@@ -11,8 +11,8 @@
  * passes PROTO_MAX_PAYLOAD_BYTES, every string is at most PROTO_MAX_STR_BYTES,
  * and the decoder only reserves arena bytes for counts and lengths it has
  * already checked against the limits and against the bytes left in the frame
- * (string copies and groups take at most 1.25 * payload, plus two pointer
- * arrays of at most PROTO_MAX_STRV + 1 entries). */
+ * (string copies, groups, u64s and process entries take at most 1.25 *
+ * payload, plus two pointer arrays of at most PROTO_MAX_STRV + 1 entries). */
 #include "common/proto.h"
 
 #include <errno.h>
@@ -34,7 +34,9 @@ static const char *const type_names[] = {
 	[PROTO_HELLO] = "HELLO",     [PROTO_OK] = "OK",         [PROTO_ERROR] = "ERROR",
 	[PROTO_EXEC] = "EXEC",       [PROTO_ATTACH] = "ATTACH", [PROTO_START] = "START",
 	[PROTO_STARTED] = "STARTED", [PROTO_SIGNAL] = "SIGNAL", [PROTO_EXIT] = "EXIT",
-	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT",
+	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT", [PROTO_SIGNAL_ALL] = "SIGNAL_ALL",
+	[PROTO_PS] = "PS",           [PROTO_PS_REPLY] = "PS_REPLY", [PROTO_STATS] = "STATS",
+	[PROTO_STATS_REPLY] = "STATS_REPLY",
 };
 
 static bool type_known(uint32_t type)
@@ -57,6 +59,11 @@ static uint32_t get_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
 static void put_le16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -67,6 +74,12 @@ static void put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* --- header -------------------------------------------------------------------- */
@@ -176,18 +189,33 @@ static int c_u32(struct codec *c, uint32_t *v, const char *field, long idx)
 	return 0;
 }
 
-static int c_str_encode(struct codec *c, const char *s, const char *field, long idx)
+static int c_u64(struct codec *c, uint64_t *v, const char *field, long idx)
+{
+	if (!c->decode) {
+		if (c->out)
+			put_le64(c->out + c->used, *v);
+		c->used += 8;
+		return c_room(c, field, idx);
+	}
+	if (c_need(c, 8, field, idx) < 0)
+		return -1;
+	*v = get_le64(c->in);
+	c_advance(c, 8);
+	return 0;
+}
+
+static int c_str_encode(struct codec *c, const char *s, uint32_t max, const char *field, long idx)
 {
 	char name[FIELD_NAME_BYTES];
 
 	if (!s)
 		s = "";   /* an unset cwd or message travels as "" */
-	size_t n = strnlen(s, PROTO_MAX_STR_BYTES + 1);
+	size_t n = strnlen(s, (size_t)max + 1);
 	uint32_t len = (uint32_t)n;
 
-	if (n > PROTO_MAX_STR_BYTES)
+	if (n > max)
 		return c_fail(c, EMSGSIZE, "%s is over the limit of %u bytes",
-			      field_name(name, field, idx), PROTO_MAX_STR_BYTES);
+			      field_name(name, field, idx), max);
 	if (c_u32(c, &len, field, idx) < 0)
 		return -1;
 	if (c->out)
@@ -196,18 +224,19 @@ static int c_str_encode(struct codec *c, const char *s, const char *field, long 
 	return c_room(c, field, idx);
 }
 
-static int c_str(struct codec *c, const char **s, const char *field, long idx)
+/* A str of at most max bytes. */
+static int c_str_max(struct codec *c, const char **s, uint32_t max, const char *field, long idx)
 {
 	char name[FIELD_NAME_BYTES];
 	uint32_t n;
 
 	if (!c->decode)
-		return c_str_encode(c, *s, field, idx);
+		return c_str_encode(c, *s, max, field, idx);
 	if (c_u32(c, &n, field, idx) < 0)
 		return -1;
-	if (n > PROTO_MAX_STR_BYTES)
+	if (n > max)
 		return c_fail(c, EMSGSIZE, "%s is %u bytes, the limit is %u",
-			      field_name(name, field, idx), n, PROTO_MAX_STR_BYTES);
+			      field_name(name, field, idx), n, max);
 	if (c_need(c, n, field, idx) < 0)
 		return -1;
 	const uint8_t *nul = memchr(c->in, 0, n);
@@ -224,15 +253,20 @@ static int c_str(struct codec *c, const char **s, const char *field, long idx)
 	return 0;
 }
 
-/* The count of a strv or u32v: within PROTO_MAX_STRV, and (decoding) small
- * enough that its entries of at least min_bytes each fit in what is left. */
-static int c_count(struct codec *c, uint32_t *count, const char *field, size_t min_bytes)
+static int c_str(struct codec *c, const char **s, const char *field, long idx)
+{
+	return c_str_max(c, s, PROTO_MAX_STR_BYTES, field, idx);
+}
+
+/* The count of a vector: within max, and (decoding) small enough that its
+ * entries of at least min_bytes each fit in what is left. */
+static int c_count(struct codec *c, uint32_t *count, uint32_t max, const char *field,
+		   size_t min_bytes)
 {
 	if (c->decode && c_u32(c, count, field, -1) < 0)
 		return -1;
-	if (*count > PROTO_MAX_STRV)
-		return c_fail(c, EMSGSIZE, "%s has %u entries, the limit is %u", field, *count,
-			      PROTO_MAX_STRV);
+	if (*count > max)
+		return c_fail(c, EMSGSIZE, "%s has %u entries, the limit is %u", field, *count, max);
 	if (!c->decode)
 		return c_u32(c, count, field, -1);
 	if ((size_t)*count * min_bytes > c->left)
@@ -244,7 +278,7 @@ static int c_count(struct codec *c, uint32_t *count, const char *field, size_t m
 /* Decoded vectors are also NULL-terminated, ready for execve. */
 static int c_strv(struct codec *c, uint32_t *count, const char ***vec, const char *field)
 {
-	if (c_count(c, count, field, 4) < 0)
+	if (c_count(c, count, PROTO_MAX_STRV, field, 4) < 0)
 		return -1;
 	if (c->decode)
 		*vec = c_reserve(c, ((size_t)*count + 1) * sizeof(char *), _Alignof(char *));
@@ -268,7 +302,7 @@ static int c_u32v(struct codec *c, uint32_t *count, const uint32_t **vec, const 
 {
 	uint32_t *v = NULL;
 
-	if (c_count(c, count, field, 4) < 0)
+	if (c_count(c, count, PROTO_MAX_STRV, field, 4) < 0)
 		return -1;
 	if (c->decode)
 		*vec = v = c_reserve(c, (size_t)*count * 4, _Alignof(uint32_t));
@@ -277,6 +311,27 @@ static int c_u32v(struct codec *c, uint32_t *count, const uint32_t **vec, const 
 	for (uint32_t i = 0; i < *count; i++) {
 		uint32_t x = c->decode ? 0 : (*vec)[i];
 		if (c_u32(c, &x, field, i) < 0)
+			return -1;
+		if (v)
+			v[i] = x;
+	}
+	return 0;
+}
+
+static int c_u64v(struct codec *c, uint32_t *count, uint32_t max, const uint64_t **vec,
+		  const char *field)
+{
+	uint64_t *v = NULL;
+
+	if (c_count(c, count, max, field, 8) < 0)
+		return -1;
+	if (c->decode)
+		*vec = v = c_reserve(c, (size_t)*count * 8, _Alignof(uint64_t));
+	else if (!*vec && *count)
+		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+	for (uint32_t i = 0; i < *count; i++) {
+		uint64_t x = c->decode ? 0 : (*vec)[i];
+		if (c_u64(c, &x, field, i) < 0)
 			return -1;
 		if (v)
 			v[i] = x;
@@ -304,12 +359,79 @@ static int walk_mount(struct codec *c, struct proto_mount *x)
 	return 0;
 }
 
+static bool is_letter(uint32_t v)
+{
+	return (v >= 'A' && v <= 'Z') || (v >= 'a' && v <= 'z');
+}
+
+/* One entry of a PS_REPLY; its state is checked here, the entries being out
+ * of check_values' reach (in the arena only on the second walk). */
+static int walk_proc(struct codec *c, struct proto_proc *p, long i)
+{
+	if (c_u32(c, &p->pid, "procs.pid", i) < 0 || c_u32(c, &p->ppid, "procs.ppid", i) < 0 ||
+	    c_u32(c, &p->uid, "procs.uid", i) < 0 || c_u32(c, &p->state, "procs.state", i) < 0 ||
+	    c_u64(c, &p->utime_ticks, "procs.utime", i) < 0 ||
+	    c_u64(c, &p->stime_ticks, "procs.stime", i) < 0 ||
+	    c_u64(c, &p->start_ticks, "procs.start", i) < 0 ||
+	    c_str_max(c, &p->comm, PROTO_MAX_COMM_BYTES, "procs.comm", i) < 0 ||
+	    c_str_max(c, &p->cmdline, PROTO_MAX_CMDLINE_BYTES, "procs.cmdline", i) < 0)
+		return -1;
+	if (!is_letter(p->state))
+		return c_fail(c, c->decode ? EPROTO : EINVAL, "procs[%ld].state 0x%x is no letter",
+			      i, p->state);
+	return 0;
+}
+
+static int walk_procs(struct codec *c, struct proto_ps *x)
+{
+	struct proto_proc *v = NULL;
+
+	if (c_count(c, &x->nprocs, PROTO_MAX_PROCS, "procs", PROTO_PROC_FIXED_BYTES) < 0)
+		return -1;
+	if (c->decode)
+		x->procs = v = c_reserve(c, (size_t)x->nprocs * sizeof(*v), _Alignof(struct proto_proc));
+	else if (!x->procs && x->nprocs)
+		return c_fail(c, EINVAL, "procs is NULL, but its count is %u", x->nprocs);
+	for (uint32_t i = 0; i < x->nprocs; i++) {
+		struct proto_proc scratch = c->decode ? (struct proto_proc){ 0 } : x->procs[i];
+		if (walk_proc(c, v ? &v[i] : &scratch, i) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int walk_ps(struct codec *c, struct proto_ps *x)
+{
+	if (c_u32(c, &x->clk_tck, "clk_tck", -1) < 0 ||
+	    c_u64(c, &x->boot_time_s, "boot_time", -1) < 0 ||
+	    c_u64(c, &x->uptime_ns, "uptime", -1) < 0 || c_u32(c, &x->total, "total", -1) < 0)
+		return -1;
+	return walk_procs(c, x);
+}
+
+static int walk_stats(struct codec *c, struct proto_stats *x)
+{
+	if (c_u64(c, &x->cpu_total_ns, "cpu_total", -1) < 0 ||
+	    c_u64(c, &x->cpu_user_ns, "cpu_user", -1) < 0 ||
+	    c_u64(c, &x->cpu_kernel_ns, "cpu_kernel", -1) < 0 ||
+	    c_u32(c, &x->ncpus, "ncpus", -1) < 0 ||
+	    c_u64v(c, &x->npercpu, PROTO_MAX_CPUS, &x->percpu_ns, "percpu") < 0 ||
+	    c_u64(c, &x->mem_total_bytes, "mem_total", -1) < 0 ||
+	    c_u64(c, &x->mem_used_bytes, "mem_used", -1) < 0 ||
+	    c_u64(c, &x->mem_cache_bytes, "mem_cache", -1) < 0 ||
+	    c_u32(c, &x->pids_current, "pids_current", -1) < 0)
+		return -1;
+	return 0;
+}
+
 /* The payload layout of every type, in wire order. */
 static int walk_fields(struct codec *c, struct proto_msg *m)
 {
 	switch (m->type) {
 	case PROTO_OK:
 	case PROTO_SHUTDOWN:
+	case PROTO_PS:
+	case PROTO_STATS:
 		return 0;
 	case PROTO_HELLO:
 		return c_u32(c, &m->hello.version, "version", -1);
@@ -334,8 +456,42 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 			c_u32(c, &m->exit.signo, "signo", -1) < 0) ? -1 : 0;
 	case PROTO_MOUNT:
 		return walk_mount(c, &m->mount);
+	case PROTO_SIGNAL_ALL:
+		return c_u32(c, &m->signal_all.signo, "signo", -1);
+	case PROTO_PS_REPLY:
+		return walk_ps(c, &m->ps);
+	case PROTO_STATS_REPLY:
+		return walk_stats(c, &m->stats);
 	}
 	return c_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
+}
+
+/* Figures that cannot be: the host prints them, divides by clk_tck. */
+static int check_figures(const struct codec *c, const struct proto_msg *m, int code)
+{
+	const struct proto_stats *s = &m->stats;
+	uint32_t want = s->ncpus < PROTO_MAX_CPUS ? s->ncpus : PROTO_MAX_CPUS;
+
+	if (m->type == PROTO_PS_REPLY && m->ps.clk_tck == 0)
+		return c_fail(c, code, "clk_tck is 0");
+	if (m->type == PROTO_PS_REPLY && m->ps.nprocs > m->ps.total)
+		return c_fail(c, code, "%u processes listed, but only %u found", m->ps.nprocs,
+			      m->ps.total);
+	if (m->type != PROTO_STATS_REPLY)
+		return 0;
+	if (s->ncpus == 0 || s->npercpu != want)
+		return c_fail(c, code, "%u per-CPU figures for %u CPUs (want %u)", s->npercpu,
+			      s->ncpus, want);
+	if (s->cpu_user_ns > s->cpu_total_ns || s->cpu_kernel_ns > s->cpu_total_ns - s->cpu_user_ns)
+		return c_fail(c, code, "cpu user %llu + kernel %llu ns are more than the total %llu",
+			      (unsigned long long)s->cpu_user_ns, (unsigned long long)s->cpu_kernel_ns,
+			      (unsigned long long)s->cpu_total_ns);
+	if (s->mem_used_bytes > s->mem_total_bytes || s->mem_cache_bytes > s->mem_total_bytes)
+		return c_fail(c, code, "memory used %llu or cache %llu is more than the total %llu",
+			      (unsigned long long)s->mem_used_bytes,
+			      (unsigned long long)s->mem_cache_bytes,
+			      (unsigned long long)s->mem_total_bytes);
+	return 0;
 }
 
 /* Values a receiver would otherwise have to check before using them as
@@ -353,7 +509,11 @@ static int check_values(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
 		return c_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
 			      m->attach.stream);
-	return 0;
+	if (m->type == PROTO_SIGNAL_ALL &&
+	    (m->signal_all.signo == 0 || m->signal_all.signo > PROTO_MAX_SIGNO))
+		return c_fail(c, code, "signal %u is not one of 1..%u", m->signal_all.signo,
+			      PROTO_MAX_SIGNO);
+	return check_figures(c, m, code);
 }
 
 /* Paths a receiver would otherwise resolve against its own cwd. Decoding,

@@ -6,9 +6,12 @@
  *   header  = u32 payload_len, u16 type, u16 reserved (must be 0), u32 id
  *   payload = the fields of `type`, in order, nothing after them:
  *     u32     4 bytes
+ *     u64     8 bytes
  *     str     u32 length, then that many bytes, none of them NUL
  *     strv    u32 count, then count strs
  *     u32v    u32 count, then count u32s
+ *     u64v    u32 count, then count u64s
+ *     procv   u32 count, then count processes (struct proto_proc, in its order)
  *
  * Every connection to the agent (vsock port PROTO_AGENT_PORT) starts with
  * HELLO from the host; the agent answers HELLO with the version it speaks, or
@@ -24,7 +27,12 @@
  * Mount: MOUNT -> OK, or ERROR with the errno of what failed. The container's
  * root and volumes (DESIGN §5) are mounts the host asks for before its EXEC.
  *
- * Version 2 added MOUNT and EXEC's root. */
+ * The container as a whole (`runvm kill --all`, `ps`, `events --stats`):
+ * SIGNAL_ALL -> OK; PS -> PS_REPLY; STATS -> STATS_REPLY. "The container's
+ * processes" are the agent's descendants: in the guest, every process but
+ * PID 1 (the agent) and the kernel's threads.
+ *
+ * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -33,13 +41,25 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
 #define PROTO_MAX_PAYLOAD_BYTES (256u * 1024)
 #define PROTO_MAX_STRV 4096u            /* args, env entries, groups */
 #define PROTO_MAX_STR_BYTES (128u * 1024)
+#define PROTO_MAX_SIGNO 64u             /* Linux's signals are 1..64 */
+#define PROTO_MAX_PROCS 4096u           /* PS_REPLY entries */
+#define PROTO_MAX_COMM_BYTES 15u        /* the kernel's TASK_COMM_LEN - 1 */
+#define PROTO_MAX_CMDLINE_BYTES 4096u
+#define PROTO_MAX_CPUS 64u              /* STATS_REPLY per-CPU entries */
+/* The fixed part of one PS_REPLY entry on the wire: 4 u32s, 3 u64s and two
+ * string lengths; the reply's own fields before the entries. */
+#define PROTO_PROC_FIXED_BYTES 48u
+#define PROTO_PS_HEAD_BYTES 28u
+_Static_assert(PROTO_PS_HEAD_BYTES +
+	       PROTO_MAX_PROCS * (PROTO_PROC_FIXED_BYTES + PROTO_MAX_COMM_BYTES) <=
+	       PROTO_MAX_PAYLOAD_BYTES, "PROTO_MAX_PROCS entries fit a frame, cmdlines left out");
 
 enum proto_type {
 	PROTO_HELLO = 1,     /* both ways: version */
@@ -53,7 +73,12 @@ enum proto_type {
 	PROTO_EXIT,          /* agent: exec id, how it ended */
 	PROTO_SHUTDOWN,      /* host: power the VM off (agent replies OK first) */
 	PROTO_MOUNT,         /* host: mount a filesystem in the guest */
-	PROTO_TYPE_MAX = PROTO_MOUNT,
+	PROTO_SIGNAL_ALL,    /* host: signal every process of the container */
+	PROTO_PS,            /* host: list the container's processes */
+	PROTO_PS_REPLY,      /* agent: the list */
+	PROTO_STATS,         /* host: cpu, memory and pids usage */
+	PROTO_STATS_REPLY,   /* agent: the figures */
+	PROTO_TYPE_MAX = PROTO_STATS_REPLY,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -89,6 +114,42 @@ struct proto_mount {
 	const char *data;            /* filesystem options, "" for none */
 };
 
+/* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
+struct proto_proc {
+	uint32_t pid, ppid;
+	uint32_t uid;                /* effective */
+	uint32_t state;              /* an ASCII letter: R, S, D, Z, T, ... */
+	uint64_t utime_ticks, stime_ticks;
+	uint64_t start_ticks;        /* after boot */
+	const char *comm;            /* at most PROTO_MAX_COMM_BYTES */
+	const char *cmdline;         /* args joined by spaces, at most PROTO_MAX_CMDLINE_BYTES,
+				      * cut short to fit the frame; "" for a zombie */
+};
+
+/* Ticks are the guest's clock ticks (clk_tck a second); TIME is
+ * (utime + stime) / clk_tck, a process's age uptime - start / clk_tck. */
+struct proto_ps {
+	uint32_t clk_tck;            /* sysconf(_SC_CLK_TCK), >= 1 */
+	uint64_t boot_time_s;        /* the guest's wall clock at boot (btime), seconds */
+	uint64_t uptime_ns;          /* the guest's CLOCK_BOOTTIME when the list was made */
+	uint32_t total;              /* processes found; nprocs is fewer past PROTO_MAX_PROCS */
+	uint32_t nprocs;
+	const struct proto_proc *procs;   /* ascending pid */
+};
+
+/* Busy time (idle and iowait left out): total = user + kernel + steal, where
+ * user counts nice and kernel counts irq and softirq. */
+struct proto_stats {
+	uint64_t cpu_total_ns, cpu_user_ns, cpu_kernel_ns;
+	uint32_t ncpus;              /* online, >= 1 */
+	uint32_t npercpu;            /* min(ncpus, PROTO_MAX_CPUS) */
+	const uint64_t *percpu_ns;   /* busy time of each online CPU, in /proc/stat's order */
+	uint64_t mem_total_bytes;
+	uint64_t mem_used_bytes;     /* MemTotal - MemAvailable */
+	uint64_t mem_cache_bytes;    /* Cached + Buffers */
+	uint32_t pids_current;       /* the container's processes, as PS counts them */
+};
+
 struct proto_msg {
 	enum proto_type type;
 	uint32_t id;
@@ -103,6 +164,9 @@ struct proto_msg {
 		/* exit: signo != 0 means killed by that signal, else code is the status */
 		struct { uint32_t exec_id, code, signo; } exit;
 		struct proto_mount mount;
+		struct { uint32_t signo; } signal_all;   /* 1..PROTO_MAX_SIGNO */
+		struct proto_ps ps;                      /* PS_REPLY */
+		struct proto_stats stats;                /* STATS_REPLY */
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +22,12 @@
 #define RELAY_BUF_BYTES (64u * 1024)
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
 
-enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT };
+enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT, REQ_SIGNAL_ALL,
+       REQ_PS, REQ_STATS };
+
+_Static_assert(AGENT_SIGNO_MAX == PROTO_MAX_SIGNO && AGENT_PS_MAX == PROTO_MAX_PROCS &&
+	       AGENT_COMM_BYTES == PROTO_MAX_COMM_BYTES + 1 && AGENT_MAX_CPUS == PROTO_MAX_CPUS,
+	       "agent_client.h's limits are the protocol's");
 
 static uint64_t now_ms(void)
 {
@@ -521,6 +527,139 @@ int agent_shutdown(const struct agent_client *c, struct rv_err *err)
 
 	if (one_request(c, &m, err) < 0)
 		return rv_wrap(err, "shut the guest down");
+	return 0;
+}
+
+/* --- the container as a whole --------------------------------------------------- */
+
+/* The caller's dialler, with a limit on how long each reply may take. */
+static int dial_timed(void *ctx, struct rv_err *err)
+{
+	const struct agent_client *c = ctx;
+	struct timeval tv = { .tv_sec = AGENT_QUERY_TIMEOUT_MS / 1000,
+			      .tv_usec = (AGENT_QUERY_TIMEOUT_MS % 1000) * 1000 };
+	int fd = c->dial(c->ctx, err);
+
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		rv_fail(err, errno, "limit the wait for the agent's answers");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* req on a connection of its own, and its reply, which must be of type want
+ * (the caller frees it). A reply that does not come in time is ETIMEDOUT. */
+static int query(const struct agent_client *c, const struct proto_msg *req, enum proto_type want,
+		 struct proto_msg *reply, struct rv_err *err)
+{
+	struct agent_client timed = *c;
+
+	timed.dial = dial_timed;
+	timed.ctx = (void *)c;
+	_cleanup_close_ int fd = dial_hello(&timed, err);
+	int r = fd < 0 ? -1 : request(fd, req, reply, err);
+	if (r == -1 && (err->code == EAGAIN || err->code == EWOULDBLOCK))   /* not the guest's */
+		return rv_failx(err, ETIMEDOUT, "the agent did not answer %s within %u s (is the VM "
+				"paused?)", proto_type_name(req->type), AGENT_QUERY_TIMEOUT_MS / 1000);
+	if (r < 0)
+		return -1;
+	if (reply->type == want)
+		return 0;
+	rv_failx(err, EPROTO, "the agent answered %s with %s", proto_type_name(req->type),
+		 proto_type_name(reply->type));
+	proto_msg_free(reply);
+	return -1;
+}
+
+int agent_signal_all(const struct agent_client *c, int signo, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_SIGNAL_ALL, .id = REQ_SIGNAL_ALL }, reply;
+
+	if (signo < 1 || signo > AGENT_SIGNO_MAX)
+		return rv_failx(err, EINVAL, "signal %d is not one of 1..%d", signo, AGENT_SIGNO_MAX);
+	m.signal_all.signo = (uint32_t)signo;
+	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+		return rv_wrap(err, "send signal %d to every process of the container", signo);
+	proto_msg_free(&reply);
+	return 0;
+}
+
+/* The guest's words, printable as they are: no terminal escapes. */
+static void make_printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+/* Into out, zeroed: on failure, agent_ps_free(out, nprocs) frees what was copied. */
+static int copy_procs(const struct proto_ps *ps, struct agent_proc *out, struct rv_err *err)
+{
+	for (uint32_t i = 0; i < ps->nprocs; i++) {
+		const struct proto_proc *p = &ps->procs[i];
+		struct agent_proc *a = &out[i];
+		*a = (struct agent_proc){ .pid = p->pid, .ppid = p->ppid, .uid = p->uid,
+					  .utime_ticks = p->utime_ticks, .stime_ticks = p->stime_ticks,
+					  .start_ticks = p->start_ticks, .state = (char)p->state };
+		snprintf(a->comm, sizeof(a->comm), "%s", p->comm);   /* the decoder bounded it */
+		make_printable(a->comm);
+		a->cmdline = strdup(p->cmdline);
+		if (!a->cmdline)
+			return rv_fail(err, ENOMEM, "copy the process list");
+		make_printable(a->cmdline);
+	}
+	return 0;
+}
+
+int agent_ps(const struct agent_client *c, struct agent_proc **procs, size_t *n,
+	     struct agent_ps_info *info, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_PS, .id = REQ_PS }, reply;
+
+	*procs = NULL;
+	*n = 0;
+	if (query(c, &m, PROTO_PS_REPLY, &reply, err) < 0)
+		return rv_wrap(err, "list the container's processes");
+	const struct proto_ps *ps = &reply.ps;
+	struct agent_proc *out = calloc(ps->nprocs ? ps->nprocs : 1, sizeof(*out));
+	int rc = out ? copy_procs(ps, out, err) : rv_fail(err, ENOMEM, "copy the process list");
+	if (rc == 0) {
+		*procs = out;
+		*n = ps->nprocs;
+		if (info)
+			*info = (struct agent_ps_info){ .clk_tck = ps->clk_tck,
+							.boot_time_s = ps->boot_time_s,
+							.uptime_ns = ps->uptime_ns, .total = ps->total };
+	} else {
+		agent_ps_free(out, out ? ps->nprocs : 0);
+	}
+	proto_msg_free(&reply);
+	return rc;
+}
+
+void agent_ps_free(struct agent_proc *procs, size_t n)
+{
+	for (size_t i = 0; procs && i < n; i++)
+		free(procs[i].cmdline);
+	free(procs);
+}
+
+int agent_stats(const struct agent_client *c, struct agent_stats *st, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_STATS, .id = REQ_STATS }, reply;
+
+	if (query(c, &m, PROTO_STATS_REPLY, &reply, err) < 0)
+		return rv_wrap(err, "read the guest's usage");
+	const struct proto_stats *s = &reply.stats;
+	*st = (struct agent_stats){ .cpu_total_ns = s->cpu_total_ns, .cpu_user_ns = s->cpu_user_ns,
+				    .cpu_kernel_ns = s->cpu_kernel_ns, .ncpus = s->ncpus,
+				    .mem_total_bytes = s->mem_total_bytes,
+				    .mem_used_bytes = s->mem_used_bytes,
+				    .mem_cache_bytes = s->mem_cache_bytes,
+				    .pids_current = s->pids_current };
+	memcpy(st->percpu_ns, s->percpu_ns, s->npercpu * sizeof(uint64_t));   /* <= 64: decoded */
+	proto_msg_free(&reply);
 	return 0;
 }
 

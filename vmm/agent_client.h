@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -84,6 +85,70 @@ int agent_mount(const struct agent_client *c, const char *source, const char *ta
 
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */
 int agent_shutdown(const struct agent_client *c, struct rv_err *err);
+
+/* --- the container as a whole (runvm kill --all, ps, events --stats) ---------------
+ * "The container's processes" are the agent's descendants: in the guest every
+ * process but PID 1 (the agent) and the kernel's threads. Each call waits at
+ * most AGENT_QUERY_TIMEOUT_MS for the agent's answer (ETIMEDOUT): a paused VM
+ * or a stuck agent cannot hold the caller up for ever. */
+#define AGENT_QUERY_TIMEOUT_MS 30000u
+#define AGENT_SIGNO_MAX 64
+#define AGENT_PS_MAX 4096u             /* = PROTO_MAX_PROCS */
+#define AGENT_COMM_BYTES 16u
+#define AGENT_MAX_CPUS 64u
+
+/* Sends signo (1..AGENT_SIGNO_MAX, else EINVAL before anything is sent) to
+ * every process of the container. As PID 1 the agent uses kill(-1, signo),
+ * which no process can fork its way out of; the host-mode test agent signals
+ * its own descendants instead. */
+int agent_signal_all(const struct agent_client *c, int signo, struct rv_err *err);
+
+/* One process of the container. Ticks are the guest's clock ticks, clk_tck
+ * a second (struct agent_ps_info). comm and cmdline are the guest's words:
+ * control bytes in them arrive as '?' so they can be printed as they are. */
+struct agent_proc {
+	uint32_t pid, ppid, uid;       /* uid: effective */
+	uint64_t utime_ticks, stime_ticks;
+	uint64_t start_ticks;          /* after the guest booted */
+	char state;                    /* R, S, D, Z, T, ... */
+	char comm[AGENT_COMM_BYTES];
+	char *cmdline;                 /* args joined by spaces, at most 4 KiB (less when
+					* the list is long); "" for a zombie */
+};
+
+/* The guest's clock, for a `ps -ef` table: TIME = (utime + stime) / clk_tck;
+ * a process started (uptime_ns / 1e9 - start_ticks / clk_tck) seconds before
+ * the list was made, so STIME is now minus that (boot_time_s + start_ticks /
+ * clk_tck is the same by the guest's own wall clock); C = 100 * TIME / age. */
+struct agent_ps_info {
+	uint32_t clk_tck;              /* >= 1 */
+	uint64_t boot_time_s;          /* the guest's wall clock at boot */
+	uint64_t uptime_ns;            /* the guest's time since boot when it listed */
+	uint32_t total;                /* processes found; *n is less past AGENT_PS_MAX */
+};
+
+/* Lists the container's processes, ascending pid, into *procs (*n of them;
+ * agent_ps_free releases them). info may be NULL. */
+int agent_ps(const struct agent_client *c, struct agent_proc **procs, size_t *n,
+	     struct agent_ps_info *info, struct rv_err *err);
+void agent_ps_free(struct agent_proc *procs, size_t n);
+
+/* The guest's usage, for runc's stats: cpu.usage.{total,percpu,kernel,user}
+ * in ns, memory.usage.{usage,limit}, pids.current. CPU time is busy time
+ * (idle and iowait left out): total = user (with nice) + kernel (with irq and
+ * softirq) + steal. */
+struct agent_stats {
+	uint64_t cpu_total_ns, cpu_user_ns, cpu_kernel_ns;
+	uint32_t ncpus;                /* online; percpu_ns holds the first AGENT_MAX_CPUS,
+					* in the guest's /proc/stat order (cpu0, cpu1, ...) */
+	uint64_t percpu_ns[AGENT_MAX_CPUS];
+	uint64_t mem_total_bytes;
+	uint64_t mem_used_bytes;       /* MemTotal - MemAvailable */
+	uint64_t mem_cache_bytes;      /* Cached + Buffers */
+	uint32_t pids_current;         /* the container's processes */
+};
+
+int agent_stats(const struct agent_client *c, struct agent_stats *st, struct rv_err *err);
 
 /* The exit status a host process should end with for st (runc's rules):
  * the code, or 128 + signal. */

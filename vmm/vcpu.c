@@ -1,5 +1,6 @@
-/* One thread per vCPU: KVM_RUN, dispatch the exit, repeat until told to stop.
- * Every exit reason that ends the VM is turned into one clear error. */
+/* One thread per vCPU: KVM_RUN, dispatch the exit, repeat until told to stop
+ * (parked in between while the VM is paused: the gate below). Every exit
+ * reason that ends the VM is turned into one clear error. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -182,6 +183,128 @@ static void log_where_stopped(struct vcpu *v)
 		mp.mp_state);
 }
 
+/* --- the pause gate (vm_priv.h) ------------------------------------------------- */
+
+void vcpu_gate_init(struct vcpu_gate *g)
+{
+	pthread_mutex_init(&g->op_lock, NULL);
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	atomic_init(&g->requested, false);
+	g->paused = g->closed = false;
+	g->running = g->parked = 0;
+}
+
+void vcpu_gate_destroy(struct vcpu_gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->op_lock);
+}
+
+void vcpu_gate_enter(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->running++;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* A thread that ends no longer holds a pause up. */
+void vcpu_gate_leave(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->running--;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_park(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->parked++;
+	pthread_cond_broadcast(&g->cond);
+	while (atomic_load(&g->requested) && !g->closed)
+		pthread_cond_wait(&g->cond, &g->lock);
+	g->parked--;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* With g->lock held: ask, kick, and wait for every live thread to park. */
+static int gate_pause_locked(struct vcpu_gate *g, void (*kick)(void *), void *arg,
+			     struct rv_err *err)
+{
+	if (g->closed)
+		return rv_failx(err, ECANCELED, "the VM is stopping");
+	if (g->paused)
+		return rv_failx(err, EALREADY, "already paused");
+	atomic_store(&g->requested, true);
+	kick(arg);
+	while (g->parked < g->running && !g->closed)
+		pthread_cond_wait(&g->cond, &g->lock);
+	if (g->closed) {
+		atomic_store(&g->requested, false);
+		return rv_failx(err, ECANCELED, "the VM stopped before every vCPU had parked");
+	}
+	g->paused = true;
+	return 0;
+}
+
+int vcpu_gate_pause(struct vcpu_gate *g, void (*kick)(void *arg), void *arg, struct rv_err *err)
+{
+	pthread_mutex_lock(&g->op_lock);
+	pthread_mutex_lock(&g->lock);
+	int rc = gate_pause_locked(g, kick, arg, err);
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&g->op_lock);
+	return rc;
+}
+
+int vcpu_gate_resume(struct vcpu_gate *g, struct rv_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&g->op_lock);
+	pthread_mutex_lock(&g->lock);
+	if (g->closed) {
+		rc = rv_failx(err, ECANCELED, "the VM is stopping");
+	} else if (!g->paused) {
+		rc = rv_failx(err, EALREADY, "not paused");
+	} else {
+		g->paused = false;
+		atomic_store(&g->requested, false);
+		pthread_cond_broadcast(&g->cond);
+	}
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&g->op_lock);
+	return rc;
+}
+
+bool vcpu_gate_paused(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	bool paused = g->paused;
+	pthread_mutex_unlock(&g->lock);
+	return paused;
+}
+
+void vcpu_gate_close(struct vcpu_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->closed = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void vcpu_gate_quiesce(struct vcpu_gate *g)
+{
+	vcpu_gate_close(g);
+	/* A pause in progress has been woken by the close; wait for it to go. */
+	pthread_mutex_lock(&g->op_lock);
+	pthread_mutex_unlock(&g->op_lock);
+}
+
+/* --- the vCPU thread ------------------------------------------------------------ */
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -192,9 +315,19 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	v->started_ms = rv_now_ms(CLOCK_MONOTONIC);
 	while (!atomic_load(&v->vm->stopping)) {
+		if (vcpu_gate_should_park(&v->vm->gate)) {
+			vcpu_gate_park(&v->vm->gate);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				/* A kick: the loop's checks say what for. Cleared before
+				 * they read (both sides seq_cst), so a kick that lands
+				 * after them still stops the next KVM_RUN, and a pause
+				 * resumed before we saw it does not spin us. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				continue;
+			}
 			struct rv_err why;
 			rv_fail(&why, errno, "vCPU %u: KVM_RUN", v->index);
 			vm_request_stop(v->vm, VM_STOP_ERROR, &why);
@@ -205,14 +338,18 @@ static void *vcpu_thread(void *arg)
 			break;
 	}
 	log_where_stopped(v);
+	vcpu_gate_leave(&v->vm->gate);
 	return NULL;
 }
 
 int vcpu_start(struct vcpu *v, struct rv_err *err)
 {
+	vcpu_gate_enter(&v->vm->gate);   /* before it runs: a pause then waits for it */
 	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
-	if (rc != 0)
+	if (rc != 0) {
+		vcpu_gate_leave(&v->vm->gate);
 		return rv_fail(err, rc, "start vCPU %u thread", v->index);
+	}
 	v->started = true;
 	return 0;
 }
@@ -223,7 +360,7 @@ void vcpu_kick(struct vcpu *v)
 		return;
 	/* immediate_exit covers a kick that lands before the thread enters KVM_RUN;
 	 * the signal covers one already inside it. */
-	v->run->immediate_exit = 1;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 

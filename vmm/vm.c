@@ -40,9 +40,37 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
 	atomic_store(&vm->stopping, true);
+	vcpu_gate_close(&vm->gate);   /* parked vCPUs leave and see stopping */
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* Only fails when the counter is saturated: a stop is pending anyway. */
 	}
+}
+
+static void kick_vcpus(void *arg)
+{
+	struct vm *vm = arg;
+
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+int vm_pause(struct vm *vm, struct rv_err *err)
+{
+	if (vcpu_gate_pause(&vm->gate, kick_vcpus, vm, err) < 0)
+		return rv_wrap(err, "pause the VM");
+	return 0;
+}
+
+int vm_resume(struct vm *vm, struct rv_err *err)
+{
+	if (vcpu_gate_resume(&vm->gate, err) < 0)
+		return rv_wrap(err, "resume the VM");
+	return 0;
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return vcpu_gate_paused(&vm->gate);
 }
 
 static void reset_requested(void *ctx)
@@ -347,7 +375,8 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	while (!done) {
 		if (evloop_run_once(&vm->loop, VIRTIO_IRQ_RETRY_MS / 2, err) < 0)
 			return -1;
-		for (unsigned i = 0; i < mmio_count(vm); i++)
+		/* A paused guest acknowledges nothing: no interrupt is lost. */
+		for (unsigned i = 0; i < mmio_count(vm) && !vm_is_paused(vm); i++)
 			virtio_dev_watchdog(vm->mmio_dev[i].dev);
 	}
 	evloop_del(&vm->loop, vm->stop_fd);
@@ -361,9 +390,9 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 static void vm_teardown(struct vm *vm, struct vm_result *res)
 {
 	atomic_store(&vm->stopping, true);
+	vcpu_gate_quiesce(&vm->gate);   /* no pause kicks the vCPUs while they go */
 	vm_agent_stop(vm);
-	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
-		vcpu_kick(&vm->vcpus[i]);
+	kick_vcpus(vm);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg->cpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -378,6 +407,7 @@ static void vm_teardown(struct vm *vm, struct vm_result *res)
 	evloop_destroy(&vm->loop);
 	close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->stop_lock);
+	vcpu_gate_destroy(&vm->gate);   /* the controller, its last user, is joined */
 }
 
 /* Turns how the VM stopped into the result, or into an error. */
@@ -408,6 +438,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *er
 	if (block_signals(&old, err) < 0)
 		return -1;
 	pthread_mutex_init(&vm.stop_lock, NULL);
+	vcpu_gate_init(&vm.gate);
 	vm.stop_fd = eventfd(0, EFD_CLOEXEC);
 	int rc = vm.stop_fd < 0 ? rv_fail(err, errno, "create stop eventfd") : vm_setup(&vm, err);
 	if (rc == 0)

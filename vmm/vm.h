@@ -63,6 +63,19 @@ struct vm_result {
 	char console_tail[VM_CONSOLE_TAIL_BYTES];
 };
 
+/* Pause and resume every vCPU, from any thread (a controller's, say): the
+ * guest stops running; devices, vsock and virtio-fs keep being served on
+ * the host side, but nothing in the guest moves (an agent request then waits
+ * for resume). vm_pause returns once every vCPU thread is out of KVM_RUN and
+ * parked. A second pause, or a resume of a running VM, fails with EALREADY
+ * and changes nothing; both fail with ECANCELED once the VM is stopping (a
+ * VM that stops while paused stops as always, and vm_run returns). Calls from
+ * several threads are serialized. vm_is_paused is true from a completed
+ * vm_pause to the next vm_resume. */
+int vm_pause(struct vm *vm, struct rv_err *err);
+int vm_resume(struct vm *vm, struct rv_err *err);
+bool vm_is_paused(struct vm *vm);
+
 /* 0 when the guest ran and stopped (res says how); -1 with err when it could
  * not be booted or died badly (res->console_tail then holds its last words). */
 int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err);

@@ -36,6 +36,51 @@ struct vcpu {
 /* virtio-mmio windows in order; the fs device only with cfg->fs. */
 enum { VM_MMIO_RNG, VM_MMIO_VSOCK, VM_MMIO_FS, VM_MMIO_COUNT };
 
+/* Pause and resume of the vCPU threads (vm_pause): a small state machine of
+ * its own, so that it can be tested with plain threads. A vCPU thread calls
+ * vcpu_gate_enter before it starts and vcpu_gate_leave when it ends; before
+ * each KVM_RUN it checks vcpu_gate_should_park (lock-free) and, when true,
+ * waits in vcpu_gate_park until resumed or closed.
+ *
+ *   running --pause--> pausing (kick; wait until every live thread parked)
+ *     --> paused --resume--> running
+ *   any --close--> closed: parked threads leave, pause/resume fail (ECANCELED)
+ *
+ * Pausing a paused gate, or resuming a running one, fails with EALREADY and
+ * changes nothing: the caller can tell "already so" from a failure, and a
+ * caller that wants idempotence ignores EALREADY. One pause or resume at a
+ * time (op_lock): a second caller waits for the first to finish. */
+struct vcpu_gate {
+	pthread_mutex_t op_lock;      /* held for a whole pause or resume */
+	pthread_mutex_t lock;         /* the fields below */
+	pthread_cond_t cond;          /* parked, running, paused or closed changed */
+	atomic_bool requested;        /* park before the next KVM_RUN */
+	bool paused;                  /* a pause completed, no resume since */
+	bool closed;                  /* the VM is stopping */
+	unsigned running;             /* threads between enter and leave */
+	unsigned parked;              /* of those, waiting in vcpu_gate_park */
+};
+
+void vcpu_gate_init(struct vcpu_gate *g);
+void vcpu_gate_destroy(struct vcpu_gate *g);
+void vcpu_gate_enter(struct vcpu_gate *g);
+void vcpu_gate_leave(struct vcpu_gate *g);
+static inline bool vcpu_gate_should_park(struct vcpu_gate *g)
+{
+	return atomic_load(&g->requested);
+}
+void vcpu_gate_park(struct vcpu_gate *g);
+/* Asks every thread to park, calls kick(arg) to get them out of KVM_RUN, and
+ * returns once every live thread is parked (a thread that ends counts too). */
+int vcpu_gate_pause(struct vcpu_gate *g, void (*kick)(void *arg), void *arg, struct rv_err *err);
+int vcpu_gate_resume(struct vcpu_gate *g, struct rv_err *err);
+bool vcpu_gate_paused(struct vcpu_gate *g);
+/* Any thread, never blocks: wakes parked threads and a waiting pause for good. */
+void vcpu_gate_close(struct vcpu_gate *g);
+/* close, then waits until no pause or resume is in progress: after it the
+ * vCPUs may be joined and freed, no later call touches them. */
+void vcpu_gate_quiesce(struct vcpu_gate *g);
+
 /* The controller thread and what it waits for (vm_agent.c). */
 struct vm_agent {
 	pthread_t thread;
@@ -63,6 +108,7 @@ struct vm {
 	struct i8042 i8042;
 	int serial_irq_fd;
 	struct vcpu *vcpus;
+	struct vcpu_gate gate;        /* vm_pause, vm_resume */
 	atomic_bool stopping;
 	int stop_fd;                  /* eventfd: a vCPU asks the main thread to stop */
 	pthread_mutex_t stop_lock;

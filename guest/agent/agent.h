@@ -1,7 +1,8 @@
 /* runvm-agent: the guest's PID 1 (DESIGN §4). One single-threaded epoll loop
  * serves connections from the host (common/proto.h): control connections
- * (EXEC, START, SIGNAL, MOUNT, SHUTDOWN) and stream connections (one stdio stream of
- * one process each), and relays bytes between those and the processes' pipes.
+ * (EXEC, START, SIGNAL, MOUNT, SHUTDOWN, SIGNAL_ALL, PS, STATS) and stream
+ * connections (one stdio stream of one process each), and relays bytes
+ * between those and the processes' pipes.
  *
  * The state is plain data owned by struct agent, which lives in main. */
 #ifndef RV_AGENT_H
@@ -128,6 +129,12 @@ void relay_on_pipe(struct agent *a, struct stream *s);
 void relay_drop_stdin(struct agent *a, struct stream *s);
 void relay_release(struct agent *a, struct stream *s);
 void relay_conn_lost(struct agent *a, struct stream *s);
+
+/* procs.c: the container as a whole, the agent's descendants (SIGNAL_ALL,
+ * PS, STATS); each handler answers on c. */
+void procs_on_signal_all(const struct agent *a, struct conn *c, const struct proto_msg *m);
+void procs_on_ps(struct conn *c, const struct proto_msg *m);
+void procs_on_stats(struct conn *c, const struct proto_msg *m);
 
 /* mounts.c: PID 1's filesystems and console; MOUNT requests */
 void mounts_setup(void);

@@ -241,6 +241,15 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 	case PROTO_SHUTDOWN:
 		on_shutdown(c, m);
 		break;
+	case PROTO_SIGNAL_ALL:
+		procs_on_signal_all(a, c, m);
+		break;
+	case PROTO_PS:
+		procs_on_ps(c, m);
+		break;
+	case PROTO_STATS:
+		procs_on_stats(c, m);
+		break;
 	case PROTO_HELLO:
 		conn_reply_error(c, m->id, EPROTO, "HELLO twice on one connection");
 		break;

@@ -11,6 +11,10 @@
  *   agent-run --unix PATH --raw        send stdin's bytes as they are on one
  *                                      connection, print each frame that comes back
  *   agent-run --unix PATH --shutdown   agent_shutdown
+ *   agent-run --unix PATH --signal-all SIG   agent_signal_all
+ *   agent-run --unix PATH --ps         agent_ps: a "clock" line, then one line a process:
+ *                                      PID PPID UID STATE UTIME STIME START COMM|CMDLINE
+ *   agent-run --unix PATH --stats      agent_stats, one "name value" line each
  *
  * Errors print "agent-run: MESSAGE" once and exit 125 (a command that cannot
  * be started in the guest included). */
@@ -45,7 +49,8 @@ struct opts {
 	uint32_t uid, gid;
 	unsigned signal_after_ms;
 	int signal;
-	bool raw, shutdown;
+	bool raw, shutdown, ps, stats, signal_all;
+	int signal_all_signo;
 	char **argv;
 };
 
@@ -75,7 +80,8 @@ static __attribute__((noreturn)) void usage(const char *why)
 {
 	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
 		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG] -- CMD ARGS...\n"
-		"       agent-run --unix PATH --raw | --shutdown\n", why);
+		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
+		why);
 	exit(EXIT_AGENT_RUN_ERROR);
 }
 
@@ -97,7 +103,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "timeout-ms", required_argument, NULL, 't' }, { "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, 'c' }, { "user", required_argument, NULL, 'U' },
 		{ "signal-after", required_argument, NULL, 's' }, { "raw", no_argument, NULL, 'r' },
-		{ "shutdown", no_argument, NULL, 'S' }, { 0 },
+		{ "shutdown", no_argument, NULL, 'S' }, { "ps", no_argument, NULL, 'P' },
+		{ "stats", no_argument, NULL, 'T' }, { "signal-all", required_argument, NULL, 'A' },
+		{ 0 },
 	};
 	int c;
 
@@ -119,6 +127,12 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'r': o->raw = true; break;
 		case 'S': o->shutdown = true; break;
+		case 'P': o->ps = true; break;
+		case 'T': o->stats = true; break;
+		case 'A':   /* 0 and junk go through: the client must refuse them */
+			o->signal_all = true;
+			o->signal_all_signo = atoi(optarg);
+			break;
 		default: usage("unknown option");
 		}
 	}
@@ -127,7 +141,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	if (o->parallel > MAX_PARALLEL)
 		usage("--parallel is at most 1000");
 	o->argv = argv + optind;
-	if (!o->raw && !o->shutdown && !o->argv[0])
+	if (!o->raw && !o->shutdown && !o->ps && !o->stats && !o->signal_all && !o->argv[0])
 		usage("no command");
 }
 
@@ -171,6 +185,49 @@ static int raw(const struct opts *o)
 		print_frame(&m);
 		proto_msg_free(&m);
 	}
+}
+
+/* --- the container as a whole ---------------------------------------------------- */
+
+static int ps(const struct agent_client *client)
+{
+	struct agent_proc *procs;
+	struct agent_ps_info info;
+	struct rv_err err;
+	size_t n;
+
+	if (agent_ps(client, &procs, &n, &info, &err) < 0)
+		die(&err);
+	printf("clock clk_tck=%u boot_time_s=%llu uptime_ns=%llu total=%u listed=%zu\n",
+	       info.clk_tck, (unsigned long long)info.boot_time_s,
+	       (unsigned long long)info.uptime_ns, info.total, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct agent_proc *p = &procs[i];
+		printf("%u %u %u %c %llu %llu %llu %s|%s\n", p->pid, p->ppid, p->uid, p->state,
+		       (unsigned long long)p->utime_ticks, (unsigned long long)p->stime_ticks,
+		       (unsigned long long)p->start_ticks, p->comm, p->cmdline);
+	}
+	agent_ps_free(procs, n);
+	return 0;
+}
+
+static int stats(const struct agent_client *client)
+{
+	struct agent_stats st;
+	struct rv_err err;
+
+	if (agent_stats(client, &st, &err) < 0)
+		die(&err);
+	printf("cpu_total_ns %llu\ncpu_user_ns %llu\ncpu_kernel_ns %llu\nncpus %u\n",
+	       (unsigned long long)st.cpu_total_ns, (unsigned long long)st.cpu_user_ns,
+	       (unsigned long long)st.cpu_kernel_ns, st.ncpus);
+	for (uint32_t i = 0; i < st.ncpus && i < AGENT_MAX_CPUS; i++)
+		printf("cpu%u_ns %llu\n", i, (unsigned long long)st.percpu_ns[i]);
+	printf("mem_total_bytes %llu\nmem_used_bytes %llu\nmem_cache_bytes %llu\n"
+	       "pids_current %u\n", (unsigned long long)st.mem_total_bytes,
+	       (unsigned long long)st.mem_used_bytes, (unsigned long long)st.mem_cache_bytes,
+	       st.pids_current);
+	return 0;
 }
 
 /* --- one run, or many at once ----------------------------------------------------- */
@@ -308,6 +365,15 @@ int main(int argc, char **argv)
 			die(&err);
 		return 0;
 	}
+	if (o.signal_all) {
+		if (agent_signal_all(&client, o.signal_all_signo, &err) < 0)
+			die(&err);
+		return 0;
+	}
+	if (o.ps)
+		return ps(&client);
+	if (o.stats)
+		return stats(&client);
 	if (o.parallel)
 		return parallel(&o, client);
 	struct job j = { .o = &o, .client = client };

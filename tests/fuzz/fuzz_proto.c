@@ -50,12 +50,46 @@ static void check_mount_same(const struct proto_mount *a, const struct proto_mou
 	CHECK(strcmp(a->data, b->data) == 0);
 }
 
+static void check_ps_same(const struct proto_ps *a, const struct proto_ps *b)
+{
+	CHECK(a->clk_tck == b->clk_tck && a->clk_tck >= 1);
+	CHECK(a->boot_time_s == b->boot_time_s && a->uptime_ns == b->uptime_ns);
+	CHECK(a->total == b->total && a->nprocs == b->nprocs && a->nprocs <= a->total);
+	CHECK(a->nprocs <= PROTO_MAX_PROCS);
+	for (uint32_t i = 0; i < a->nprocs; i++) {
+		const struct proto_proc *x = &a->procs[i], *y = &b->procs[i];
+		CHECK(x->pid == y->pid && x->ppid == y->ppid && x->uid == y->uid);
+		CHECK(x->state == y->state && x->state < 128);
+		CHECK(x->utime_ticks == y->utime_ticks && x->stime_ticks == y->stime_ticks);
+		CHECK(x->start_ticks == y->start_ticks);
+		CHECK(strcmp(x->comm, y->comm) == 0 && strlen(x->comm) <= PROTO_MAX_COMM_BYTES);
+		CHECK(strcmp(x->cmdline, y->cmdline) == 0);
+		CHECK(strlen(x->cmdline) <= PROTO_MAX_CMDLINE_BYTES);
+	}
+}
+
+static void check_stats_same(const struct proto_stats *a, const struct proto_stats *b)
+{
+	CHECK(a->cpu_total_ns == b->cpu_total_ns && a->cpu_user_ns == b->cpu_user_ns);
+	CHECK(a->cpu_kernel_ns == b->cpu_kernel_ns);
+	CHECK(a->cpu_user_ns + a->cpu_kernel_ns <= a->cpu_total_ns);
+	CHECK(a->ncpus == b->ncpus && a->ncpus >= 1 && a->npercpu == b->npercpu);
+	CHECK(a->npercpu == (a->ncpus < PROTO_MAX_CPUS ? a->ncpus : PROTO_MAX_CPUS));
+	CHECK(memcmp(a->percpu_ns, b->percpu_ns, a->npercpu * sizeof(uint64_t)) == 0);
+	CHECK(a->mem_total_bytes == b->mem_total_bytes && a->mem_used_bytes == b->mem_used_bytes);
+	CHECK(a->mem_cache_bytes == b->mem_cache_bytes);
+	CHECK(a->mem_used_bytes <= a->mem_total_bytes && a->mem_cache_bytes <= a->mem_total_bytes);
+	CHECK(a->pids_current == b->pids_current);
+}
+
 static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 {
 	CHECK(a->type == b->type && a->id == b->id);
 	switch (a->type) {
 	case PROTO_OK:
 	case PROTO_SHUTDOWN:
+	case PROTO_PS:
+	case PROTO_STATS:
 		break;
 	case PROTO_HELLO:
 		CHECK(a->hello.version == b->hello.version);
@@ -85,6 +119,16 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 		break;
 	case PROTO_MOUNT:
 		check_mount_same(&a->mount, &b->mount);
+		break;
+	case PROTO_SIGNAL_ALL:
+		CHECK(a->signal_all.signo == b->signal_all.signo);
+		CHECK(a->signal_all.signo >= 1 && a->signal_all.signo <= PROTO_MAX_SIGNO);
+		break;
+	case PROTO_PS_REPLY:
+		check_ps_same(&a->ps, &b->ps);
+		break;
+	case PROTO_STATS_REPLY:
+		check_stats_same(&a->stats, &b->stats);
 		break;
 	default:
 		CHECK(!"decoded an unknown type");

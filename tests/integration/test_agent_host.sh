@@ -141,7 +141,7 @@ frame() {
 	local payload=${3:-}
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
-hello() { frame 1 1 "$(u32 2)"; }
+hello() { frame 1 1 "$(u32 3)"; }
 # exec_true REQ_ID [STREAMS]: EXEC of `true` as exec id 77
 exec_true() { frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)"; }
 
@@ -169,7 +169,7 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 2"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 3"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -293,6 +293,97 @@ if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
 else
 	skip "MOUNT in a private mount namespace" "needs root and unshare -m"
 fi
+
+# --- the container as a whole: ps, stats, signal-all --------------------------------
+# In --unix mode "the container" is the agent's descendants, never the host's
+# other processes: a signal-all must not be kill(-1) here.
+# bg_run NAME CMD...: agent-run CMD in the background; NAME.rc gets its status
+bg_run() {
+	local name=$1; shift
+	{ "$run" --unix "$sock" --timeout-ms 5000 -- "$@" </dev/null >/dev/null 2>&1; echo $? >"$tmp/$name.rc"; } &
+}
+# wait_rc NAME: up to 5 s for NAME.rc; prints it
+wait_rc() { wait_file "$tmp/$1.rc"; cat "$tmp/$1.rc" 2>/dev/null; }
+
+bg_run s1 sh -c "echo \$\$ >$tmp/s1.pid; exec sleep 1000 111"
+bg_run s2 sh -c "echo \$\$ >$tmp/s2.pid; exec bash -c 'exec -a \$(printf \"evil\\033[2J\") sleep 1000 222'"
+sleep 1000 333 &
+host_sleep=$!
+wait_file "$tmp/s1.pid" && wait_file "$tmp/s2.pid"
+s1=$(cat "$tmp/s1.pid") s2=$(cat "$tmp/s2.pid")
+for _ in $(seq 100); do tr '\0' ' ' <"/proc/$s2/cmdline" 2>/dev/null | grep -q 'sleep 1000 222' && break; sleep 0.05; done
+
+run_capture ar0 --ps
+expect_rc "ps: exit 0" 0
+expect_in "ps: the clock line gives the guest's CLK_TCK" "$out" "clock clk_tck=$(getconf CLK_TCK) "
+line=$(grep "^$s1 " <<<"$out")
+case "$line" in
+"$s1 $main_agent $(id -u) S "*" sleep|sleep 1000 111") pass "ps: a started sleep with its pid, parent (the agent), uid, state, comm and args" ;;
+*) fail "ps: a started sleep with its pid, parent (the agent), uid, state, comm and args" "line: $line" "ps: ${out:0:600}" ;;
+esac
+expect_in "ps: control bytes in an argv[0] arrive as '?'" "$(grep "^$s2 " <<<"$out")" "|evil?[2J 1000 222"
+grep -q "^$host_sleep \|^$main_agent \|^$$ " <<<"$out" &&
+	fail "ps: lists only the agent's descendants" "${out:0:600}" ||
+	pass "ps: lists only the agent's descendants (not the agent, the test, or a host sleep)"
+expect_in "ps: total and listed agree" "$(head -1 <<<"$out")" "total=2 listed=2"
+
+run_capture ar0 --stats
+expect_rc "stats: exit 0" 0
+val() { awk -v k="$1" '$1 == k { print $2 }' <<<"$out"; }
+host_cpus=$(grep -c '^cpu[0-9]' /proc/stat)
+host_mem=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024))
+[ "$(val ncpus)" = "$host_cpus" ] && [ -n "$(val cpu$((host_cpus - 1))_ns)" ] &&
+	pass "stats: ncpus and a figure for each" || fail "stats: ncpus and a figure for each" "$out"
+[ "$(val cpu_total_ns)" -gt 0 ] && [ $(($(val cpu_user_ns) + $(val cpu_kernel_ns))) -le "$(val cpu_total_ns)" ] &&
+	[ "$(val cpu0_ns)" -gt 0 ] && pass "stats: cpu time is busy time, user + kernel within the total" ||
+	fail "stats: cpu time is busy time, user + kernel within the total" "$out"
+[ "$(val mem_total_bytes)" = "$host_mem" ] && [ "$(val mem_used_bytes)" -gt 0 ] &&
+	[ "$(val mem_used_bytes)" -lt "$host_mem" ] && pass "stats: memory total is MemTotal, used within it" ||
+	fail "stats: memory total is MemTotal, used within it" "$out" "MemTotal: $host_mem"
+[ "$(val pids_current)" = 2 ] && pass "stats: pids_current counts the two started processes" ||
+	fail "stats: pids_current counts the two started processes" "$out"
+
+run_capture ar0 --signal-all 0
+expect_rc "signal-all 0: refused by the client" 125 &&
+	expect_in "it says why" "$err" "signal 0 is not one of 1..64"
+{ hello; frame 12 3 "$(u32 65)"; } >"$tmp/frames"
+raw "SIGNAL_ALL of signal 65: the decoder refuses it" \
+	"ERROR id=0 code=71 bad frame, closing the connection: SIGNAL_ALL frame: signal 65 is not one of 1..64"
+{ hello; frame 13 3 "$(u32 1)"; } >"$tmp/frames"
+raw "PS with a field it does not have: refused" "PS frame: 4 bytes after the last field"
+
+run_capture ar0 --signal-all 15
+expect_rc "signal-all SIGTERM: acknowledged" 0
+[ "$(wait_rc s1)" = 143 ] && [ "$(wait_rc s2)" = 143 ] &&
+	pass "signal-all: both started processes die of SIGTERM (143)" ||
+	fail "signal-all: both started processes die of SIGTERM (143)" "s1: $(cat "$tmp/s1.rc" 2>&1)" "s2: $(cat "$tmp/s2.rc" 2>&1)"
+kill -0 "$host_sleep" 2>/dev/null && kill -0 "$main_agent" 2>/dev/null &&
+	pass "signal-all: a host process and the agent itself live on" ||
+	fail "signal-all: a host process and the agent itself live on"
+kill "$host_sleep" 2>/dev/null
+wait "$host_sleep" 2>/dev/null
+run_capture ar0 --ps
+expect_in "ps after signal-all: nothing left" "$out" "total=0 listed=0"
+
+# 100 cmdlines of 4 KiB are more than a frame holds: all listed, cut short.
+long=$(printf '%04000d' 0)
+bg_run many sh -c "for i in \$(seq 100); do sleep 1000 $long & done; echo \$\$ >$tmp/many.pid; wait"
+wait_file "$tmp/many.pid"
+for _ in $(seq 100); do
+	[ "$(pgrep -c -P "$(cat "$tmp/many.pid")" sleep)" = 100 ] && break; sleep 0.05
+done
+run_capture ar0 --ps
+expect_rc "ps of 101 processes with 4 KiB cmdlines: exit 0" 0
+head=$(head -1 <<<"$out")
+cut=$(grep -c '|sleep 1000 000' <<<"$out")
+shortest=$(grep '|sleep 1000 000' <<<"$out" | awk '{ print length($0) }' | sort -n | head -1)
+[[ "$head" == *"total=101 listed=101"* ]] && [ "$cut" = 100 ] && [ "${shortest:-0}" -lt 4000 ] &&
+	pass "every process is listed, the cmdlines cut short to fit one frame" ||
+	fail "every process is listed, the cmdlines cut short to fit one frame" "$head" "$cut sleeps, shortest line $shortest"
+run_capture ar0 --signal-all 9
+[ "$(wait_rc many)" = 137 ] && [ -z "$(pgrep -f "sleep 1000 $long")" ] &&
+	pass "signal-all SIGKILL: the shell and its 100 children are gone" ||
+	fail "signal-all SIGKILL: the shell and its 100 children are gone" "status $(cat "$tmp/many.rc" 2>&1)"
 
 # --- the agent dies mid-stream: an error, never a hang ---------------------------
 start_agent "$tmp/b.sock" "$tmp/b.log" || { summary; exit 1; }

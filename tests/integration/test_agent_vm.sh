@@ -103,6 +103,13 @@ run_capture "$build/tests/agent-stress" --kernel "$kernel" --initrd "$initrd" --
 expect_rc "100 concurrent processes in one VM all complete with the right outputs" 0 ||
 	echo "        $err"
 
+# --- the container as a whole: pause/resume, ps, stats, signal-all -----------------
+run_capture timeout 300 "$build/tests/agent-stress" --kernel "$kernel" --initrd "$initrd" --cpus 2 --pause \
+	--timeout 240
+expect_rc "pause stops the guest's output and resume restarts it; ps, stats and signal-all work; a VM stopped while paused ends" 0 ||
+	echo "        $err"
+expect_in "the guest printed nothing while paused" "$out" "without output"
+
 # --- the guest going away mid-stream ----------------------------------------------
 # The agent runs as a child of a shell PID 1 here, so a command can kill it; PID 1
 # then exits and the guest kernel panics: both must end the command with an error.
