@@ -14,6 +14,8 @@ struct cli {
 	bool debug;                 /* --debug */
 	bool systemd_cgroup;        /* --systemd-cgroup: accepted, as runc's clients pass it */
 	struct rv_log log;          /* --log, --log-format */
+	const char *log_path;       /* --log as given; NULL: stderr */
+	const char *log_format;     /* --log-format as given; NULL: text */
 	int exit_code;              /* a verb's status when it succeeded (boot: the guest's) */
 };
 

@@ -18,20 +18,20 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{ "create", cmd_guest_verb, "create a container (boots its VM)" },
-	{ "start", NULL, "start the process of a created container" },
-	{ "run", cmd_guest_verb, "create and start a container" },
+	{ "create", cmd_create, "create a container (boots its VM)" },
+	{ "start", cmd_start, "start the process of a created container" },
+	{ "run", cmd_run, "create and start a container" },
 	{ "exec", NULL, "run a process in a running container" },
-	{ "kill", NULL, "send a signal to a container's process" },
-	{ "delete", NULL, "delete a container and its VM" },
-	{ "state", NULL, "print a container's OCI state" },
-	{ "list", NULL, "list containers" },
-	{ "ps", NULL, "list a container's processes" },
-	{ "events", NULL, "stream a container's events and stats" },
-	{ "pause", NULL, "pause all vCPUs of a container" },
-	{ "resume", NULL, "resume a paused container" },
-	{ "wait", NULL, "wait for a container to exit" },
-	{ "spec", NULL, "write a default config.json" },
+	{ "kill", cmd_kill, "send a signal to a container's process" },
+	{ "delete", cmd_delete, "delete a container and its VM" },
+	{ "state", cmd_state, "print a container's OCI state" },
+	{ "list", cmd_list, "list containers" },
+	{ "ps", cmd_ps, "list a container's processes" },
+	{ "events", cmd_events, "stream a container's events and stats" },
+	{ "pause", cmd_pause, "pause all vCPUs of a container" },
+	{ "resume", cmd_resume, "resume a paused container" },
+	{ "wait", cmd_wait, "wait for a container to exit" },
+	{ "spec", cmd_spec, "write a default config.json" },
 	{ "features", cmd_features, "print what this build and host support (JSON)" },
 	{ "do", cmd_guest_verb, "run a command in a VM over the host's root" },
 	{ "boot", cmd_boot, "(internal) the VMM of one sandbox" },
@@ -84,10 +84,11 @@ static int parse_globals(int argc, char **argv, struct cli *cli, const char **lo
 	while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ROOT: cli->root = optarg; break;
-		case OPT_LOG: *log_path = optarg; break;
+		case OPT_LOG: *log_path = cli->log_path = optarg; break;
 		case OPT_LOG_FORMAT:
 			if (rv_log_parse_format(optarg, format, err) < 0)
 				return -1;
+			cli->log_format = optarg;
 			break;
 		case OPT_DEBUG: cli->debug = true; break;
 		case OPT_SYSTEMD_CGROUP: cli->systemd_cgroup = true; break;

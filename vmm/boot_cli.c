@@ -17,8 +17,6 @@
 #include "vmm/boot_fs.h"
 #include "vmm/vm.h"
 
-#define DEFAULT_KERNEL_REL "../share/runvm/vmlinux"
-#define DEFAULT_INITRD_REL "../share/runvm/initramfs.img"
 
 /* The file service as the guest sees it (DESIGN §5): the agent mounts the
  * virtio-fs tag at BOOT_GUEST_FS, whose entries are the exports: "rootfs"
@@ -70,8 +68,7 @@ static int parse_timeout(const char *s, unsigned *ms, struct rv_err *err)
 	return 0;
 }
 
-/* A file shipped next to the runvm binary (bin/../share/runvm/...). */
-static const char *shipped_file(const char *rel, char *buf, size_t size)
+const char *boot_shipped_file(const char *rel, char *buf, size_t size)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -310,10 +307,10 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 	if (parse_flags(argc, argv, &cfg, fs, &bc.argv, err) < 0 ||
 	    check_fs_flags(fs, bc.argv, err) < 0)
 		return -1;
-	if (!cfg.kernel && !(cfg.kernel = shipped_file(DEFAULT_KERNEL_REL, kernel, sizeof(kernel))))
+	if (!cfg.kernel && !(cfg.kernel = boot_shipped_file(BOOT_DEFAULT_KERNEL_REL, kernel, sizeof(kernel))))
 		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
 	if (bc.argv) {
-		if (!cfg.initrd && !(cfg.initrd = shipped_file(DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
+		if (!cfg.initrd && !(cfg.initrd = boot_shipped_file(BOOT_DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
 			return rv_failx(err, EINVAL, "no --initrd given and no initramfs.img next to runvm");
 		cfg.controller = run_command;
 		cfg.controller_arg = &bc;

@@ -31,4 +31,10 @@ void boot_reraise(int sig);
 /* The guest's last console lines, for an error that ended the VM. */
 void boot_print_console_tail(const struct vm_result *res, FILE *out);
 
+/* The guest kernel and initramfs shipped next to the runvm binary
+ * (bin/../share/runvm/): into buf, NULL when the path does not fit. */
+#define BOOT_DEFAULT_KERNEL_REL "../share/runvm/vmlinux"
+#define BOOT_DEFAULT_INITRD_REL "../share/runvm/initramfs.img"
+const char *boot_shipped_file(const char *rel, char *buf, size_t size);
+
 #endif

@@ -1,0 +1,157 @@
+#include "runtime/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runtime/ctl.h"
+
+#define KILL_WAIT_MS 10000
+#define KILL_POLL_MS 10
+
+static int open_state(const struct cli *cli, const char *id, bool lock, struct container *c,
+		      struct rv_err *err)
+{
+	*c = (struct container){ .root = cli->root, .id = id, .dirfd = -1, .lockfd = -1 };
+	if (state_check_id(id, err) < 0)
+		return -1;
+	if (state_open(cli->root, id, &c->dirfd, err) < 0) {
+		if (err->code == ENOENT)
+			rv_failx(err, ENOENT, "container '%s' does not exist", id);
+		return -1;
+	}
+	if ((lock && state_lock(c->dirfd, &c->lockfd, err) < 0) ||
+	    state_read(c->dirfd, &c->st, err) < 0) {
+		if (err->code == ENOENT)
+			rv_failx(err, ENOENT, "container '%s' does not exist", id);
+		container_close(c);
+		return -1;
+	}
+	snprintf(c->ctl_path, sizeof(c->ctl_path), "%s/%s/%s", cli->root, id, STATE_CONTROL_SOCK);
+	return 0;
+}
+
+int container_open(const struct cli *cli, const char *id, struct container *c, struct rv_err *err)
+{
+	return open_state(cli, id, true, c, err);
+}
+
+int container_peek(const struct cli *cli, const char *id, struct container *c, struct rv_err *err)
+{
+	return open_state(cli, id, false, c, err);
+}
+
+void container_close(struct container *c)
+{
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	c->lockfd = c->dirfd = -1;
+	ct_state_free(&c->st);
+}
+
+static bool vmm_alive(const struct container *c)
+{
+	return c->st.pid > 0 && state_pid_alive(c->st.pid, c->st.pid_start);
+}
+
+const char *container_status(const struct container *c)
+{
+	static const char *const known[] = { "creating", "created", "running", "paused", "stopped" };
+	char reply[64];
+	struct rv_err err;
+
+	if (!vmm_alive(c))
+		return "stopped";
+	if (ctl_call(c->ctl_path, "state", reply, sizeof(reply), &err) < 0)
+		return !strcmp(c->st.status, "creating") ? "creating" : "stopped";
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(reply, known[i]))
+			return known[i];
+	return "stopped";
+}
+
+int container_call(const struct container *c, const char *req, char *reply, size_t size,
+		   struct rv_err *err)
+{
+	if (!vmm_alive(c))
+		return rv_failx(err, ESRCH, "container not running");
+	return ctl_call(c->ctl_path, req, reply, size, err);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int container_kill_vmm(const struct container *c, struct rv_err *err)
+{
+	if (!vmm_alive(c))
+		return 0;
+	if (kill(c->st.pid, SIGKILL) < 0 && errno != ESRCH)
+		return rv_fail(err, errno, "kill the VMM of '%s' (pid %d)", c->id, (int)c->st.pid);
+	for (long waited = 0; waited < KILL_WAIT_MS; waited += KILL_POLL_MS) {
+		if (!vmm_alive(c))
+			return 0;
+		sleep_ms(KILL_POLL_MS);
+	}
+	return rv_failx(err, ETIMEDOUT, "the VMM of '%s' (pid %d) did not die within %d s of SIGKILL",
+			c->id, (int)c->st.pid, KILL_WAIT_MS / 1000);
+}
+
+int container_exit_status(const struct container *c, int *status, struct rv_err *err)
+{
+	char buf[16] = { 0 };
+	_cleanup_close_ int fd = openat(c->dirfd, STATE_EXIT_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *end;
+
+	if (fd < 0)
+		return rv_fail(err, errno, "container '%s': no exit status", c->id);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	long v = n > 0 ? strtol(buf, &end, 10) : -1;
+	if (n <= 0 || end == buf || *end != '\n' || v < 0 || v > 255)
+		return rv_failx(err, ENOENT, "container '%s': no exit status recorded (its VMM died)",
+				c->id);
+	*status = (int)v;
+	return 0;
+}
+
+int container_record(struct container *c, const char *status, struct rv_err *err)
+{
+	char *copy = strdup(status);
+
+	if (!copy)
+		return rv_fail(err, ENOMEM, "state");
+	free(c->st.status);
+	c->st.status = copy;
+	return state_write(c->dirfd, &c->st, err);
+}
+
+int container_destroy(struct container *c, struct rv_err *err)
+{
+	int rc = state_remove(c->root, c->id, err);
+
+	container_close(c);
+	return rc;
+}
+
+int container_id_arg(int argc, char **argv, const char *usage, const char **id, struct rv_err *err)
+{
+	if (argc == 2 && argv[1][0] != '-') {
+		*id = argv[1];
+		return 0;
+	}
+	if (argc < 2)
+		return rv_failx(err, EINVAL, "%s: give the container id (usage: runvm %s)", argv[0],
+				usage);
+	return rv_failx(err, EINVAL, "%s: unexpected '%s' (usage: runvm %s)", argv[0],
+			argv[argc > 2 ? 2 : 1], usage);
+}

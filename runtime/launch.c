@@ -1,0 +1,346 @@
+#include "runtime/launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runtime/spec.h"
+#include "runtime/state.h"
+#include "vmm/kvm_host.h"
+
+#define BOOT_LOG_FILE "boot.log"     /* boot's errors, for create to report */
+#define VMM_LOG_FILE "vmm.log"       /* the VMM's log when no --log was given */
+#define BOOT_LOG_MAX_BYTES 4000
+
+/* What create hands to `runvm boot` (closed once it runs). */
+struct launch_fds {
+	int kvm, spec, control, exit, log, sync[2];
+};
+
+enum { OPT_BUNDLE = 256, OPT_PID_FILE, OPT_CONSOLE_SOCKET, OPT_ACCEPTED, OPT_ACCEPTED_ARG,
+       OPT_DETACH };
+
+int launch_parse(int argc, char **argv, struct launch_opts *o, bool *detach, const char **id,
+		 struct rv_err *err)
+{
+	static const struct option opts[] = {
+		{ "bundle", required_argument, NULL, OPT_BUNDLE },
+		{ "pid-file", required_argument, NULL, OPT_PID_FILE },
+		{ "console-socket", required_argument, NULL, OPT_CONSOLE_SOCKET },
+		{ "detach", no_argument, NULL, OPT_DETACH },
+		/* runc's, meaningless for a VM: accepted so that clients can pass them. */
+		{ "no-pivot", no_argument, NULL, OPT_ACCEPTED },
+		{ "no-new-keyring", no_argument, NULL, OPT_ACCEPTED },
+		{ "no-subreaper", no_argument, NULL, OPT_ACCEPTED },
+		{ "preserve-fds", required_argument, NULL, OPT_ACCEPTED_ARG },
+		{ 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, detach ? "+b:d" : "+b:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': case OPT_BUNDLE: o->bundle = optarg; break;
+		case OPT_PID_FILE: o->pid_file = optarg; break;
+		case OPT_CONSOLE_SOCKET: o->console_socket = optarg; break;
+		case 'd': case OPT_DETACH:
+			if (!detach)
+				goto unknown;
+			*detach = true;
+			break;
+		case OPT_ACCEPTED: case OPT_ACCEPTED_ARG: break;
+		default:
+			goto unknown;
+		}
+	}
+	if (optind != argc - 1)
+		return rv_failx(err, EINVAL, "%s: give exactly one container id (usage: runvm %s "
+				"[--bundle DIR] [--pid-file FILE] [--console-socket SOCK] ID)",
+				argv[0], argv[0]);
+	*id = argv[optind];
+	return 0;
+unknown:
+	return rv_failx(err, EINVAL, "%s: unknown flag '%s' (see runvm help %s)", argv[0],
+			argv[optind - 1], argv[0]);
+}
+
+/* Everything that can be checked before a state dir exists, with runc's
+ * wording where runc has one. */
+static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec,
+			struct rv_err *err)
+{
+	struct stat st;
+
+	if (spec->process.terminal && !o->console_socket)
+		return rv_failx(err, EINVAL, "process.terminal is true: give --console-socket "
+				"(cannot allocate a tty without one)");
+	if (spec->process.terminal)
+		return rv_failx(err, ENOTSUP, "process.terminal: a terminal for the container is not "
+				"supported by this build yet; set it to false");
+	if (o->console_socket && (stat(o->console_socket, &st) < 0 || !S_ISSOCK(st.st_mode)))
+		return rv_failx(err, ENOTSOCK, "--console-socket %s: not a Unix socket",
+				o->console_socket);
+	if (spec->ndevices)
+		return rv_failx(err, ENOTSUP, "linux.devices: runvm cannot pass the host device %s "
+				"into the VM; remove it from the spec", spec->first_device_path);
+	if (stat(spec->root_path, &st) < 0)
+		return rv_fail(err, errno, "root.path %s", spec->root_path);
+	if (!S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTDIR, "root.path %s: not a directory", spec->root_path);
+	if (o->pid_file) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", o->pid_file);
+		if (stat(dirname(dir), &st) < 0 || !S_ISDIR(st.st_mode))
+			return rv_failx(err, ENOENT, "--pid-file %s: directory %s does not exist",
+					o->pid_file, dir);
+	}
+	return 0;
+}
+
+static int open_kvm(struct rv_err *err)
+{
+	struct kvm_host host;
+
+	kvm_host_detect("/", &host);
+	if (kvm_host_check_bootable(&host, err) < 0)
+		return -1;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return rv_fail(err, errno, "open /dev/kvm (runvm runs each container in a KVM VM)");
+	return fd;
+}
+
+static int listen_control(const char *root, const char *id, struct rv_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/%s", root, id, STATE_CONTROL_SOCK) >=
+	    (int)sizeof(sa.sun_path))
+		return rv_failx(err, ENAMETOOLONG, "control socket %s/%s/%s: over %zu bytes; use a "
+				"shorter --root or id", root, id, STATE_CONTROL_SOCK,
+				sizeof(sa.sun_path) - 1);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rv_fail(err, errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+		close(fd);
+		return rv_fail(err, e, "control socket %s", sa.sun_path);
+	}
+	return fd;
+}
+
+static void close_fds(struct launch_fds *f)
+{
+	int *all[] = { &f->kvm, &f->spec, &f->control, &f->exit, &f->log, &f->sync[0], &f->sync[1] };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (*all[i] >= 0) {
+			close(*all[i]);
+			*all[i] = -1;
+		}
+}
+
+static int open_fds(const char *root, const char *id, int dirfd, const char *bundle,
+		    struct launch_fds *f, struct rv_err *err)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/config.json", bundle);
+	if ((f->spec = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return rv_fail(err, errno, "%s", path);
+	if ((f->control = listen_control(root, id, err)) < 0)
+		return -1;
+	f->exit = openat(dirfd, STATE_EXIT_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f->log = openat(dirfd, BOOT_LOG_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (f->exit < 0 || f->log < 0 || pipe2(f->sync, O_CLOEXEC) < 0)
+		return rv_fail(err, errno, "state dir %s/%s", root, id);
+	return 0;
+}
+
+struct boot_args {
+	char fd[6][16], cpus[16], mem[32], vmm_log[PATH_MAX];
+	const char *argv[40];
+};
+
+/* The child: `runvm boot` in a session of its own (a terminal's Ctrl-C is
+ * for `run` to forward, not for the VMM), with exactly the fds it is given. */
+static void __attribute__((noreturn))
+exec_boot(const struct cli *cli, const char *id, const char *bundle, const struct launch_fds *f,
+	  struct boot_args *a)
+{
+	const int pass[6] = { f->kvm, f->spec, f->control, f->exit, f->log, f->sync[1] };
+	static const char *const flags[6] = { "--device-fd", "--spec-fd", "--controller-fd",
+					      "--exit-fd", "--user-log-fd", "--start-sync-fd" };
+	size_t n = 0;
+
+	setsid();
+	a->argv[n++] = "runvm";
+	a->argv[n++] = "--log";
+	a->argv[n++] = cli->log_path ? cli->log_path : a->vmm_log;
+	if (cli->log_format) {
+		a->argv[n++] = "--log-format";
+		a->argv[n++] = cli->log_format;
+	}
+	if (cli->debug)
+		a->argv[n++] = "--debug";
+	a->argv[n++] = "boot";
+	a->argv[n++] = "--bundle";
+	a->argv[n++] = bundle;
+	for (size_t i = 0; i < 6; i++) {
+		fcntl(pass[i], F_SETFD, 0);
+		snprintf(a->fd[i], sizeof(a->fd[i]), "%d", pass[i]);
+		a->argv[n++] = flags[i];
+		a->argv[n++] = a->fd[i];
+	}
+	a->argv[n++] = "--cpu-num";
+	a->argv[n++] = a->cpus;
+	a->argv[n++] = "--total-memory";
+	a->argv[n++] = a->mem;
+	a->argv[n++] = id;
+	a->argv[n] = NULL;
+	execv("/proc/self/exe", (char *const *)a->argv);
+	dprintf(f->log, "exec runvm boot: %s\n", strerror(errno));
+	_exit(127);
+}
+
+/* boot's error, as it wrote it to the boot log. */
+static int boot_failed(const struct launch_fds *f, pid_t pid, struct rv_err *err)
+{
+	char msg[BOOT_LOG_MAX_BYTES + 1];
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	ssize_t n = pread(f->log, msg, BOOT_LOG_MAX_BYTES, 0);
+	n = n < 0 ? 0 : n;
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	msg[n] = '\0';
+	if (n == 0)
+		return rv_failx(err, EIO, "the VMM ended (%s %d) before the container was ready",
+				WIFSIGNALED(status) ? "signal" : "status",
+				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	return rv_failx(err, EIO, "%s", msg);
+}
+
+/* A VMM that failed is reaped here (*vmm = -1): nothing is left to kill. */
+static int wait_ready(const struct launch_fds *f, pid_t *vmm, struct rv_err *err)
+{
+	char byte;
+	ssize_t n;
+
+	do
+		n = read(f->sync[0], &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		return 0;
+	boot_failed(f, *vmm, err);
+	*vmm = -1;
+	return -1;
+}
+
+static void fill_state(struct ct_state *st, const char *id, const char *bundle,
+		       const struct oci_spec *spec, struct ct_annotation *ann)
+{
+	for (size_t i = 0; i < spec->nannotations; i++)
+		ann[i] = (struct ct_annotation){ spec->annotations[i].key, spec->annotations[i].value };
+	*st = (struct ct_state){ .id = (char *)id, .bundle = (char *)bundle,
+				 .rootfs = spec->root_path, .status = "creating",
+				 .annotations = ann, .nannotations = spec->nannotations,
+				 .owner = "" };
+}
+
+/* With the state dir made and locked: start boot and wait until it is ready. */
+static int start_vmm(struct cli *cli, const char *id, const char *bundle, int dirfd,
+		     const struct oci_spec *spec, struct launch_fds *f, pid_t *vmm,
+		     struct rv_err *err)
+{
+	_cleanup_free_ struct ct_annotation *ann = calloc(spec->nannotations + 1, sizeof(*ann));
+	_cleanup_free_ char *created = state_now_rfc3339();
+	struct boot_args a;
+	struct ct_state st;
+	unsigned cpus;
+	uint64_t mem;
+
+	if (!ann || !created)
+		return rv_fail(err, ENOMEM, "state");
+	if (spec_vm_shape(spec, &cpus, &mem, err) < 0)
+		return -1;
+	fill_state(&st, id, bundle, spec, ann);
+	st.created = created;
+	snprintf(a.cpus, sizeof(a.cpus), "%u", cpus);
+	snprintf(a.mem, sizeof(a.mem), "%llu", (unsigned long long)mem);
+	snprintf(a.vmm_log, sizeof(a.vmm_log), "%s/%s/%s", cli->root, id, VMM_LOG_FILE);
+	if (state_write(dirfd, &st, err) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return rv_fail(err, errno, "fork");
+	if (pid == 0)
+		exec_boot(cli, id, bundle, f, &a);
+	*vmm = pid;
+	close(f->sync[1]);
+	f->sync[1] = -1;
+	st.pid = pid;
+	if (state_pid_start(pid, &st.pid_start, err) < 0 || state_write(dirfd, &st, err) < 0 ||
+	    wait_ready(f, vmm, err) < 0)
+		return -1;
+	st.status = "created";
+	return state_write(dirfd, &st, err);
+}
+
+int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, pid_t *vmm,
+		  struct rv_err *err)
+{
+	struct launch_fds f = { -1, -1, -1, -1, -1, { -1, -1 } };
+	struct oci_spec spec = { 0 };
+	char bundle[PATH_MAX];
+	int dirfd = -1, lockfd = -1, rc = -1;
+
+	*vmm = -1;
+	if (state_check_id(id, err) < 0)
+		return -1;
+	if (!realpath(o->bundle ? o->bundle : ".", bundle))
+		return rv_fail(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
+	if (spec_load(bundle, &spec, err) < 0)
+		return -1;
+	if (check_inputs(o, &spec, err) < 0 || (f.kvm = open_kvm(err)) < 0)
+		goto out;
+	if (state_create(cli->root, id, &dirfd, err) < 0)
+		goto out;
+	if (state_lock(dirfd, &lockfd, err) == 0 &&
+	    open_fds(cli->root, id, dirfd, bundle, &f, err) == 0 &&
+	    start_vmm(cli, id, bundle, dirfd, &spec, &f, vmm, err) == 0 &&
+	    (!o->pid_file || state_write_pid_file(o->pid_file, *vmm, err) == 0))
+		rc = 0;
+	if (rc < 0) {
+		struct rv_err ignored;
+		if (*vmm > 0) {
+			kill(*vmm, SIGKILL);
+			waitpid(*vmm, NULL, 0);
+			*vmm = -1;
+		}
+		state_remove(cli->root, id, &ignored);
+	}
+out:
+	close_fds(&f);
+	if (lockfd >= 0)
+		close(lockfd);
+	if (dirfd >= 0)
+		close(dirfd);
+	spec_free(&spec);
+	return rc;
+}

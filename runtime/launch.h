@@ -1,0 +1,29 @@
+/* `create`, and the first half of `run`: a validated bundle becomes a state dir
+ * and a VMM (`runvm boot`, our child) whose container process is ready but not
+ * started (DESIGN §1). */
+#ifndef RV_LAUNCH_H
+#define RV_LAUNCH_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "runtime/cli.h"
+
+struct launch_opts {
+	const char *bundle;           /* NULL: the current directory */
+	const char *pid_file;         /* NULL: none */
+	const char *console_socket;   /* NULL: none */
+};
+
+/* On success the container is "created" and *vmm is the VMM's pid (our child,
+ * for `run` to wait for). On failure nothing is left: no VMM, no state dir. */
+int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, pid_t *vmm,
+		  struct rv_err *err);
+
+/* Parses create's and run's shared flags; *id gets the positional id.
+ * run's -d/--detach when detach is not NULL. */
+int launch_parse(int argc, char **argv, struct launch_opts *o, bool *detach, const char **id,
+		 struct rv_err *err);
+
+#endif

@@ -1,0 +1,91 @@
+/* The OCI runtime spec (config.json, runtime-spec 1.0 to 1.2) as plain data:
+ * the fields runvm acts on, validated, with errors that name the file, the
+ * JSON path and the fix. Unknown fields are ignored, as runc ignores them;
+ * later consumers (seccomp, capabilities, rlimits, hooks) read `doc`. */
+#ifndef RV_RUNTIME_SPEC_H
+#define RV_RUNTIME_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "runtime/json.h"
+
+/* DESIGN §7: how a spec's resources become a VM. */
+#define SPEC_DEFAULT_CPUS 1u
+#define SPEC_MAX_CPUS 256u
+#define SPEC_DEFAULT_CPU_PERIOD_US 100000u      /* the kernel's CFS default */
+#define SPEC_DEFAULT_MEM_BYTES (256ull << 20)
+#define SPEC_MIN_MEM_BYTES (64ull << 20)
+#define SPEC_ANNOTATION_CPUS "io.runvm.cpus"
+#define SPEC_ANNOTATION_MEMORY "io.runvm.memory"
+
+struct oci_mount { char *destination, *type, *source; char **options; size_t noptions; };
+struct oci_kv { char *key, *value; };
+struct oci_namespace { char *type, *path; };      /* path NULL when absent */
+
+struct oci_process {
+	bool terminal;
+	unsigned console_height, console_width;   /* 0 when absent */
+	char **args;           /* NULL-terminated, at least one */
+	char **env;            /* NULL-terminated, may be empty (env[0] == NULL) */
+	char *cwd;             /* absolute */
+	uint32_t uid, gid;
+	uint32_t *additional_gids; size_t nadditional_gids;
+	bool has_umask; uint32_t umask;
+	bool no_new_privileges;
+	size_t nargs, nenv;
+};
+
+struct oci_spec {
+	char *oci_version;
+	char *root_path;       /* absolute: a relative root.path is resolved against the bundle */
+	bool root_readonly;
+	struct oci_process process;
+	char *hostname;        /* NULL when absent */
+	struct oci_mount *mounts; size_t nmounts;
+	/* In document order, each key once: a repeated key keeps its last value
+	 * and place, as runc's map keeps the last. */
+	struct oci_kv *annotations; size_t nannotations;
+	char *cgroups_path;    /* linux.cgroupsPath, NULL when absent */
+	/* As written: quota -1 (or any value <= 0) means no limit, period 0 absent. */
+	bool has_cpu_quota; int64_t cpu_quota; uint64_t cpu_period;   /* linux.resources.cpu */
+	/* As written: a limit <= 0 (runc's -1) means none. */
+	bool has_memory_limit; int64_t memory_limit;                 /* linux.resources.memory.limit */
+	size_t ndevices; char *first_device_path;                    /* linux.devices (device nodes) */
+	struct oci_namespace *namespaces; size_t nnamespaces;
+	struct json_doc *doc;  /* the whole parsed tree, for later consumers */
+	char *bundle;          /* absolute; spec_load resolves symlinks, spec_parse does not */
+};
+
+/* Reads BUNDLE/config.json. Errors read "bundle B: config.json: PATH: what"
+ * or "bundle B: no such directory". On failure *s is empty (spec_free-safe). */
+int spec_load(const char *bundle, struct oci_spec *s, struct rv_err *err);
+
+/* Parses TEXT; BUNDLE (made absolute against the current directory when it
+ * is relative; NULL: the current directory) anchors a relative root.path.
+ * Errors read "config.json: PATH: what". */
+int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec *s,
+	       struct rv_err *err);
+
+/* Frees everything and zeroes *s; freeing twice is harmless. */
+void spec_free(struct oci_spec *s);
+
+/* The value of annotation KEY, NULL when absent. */
+const char *spec_annotation(const struct oci_spec *s, const char *key);
+
+/* DESIGN §7: vCPUs = ceil(quota / period), default 1, at most SPEC_MAX_CPUS
+ * (a quota is a ceiling, so fewer vCPUs still honour it); RAM = the memory
+ * limit rounded down to whole MiB, default 256 MiB, at least 64 MiB. The
+ * annotations io.runvm.cpus (1..256) and io.runvm.memory (512M, 1G, bytes)
+ * override both; a bad value is an error naming the annotation. */
+int spec_vm_shape(const struct oci_spec *s, unsigned *cpus, uint64_t *mem_bytes,
+		  struct rv_err *err);
+
+/* The config.json `runvm spec` writes, as `runc spec` does (rootless: as
+ * `runc spec --rootless`). Malloc'd, the caller frees; NULL when out of memory.
+ * Defined in runtime/cmd_spec.c, next to the verb that writes it. */
+char *spec_default_json(bool rootless);
+
+#endif

@@ -1,0 +1,162 @@
+#include "runtime/spec_vm.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+static const struct {
+	const char *name;
+	uint32_t set, clear;
+} mount_flags[] = {
+	{ "ro", MS_RDONLY, 0 }, { "rw", 0, MS_RDONLY },
+	{ "nosuid", MS_NOSUID, 0 }, { "suid", 0, MS_NOSUID },
+	{ "nodev", MS_NODEV, 0 }, { "dev", 0, MS_NODEV },
+	{ "noexec", MS_NOEXEC, 0 }, { "exec", 0, MS_NOEXEC },
+	{ "sync", MS_SYNCHRONOUS, 0 }, { "async", 0, MS_SYNCHRONOUS },
+	{ "dirsync", MS_DIRSYNC, 0 },
+	{ "noatime", MS_NOATIME, 0 }, { "atime", 0, MS_NOATIME },
+	{ "nodiratime", MS_NODIRATIME, 0 }, { "diratime", 0, MS_NODIRATIME },
+	{ "relatime", MS_RELATIME, 0 }, { "norelatime", 0, MS_RELATIME },
+	{ "strictatime", MS_STRICTATIME, 0 }, { "nostrictatime", 0, MS_STRICTATIME },
+	{ "bind", MS_BIND, 0 }, { "rbind", MS_BIND | MS_REC, 0 },
+	/* Propagation applies inside the guest only, where nothing shares our
+	 * mounts; runc's defaults name it, so it is accepted. */
+	{ "private", 0, 0 }, { "rprivate", 0, 0 }, { "shared", 0, 0 }, { "rshared", 0, 0 },
+	{ "slave", 0, 0 }, { "rslave", 0, 0 }, { "unbindable", 0, 0 }, { "runbindable", 0, 0 },
+};
+
+static int append_data(char **data, size_t *len, const char *opt)
+{
+	size_t n = strlen(opt);
+	char *p = realloc(*data, *len + n + 2);
+
+	if (!p)
+		return -1;
+	if (*len)
+		p[(*len)++] = ',';
+	memcpy(p + *len, opt, n + 1);
+	*len += n;
+	*data = p;
+	return 0;
+}
+
+int spec_mount_options(const struct oci_mount *m, uint32_t *flags, char **data, bool *bind,
+		       struct rv_err *err)
+{
+	size_t len = 0;
+
+	*flags = 0;
+	*data = NULL;
+	for (size_t i = 0; i < m->noptions; i++) {
+		const char *o = m->options[i];
+		size_t k = 0, nk = sizeof(mount_flags) / sizeof(mount_flags[0]);
+		while (k < nk && strcmp(o, mount_flags[k].name))
+			k++;
+		if (k < nk) {
+			*flags = (*flags & ~mount_flags[k].clear) | mount_flags[k].set;
+		} else if (append_data(data, &len, o) < 0) {
+			free(*data);
+			*data = NULL;
+			return rv_fail(err, ENOMEM, "mount options");
+		}
+	}
+	*bind = (*flags & MS_BIND) || (m->type && !strcmp(m->type, "bind"));
+	return 0;
+}
+
+/* A bind's host side: a directory (exported over virtio-fs); a relative
+ * source is the bundle's, as runc resolves it from the bundle directory. */
+static int bind_source(const struct oci_mount *m, const char *bundle, char **out,
+		       struct rv_err *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!m->source || !m->source[0])
+		return rv_failx(err, EINVAL, "a bind mount needs a source");
+	if (snprintf(path, sizeof(path), "%s%s%s", m->source[0] == '/' ? "" : bundle,
+		     m->source[0] == '/' ? "" : "/", m->source) >= (int)sizeof(path))
+		return rv_failx(err, ENAMETOOLONG, "source %s: too long", m->source);
+	if (stat(path, &st) < 0)
+		return rv_fail(err, errno, "source %s", path);
+	if (!S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTSUP, "source %s is not a directory: runvm binds host "
+				"directories only so far (bind its directory instead)", path);
+	*out = strdup(path);
+	return *out ? 0 : rv_fail(err, ENOMEM, "source %s", path);
+}
+
+static int translate_mount(const struct oci_mount *m, const char *bundle, struct sandbox_mount *o,
+			   struct rv_err *err)
+{
+	char *data = NULL, *src = NULL;
+	bool bind;
+
+	if (spec_mount_options(m, &o->flags, &data, &bind, err) < 0)
+		return -1;
+	o->destination = m->destination;
+	o->data = data;
+	if (bind) {
+		if (bind_source(m, bundle, &src, err) < 0)
+			return -1;
+		o->host_source = src;
+		o->flags &= MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC | MS_NOATIME |
+			    MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+		return 0;
+	}
+	o->source = m->source ? m->source : "none";
+	o->fstype = m->type ? m->type : "none";
+	/* The guest's own devtmpfs stands for a tmpfs /dev until the agent makes
+	 * the standard device nodes itself. */
+	if (!strcmp(m->destination, "/dev") && !strcmp(o->fstype, "tmpfs")) {
+		o->source = "/dev";
+		o->fstype = NULL;
+		free(data);
+		o->data = NULL;
+		o->flags = MS_BIND | MS_REC;
+	}
+	/* Our guest kernel has cgroup2 only; runc's default spec asks for v1. */
+	o->optional = !strcmp(o->fstype ? o->fstype : "", "cgroup");
+	return 0;
+}
+
+int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox_config *cfg,
+		    struct sandbox_mount **mounts, struct rv_err *err)
+{
+	struct sandbox_mount *ms = calloc(s->nmounts + 1, sizeof(*ms));
+
+	if (!ms)
+		return rv_fail(err, ENOMEM, "mounts");
+	for (size_t i = 0; i < s->nmounts; i++) {
+		if (translate_mount(&s->mounts[i], bundle, &ms[i], err) < 0) {
+			spec_vm_free(ms, i + 1);
+			return rv_wrap(err, "mounts[%zu] %s", i, s->mounts[i].destination);
+		}
+	}
+	*mounts = ms;
+	cfg->rootfs = s->root_path;
+	cfg->readonly = s->root_readonly;
+	cfg->mounts = ms;
+	cfg->nmounts = s->nmounts;
+	cfg->argv = (const char *const *)s->process.args;
+	cfg->envp = (const char *const *)s->process.env;
+	cfg->cwd = s->process.cwd;
+	cfg->uid = s->process.uid;
+	cfg->gid = s->process.gid;
+	return 0;
+}
+
+void spec_vm_free(struct sandbox_mount *mounts, size_t n)
+{
+	if (!mounts)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)mounts[i].data);
+		free((char *)mounts[i].host_source);
+	}
+	free(mounts);
+}

@@ -1,0 +1,142 @@
+#include "vmm/sandbox.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "vmm/boot_cli.h"
+#include "vmm/boot_fs.h"
+#include "vmm/control.h"
+#include "vmm/sandbox_ctl.h"
+
+/* The guest side of the container's mounts, in the spec's order: each
+ * destination lands where the container's own lookups take it (symlinks in
+ * the rootfs followed inside it), a bind of a host directory is that
+ * directory's export, anything else a mount made by the guest kernel. */
+static int mount_one(const struct sandbox *sb, const struct agent_client *a, size_t i,
+		     struct rv_err *err)
+{
+	const struct sandbox_mount *m = &sb->cfg->mounts[i];
+	char rel[PATH_MAX], target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX], src[64];
+	bool exists;
+
+	if (m->host_source) {
+		const struct boot_volume *v = &sb->fs->vol[sb->vol_of[i]];
+		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, sb->vol_of[i]);
+		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
+		return agent_mount(a, src, target, NULL, m->flags | MS_BIND, NULL, err);
+	}
+	if (boot_fs_resolve(sb->cfg->rootfs, m->destination, rel, sizeof(rel), &exists, err) < 0)
+		return -1;
+	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
+	int rc = agent_mount(a, m->source, target, m->fstype, m->flags, m->data, err);
+	if (rc < 0 && m->optional) {
+		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "mount %s (%s), optional: %s", m->destination,
+			m->fstype, err->msg);
+		return 0;
+	}
+	return rc;
+}
+
+static int mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
+{
+	if (boot_fs_mount_root(a, sb->fs, err) < 0)
+		return -1;
+	for (size_t i = 0; i < sb->cfg->nmounts; i++)
+		if (mount_one(sb, a, i, err) < 0)
+			return rv_wrap(err, "mounts[%zu] %s", i, sb->cfg->mounts[i].destination);
+	if (sb->cfg->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
+					     MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
+		return rv_wrap(err, "root.readonly");
+	return 0;
+}
+
+/* The exports: the rootfs, and one volume per bind of a host directory. */
+static int make_exports(struct sandbox *sb, struct rv_err *err)
+{
+	const struct sandbox_config *cfg = sb->cfg;
+
+	sb->fs->rootfs = cfg->rootfs;
+	sb->fs->readonly = cfg->readonly;
+	for (size_t i = 0; i < cfg->nmounts; i++) {
+		const struct sandbox_mount *m = &cfg->mounts[i];
+		if (!m->host_source)
+			continue;
+		if (sb->fs->nvolumes == BOOT_MAX_VOLUMES)
+			return rv_failx(err, E2BIG, "mounts[%zu] %s: at most %u bind mounts of host "
+					"directories", i, m->destination, BOOT_MAX_VOLUMES);
+		struct boot_volume *v = &sb->fs->vol[sb->fs->nvolumes];
+		v->arg = m->destination;
+		if (snprintf(v->src, sizeof(v->src), "%s", m->host_source) >= (int)sizeof(v->src) ||
+		    snprintf(v->dst, sizeof(v->dst), "%s", m->destination) >= (int)sizeof(v->dst))
+			return rv_failx(err, ENAMETOOLONG, "mounts[%zu] %s: path too long", i,
+					m->destination);
+		v->readonly = m->flags & MS_RDONLY;
+		sb->vol_of[i] = sb->fs->nvolumes++;
+	}
+	return boot_fs_make_server(sb->fs, cfg->vm.log, &sb->vm_cfg.fs, err);
+}
+
+static int write_exit(int fd, int code)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d\n", code);
+
+	return fd < 0 || write(fd, buf, (size_t)n) == n ? 0 : -1;
+}
+
+/* The user log is create's to read when we fail; stderr is the container's. */
+static void print_tail(const struct sandbox_config *cfg, const struct vm_result *res)
+{
+	int fd = cfg->user_log_fd >= 0 ? dup(cfg->user_log_fd) : -1;
+	FILE *f = fd >= 0 ? fdopen(fd, "a") : NULL;
+
+	boot_print_console_tail(res, f ? f : stderr);
+	if (f)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
+}
+
+int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
+{
+	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
+	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
+	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
+	struct vm_result res;
+	int rc = -1, sig;
+
+	if (!sb || !fs || !vol_of)
+		return rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
+	sandbox_init(sb, cfg, fs, vol_of);
+	sb->mount = mount_container;
+	/* A reader that goes away is the container's SIGPIPE, not ours. */
+	signal(SIGPIPE, SIG_IGN);
+	if (make_exports(sb, err) < 0)
+		goto out;
+	if (control_server_start(cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
+		goto out;
+	rc = vm_run(&sb->vm_cfg, &res, err);
+	sandbox_finish(sb, rc == 0 ? boot_exit_status(&res, &sig) : -1);
+	control_server_stop(sb->ctl);
+	if (rc < 0) {
+		write_exit(cfg->exit_fd, 1);     /* the status `runvm boot` ends with */
+		print_tail(cfg, &res);
+		goto out;
+	}
+	*exit_code = boot_exit_status(&res, &sig);
+	write_exit(cfg->exit_fd, *exit_code);
+	if (sig)
+		boot_reraise(sig);
+out:
+	fs_server_free(sb->vm_cfg.fs);
+	sandbox_destroy(sb);
+	return rc < 0 ? rv_wrap(err, "sandbox %s", cfg->id) : 0;
+}

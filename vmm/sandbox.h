@@ -1,0 +1,47 @@
+/* The VMM of one OCI container (DESIGN §1): `runvm boot` as `create` starts
+ * it. Boots the VM, mounts the container's files, prepares its process, says
+ * so on the start-sync fd and then serves the control socket: start, kill,
+ * pause, resume, state, wait, ps, stats. Ends when the process has exited. */
+#ifndef RV_SANDBOX_H
+#define RV_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "vmm/vm.h"
+
+/* One mount of the spec, already translated to guest terms (runtime/). */
+struct sandbox_mount {
+	const char *destination;   /* absolute, in the container */
+	const char *host_source;   /* a host directory bound there (exported over
+				    * virtio-fs); NULL: a mount made in the guest */
+	const char *source, *fstype, *data;   /* mount(2)'s, for a guest mount */
+	uint32_t flags;            /* MS_*; MS_RDONLY makes a bind read-only */
+	bool optional;             /* a failure is logged, not fatal (cgroup v1 in our guest) */
+};
+
+struct sandbox_config {
+	const char *id;
+	struct vm_config vm;       /* shape, kernel, initrd, device fd, log */
+	const char *rootfs;        /* host directory */
+	bool readonly;
+	const struct sandbox_mount *mounts;
+	size_t nmounts;
+	const char *const *argv, *const *envp;
+	const char *cwd;
+	uint32_t uid, gid;
+	int stdio[3];              /* relayed to the process; -1: /dev/null */
+	int control_fd;            /* listening SOCK_SEQPACKET socket (vmm/control.h) */
+	int start_sync_fd;         /* one byte once the process is ready to start */
+	int exit_fd;               /* gets "STATUS\n" once the process has exited; -1: none */
+	int user_log_fd;           /* where a failed guest's last console lines go; -1: stderr */
+};
+
+/* The process's status in runc's terms: its exit code, or 128 + signal. The
+ * VMM exits with it (re-raising a signal) as DESIGN §1 says. Sets *exit_code;
+ * -1 with err when the sandbox could not be brought up or died badly. */
+int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err);
+
+#endif
