@@ -14,6 +14,6 @@ int cmd_create(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	if (launch_parse(argc, argv, &o, NULL, &id, err) < 0)
 		return -1;
 	if (launch_create(cli, id, &o, &vmm, err) < 0)
-		return rv_wrap(err, "create %s", id);
+		return rv_wrap(err, "create %.64s", id);
 	return 0;
 }

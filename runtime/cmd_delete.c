@@ -40,9 +40,9 @@ int cmd_delete(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	}
 	if (container_kill_vmm(&ct, err) < 0) {
 		container_close(&ct);
-		return rv_wrap(err, "delete %s", id);
+		return rv_wrap(err, "delete %.64s", id);
 	}
 	if (container_destroy(&ct, err) < 0)
-		return rv_wrap(err, "delete %s", id);
+		return rv_wrap(err, "delete %.64s", id);
 	return 0;
 }

@@ -93,5 +93,5 @@ int cmd_events(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	}
 	free(reply);
 	container_close(&c);
-	return rc < 0 ? rv_wrap(err, "events %s", id) : 0;
+	return rc < 0 ? rv_wrap(err, "events %.64s", id) : 0;
 }

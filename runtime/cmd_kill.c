@@ -33,7 +33,7 @@ int cmd_kill(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		return rv_failx(err, EINVAL, "kill: give the container id (usage: runvm " USAGE ")");
 	const char *id = argv[optind];
 	if (argc - optind == 2 && signal_parse(argv[optind + 1], &sig, err) < 0)
-		return rv_wrap(err, "kill %s", id);
+		return rv_wrap(err, "kill %.64s", id);
 
 	struct container ct;
 	char req[32], reply[64];
@@ -48,5 +48,5 @@ int cmd_kill(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		rc = container_call(&ct, req, reply, sizeof(reply), err);
 	}
 	container_close(&ct);
-	return rc < 0 ? rv_wrap(err, "kill %s", id) : 0;
+	return rc < 0 ? rv_wrap(err, "kill %.64s", id) : 0;
 }

@@ -15,5 +15,5 @@ int cmd_pause(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	if (rc == 0)
 		rc = container_record(&c, "paused", err);
 	container_close(&c);
-	return rc < 0 ? rv_wrap(err, "pause %s", id) : 0;
+	return rc < 0 ? rv_wrap(err, "pause %.64s", id) : 0;
 }

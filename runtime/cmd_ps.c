@@ -112,7 +112,7 @@ int cmd_ps(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		if (rc == 0)
 			rc = print_ps(reply, json, err);
 		if (rc < 0)
-			rv_wrap(err, "ps %s", id);
+			rv_wrap(err, "ps %.64s", id);
 	}
 	free(reply);
 	return rc;

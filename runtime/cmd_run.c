@@ -75,21 +75,21 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	if (launch_parse(argc, argv, &o, &detach, &id, err) < 0)
 		return -1;
 	if (launch_create(cli, id, &o, &vmm, err) < 0)
-		return rv_wrap(err, "run %s", id);
+		return rv_wrap(err, "run %.64s", id);
 	if (start(cli, id, err) < 0) {
 		struct rv_err ignored;
 		kill(vmm, SIGKILL);
 		waitpid(vmm, NULL, 0);
 		state_remove(cli->root, id, &ignored);
-		return rv_wrap(err, "run %s", id);
+		return rv_wrap(err, "run %.64s", id);
 	}
 	if (detach)
 		return 0;
 	snprintf(ctl_path, sizeof(ctl_path), "%s/%s/%s", cli->root, id, STATE_CONTROL_SOCK);
 	if (wait_vmm(vmm, ctl_path, &status) < 0)
-		return rv_fail(err, errno, "run %s: wait for its VMM", id);
+		return rv_fail(err, errno, "run %.64s: wait for its VMM", id);
 	if (state_remove(cli->root, id, err) < 0)
-		return rv_wrap(err, "run %s", id);
+		return rv_wrap(err, "run %.64s", id);
 	cli->exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 	return 0;
 }

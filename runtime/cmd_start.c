@@ -23,5 +23,5 @@ int cmd_start(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	else if (container_call(&c, "start", reply, sizeof(reply), err) == 0)
 		rc = container_record(&c, "running", err);
 	container_close(&c);
-	return rc < 0 ? rv_wrap(err, "start %s", id) : 0;
+	return rc < 0 ? rv_wrap(err, "start %.64s", id) : 0;
 }

@@ -29,7 +29,7 @@ int cmd_wait(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		status = -1;
 	container_close(&c);
 	if (status < 0)
-		return rv_wrap(err, "wait %s", id);
+		return rv_wrap(err, "wait %.64s", id);
 	jsonw_quote(quoted, sizeof(quoted), id);
 	printf("{\"id\":%s,\"exitStatus\":%d}\n", quoted, status);
 	return 0;

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "runtime/cgroup.h"
+#include "runtime/console.h"
 #include "runtime/spec.h"
 #include "runtime/state.h"
 #include "vmm/kvm_host.h"
@@ -27,6 +29,7 @@
 /* What create hands to `runvm boot` (closed once it runs). */
 struct launch_fds {
 	int kvm, spec, control, exit, log, sync[2];
+	int tty;                         /* the console's slave, -1: none */
 };
 
 enum { OPT_BUNDLE = 256, OPT_PID_FILE, OPT_CONSOLE_SOCKET, OPT_ACCEPTED, OPT_ACCEPTED_ARG,
@@ -86,9 +89,10 @@ static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec
 	if (spec->process.terminal && !o->console_socket)
 		return rv_failx(err, EINVAL, "process.terminal is true: give --console-socket "
 				"(cannot allocate a tty without one)");
-	if (spec->process.terminal)
-		return rv_failx(err, ENOTSUP, "process.terminal: a terminal for the container is not "
-				"supported by this build yet; set it to false");
+	if (o->console_socket && !spec->process.terminal)
+		return rv_failx(err, EINVAL, "--console-socket %s: process.terminal is false, so "
+				"there is no terminal to send (drop the flag, or set terminal)",
+				o->console_socket);
 	if (o->console_socket && (stat(o->console_socket, &st) < 0 || !S_ISSOCK(st.st_mode)))
 		return rv_failx(err, ENOTSOCK, "--console-socket %s: not a Unix socket",
 				o->console_socket);
@@ -144,7 +148,8 @@ static int listen_control(const char *root, const char *id, struct rv_err *err)
 
 static void close_fds(struct launch_fds *f)
 {
-	int *all[] = { &f->kvm, &f->spec, &f->control, &f->exit, &f->log, &f->sync[0], &f->sync[1] };
+	int *all[] = { &f->kvm, &f->spec, &f->control, &f->exit, &f->log, &f->sync[0], &f->sync[1],
+		       &f->tty };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (*all[i] >= 0) {
@@ -171,7 +176,8 @@ static int open_fds(const char *root, const char *id, int dirfd, const char *bun
 }
 
 struct boot_args {
-	char fd[6][16], cpus[16], mem[32], vmm_log[PATH_MAX];
+	char fd[6][16], cpus[16], mem[32], vmm_log[PATH_MAX], stdio[48];
+	char cgroup[PATH_MAX];            /* "": none */
 	const char *argv[40];
 };
 
@@ -185,8 +191,14 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 	static const char *const flags[6] = { "--device-fd", "--spec-fd", "--controller-fd",
 					      "--exit-fd", "--user-log-fd", "--start-sync-fd" };
 	size_t n = 0;
+	struct rv_err e;
 
 	setsid();
+	/* Joined before exec, so that all the VMM ever uses is charged there. */
+	if (a->cgroup[0] && cgroup_join(a->cgroup, 0, NULL, &e) < 0) {
+		dprintf(f->log, "%s\n", e.msg);
+		_exit(1);
+	}
 	a->argv[n++] = "runvm";
 	a->argv[n++] = "--log";
 	a->argv[n++] = cli->log_path ? cli->log_path : a->vmm_log;
@@ -204,6 +216,13 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 		snprintf(a->fd[i], sizeof(a->fd[i]), "%d", pass[i]);
 		a->argv[n++] = flags[i];
 		a->argv[n++] = a->fd[i];
+	}
+	if (f->tty >= 0) {
+		fcntl(f->tty, F_SETFD, 0);
+		snprintf(a->stdio, sizeof(a->stdio), "%d,%d,%d", f->tty, f->tty, f->tty);
+		a->argv[n++] = "--terminal";
+		a->argv[n++] = "--stdio-fds";
+		a->argv[n++] = a->stdio;
 	}
 	a->argv[n++] = "--cpu-num";
 	a->argv[n++] = a->cpus;
@@ -284,6 +303,10 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	snprintf(a.cpus, sizeof(a.cpus), "%u", cpus);
 	snprintf(a.mem, sizeof(a.mem), "%llu", (unsigned long long)mem);
 	snprintf(a.vmm_log, sizeof(a.vmm_log), "%s/%s/%s", cli->root, id, VMM_LOG_FILE);
+	a.cgroup[0] = '\0';
+	if (spec->cgroups_path &&
+	    cgroup_path(spec->cgroups_path, cli->systemd_cgroup, a.cgroup, sizeof(a.cgroup), err) < 0)
+		return -1;
 	if (state_write(dirfd, &st, err) < 0)
 		return -1;
 	pid_t pid = fork();
@@ -305,7 +328,7 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, pid_t *vmm,
 		  struct rv_err *err)
 {
-	struct launch_fds f = { -1, -1, -1, -1, -1, { -1, -1 } };
+	struct launch_fds f = { -1, -1, -1, -1, -1, { -1, -1 }, -1 };
 	struct oci_spec spec = { 0 };
 	char bundle[PATH_MAX];
 	int dirfd = -1, lockfd = -1, rc = -1;
@@ -323,6 +346,9 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 		goto out;
 	if (state_lock(dirfd, &lockfd, err) == 0 &&
 	    open_fds(cli->root, id, dirfd, bundle, &f, err) == 0 &&
+	    (!spec.process.terminal ||
+	     console_open(o->console_socket, spec.process.console_height,
+			  spec.process.console_width, &f.tty, err) == 0) &&
 	    start_vmm(cli, id, bundle, dirfd, &spec, &f, vmm, err) == 0 &&
 	    (!o->pid_file || state_write_pid_file(o->pid_file, *vmm, err) == 0))
 		rc = 0;

@@ -14,28 +14,96 @@
 struct verb {
 	const char *name;
 	cli_verb_fn fn;             /* NULL: part of the CLI contract, not built yet */
-	const char *summary;
+	const char *summary;        /* runvm --help's one line */
+	const char *usage;          /* the arguments after the verb's name */
+	const char *help;           /* runvm help VERB: what it does, then its flags */
 };
 
+/* The create and run flags that launch_parse accepts. */
+#define LAUNCH_FLAGS \
+	"  -b, --bundle DIR        the bundle: config.json and the root filesystem it names\n" \
+	"                          (default: the current directory)\n" \
+	"  --pid-file FILE         write the VMM's pid to FILE (its directory must exist)\n" \
+	"  --console-socket SOCK   with process.terminal, the Unix socket that gets the\n" \
+	"                          terminal's master (as runc sends it)\n" \
+	"  --no-pivot, --no-new-keyring, --no-subreaper, --preserve-fds N\n" \
+	"                          accepted for runc's clients; they mean nothing to a VM\n"
+#define FORMAT_FLAG "  -f, --format FORMAT     table or json (default table)\n"
+
+static int cmd_help(struct cli *cli, int argc, char **argv, struct rv_err *err);
+
 static const struct verb verbs[] = {
-	{ "create", cmd_create, "create a container (boots its VM)" },
-	{ "start", cmd_start, "start the process of a created container" },
-	{ "run", cmd_run, "create and start a container" },
-	{ "exec", NULL, "run a process in a running container" },
-	{ "kill", cmd_kill, "send a signal to a container's process" },
-	{ "delete", cmd_delete, "delete a container and its VM" },
-	{ "state", cmd_state, "print a container's OCI state" },
-	{ "list", cmd_list, "list containers" },
-	{ "ps", cmd_ps, "list a container's processes" },
-	{ "events", cmd_events, "stream a container's events and stats" },
-	{ "pause", cmd_pause, "pause all vCPUs of a container" },
-	{ "resume", cmd_resume, "resume a paused container" },
-	{ "wait", cmd_wait, "wait for a container to exit" },
-	{ "spec", cmd_spec, "write a default config.json" },
-	{ "features", cmd_features, "print what this build and host support (JSON)" },
-	{ "do", cmd_guest_verb, "run a command in a VM over the host's root" },
-	{ "boot", cmd_boot, "(internal) the VMM of one sandbox" },
+	{ "create", cmd_create, "create a container (boots its VM)",
+	  "[--bundle DIR] [--pid-file FILE] [--console-socket SOCK] ID",
+	  "Boot the VM of container ID from a bundle and leave its process ready, not\n"
+	  "started: runvm start ID starts it.\n\n" LAUNCH_FLAGS },
+	{ "start", cmd_start, "start the process of a created container", "ID",
+	  "Start the process of the created container ID.\n" },
+	{ "run", cmd_run, "create and start a container",
+	  "[-d] [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] ID",
+	  "Create and start container ID. In the foreground runvm forwards the signals it\n"
+	  "gets to the container, waits for it, deletes it and exits with its status\n"
+	  "(128 + N when signal N ended it).\n\n"
+	  "  -d, --detach            return once the container runs\n" LAUNCH_FLAGS },
+	{ "exec", NULL, "run a process in a running container", "[OPTIONS] ID COMMAND [ARG...]",
+	  "Run a process in the running container ID.\n" },
+	{ "kill", cmd_kill, "send a signal to a container's process", "[--all] ID [SIGNAL]",
+	  "Send SIGNAL (default TERM) to the process of container ID: a name such as KILL,\n"
+	  "SIGKILL or RTMIN+3, or a number.\n\n"
+	  "  -a, --all               signal every process in the container\n" },
+	{ "delete", cmd_delete, "delete a container and its VM", "[--force] ID",
+	  "Delete the stopped or created container ID: its VM and its state.\n\n"
+	  "  -f, --force             kill a running or paused one first; succeed when ID\n"
+	  "                          does not exist\n" },
+	{ "state", cmd_state, "print a container's OCI state", "ID",
+	  "Print the OCI state of container ID as JSON.\n" },
+	{ "list", cmd_list, "list containers", "[--format table|json] [--quiet]",
+	  "List the containers under --root.\n\n" FORMAT_FLAG
+	  "  -q, --quiet             print their ids only\n" },
+	{ "ps", cmd_ps, "list a container's processes", "[--format table|json] ID",
+	  "List the processes in the VM of container ID: ps -ef's columns, or their guest\n"
+	  "pids as JSON. Options for ps(1) after ID are refused: there is no ps(1) here.\n\n"
+	  FORMAT_FLAG },
+	{ "events", cmd_events, "stream a container's events and stats",
+	  "[--stats] [--interval Ns] ID",
+	  "Print the stats of container ID as JSON lines, one every interval, until it\n"
+	  "stops.\n\n"
+	  "  --stats                 print them once and exit\n"
+	  "  --interval DURATION     such as 5s, 500ms or 1m (default 5s)\n" },
+	{ "pause", cmd_pause, "pause all vCPUs of a container", "ID",
+	  "Stop every vCPU of the VM of container ID.\n" },
+	{ "resume", cmd_resume, "resume a paused container", "ID",
+	  "Let the vCPUs of the paused container ID run again.\n" },
+	{ "wait", cmd_wait, "wait for a container to exit", "ID",
+	  "Wait for the process of container ID to exit and print\n"
+	  "{\"id\":ID,\"exitStatus\":N}.\n" },
+	{ "spec", cmd_spec, "write a default config.json", "[--bundle DIR] [--rootless]",
+	  "Write a default config.json (as runc spec) into the bundle directory; never\n"
+	  "over an existing one.\n\n"
+	  "  -b, --bundle DIR        the bundle directory (default: the current directory)\n"
+	  "  --rootless              for running without root: a user namespace that maps\n"
+	  "                          your uid and gid to root\n" },
+	{ "features", cmd_features, "print what this build and host support (JSON)", "",
+	  "Print as JSON what this build supports, as runc features does, and whether\n"
+	  "this host's KVM can boot guests (annotation io.runvm.kvm.bootable).\n" },
+	{ "do", cmd_guest_verb, "run a command in a VM over the host's root", "-- COMMAND [ARG...]",
+	  "Run COMMAND in a VM over the host's root, as runsc do. This build checks the\n"
+	  "host's KVM and stops there.\n" },
+	{ "boot", cmd_boot, "(internal) the VMM of one sandbox",
+	  "--bundle DIR --spec-fd N --controller-fd N --start-sync-fd N [FLAGS] ID\n"
+	  "   or: runvm boot [FLAGS] -- COMMAND [ARG...]",
+	  "The VMM of one container, as runvm create starts it (runsc boot's flags); the\n"
+	  "second form, for developers, runs COMMAND in a VM over the agent's initramfs.\n\n"
+	  "  sandbox:   --device-fd N --exit-fd N --user-log-fd N --stdio-fds A,B,C\n"
+	  "  both:      --cpu-num N --total-memory SIZE --kernel FILE --initrd FILE --console\n"
+	  "  developer: --cmdline KERNEL-ARGS --timeout SECS --rootfs DIR --rootfs-ro\n"
+	  "             --volume SRC:DST[:ro] --fs-cache auto|none|always --fs-writeback\n" },
+	{ "help", cmd_help, "show the flags of a command", "[COMMAND]",
+	  "Show the flags of COMMAND, or runvm's own without one. runvm COMMAND --help\n"
+	  "does the same.\n" },
 };
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
 static void usage(FILE *out)
 {
@@ -47,17 +115,57 @@ static void usage(FILE *out)
 		"  --debug               log debug messages\n"
 		"  --systemd-cgroup      accepted for runc compatibility\n"
 		"  --version, --help\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(out, "  %-10s %s%s\n", verbs[i].name, verbs[i].summary,
 			verbs[i].fn ? "" : " [not built yet]");
+	fprintf(out, "\nrunvm help COMMAND (or runvm COMMAND --help) shows its flags.\n");
 }
 
 static const struct verb *find_verb(const char *name)
 {
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+	for (size_t i = 0; i < NVERBS; i++)
 		if (strcmp(verbs[i].name, name) == 0)
 			return &verbs[i];
 	return NULL;
+}
+
+static int verb_help(const struct verb *v, struct rv_err *err)
+{
+	printf("usage: runvm %s%s%s\n\n%s", v->name, v->usage[0] ? " " : "", v->usage, v->help);
+	if (!v->fn)
+		printf("\nNot part of this build yet.\n");
+	return fflush(stdout) == 0 ? 0 : rv_fail(err, EIO, "write the help of %s", v->name);
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv, struct rv_err *err)
+{
+	(void)cli;
+	if (argc > 2)
+		return rv_failx(err, EINVAL, "help: give one command (got '%s' as well)", argv[2]);
+	if (argc == 1) {
+		usage(stdout);
+		return fflush(stdout) == 0 ? 0 : rv_fail(err, EIO, "write the help");
+	}
+	const struct verb *v = find_verb(argv[1]);
+	if (!v)
+		return rv_failx(err, EINVAL, "help: unknown command '%s' (see runvm --help)", argv[1]);
+	return verb_help(v, err);
+}
+
+/* Runs the verb named by argv[0]. `VERB --help` and `VERB -h` show its flags
+ * here, from the table, so that no verb has to know about help. */
+static int dispatch(struct cli *cli, int argc, char **argv, struct rv_err *err)
+{
+	const struct verb *verb = find_verb(argv[0]);
+
+	if (!verb)
+		return rv_failx(err, EINVAL, "unknown command '%s' (see runvm --help)", argv[0]);
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		return verb_help(verb, err);
+	if (!verb->fn)
+		return rv_failx(err, ENOSYS, "%s: not part of this build yet", verb->name);
+	optind = 1;    /* each verb parses its own flags from its argv[0] */
+	return verb->fn(cli, argc, argv, err);
 }
 
 enum { OPT_ROOT = 256, OPT_LOG, OPT_LOG_FORMAT, OPT_DEBUG, OPT_SYSTEMD_CGROUP,
@@ -118,17 +226,8 @@ int main(int argc, char **argv)
 	int first = parse_globals(argc, argv, &cli, &log_path, &format, &err);
 	if (first == 0)
 		return 0;
-	if (first > 0 && rv_log_open(&cli.log, log_path, format, cli.debug, &err) == 0) {
-		const struct verb *verb = find_verb(argv[first]);
-		if (!verb)
-			rv_failx(&err, EINVAL, "unknown command '%s' (see runvm --help)", argv[first]);
-		else if (!verb->fn)
-			rv_failx(&err, ENOSYS, "%s: not part of this build yet", verb->name);
-		else {
-			optind = 1;    /* each verb parses its own flags from its argv[0] */
-			rc = verb->fn(&cli, argc - first, argv + first, &err);
-		}
-	}
+	if (first > 0 && rv_log_open(&cli.log, log_path, format, cli.debug, &err) == 0)
+		rc = dispatch(&cli, argc - first, argv + first, &err);
 	if (rc < 0) {
 		fprintf(stderr, "runvm: %s\n", err.msg);
 		if (!rv_log_to_stderr(&cli.log))

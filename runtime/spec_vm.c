@@ -29,6 +29,11 @@ static const struct {
 	{ "slave", 0, 0 }, { "rslave", 0, 0 }, { "unbindable", 0, 0 }, { "runbindable", 0, 0 },
 };
 
+const char *spec_mount_option_name(size_t i)
+{
+	return i < sizeof(mount_flags) / sizeof(mount_flags[0]) ? mount_flags[i].name : NULL;
+}
+
 static int append_data(char **data, size_t *len, const char *opt)
 {
 	size_t n = strlen(opt);

@@ -12,6 +12,11 @@
 int spec_mount_options(const struct oci_mount *m, uint32_t *flags, char **data, bool *bind,
 		       struct rv_err *err);
 
+/* The I-th option name spec_mount_options turns into mount(2) flags (as `runvm
+ * features` lists them), NULL past the last; any other option is passed on as
+ * data for the guest's filesystem to judge. */
+const char *spec_mount_option_name(size_t i);
+
 /* Fills cfg's container part (rootfs, mounts, process) from s; *mounts
  * (malloc'd, with its strings, freed by spec_vm_free) backs cfg->mounts.
  * Errors name the spec field ("mounts[3] /etc/hosts: ..."). */

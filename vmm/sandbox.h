@@ -33,6 +33,8 @@ struct sandbox_config {
 	const char *cwd;
 	uint32_t uid, gid;
 	int stdio[3];              /* relayed to the process; -1: /dev/null */
+	bool terminal;             /* stdio[0] is a pty slave (the console): the process
+				    * gets a guest pty, its window size follows ours */
 	int control_fd;            /* listening SOCK_SEQPACKET socket (vmm/control.h) */
 	int start_sync_fd;         /* one byte once the process is ready to start */
 	int exit_fd;               /* gets "STATUS\n" once the process has exited; -1: none */

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The OCI lifecycle on a real /dev/kvm, driven as containerd's shim, podman
+# and a person at a shell drive runc: every verb, every state transition
+# (the invalid ones with runc's errors), exit statuses as a parent sees them,
+# stdio, many containers at once, and crash safety. Checked from outside,
+# through the CLI, the state JSON and the processes left behind.
+# usage: tests/integration/test_lifecycle_vm.sh BUILD_DIR
+# env: RUNVM_LIFECYCLE_MANY (containers at once, default 20)
+set -u
+if [ -z "${RUNVM_LIFECYCLE_NS:-}" ]; then
+	exec env RUNVM_LIFECYCLE_NS=1 unshare -m --propagation private "$0" "$@"
+fi
+t_suite=lifecycle-vm
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib.sh"
+build=${1:?usage: test_lifecycle_vm.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+many=${RUNVM_LIFECYCLE_MANY:-20}
+# Bundles on a private tmpfs: the checkout may be the testbed's 9p.
+scratch=$(mktemp -d /tmp/lifecycle-vm.XXXXXX)
+root=$scratch/state
+rv() { "$build/bin/runvm" --root "$root" "$@"; }
+cleanup() {
+	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1; done
+	umount -l "$scratch" 2>/dev/null
+	rm -rf --one-file-system "$scratch"
+}
+trap cleanup EXIT
+mount -t tmpfs -o size=512m runvm-lifecycle "$scratch" ||
+	{ fail "a private tmpfs for the bundles" "mount failed"; summary; exit 1; }
+mkbundle() { "$top/tests/integration/make-bundle.sh" "$@" >/dev/null; }
+# JSON field of `runvm state` (flat string or number fields only).
+field() { sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" <<<"$1"; }
+# A VMM's command line: runvm --log ROOT/ID/vmm.log ... boot ... ID
+vmm_processes() { pgrep -f "runvm --log $root/" | wc -l; }
+# A parent that reaps the VMM as containerd's shim does (a subreaper), and
+# prints how it ended: "exit N" or "signal N".
+reap_as_shim() {
+	python3 - "$@" <<'PY'
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)        # PR_SET_CHILD_SUBREAPER
+for cmd in sys.argv[1].split(";"):
+    subprocess.run(cmd.split(), check=True)
+pid, st = os.wait()
+print("signal %d" % os.WTERMSIG(st) if os.WIFSIGNALED(st) else "exit %d" % os.WEXITSTATUS(st))
+PY
+}
+
+b=$scratch/b
+mkbundle "$b/exit3" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'
+mkbundle "$b/sleep" sleep 1000
+mkbundle "$b/true" true
+mkbundle "$b/cat" cat
+
+# --- create, state, start, wait, delete --------------------------------------------
+run_capture rv create --bundle "$b/exit3" --pid-file "$scratch/c1.pid" c1
+expect_rc "create boots the VM and exits 0" 0
+run_capture rv state c1
+expect_in "state after create: created" "$out" '"status": "created"'
+pid=$(field "$out" pid)
+[ -n "$pid" ] && [ "$pid" = "$(cat "$scratch/c1.pid" 2>/dev/null)" ] && kill -0 "$pid" 2>/dev/null &&
+	pass "the pid file and state hold the VMM's pid, and it runs" ||
+	fail "the pid file and state hold the VMM's pid, and it runs" "state pid '$pid', file '$(cat "$scratch/c1.pid" 2>&1)'"
+expect_in "state names the bundle" "$out" "\"bundle\": \"$b/exit3\""
+run_capture rv list
+expect_in "list shows it created" "$out" "created"
+run_capture rv start c1
+expect_rc "start exits 0" 0
+run_capture rv start c1
+[ "$rc" != 0 ] && pass "start twice fails" || fail "start twice fails" "rc 0"
+run_capture rv wait c1
+expect_rc "wait exits 0" 0
+expect_in "wait prints runsc's JSON with the exit status 3" "$out" '{"id":"c1","exitStatus":3}'
+run_capture rv state c1
+expect_in "state after the process exited: stopped" "$out" '"status": "stopped"'
+run_capture rv kill c1 TERM
+[ "$rc" != 0 ] && expect_in "kill of a stopped container fails: not running" "$err" "not running"
+run_capture rv start c1
+[ "$rc" != 0 ] && expect_in "start of a stopped container fails as runc's does" "$err" "cannot start a container that has stopped"
+run_capture rv wait c1
+expect_in "wait after the VMM is gone still has the status" "$out" '"exitStatus":3'
+run_capture rv delete c1
+expect_rc "delete of a stopped container exits 0" 0
+[ ! -e "$root/c1" ] && pass "and removes its state dir" || fail "and removes its state dir" "$(ls -la "$root/c1")"
+
+# --- run: statuses and stdio as the caller sees them --------------------------------
+rv run --bundle "$b/exit3" r1 >"$scratch/out" 2>"$scratch/err"
+rc=$?
+[ "$rc" = 3 ] && pass "run exits with the process's status (3)" || fail "run exits with the process's status (3)" "rc $rc"
+[ "$(cat "$scratch/out")" = to-stdout ] && [ "$(cat "$scratch/err")" = to-stderr ] &&
+	pass "stdout and stderr stay apart" ||
+	fail "stdout and stderr stay apart" "out: $(cat "$scratch/out")" "err: $(cat "$scratch/err")"
+[ -z "$(rv list -q)" ] && pass "run deletes the container after it exits" || fail "run deletes the container after it exits" "$(rv list)"
+run_capture rv run --bundle "$b/true" r2
+expect_rc "run of true exits 0" 0
+out=$(echo piped-in | rv run --bundle "$b/cat" r3)
+[ "$out" = piped-in ] && pass "stdin given to run reaches the process" || fail "stdin given to run reaches the process" "$out"
+
+for sig in KILL:137 TERM:143; do
+	name=${sig%:*} want=${sig#*:}
+	rv run --bundle "$b/sleep" "k$name" >/dev/null 2>&1 &
+	runner=$!
+	for _ in $(seq 300); do [ "$(field "$(rv state "k$name" 2>/dev/null)" status)" = running ] && break; sleep 0.2; done
+	rv kill "k$name" "$name"
+	wait $runner
+	rc=$?
+	[ "$rc" = "$want" ] && pass "run of a process killed by SIG$name exits $want, as runc's" ||
+		fail "run of a process killed by SIG$name exits $want, as runc's" "rc $rc"
+done
+
+# --- the VMM's own status, as a subreaping shim sees it --------------------------------
+out=$(reap_as_shim "$build/bin/runvm --root $root create --bundle $b/exit3 s1;$build/bin/runvm --root $root start s1" 2>/dev/null | tail -n 1)
+[ "$out" = "exit 3" ] && pass "the VMM exits with the process's code (3) for the shim that reaps it" ||
+	fail "the VMM exits with the process's code (3) for the shim that reaps it" "$out"
+rv delete s1 >/dev/null 2>&1
+out=$(reap_as_shim "$build/bin/runvm --root $root run -d --bundle $b/sleep s2;$build/bin/runvm --root $root kill s2 KILL" 2>/dev/null | tail -n 1)
+[ "$out" = "signal 9" ] && pass "a container killed by SIGKILL: its VMM dies of SIGKILL too (re-raised)" ||
+	fail "a container killed by SIGKILL: its VMM dies of SIGKILL too (re-raised)" "$out"
+rv delete s2 >/dev/null 2>&1
+
+# --- a running container: ps, events, pause, resume, kill, delete ------------------------
+run_capture rv run -d --bundle "$b/sleep" d1
+expect_rc "run -d exits 0 once the process runs" 0
+run_capture rv state d1
+expect_in "state: running" "$out" '"status": "running"'
+run_capture rv ps d1
+expect_in "ps shows the process in a ps -ef table" "$out" "sleep 1000"
+expect_in "with a PID column (containerd parses it)" "$out" "PID"
+run_capture rv ps --format json d1
+[[ "$out" =~ ^\[[0-9]+\]$ ]] && pass "ps --format json: the pids" || fail "ps --format json: the pids" "$out"
+run_capture rv events --stats d1
+expect_in "events --stats: one stats object" "$out" '{"type":"stats","id":"d1","data":{"cpu":'
+expect_in "with the guest's pids" "$out" '"pids":{"current":1}'
+run_capture timeout 5 "$build/bin/runvm" --root "$root" events --interval 1s d1
+n=$(grep -c '"type":"stats"' <<<"$out")
+[ "$n" -ge 2 ] && pass "events --interval streams stats ($n in 5 s)" || fail "events --interval streams stats" "$out"
+run_capture rv pause d1
+expect_rc "pause exits 0" 0
+expect_in "state: paused" "$(rv state d1)" '"status": "paused"'
+run_capture rv pause d1
+[ "$rc" != 0 ] && pass "pause twice fails" || fail "pause twice fails" "rc 0"
+run_capture rv resume d1
+expect_rc "resume exits 0" 0
+expect_in "state: running again" "$(rv state d1)" '"status": "running"'
+run_capture rv delete d1
+[ "$rc" != 0 ] && expect_in "delete of a running container fails without --force" "$err" "not stopped"
+run_capture rv kill d1 TERM
+expect_rc "kill TERM exits 0" 0
+run_capture rv wait d1
+expect_in "and the process died of it (143)" "$out" '"exitStatus":143'
+rv delete d1
+
+mkbundle "$b/family" sh -c 'sleep 1000 & sleep 1000 & wait'
+rv run -d --bundle "$b/family" f1
+run_capture rv kill --all f1 KILL
+expect_rc "kill --all exits 0" 0
+run_capture rv wait f1
+expect_in "kill --all KILL ends every process: the container stops" "$out" '"exitStatus":137'
+rv delete f1
+
+run_capture rv run -d --bundle "$b/sleep" d2
+run_capture rv delete --force d2
+expect_rc "delete --force of a running container exits 0" 0
+[ ! -e "$root/d2" ] && [ "$(vmm_processes)" = 0 ] && pass "and leaves no state dir and no VMM" ||
+	fail "and leaves no state dir and no VMM" "$(ls "$root" 2>&1) $(pgrep -af "runvm --log $root/")"
+
+# --- crash safety ----------------------------------------------------------------------
+rv run -d --bundle "$b/sleep" x1
+kill -KILL "$(field "$(rv state x1)" pid)"
+sleep 0.5
+expect_in "SIGKILL to the VMM: state says stopped" "$(rv state x1)" '"status": "stopped"'
+run_capture rv delete x1
+expect_rc "and delete cleans up" 0
+[ ! -e "$root/x1" ] && pass "no state dir left" || fail "no state dir left" "$(ls "$root")"
+
+rv create --bundle "$b/sleep" x2 >/dev/null 2>&1 &
+creator=$!
+for _ in $(seq 100); do [ -n "$(pgrep -f "runvm --log $root/x2/")" ] && break; sleep 0.1; done
+kill -KILL $creator
+wait $creator 2>/dev/null
+run_capture rv delete --force x2
+expect_rc "SIGKILL to create mid-boot, then delete --force exits 0" 0
+sleep 0.5
+[ ! -e "$root/x2" ] && [ "$(vmm_processes)" = 0 ] && pass "and leaves no VMM and no state dir behind" ||
+	fail "and leaves no VMM and no state dir behind" "$(ls "$root" 2>&1) $(pgrep -af "runvm --log $root/")"
+
+# --- many at once -----------------------------------------------------------------------
+mkbundle "$b/small" sleep 1000
+sed -i 's/"io.runvm.memory": "128M"/"io.runvm.memory": "64M"/' "$b/small/config.json"
+for i in $(seq "$many"); do rv run -d --bundle "$b/small" "m$i" >"$scratch/m$i.log" 2>&1 & done
+wait
+n=$(rv list | grep -c ' running ')
+[ "$n" = "$many" ] && pass "$many containers started at once all run" ||
+	fail "$many containers started at once all run" "$n running" "$(cat "$scratch"/m*.log | sort | uniq -c | head)"
+run_capture rv list --format json
+n=$(grep -o '"status":"running"' <<<"$out" | wc -l)
+[ "$n" = "$many" ] && pass "list --format json shows them" || fail "list --format json shows them" "$n"
+for i in $(seq "$many"); do rv delete --force "m$i" & done
+wait
+[ -z "$(rv list -q)" ] && [ "$(vmm_processes)" = 0 ] && pass "delete --force of all of them leaves nothing" ||
+	fail "delete --force of all of them leaves nothing" "$(rv list)"
+
+summary
