@@ -619,22 +619,31 @@ static int jp_state(struct jp *j, struct ct_state *s)
 	return 0;
 }
 
-/* The whole file, refusing one past STATE_JSON_MAX_BYTES. */
+/* The whole file, at most STATE_JSON_MAX_BYTES. It is replaced by rename, never
+ * rewritten in place, so the size fstat gives is the size there is to read. */
 static int read_bounded(int fd, char **buf, size_t *len)
 {
-	_cleanup_free_ char *p = malloc(STATE_JSON_MAX_BYTES + 1);
+	struct stat st;
 	size_t n = 0;
 	ssize_t r;
 
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if (st.st_size > STATE_JSON_MAX_BYTES) {
+		errno = EFBIG;
+		return -1;
+	}
+	size_t cap = (size_t)st.st_size + 1;
+	_cleanup_free_ char *p = malloc(cap);
 	if (!p)
 		return -1;
-	while (n <= STATE_JSON_MAX_BYTES && (r = read(fd, p + n, STATE_JSON_MAX_BYTES + 1 - n)))
+	while (n < cap && (r = read(fd, p + n, cap - n)))
 		if (r > 0)
 			n += (size_t)r;
 		else if (errno != EINTR)
 			return -1;
-	if (n > STATE_JSON_MAX_BYTES) {
-		errno = EFBIG;
+	if (n == cap) {
+		errno = EFBIG;   /* it grew after all */
 		return -1;
 	}
 	*buf = p;
