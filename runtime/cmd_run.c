@@ -88,7 +88,8 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	snprintf(ctl_path, sizeof(ctl_path), "%s/%s/%s", cli->root, id, STATE_CONTROL_SOCK);
 	if (wait_vmm(vmm, ctl_path, &status) < 0)
 		return rv_fail(err, errno, "run %.64s: wait for its VMM", id);
-	if (state_remove(cli->root, id, err) < 0)
+	struct container c;
+	if (container_open(cli, id, &c, err) < 0 || container_destroy(&c, err) < 0)
 		return rv_wrap(err, "run %.64s", id);
 	cli->exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 	return 0;

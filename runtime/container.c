@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "runtime/cgroup.h"
 #include "runtime/ctl.h"
 
 #define KILL_WAIT_MS 10000
@@ -137,6 +138,9 @@ int container_record(struct container *c, const char *status, struct rv_err *err
 
 int container_destroy(struct container *c, struct rv_err *err)
 {
+	/* Only once the VMM is gone: a cgroup with a task cannot go. */
+	if (c->st.cgroup)
+		cgroup_remove(c->st.cgroup, NULL);
 	int rc = state_remove(c->root, c->id, err);
 
 	container_close(c);

@@ -284,8 +284,8 @@ static void fill_state(struct ct_state *st, const char *id, const char *bundle,
 
 /* With the state dir made and locked: start boot and wait until it is ready. */
 static int start_vmm(struct cli *cli, const char *id, const char *bundle, int dirfd,
-		     const struct oci_spec *spec, struct launch_fds *f, pid_t *vmm,
-		     struct rv_err *err)
+		     const struct oci_spec *spec, const char *cgroup, struct launch_fds *f,
+		     pid_t *vmm, struct rv_err *err)
 {
 	_cleanup_free_ struct ct_annotation *ann = calloc(spec->nannotations + 1, sizeof(*ann));
 	_cleanup_free_ char *created = state_now_rfc3339();
@@ -303,10 +303,8 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	snprintf(a.cpus, sizeof(a.cpus), "%u", cpus);
 	snprintf(a.mem, sizeof(a.mem), "%llu", (unsigned long long)mem);
 	snprintf(a.vmm_log, sizeof(a.vmm_log), "%s/%s/%s", cli->root, id, VMM_LOG_FILE);
-	a.cgroup[0] = '\0';
-	if (spec->cgroups_path &&
-	    cgroup_path(spec->cgroups_path, cli->systemd_cgroup, a.cgroup, sizeof(a.cgroup), err) < 0)
-		return -1;
+	snprintf(a.cgroup, sizeof(a.cgroup), "%s", cgroup);
+	st.cgroup = cgroup[0] ? (char *)cgroup : NULL;
 	if (state_write(dirfd, &st, err) < 0)
 		return -1;
 	pid_t pid = fork();
@@ -330,7 +328,7 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 {
 	struct launch_fds f = { -1, -1, -1, -1, -1, { -1, -1 }, -1 };
 	struct oci_spec spec = { 0 };
-	char bundle[PATH_MAX];
+	char bundle[PATH_MAX], cgroup[PATH_MAX] = "";
 	int dirfd = -1, lockfd = -1, rc = -1;
 
 	*vmm = -1;
@@ -340,7 +338,10 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 		return rv_fail(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
 	if (spec_load(bundle, &spec, err) < 0)
 		return -1;
-	if (check_inputs(o, &spec, err) < 0 || (f.kvm = open_kvm(err)) < 0)
+	if (check_inputs(o, &spec, err) < 0 ||
+	    (spec.cgroups_path &&
+	     cgroup_path(spec.cgroups_path, cli->systemd_cgroup, cgroup, sizeof(cgroup), err) < 0) ||
+	    (f.kvm = open_kvm(err)) < 0)
 		goto out;
 	if (state_create(cli->root, id, &dirfd, err) < 0)
 		goto out;
@@ -349,7 +350,7 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 	    (!spec.process.terminal ||
 	     console_open(o->console_socket, spec.process.console_height,
 			  spec.process.console_width, &f.tty, err) == 0) &&
-	    start_vmm(cli, id, bundle, dirfd, &spec, &f, vmm, err) == 0 &&
+	    start_vmm(cli, id, bundle, dirfd, &spec, cgroup, &f, vmm, err) == 0 &&
 	    (!o->pid_file || state_write_pid_file(o->pid_file, *vmm, err) == 0))
 		rc = 0;
 	if (rc < 0) {
@@ -359,6 +360,8 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 			waitpid(*vmm, NULL, 0);
 			*vmm = -1;
 		}
+		if (cgroup[0])
+			cgroup_remove(cgroup, NULL);
 		state_remove(cli->root, id, &ignored);
 	}
 out:

@@ -315,6 +315,8 @@ static char *emit_state(const struct ct_state *s, const char *status, pid_t pid,
 	if (with_private) {
 		put_key(&o, 1, false, "pidStart");
 		fprintf(o.f, "%" PRIu64, s->pid_start);
+		if (s->cgroup)
+			put_str(&o, "cgroupPath", s->cgroup);
 	}
 	put_str(&o, "status", status);
 	put_str(&o, "bundle", s->bundle);
@@ -548,7 +550,8 @@ static int jp_skip(struct jp *j)
 	return jp_uint(j, UINT64_MAX, &num);
 }
 
-enum { F_ID, F_PID, F_PIDSTART, F_STATUS, F_BUNDLE, F_ROOTFS, F_CREATED, F_OWNER, F_ANN };
+enum { F_ID, F_PID, F_PIDSTART, F_STATUS, F_BUNDLE, F_ROOTFS, F_CREATED, F_OWNER, F_ANN,
+       F_CGROUP };
 #define REQUIRED_FIELDS ((1u << F_OWNER) - 1)
 
 static int jp_member(struct jp *j, struct ct_state *s, unsigned *seen)
@@ -556,11 +559,12 @@ static int jp_member(struct jp *j, struct ct_state *s, unsigned *seen)
 	static const char *const names[] = {
 		[F_ID] = "id", [F_PID] = "pid", [F_PIDSTART] = "pidStart", [F_STATUS] = "status",
 		[F_BUNDLE] = "bundle", [F_ROOTFS] = "rootfs", [F_CREATED] = "created",
-		[F_OWNER] = "owner", [F_ANN] = "annotations",
+		[F_OWNER] = "owner", [F_ANN] = "annotations", [F_CGROUP] = "cgroupPath",
 	};
 	char **strs[] = {
 		[F_ID] = &s->id, [F_STATUS] = &s->status, [F_BUNDLE] = &s->bundle,
 		[F_ROOTFS] = &s->rootfs, [F_CREATED] = &s->created, [F_OWNER] = &s->owner,
+		[F_CGROUP] = &s->cgroup,
 	};
 	_cleanup_free_ char *key = NULL;
 	uint64_t v;
@@ -681,6 +685,7 @@ void ct_state_free(struct ct_state *s)
 	free(s->created);
 	free(s->status);
 	free(s->owner);
+	free(s->cgroup);
 	for (size_t i = 0; i < s->nannotations; i++) {
 		free(s->annotations[i].key);
 		free(s->annotations[i].value);

@@ -41,6 +41,8 @@ struct ct_state {
 	struct ct_annotation *annotations;
 	size_t nannotations;
 	char *owner;              /* "" as runc prints for root */
+	char *cgroup;             /* the VMM's host cgroup below each hierarchy's root, NULL:
+				   * none (private to state.json, as pidStart is) */
 };
 
 /* Each gives the caller an O_DIRECTORY fd of ROOT/ID; everything else works on it.
