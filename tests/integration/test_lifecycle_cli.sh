@@ -7,7 +7,9 @@
 set -u
 t_suite=cli-lifecycle
 . "$(dirname "$0")/../lib.sh"
-runvm=$(cd "${1:?usage: test_lifecycle_cli.sh BUILD_DIR}" && pwd)/bin/runvm
+build=$(cd "${1:?usage: test_lifecycle_cli.sh BUILD_DIR}" && pwd)
+runvm=$build/bin/runvm
+top=$(cd "$(dirname "$0")/../.." && pwd)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -213,6 +215,27 @@ if grep -q '"io.runvm.kvm.bootable": "false"' <<<"$features"; then
 else
 	echo "  note: this host can boot guests; the KVM refusal is not tested here"
 	skip "create stops at the KVM check" "this host can boot guests"
+fi
+
+# --- runc's outcomes of the conformance scenarios -----------------------------------------
+# Recorded here, on the host, where runc runs; lifecycle-vm runs the same
+# scenarios against runvm in a VM and compares line by line.
+if command -v runc >/dev/null; then
+	mkdir -p "$tmp/conformance"
+	run_capture timeout 300 "$top/tests/integration/conformance.sh" runc "$tmp/conformance"
+	if [ "$rc" = 0 ] && [ "$(grep -c ': ' <<<"$out")" -ge 25 ]; then
+		printf '%s\n' "$out" >"$build/conformance-runc.txt"
+		pass "runc's outcomes of the conformance scenarios are recorded"
+	else
+		rm -f "$build/conformance-runc.txt"
+		fail "runc's outcomes of the conformance scenarios are recorded" "rc $rc" "$out" "$err"
+	fi
+	for id in $(runc --root "$tmp/conformance/root" list -q 2>/dev/null); do
+		runc --root "$tmp/conformance/root" delete --force "$id" >/dev/null 2>&1
+	done
+else
+	rm -f "$build/conformance-runc.txt"
+	skip "runc's outcomes of the conformance scenarios" "runc is not installed"
 fi
 
 summary

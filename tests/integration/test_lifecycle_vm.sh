@@ -164,6 +164,66 @@ expect_rc "delete --force of a running container exits 0" 0
 [ ! -e "$root/d2" ] && [ "$(vmm_processes)" = 0 ] && pass "and leaves no state dir and no VMM" ||
 	fail "and leaves no state dir and no VMM" "$(ls "$root" 2>&1) $(pgrep -af "runvm --log $root/")"
 
+# --- a terminal: the pty master goes to --console-socket ----------------------------------
+# The client's side, as containerd's or podman's: receive the master, type,
+# read what comes back until the process has gone (EIO), print it.
+console_client() { # SOCKET INPUT RUNVM-ARGS...
+	python3 - "$@" <<'PY'
+import os, socket, subprocess, sys, time
+path, typed, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(1)
+runvm = subprocess.Popen(args)
+conn, _ = srv.accept()
+msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+master = fds[0]
+if runvm.wait() != 0:
+    sys.exit("runvm exited %d" % runvm.returncode)
+print("pty-name=" + msg.decode())
+os.write(master, typed.encode())
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode(errors="replace"))
+PY
+}
+mkbundle "$b/tty" sh -c 'read line; echo "got=$line"; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-ttys'
+sed -i 's|"terminal": false,|"terminal": true, "consoleSize": { "height": 33, "width": 101 },|' "$b/tty/config.json"
+out=$(console_client "$scratch/console.sock" $'typed-in\n' "$build/bin/runvm" --root "$root" run -d \
+	--console-socket "$scratch/console.sock" --bundle "$b/tty" t1 2>&1 | tr -d '\r')
+expect_in "terminal: the master reaches the console socket, with the pty's name" "$out" "pty-name=/dev/pts/"
+expect_in "what the client types reaches the process" "$out" "got=typed-in"
+expect_in "the process's stdio is a guest terminal" "$out" "all-ttys"
+expect_in "of the spec's consoleSize" "$out" "33 101"
+run_capture rv wait t1
+expect_in "and its status comes back (0)" "$out" '"exitStatus":0'
+rv delete t1 >/dev/null 2>&1
+run_capture rv run --bundle "$b/tty" t2
+[ "$rc" != 0 ] && expect_in "terminal without --console-socket is refused" "$err" "console-socket"
+
+# --- the VMM's host cgroup -----------------------------------------------------------------
+mkbundle "$b/cg" sleep 1000
+sed -i 's|"linux": {|"linux": {\n\t\t"cgroupsPath": "/runvm-lc-test/cg1",|' "$b/cg/config.json"
+# A testbed L2 may mount no cgroup at all: this test's own mount namespace
+# gets a cgroup2 then.
+grep -q ' - cgroup2\? ' /proc/self/mountinfo || mount -t cgroup2 none /sys/fs/cgroup
+run_capture rv run -d --bundle "$b/cg" cg1
+expect_rc "run -d with linux.cgroupsPath exits 0" 0
+pid=$(field "$(rv state cg1)" pid)
+grep -q ':/runvm-lc-test/cg1$' "/proc/$pid/cgroup" 2>/dev/null &&
+	pass "the VMM runs in the spec's cgroup" ||
+	fail "the VMM runs in the spec's cgroup" "$(cat "/proc/$pid/cgroup" 2>&1)"
+rv delete --force cg1
+left=$(find /sys/fs/cgroup -maxdepth 3 -path '*runvm-lc-test/cg1' 2>/dev/null)
+[ -z "$left" ] && pass "delete removes that cgroup" || fail "delete removes that cgroup" "$left"
+
 # --- crash safety ----------------------------------------------------------------------
 rv run -d --bundle "$b/sleep" x1
 kill -KILL "$(field "$(rv state x1)" pid)"
@@ -183,6 +243,21 @@ expect_rc "SIGKILL to create mid-boot, then delete --force exits 0" 0
 sleep 0.5
 [ ! -e "$root/x2" ] && [ "$(vmm_processes)" = 0 ] && pass "and leaves no VMM and no state dir behind" ||
 	fail "and leaves no VMM and no state dir behind" "$(ls "$root" 2>&1) $(pgrep -af "runvm --log $root/")"
+
+# --- conformance: the same scenarios as runc, the same outcomes ----------------------------
+if [ -s "$build/conformance-runc.txt" ]; then
+	mkdir -p "$scratch/conformance"
+	"$top/tests/integration/conformance.sh" "$build/bin/runvm" "$scratch/conformance" \
+		>"$scratch/conformance.txt" 2>&1
+	d=$(diff "$build/conformance-runc.txt" "$scratch/conformance.txt")
+	[ -z "$d" ] && pass "conformance: $(wc -l <"$scratch/conformance.txt") scenarios, the same outcomes as runc's" ||
+		fail "conformance: the same outcomes as runc's (< runc, > runvm)" "$d"
+	for id in $("$build/bin/runvm" --root "$scratch/conformance/root" list -q 2>/dev/null); do
+		"$build/bin/runvm" --root "$scratch/conformance/root" delete --force "$id" >/dev/null 2>&1
+	done
+else
+	skip "conformance with runc" "no $build/conformance-runc.txt: the cli suite records runc's outcomes on the host when runc is installed"
+fi
 
 # --- many at once -----------------------------------------------------------------------
 mkbundle "$b/small" sleep 1000
