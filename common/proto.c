@@ -36,7 +36,7 @@ static const char *const type_names[] = {
 	[PROTO_STARTED] = "STARTED", [PROTO_SIGNAL] = "SIGNAL", [PROTO_EXIT] = "EXIT",
 	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT", [PROTO_SIGNAL_ALL] = "SIGNAL_ALL",
 	[PROTO_PS] = "PS",           [PROTO_PS_REPLY] = "PS_REPLY", [PROTO_STATS] = "STATS",
-	[PROTO_STATS_REPLY] = "STATS_REPLY",
+	[PROTO_STATS_REPLY] = "STATS_REPLY", [PROTO_RESIZE] = "RESIZE",
 };
 
 static bool type_known(uint32_t type)
@@ -172,6 +172,21 @@ static void *c_reserve(struct codec *c, size_t n, size_t align)
 
 	c->used = at + n;
 	return c->arena ? c->arena + at : NULL;
+}
+
+static int c_u16(struct codec *c, uint16_t *v, const char *field, long idx)
+{
+	if (!c->decode) {
+		if (c->out)
+			put_le16(c->out + c->used, *v);
+		c->used += 2;
+		return c_room(c, field, idx);
+	}
+	if (c_need(c, 2, field, idx) < 0)
+		return -1;
+	*v = get_le16(c->in);
+	c_advance(c, 2);
+	return 0;
 }
 
 static int c_u32(struct codec *c, uint32_t *v, const char *field, long idx)
@@ -345,7 +360,9 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 	    c_u32(c, &x->uid, "uid", -1) < 0 || c_u32(c, &x->gid, "gid", -1) < 0 ||
 	    c_str(c, &x->root, "root", -1) < 0 || c_str(c, &x->cwd, "cwd", -1) < 0 ||
 	    c_strv(c, &x->argc, &x->argv, "argv") < 0 || c_strv(c, &x->envc, &x->envp, "envp") < 0 ||
-	    c_u32v(c, &x->ngroups, &x->groups, "groups") < 0)
+	    c_u32v(c, &x->ngroups, &x->groups, "groups") < 0 ||
+	    c_u32(c, &x->flags, "flags", -1) < 0 || c_u16(c, &x->rows, "rows", -1) < 0 ||
+	    c_u16(c, &x->cols, "cols", -1) < 0)
 		return -1;
 	return 0;
 }
@@ -462,6 +479,10 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 		return walk_ps(c, &m->ps);
 	case PROTO_STATS_REPLY:
 		return walk_stats(c, &m->stats);
+	case PROTO_RESIZE:
+		return (c_u32(c, &m->resize.exec_id, "exec_id", -1) < 0 ||
+			c_u16(c, &m->resize.rows, "rows", -1) < 0 ||
+			c_u16(c, &m->resize.cols, "cols", -1) < 0) ? -1 : 0;
 	}
 	return c_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
 }
@@ -494,6 +515,25 @@ static int check_figures(const struct codec *c, const struct proto_msg *m, int c
 	return 0;
 }
 
+/* A terminal's streams are its keyboard (stdin) and its screen (stdout,
+ * where the process's stderr shows too); a size is a terminal's only. */
+static int check_terminal(const struct codec *c, const struct proto_exec *x, int code)
+{
+	bool tty = x->flags & PROTO_EXEC_TTY;
+
+	if (x->flags & ~PROTO_EXEC_TTY)
+		return c_fail(c, code, "flags 0x%x has bits beyond tty (0x%x)", x->flags,
+			      PROTO_EXEC_TTY);
+	if (tty && (x->streams & PROTO_WANT_STDERR))
+		return c_fail(c, code, "a process on a terminal has no stderr stream");
+	if (tty && !(x->streams & PROTO_WANT_STDOUT))
+		return c_fail(c, code, "a process on a terminal needs its stdout stream");
+	if (!tty && (x->rows || x->cols))
+		return c_fail(c, code, "a terminal size (%ux%u) without a terminal", x->rows,
+			      x->cols);
+	return 0;
+}
+
 /* Values a receiver would otherwise have to check before using them as
  * indexes or masks; the same rules bind the encoder. */
 static int check_values(const struct codec *c, const struct proto_msg *m)
@@ -506,6 +546,8 @@ static int check_values(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_EXEC && (m->exec.streams & ~all))
 		return c_fail(c, code, "streams 0x%x has bits beyond stdin, stdout and stderr (0x%x)",
 			      m->exec.streams, all);
+	if (m->type == PROTO_EXEC && check_terminal(c, &m->exec, code) < 0)
+		return -1;
 	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
 		return c_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
 			      m->attach.stream);

@@ -5,6 +5,7 @@
  *   frame   = header payload
  *   header  = u32 payload_len, u16 type, u16 reserved (must be 0), u32 id
  *   payload = the fields of `type`, in order, nothing after them:
+ *     u16     2 bytes
  *     u32     4 bytes
  *     u64     8 bytes
  *     str     u32 length, then that many bytes, none of them NUL
@@ -24,6 +25,16 @@
  * request id of the EXEC, once the process is reaped and its stdout and stderr
  * have been written out and shut down.
  *
+ * Terminal: an EXEC with PROTO_EXEC_TTY runs its process on a terminal the
+ * agent allocates in the guest (its stdin, stdout and stderr, and its
+ * controlling terminal). The stdin stream carries the keyboard's bytes to
+ * the terminal (Ctrl-C is the byte 0x03), the stdout stream everything the
+ * terminal shows; such an EXEC wants stdout and no stderr. RESIZE sets the
+ * terminal's size (the process gets SIGWINCH) -> OK, or ERROR: ENOENT for
+ * an unknown exec id, EINVAL for a process without a terminal, ESRCH once
+ * the terminal is closed. Before START it sets the size the terminal starts
+ * with.
+ *
  * Mount: MOUNT -> OK, or ERROR with the errno of what failed. The container's
  * root and volumes (DESIGN §5) are mounts the host asks for before its EXEC.
  *
@@ -32,7 +43,8 @@
  * processes" are the agent's descendants: in the guest, every process but
  * PID 1 (the agent) and the kernel's threads.
  *
- * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS. */
+ * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS;
+ * version 4 EXEC's flags and terminal size (after its groups) and RESIZE. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -41,7 +53,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 3
+#define PROTO_VERSION 4
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -78,7 +90,8 @@ enum proto_type {
 	PROTO_PS_REPLY,      /* agent: the list */
 	PROTO_STATS,         /* host: cpu, memory and pids usage */
 	PROTO_STATS_REPLY,   /* agent: the figures */
-	PROTO_TYPE_MAX = PROTO_STATS_REPLY,
+	PROTO_RESIZE,        /* host: exec id, rows, cols of its terminal */
+	PROTO_TYPE_MAX = PROTO_RESIZE,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -87,6 +100,9 @@ enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
 #define PROTO_WANT_STDIN  (1u << PROTO_STDIN)
 #define PROTO_WANT_STDOUT (1u << PROTO_STDOUT)
 #define PROTO_WANT_STDERR (1u << PROTO_STDERR)
+
+/* EXEC's flags. */
+#define PROTO_EXEC_TTY    (1u << 0)   /* on a terminal: wants stdout, no stderr */
 
 struct proto_exec {
 	uint32_t exec_id;            /* chosen by the host, unique per VM */
@@ -100,6 +116,9 @@ struct proto_exec {
 	const char **envp;
 	uint32_t ngroups;            /* supplementary groups */
 	const uint32_t *groups;
+	uint32_t flags;              /* PROTO_EXEC_* */
+	uint16_t rows, cols;         /* the terminal's size; 0, 0 = the kernel's default.
+				      * Both 0 without PROTO_EXEC_TTY */
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
@@ -167,6 +186,7 @@ struct proto_msg {
 		struct { uint32_t signo; } signal_all;   /* 1..PROTO_MAX_SIGNO */
 		struct proto_ps ps;                      /* PS_REPLY */
 		struct proto_stats stats;                /* STATS_REPLY */
+		struct { uint32_t exec_id; uint16_t rows, cols; } resize;
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

@@ -23,7 +23,7 @@
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
 
 enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT, REQ_SIGNAL_ALL,
-       REQ_PS, REQ_STATS };
+       REQ_PS, REQ_STATS, REQ_RESIZE };
 
 _Static_assert(AGENT_SIGNO_MAX == PROTO_MAX_SIGNO && AGENT_PS_MAX == PROTO_MAX_PROCS &&
 	       AGENT_COMM_BYTES == PROTO_MAX_COMM_BYTES + 1 && AGENT_MAX_CPUS == PROTO_MAX_CPUS,
@@ -200,11 +200,13 @@ static int send_exec(struct run *r, struct rv_err *err)
 	m.exec = (struct proto_exec){
 		.streams = (x->stdin_fd >= 0 ? PROTO_WANT_STDIN : 0) |
 			   (x->stdout_fd >= 0 ? PROTO_WANT_STDOUT : 0) |
-			   (x->stderr_fd >= 0 ? PROTO_WANT_STDERR : 0),
+			   (x->stderr_fd >= 0 && !x->tty ? PROTO_WANT_STDERR : 0),
 		.uid = x->uid, .gid = x->gid, .root = x->root ? x->root : "",
 		.cwd = x->cwd ? x->cwd : "/",
 		.argc = argc, .argv = (const char **)x->argv,
 		.envc = envc, .envp = (const char **)x->envp,
+		.flags = x->tty ? PROTO_EXEC_TTY : 0,
+		.rows = x->tty ? x->rows : 0, .cols = x->tty ? x->cols : 0,
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();
@@ -456,17 +458,23 @@ int agent_run(const struct agent_client *c, const struct agent_exec *x, struct a
 	      struct rv_err *err)
 {
 	struct run r = { .x = x, .ctl = -1, .sock = { -1, -1, -1 }, .cancel = c->cancel };
-	int host_fds[3] = { x->stdin_fd, x->stdout_fd, x->stderr_fd };
+	/* A terminal's stderr shows on its stdout: there is no stream of its own. */
+	int host_fds[3] = { x->stdin_fd, x->stdout_fd, x->tty ? -1 : x->stderr_fd };
 	int ret = -1;
 
 	if (!x->argv || !x->argv[0])
 		return rv_failx(err, EINVAL, "no command to run in the guest");
+	if (x->tty && x->stdout_fd < 0)
+		return rv_failx(err, EINVAL, "run '%s' on a terminal: the terminal needs a stdout_fd",
+				x->argv[0]);
 	r.ctl = dial_hello(c, err);
 	if (r.ctl < 0 || send_exec(&r, err) < 0)
 		goto prepare_failed;
 	for (int i = 0; i < 3; i++)
 		if (host_fds[i] >= 0 && attach(c, &r, i, err) < 0)
 			goto prepare_failed;
+	if (x->prepared)
+		x->prepared(x->prepared_arg, r.exec_id);
 	if (x->before_start && x->before_start(x->before_start_arg, err) < 0) {
 		run_close(&r);
 		return -1;
@@ -581,6 +589,20 @@ int agent_signal_all(const struct agent_client *c, int signo, struct rv_err *err
 	m.signal_all.signo = (uint32_t)signo;
 	if (query(c, &m, PROTO_OK, &reply, err) < 0)
 		return rv_wrap(err, "send signal %d to every process of the container", signo);
+	proto_msg_free(&reply);
+	return 0;
+}
+
+int agent_resize(const struct agent_client *c, uint32_t exec_id, uint16_t rows, uint16_t cols,
+		 struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_RESIZE, .id = REQ_RESIZE }, reply;
+
+	m.resize.exec_id = exec_id;
+	m.resize.rows = rows;
+	m.resize.cols = cols;
+	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+		return rv_wrap(err, "resize the terminal of exec %u to %ux%u", exec_id, rows, cols);
 	proto_msg_free(&reply);
 	return 0;
 }

@@ -36,11 +36,29 @@ struct agent_exec {
 	const char *cwd;               /* NULL = "/"; inside root when one is set */
 	uint32_t uid, gid;
 	int stdin_fd, stdout_fd, stderr_fd;   /* host fds to relay; -1: /dev/null in the guest */
+	/* On a terminal in the guest (OCI process.terminal): the process's stdin,
+	 * stdout and stderr are a guest pty, its controlling terminal, whose line
+	 * discipline echoes and turns Ctrl-C (0x03 on stdin_fd) into SIGINT.
+	 * stdout_fd (required) gets everything the terminal shows, stderr
+	 * included; stderr_fd is ignored. The host fds are typically a host pty's
+	 * slave that the caller has put in raw mode; agent_run never touches their
+	 * termios. The end of stdin_fd ends the input only: a terminal reads no
+	 * EOF from it (send ^D for that); a stdout_fd that fails (its reader is
+	 * gone) hangs the terminal up, and the process gets SIGHUP. */
+	bool tty;
+	uint16_t rows, cols;           /* its size to start with; 0, 0 = the kernel's default */
 	/* Optional: told the exec id and guest pid once the process runs, so
 	 * another thread can agent_signal() it. Called on agent_run's thread
 	 * before the relay starts: it must not block. */
 	void (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid);
 	void *started_arg;
+	/* Optional: told the exec id once the process is prepared in the guest
+	 * and its streams attached, right before before_start: from then on
+	 * agent_resize() may size its terminal (before the start, the size it
+	 * starts with; `runvm create` ... `start` may see the console resized in
+	 * between). Must not block. */
+	void (*prepared)(void *arg, uint32_t exec_id);
+	void *prepared_arg;
 	/* Optional: called once the process is prepared in the guest and its
 	 * streams attached, before it is started; it may block (`runvm create`
 	 * holds the process here until `start`). An error ends agent_run with
@@ -73,6 +91,14 @@ int agent_run(const struct agent_client *c, const struct agent_exec *x, struct a
 
 /* Sends a signal to a running process started by agent_run (by its exec id). */
 int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err);
+
+/* Sets the size of the terminal of a process agent_run started with tty (by
+ * its exec id); the guest kernel sends SIGWINCH to the terminal's foreground
+ * process group. Errors: ENOENT when there is no such exec (it has ended),
+ * EINVAL when it has no terminal, ESRCH when its terminal is closed already,
+ * ETIMEDOUT as for the queries below. */
+int agent_resize(const struct agent_client *c, uint32_t exec_id, uint16_t rows, uint16_t cols,
+		 struct rv_err *err);
 
 /* Mounts in the guest, as mount(2) with these arguments would (fstype "" or
  * NULL for a bind, data NULL for none; common/proto.h, struct proto_mount, says

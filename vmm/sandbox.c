@@ -119,13 +119,23 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	sb->mount = mount_container;
 	/* A reader that goes away is the container's SIGPIPE, not ours. */
 	signal(SIGPIPE, SIG_IGN);
-	if (make_exports(sb, err) < 0)
+	if (cfg->terminal) {
+		/* Blocked before any thread starts, so that only the console's
+		 * own thread takes it. */
+		sigset_t winch;
+		sigemptyset(&winch);
+		sigaddset(&winch, SIGWINCH);
+		pthread_sigmask(SIG_BLOCK, &winch, NULL);
+	}
+	if (make_exports(sb, err) < 0 ||
+	    (cfg->terminal && sandbox_console_start(sb, err) < 0))
 		goto out;
 	if (control_server_start(cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
 		goto out;
 	rc = vm_run(&sb->vm_cfg, &res, err);
 	sandbox_finish(sb, rc == 0 ? boot_exit_status(&res, &sig) : -1);
 	control_server_stop(sb->ctl);
+	sandbox_console_stop(sb);
 	if (rc < 0) {
 		write_exit(cfg->exit_fd, 1);     /* the status `runvm boot` ends with */
 		print_tail(cfg, &res);
@@ -136,6 +146,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	if (sig)
 		boot_reraise(sig);
 out:
+	sandbox_console_stop(sb);
 	fs_server_free(sb->vm_cfg.fs);
 	sandbox_destroy(sb);
 	return rc < 0 ? rv_wrap(err, "sandbox %s", cfg->id) : 0;

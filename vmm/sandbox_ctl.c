@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -67,6 +68,18 @@ static int hold(void *arg, struct rv_err *err)
 	return go ? 0 : rv_failx(err, ECANCELED, "the container ended before it started");
 }
 
+/* The exec id is known before start, so that a resize of the console
+ * between create and start reaches the prepared process. */
+static void on_prepared(void *arg, uint32_t exec_id)
+{
+	struct sandbox *sb = arg;
+
+	pthread_mutex_lock(&sb->lock);
+	sb->exec_id = exec_id;
+	sb->prepared = true;
+	pthread_mutex_unlock(&sb->lock);
+}
+
 static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 {
 	struct sandbox *sb = arg;
@@ -88,9 +101,19 @@ static int controller(void *arg, struct vm *vm, const struct agent_client *agent
 				.cwd = cfg->cwd, .uid = cfg->uid, .gid = cfg->gid,
 				.stdin_fd = cfg->stdio[0], .stdout_fd = cfg->stdio[1],
 				.stderr_fd = cfg->stdio[2], .started = on_started, .started_arg = sb,
+				.prepared = on_prepared, .prepared_arg = sb,
 				.before_start = hold, .before_start_arg = sb };
 	struct agent_status st;
+	struct winsize ws;
 
+	x.tty = cfg->terminal;
+	if (x.tty) {
+		x.stderr_fd = -1;      /* a terminal merges it into stdout */
+		if (ioctl(cfg->stdio[0], TIOCGWINSZ, &ws) == 0) {
+			x.rows = ws.ws_row;
+			x.cols = ws.ws_col;
+		}
+	}
 	pthread_mutex_lock(&sb->lock);
 	sb->vm = vm;
 	sb->agent = agent;
@@ -134,6 +157,56 @@ void sandbox_destroy(struct sandbox *sb)
 {
 	pthread_cond_destroy(&sb->cond);
 	pthread_mutex_destroy(&sb->lock);
+}
+
+static void forward_size(struct sandbox *sb)
+{
+	struct winsize ws;
+	struct rv_err err;
+
+	if (ioctl(sb->cfg->stdio[0], TIOCGWINSZ, &ws) < 0)
+		return;
+	pthread_mutex_lock(&sb->lock);
+	if (sb->agent && sb->prepared && sb->status != SB_STOPPED && !sb->paused &&
+	    agent_resize(sb->agent, sb->exec_id, ws.ws_row, ws.ws_col, &err) < 0)
+		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "window size: %s", err.msg);
+	pthread_mutex_unlock(&sb->lock);
+}
+
+static void *winch_thread(void *arg)
+{
+	struct sandbox *sb = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGWINCH);
+	while (sigwait(&set, &sig) == 0 && !atomic_load(&sb->winch_stop))
+		forward_size(sb);
+	return NULL;
+}
+
+int sandbox_console_start(struct sandbox *sb, struct rv_err *err)
+{
+	/* `create` made us a session leader: the console becomes our terminal,
+	 * so that the kernel tells us (SIGWINCH) when the client resizes it. */
+	if (ioctl(sb->cfg->stdio[0], TIOCSCTTY, 0) < 0)
+		return rv_fail(err, errno, "make the console our terminal");
+	int rc = pthread_create(&sb->winch, NULL, winch_thread, sb);
+	if (rc)
+		return rv_fail(err, rc, "start the console thread");
+	sb->winch_started = true;
+	return 0;
+}
+
+void sandbox_console_stop(struct sandbox *sb)
+{
+	if (!sb->winch_started)
+		return;
+	atomic_store(&sb->winch_stop, true);
+	pthread_kill(sb->winch, SIGWINCH);
+	pthread_join(sb->winch, NULL);
+	sb->winch_started = false;
 }
 
 void sandbox_finish(struct sandbox *sb, int exit_code)

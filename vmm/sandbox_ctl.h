@@ -5,6 +5,7 @@
 #define RV_SANDBOX_CTL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,6 +33,10 @@ struct sandbox {
 	struct vm *vm;                   /* while the controller runs */
 	const struct agent_client *agent;
 	uint32_t exec_id;
+	bool prepared;                   /* exec_id is known */
+	pthread_t winch;                 /* with a terminal: forwards window-size changes */
+	bool winch_started;
+	atomic_bool winch_stop;
 };
 
 void sandbox_init(struct sandbox *sb, const struct sandbox_config *cfg, struct boot_fs *fs,
@@ -40,6 +45,12 @@ void sandbox_destroy(struct sandbox *sb);
 
 /* The VM is over: wakes every waiter (wait, start) with exit_code. */
 void sandbox_finish(struct sandbox *sb, int exit_code);
+
+/* With a terminal: makes the console our controlling terminal and forwards
+ * its window-size changes (SIGWINCH, which every thread must block) to the
+ * guest process. */
+int sandbox_console_start(struct sandbox *sb, struct rv_err *err);
+void sandbox_console_stop(struct sandbox *sb);
 
 /* The control socket's handler (vmm/control.h). */
 int sandbox_handle(void *arg, const char *req, char *reply, size_t size, struct rv_err *err);

@@ -1,8 +1,8 @@
 /* runvm-agent: the guest's PID 1 (DESIGN §4). One single-threaded epoll loop
  * serves connections from the host (common/proto.h): control connections
- * (EXEC, START, SIGNAL, MOUNT, SHUTDOWN, SIGNAL_ALL, PS, STATS) and stream
- * connections (one stdio stream of one process each), and relays bytes
- * between those and the processes' pipes.
+ * (EXEC, START, SIGNAL, RESIZE, MOUNT, SHUTDOWN, SIGNAL_ALL, PS, STATS) and
+ * stream connections (one stdio stream of one process each), and relays
+ * bytes between those and the processes' pipes, or their terminal's master.
  *
  * The state is plain data owned by struct agent, which lives in main. */
 #ifndef RV_AGENT_H
@@ -52,7 +52,9 @@ struct conn {
 };
 
 /* One stdio stream of one process: a pipe on the process side, a stream
- * connection on the host side, and a bounded buffer between them. */
+ * connection on the host side, and a bounded buffer between them. A process
+ * on a terminal has stdin and stdout streams only, and their "pipes" are
+ * two fds of the terminal's master (an fd can be in an epoll set only once). */
 struct stream {
 	struct proc *proc;
 	enum proto_stream which;
@@ -71,6 +73,8 @@ struct proc {
 	struct proto_msg spec;        /* the EXEC itself (its arena owns the strings) */
 	pid_t pid;
 	bool started, reaped;
+	bool tty;                     /* on a terminal (PROTO_EXEC_TTY) */
+	uint16_t rows, cols;          /* the terminal's size, last asked for */
 	int wstatus;
 	struct stream st[3];          /* indexed by enum proto_stream */
 	struct proc *prev, *next;
@@ -112,6 +116,7 @@ bool exec_on_exec(struct agent *a, struct conn *c, struct proto_msg *m);
 void exec_on_attach(struct agent *a, struct conn *c, const struct proto_msg *m);
 void exec_on_start(struct agent *a, struct conn *c, const struct proto_msg *m);
 void exec_on_signal(struct agent *a, struct conn *c, const struct proto_msg *m);
+void exec_on_resize(struct agent *a, struct conn *c, const struct proto_msg *m);
 void exec_on_sigchld(struct agent *a);
 void exec_conn_closed(struct agent *a, struct conn *c);
 void exec_maybe_finish(struct agent *a, struct proc *p);
@@ -119,6 +124,14 @@ void exec_maybe_finish(struct agent *a, struct proc *p);
 /* spawn.c: fork + exec with the process spec; fills p->pid and the agent's
  * pipe ends in p->st[i].pipe.fd. err->msg is what START answers. */
 int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err);
+
+/* tty.c: a process's terminal. tty_open allocates it before the fork: the
+ * master's fds go to p's stdout (and stdin) streams, the slave, three times,
+ * to child_fds. tty_master is an open fd of p's master, or -1 once it is
+ * closed; tty_resize applies p->rows and p->cols to it. */
+int tty_open(struct proc *p, int child_fds[3], struct rv_err *err);
+int tty_master(const struct proc *p);
+int tty_resize(const struct proc *p, struct rv_err *err);
 
 /* relay.c: moving bytes; every function but relay_prepare may free the proc
  * (tail calls only). relay_prepare allocates a wanted stream's buffer. */

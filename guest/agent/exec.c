@@ -1,7 +1,7 @@
 /* The process table: EXEC records a spec under the host's exec id, ATTACH
- * binds stream connections to it, START spawns it, SIGNAL signals it, and
- * once it is reaped and its output is out, EXIT goes back on the control
- * connection that sent the EXEC. */
+ * binds stream connections to it, START spawns it, SIGNAL signals it, RESIZE
+ * sizes its terminal, and once it is reaped and its output is out, EXIT goes
+ * back on the control connection that sent the EXEC. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -58,6 +58,9 @@ static struct proc *proc_new(struct agent *a, struct conn *c, struct proto_msg *
 	p->req_id = m->id;
 	p->ctl = c;
 	p->spec = *m;
+	p->tty = m->exec.flags & PROTO_EXEC_TTY;
+	p->rows = m->exec.rows;
+	p->cols = m->exec.cols;
 	for (int i = 0; i < 3; i++) {
 		struct stream *s = &p->st[i];
 		s->proc = p;
@@ -208,6 +211,29 @@ void exec_on_signal(struct agent *a, struct conn *c, const struct proto_msg *m)
 	if (code)
 		conn_reply_error(c, m->id, code, "signal %u to exec %u: %s", signo, id,
 				 strerror(code));
+	else
+		conn_reply_ok(c, m->id);
+}
+
+/* Before START the size is kept for the terminal to start with. */
+void exec_on_resize(struct agent *a, struct conn *c, const struct proto_msg *m)
+{
+	uint32_t id = m->resize.exec_id;
+	struct proc *p = proc_find(a, id);
+	struct rv_err err;
+
+	if (!p) {
+		conn_reply_error(c, m->id, ENOENT, "RESIZE of exec %u, which does not exist", id);
+		return;
+	}
+	if (!p->tty) {
+		conn_reply_error(c, m->id, EINVAL, "RESIZE of exec %u, which has no terminal", id);
+		return;
+	}
+	p->rows = m->resize.rows;
+	p->cols = m->resize.cols;
+	if (p->started && tty_resize(p, &err) < 0)
+		conn_reply_error(c, m->id, err.code, "%s", err.msg);
 	else
 		conn_reply_ok(c, m->id);
 }

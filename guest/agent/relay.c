@@ -6,7 +6,18 @@
  * Early closes behave like local pipes: a process that closes its stdin makes
  * our pipe write fail with EPIPE, and we shut the host's stdin connection
  * down; a host that closes stdout makes our socket write fail, and we close
- * the pipe's read end so the process gets SIGPIPE on its next write. */
+ * the pipe's read end so the process gets SIGPIPE on its next write.
+ *
+ * A process on a terminal (tty.c) has a stdin and a stdout stream on two fds
+ * of its terminal's master, and they behave as a terminal does: the end of
+ * the host's stdin ends the input but is no EOF (that is ^D, a byte the host
+ * sends); reading the master fails with EIO once every fd of the slave is
+ * closed, which ends stdout like a pipe's EOF, after the last byte. The
+ * master stays open until the proc is freed, after its reaping: closing it
+ * hangs the terminal up, and a process that closed its fds 0-2 but has not
+ * exited yet (coreutils do that) would die of SIGHUP. A host that stops
+ * reading stdout makes us close the whole master at once, which hangs the
+ * terminal up: the process gets SIGHUP and EIO where a pipe gives SIGPIPE. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,13 +157,16 @@ static void stdin_pump(struct agent *a, struct stream *s)
 /* --- stdout, stderr: process -> host ---------------------------------------------- */
 
 /* The host stopped reading: close our read end, so that the process's next
- * write gets SIGPIPE like a local pipe, and count the stream as done. */
+ * write gets SIGPIPE like a local pipe (or its terminal hangs up), and count
+ * the stream as done. */
 static void host_gone(struct agent *a, struct stream *s)
 {
 	ep_close(a, &s->pipe);
 	s->off = s->len = 0;
 	s->eof = s->done = true;
 	relay_release(a, s);
+	if (s->proc->tty)
+		relay_drop_stdin(a, &s->proc->st[PROTO_STDIN]);   /* the master's other fd */
 	exec_maybe_finish(a, s->proc);
 }
 
@@ -167,7 +181,10 @@ static void out_fill(struct agent *a, struct stream *s)
 		s->len += (size_t)got;
 	} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
 		s->eof = true;
-		ep_close(a, &s->pipe);
+		if (s->proc->tty)
+			ep_set(a, &s->pipe, 0);   /* the master stays open: see above */
+		else
+			ep_close(a, &s->pipe);
 	}
 }
 

@@ -235,6 +235,9 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 	case PROTO_SIGNAL:
 		exec_on_signal(a, c, m);
 		break;
+	case PROTO_RESIZE:
+		exec_on_resize(a, c, m);
+		break;
 	case PROTO_MOUNT:
 		mounts_on_mount(c, m);
 		break;

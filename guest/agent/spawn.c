@@ -1,5 +1,6 @@
 /* Starting a process: pipes for its wanted streams (/dev/null for the rest),
- * fork, and in the child: a fresh session, default signals, stdio, root,
+ * or a terminal (tty.c), fork, and in the child: a fresh session, default
+ * signals, stdio (and the terminal as the controlling one), root,
  * groups, gid, uid, cwd, exec. Whatever fails in the child is written to a
  * CLOEXEC pipe as (step, errno); the parent reads EOF there when the exec
  * succeeded, so START is answered with STARTED or an ERROR, never both. */
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -18,7 +20,9 @@
 #include "common/cleanup.h"
 #include "guest/agent/agent.h"
 
-enum spawn_step { STEP_STDIO, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC };
+enum spawn_step {
+	STEP_STDIO, STEP_CTTY, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC
+};
 
 struct spawn_failure {
 	int step;                     /* enum spawn_step */
@@ -29,6 +33,7 @@ struct spawn_failure {
 struct child_plan {
 	int fds[3];                   /* become 0, 1, 2 */
 	int report_fd;                /* write end of the exec-status pipe */
+	bool tty;                     /* fds are a terminal's slave */
 	const struct proto_exec *x;
 	char **argv, **envp;
 	gid_t *groups;
@@ -80,6 +85,9 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	for (int i = 0; i < 3; i++)
 		if (dup2(c->fds[i], i) < 0)
 			child_fail(c, STEP_STDIO);
+	/* A session leader without one takes it: job control, and ^C is SIGINT. */
+	if (c->tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+		child_fail(c, STEP_CTTY);
 	setrlimit(RLIMIT_NOFILE, &c->nofile);
 	/* Before dropping privileges (chroot needs CAP_SYS_CHROOT); the cwd is
 	 * "/" of the new root until the one asked for, which is inside it. */
@@ -104,6 +112,9 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 	switch (f->step) {
 	case STEP_STDIO:
 		rv_fail(err, f->err, "set up stdio of '%s'", x->argv[0]);
+		break;
+	case STEP_CTTY:
+		rv_fail(err, f->err, "make the terminal the controlling one of '%s'", x->argv[0]);
 		break;
 	case STEP_ROOT:
 		rv_fail(err, f->err, "chroot '%s'", x->root);
@@ -181,9 +192,12 @@ static int plan_make(const struct agent *a, struct proc *p, int devnull, struct 
 	c->nofile = a->nofile;
 	c->agent_pid = getpid();
 	c->die_with_agent = !a->pid1;
-	for (int i = 0; i < 3; i++) {
+	c->tty = p->tty;
+	if (p->tty && tty_open(p, c->fds, err) < 0)
+		return -1;
+	for (int i = 0; i < 3 && !p->tty; i++) {
 		bool wanted = c->x->streams & (1u << i);
-		if (!wanted && (c->fds[i] = dup(devnull)) < 0)
+		if (!wanted && (c->fds[i] = fcntl(devnull, F_DUPFD_CLOEXEC, 3)) < 0)
 			return rv_fail(err, errno, "dup /dev/null");
 		if (wanted && plan_pipe(&p->st[i], &c->fds[i], err) < 0)
 			return -1;

@@ -5,6 +5,11 @@
  *                                                     with its status (128+N: signal N)
  *     --env K=V (repeatable)  --cwd DIR  --user UID[:GID]  --timeout-ms MS (connect)
  *     --signal-after MS:SIG   send SIG through agent_signal MS after the start
+ *     --tty                   on a terminal in the guest: our stdin to it, all it
+ *                             shows to our stdout (our stderr gets nothing)
+ *     --size RxC              the terminal's size to start with (rows x cols)
+ *     --resize-after MS:RxC   agent_resize to RxC MS after the start
+ *     --resize-first RxC      agent_resize to RxC before the start
  *     --parallel N            N runs at once, stdout captured, RUNVM_TEST_INDEX=i
  *                             in the env; prints "i: LINE" for every output line
  *                             and exits 0 only when every run exited 0
@@ -49,6 +54,11 @@ struct opts {
 	uint32_t uid, gid;
 	unsigned signal_after_ms;
 	int signal;
+	bool tty;
+	unsigned rows, cols;
+	unsigned resize_after_ms, resize_rows, resize_cols;
+	unsigned first_rows, first_cols;
+	bool resize_first;
 	bool raw, shutdown, ps, stats, signal_all;
 	int signal_all_signo;
 	char **argv;
@@ -79,7 +89,8 @@ static __attribute__((noreturn)) void die(const struct rv_err *err)
 static __attribute__((noreturn)) void usage(const char *why)
 {
 	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
-		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG] -- CMD ARGS...\n"
+		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
+		"       [--tty [--size RxC] [--resize-after MS:RxC] [--resize-first RxC]] -- CMD ARGS...\n"
 		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
 		why);
 	exit(EXIT_AGENT_RUN_ERROR);
@@ -105,7 +116,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "signal-after", required_argument, NULL, 's' }, { "raw", no_argument, NULL, 'r' },
 		{ "shutdown", no_argument, NULL, 'S' }, { "ps", no_argument, NULL, 'P' },
 		{ "stats", no_argument, NULL, 'T' }, { "signal-all", required_argument, NULL, 'A' },
-		{ 0 },
+		{ "tty", no_argument, NULL, 'y' }, { "size", required_argument, NULL, 'z' },
+		{ "resize-after", required_argument, NULL, 'R' },
+		{ "resize-first", required_argument, NULL, 'F' }, { 0 },
 	};
 	int c;
 
@@ -124,6 +137,21 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 's':
 			if (sscanf(optarg, "%u:%d", &o->signal_after_ms, &o->signal) != 2)
 				usage("--signal-after wants MS:SIG");
+			break;
+		case 'y': o->tty = true; break;
+		case 'z':
+			if (sscanf(optarg, "%ux%u", &o->rows, &o->cols) != 2)
+				usage("--size wants RxC");
+			break;
+		case 'R':
+			if (sscanf(optarg, "%u:%ux%u", &o->resize_after_ms, &o->resize_rows,
+				   &o->resize_cols) != 3)
+				usage("--resize-after wants MS:RxC");
+			break;
+		case 'F':
+			o->resize_first = true;
+			if (sscanf(optarg, "%ux%u", &o->first_rows, &o->first_cols) != 2)
+				usage("--resize-first wants RxC");
 			break;
 		case 'r': o->raw = true; break;
 		case 'S': o->shutdown = true; break;
@@ -259,6 +287,41 @@ static void *signal_later(void *arg)
 	return NULL;
 }
 
+/* --resize-after: agent_resize from another thread, as a SIGWINCH forwarder would. */
+static void *resize_later(void *arg)
+{
+	struct job *j = arg;
+	const struct opts *o = j->o;
+	struct timespec ts = { .tv_sec = o->resize_after_ms / 1000,
+			       .tv_nsec = (long)(o->resize_after_ms % 1000) * 1000000 };
+	struct rv_err err;
+
+	nanosleep(&ts, NULL);
+	if (agent_resize(&j->client, j->exec_id, (uint16_t)o->resize_rows,
+			 (uint16_t)o->resize_cols, &err) < 0)
+		die(&err);
+	return NULL;
+}
+
+static void on_prepared(void *arg, uint32_t exec_id)
+{
+	struct job *j = arg;
+
+	j->exec_id = exec_id;
+}
+
+/* --resize-first: between EXEC and START, as after `runvm create`. */
+static int before_start(void *arg, struct rv_err *err)
+{
+	struct job *j = arg;
+	const struct opts *o = j->o;
+
+	if (!o->resize_first)
+		return 0;
+	return agent_resize(&j->client, j->exec_id, (uint16_t)o->first_rows,
+			    (uint16_t)o->first_cols, err);
+}
+
 static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 {
 	struct job *j = arg;
@@ -267,6 +330,8 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 	(void)guest_pid;
 	j->exec_id = exec_id;
 	if (j->o->signal_after_ms && pthread_create(&t, NULL, signal_later, j) == 0)
+		pthread_detach(t);
+	if (j->o->resize_after_ms && pthread_create(&t, NULL, resize_later, j) == 0)
 		pthread_detach(t);
 }
 
@@ -291,7 +356,10 @@ static void *job_run(void *arg)
 		.uid = o->uid, .gid = o->gid,
 		.stdin_fd = parallel ? -1 : STDIN_FILENO,
 		.stdout_fd = parallel ? j->out_fd : STDOUT_FILENO, .stderr_fd = STDERR_FILENO,
+		.tty = o->tty, .rows = (uint16_t)o->rows, .cols = (uint16_t)o->cols,
 		.started = on_started, .started_arg = j,
+		.prepared = on_prepared, .prepared_arg = j,
+		.before_start = before_start, .before_start_arg = j,
 	};
 	j->rc = agent_run(&j->client, &x, &j->status, &j->err);
 	return NULL;

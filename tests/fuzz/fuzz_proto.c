@@ -40,6 +40,12 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	check_strv(a->envc, a->envp, b->envp);
 	CHECK(a->ngroups == b->ngroups);
 	CHECK(memcmp(a->groups, b->groups, a->ngroups * sizeof(uint32_t)) == 0);
+	CHECK(a->flags == b->flags && (a->flags & ~PROTO_EXEC_TTY) == 0);
+	CHECK(a->rows == b->rows && a->cols == b->cols);
+	if (a->flags & PROTO_EXEC_TTY)   /* a terminal: stdout, no stderr */
+		CHECK((a->streams & PROTO_WANT_STDOUT) && !(a->streams & PROTO_WANT_STDERR));
+	else
+		CHECK(a->rows == 0 && a->cols == 0);
 }
 
 static void check_mount_same(const struct proto_mount *a, const struct proto_mount *b)
@@ -129,6 +135,10 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 		break;
 	case PROTO_STATS_REPLY:
 		check_stats_same(&a->stats, &b->stats);
+		break;
+	case PROTO_RESIZE:
+		CHECK(a->resize.exec_id == b->resize.exec_id && a->resize.rows == b->resize.rows &&
+		      a->resize.cols == b->resize.cols);
 		break;
 	default:
 		CHECK(!"decoded an unknown type");

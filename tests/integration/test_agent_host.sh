@@ -124,6 +124,95 @@ expect_rc "a missing command: agent-run's error status 125" 125 &&
 	pass "one line naming the command and 'No such file'" ||
 	fail "one line naming the command and 'No such file'" "stderr: $err"
 
+# --- a terminal (OCI process.terminal): the guest's pty, relayed ------------------
+# The guest terminal's line discipline is the one in force: it echoes input,
+# ends output lines with \r\n (ONLCR) and turns ^C into SIGINT. nocr drops
+# the \r for comparing.
+nocr() { tr -d '\r' <<<"$1"; }
+run_capture ar0 --tty -- sh -c 'tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; echo to-stderr >&2'
+expect_rc "on a terminal: exit 0" 0
+o=$(nocr "$out")
+[[ "$o" == /dev/pts/[0-9]*$'\n'all-tty$'\n'to-stderr ]] && [ -z "$err" ] &&
+	pass "on a terminal: tty names a /dev/pts, fds 0-2 are it, stderr shows on stdout" ||
+	fail "on a terminal: tty names a /dev/pts, fds 0-2 are it, stderr shows on stdout" \
+		"stdout: $o" "stderr: $err"
+run_capture ar0 --tty -- sh -c 'ps -o tty=,sid=,pgid= -p $$; echo $$; tty'
+read -r ctty sid pgid <<<"$(nocr "$out" | sed -n 1p)"
+shpid=$(nocr "$out" | sed -n 2p)
+[ "/dev/$ctty" = "$(nocr "$out" | sed -n 3p)" ] && [ "$sid" = "$shpid" ] && [ "$pgid" = "$shpid" ] &&
+	pass "the terminal is the controlling one of a session leader" ||
+	fail "the terminal is the controlling one of a session leader" "$(nocr "$out")" "stderr: $err"
+run_capture ar0 --tty --size 33x111 -- stty size
+[ "$rc" = 0 ] && [ "$(nocr "$out")" = "33 111" ] && pass "--size 33x111: stty size says 33 111" ||
+	fail "--size 33x111: stty size says 33 111" "rc=$rc" "stdout: $out" "stderr: $err"
+run_capture ar0 --tty -- stty size
+[ "$rc" = 0 ] && [ "$(nocr "$out")" = "0 0" ] && pass "no size: the kernel's 0 0" ||
+	fail "no size: the kernel's 0 0" "rc=$rc" "stdout: $out" "stderr: $err"
+run_capture ar0 --tty --size 10x20 --resize-after 300:40x100 -- sh -c 'sleep 1.5; stty size'
+[ "$rc" = 0 ] && [ "$(nocr "$out")" = "40 100" ] && pass "a resize: stty size after it says 40 100" ||
+	fail "a resize: stty size after it says 40 100" "rc=$rc" "stdout: $out" "stderr: $err"
+run_capture timeout 20 "$run" --unix "$sock" --tty --size 10x20 --resize-after 300:41x101 -- sh -c \
+	'trap "stty size; exit 3" WINCH; i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done' </dev/null
+[ "$rc" = 3 ] && [ "$(nocr "$out")" = "41 101" ] && pass "a resize sends SIGWINCH: the trap sees 41 101" ||
+	fail "a resize sends SIGWINCH: the trap sees 41 101" "rc=$rc" "stdout: $out" "stderr: $err"
+run_capture ar0 --tty --size 10x20 --resize-first 50x132 -- stty size
+[ "$rc" = 0 ] && [ "$(nocr "$out")" = "50 132" ] &&
+	pass "a resize between EXEC and START: the terminal starts with it" ||
+	fail "a resize between EXEC and START: the terminal starts with it" "rc=$rc" "stdout: $out" "stderr: $err"
+run_capture ar0 --resize-after 200:10x10 -- sleep 2
+expect_rc "agent_resize of a process without a terminal: an error" 125 &&
+	expect_in "it says EINVAL: no terminal" "$err" "which has no terminal (in the guest)"
+
+run_capture ar0 --tty -- sh -c 'seq 1 200000'
+o=$(nocr "$out")
+[ "$rc" = 0 ] && [ "$(wc -l <<<"$o")" = 200000 ] && [ "$(tail -1 <<<"$o")" = 200000 ] &&
+	pass "1.3 MB written right before exit all arrive (the master is drained before EXIT)" ||
+	fail "1.3 MB written right before exit all arrive (the master is drained before EXIT)" \
+		"rc=$rc, $(wc -l <<<"$o") lines, last: $(tail -1 <<<"$o")"
+run_capture ar0 --tty -- sh -c 'seq 1 20000 | tail -1; exit 5'
+[ "$rc" = 5 ] && [ "$(nocr "$out")" = 20000 ] && pass "the last line and exit status 5 come back" ||
+	fail "the last line and exit status 5 come back" "rc=$rc" "stdout: $out"
+run_capture bash -c 'head -c 3000000 /dev/zero | tr "\0" x >"$1"; "${@:2}" --tty -- cat "$1" </dev/null | wc -c' \
+	_ "$tmp/xs" "$run" --unix "$sock"
+[ "$out" = 3000000 ] && pass "3 MB without a newline arrive whole" || fail "3 MB without a newline arrive whole" "$out bytes"
+
+# head closes fds 0-2 before it exits: the terminal must not hang up on it
+# then (it did, one run in two, when its EIO closed the master at once).
+for i in 1 2 3 4 5; do
+	run_capture bash -c 'printf "hello\n" | "$@" --tty -- head -c 5' _ "$run" --unix "$sock"
+	[ "$rc" = 0 ] && [ "$(nocr "$out")" = $'hello\nhello' ] || break
+done
+[ "$rc" = 0 ] && [ "$(nocr "$out")" = $'hello\nhello' ] &&
+	pass "stdin reaches the terminal: the guest echoes the line, head reads 5 bytes of it (5 runs)" ||
+	fail "stdin reaches the terminal: the guest echoes the line, head reads 5 bytes of it (5 runs)" \
+		"run $i: rc=$rc" "stdout: $(od -c <<<"$out" | head -3)"
+run_capture ar0 --tty -- sh -c 'exec 0<&- 1>&- 2>&-; sleep 0.5; exit 4'
+expect_rc "a process that closed its terminal fds lives on to exit 4 (no SIGHUP)" 4
+run_capture timeout 20 bash -c 'printf abcde | "$@" --tty -- sh -c "stty raw -echo; head -c 5"' \
+	_ "$run" --unix "$sock"
+[ "$rc" = 0 ] && [[ "$out" == *abcde ]] && pass "raw mode: 5 bytes without a newline are read" ||
+	fail "raw mode: 5 bytes without a newline are read" "rc=$rc" "stdout: $out"
+head -c 600000 /dev/urandom | base64 >"$tmp/in.b64"
+run_capture timeout 30 bash -c 'n=$(stat -c %s "$1"); "${@:2}" --tty -- sh -c "stty -echo; head -c $n | md5sum" <"$1"' \
+	_ "$tmp/in.b64" "$run" --unix "$sock"
+# (what arrives before stty -echo is echoed, up to the md5sum on the same line)
+[ "$rc" = 0 ] && [[ "$(nocr "$out")" == *"$(md5sum <"$tmp/in.b64")" ]] &&
+	pass "800 KB of lines typed into the terminal arrive intact" ||
+	fail "800 KB of lines typed into the terminal arrive intact" "rc=$rc" "stdout: ${out: -200}"
+run_capture timeout 10 bash -c 'printf "\003" | "$@" --tty -- sleep 100' _ "$run" --unix "$sock"
+expect_rc "^C (0x03) on stdin kills sleep with SIGINT: 130" 130
+run_capture timeout 10 bash -c '"$@" --tty -- yes </dev/null | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"' \
+	_ "$run" --unix "$sock"
+[ "$out" = 129 ] && pass "the host stops reading: the terminal hangs up, SIGHUP (129)" ||
+	fail "the host stops reading: the terminal hangs up, SIGHUP (129)" "stdout: $out" "stderr: $err"
+if [ "$(id -u)" = 0 ]; then
+	run_capture ar0 --tty --user 65534 -- sh -c 'stat -c %u "$(tty)"; id -u'
+	[ "$(nocr "$out")" = $'65534\n65534' ] && pass "the process owns its terminal" ||
+		fail "the process owns its terminal" "stdout: $out" "stderr: $err"
+else
+	skip "the process owns its terminal" "not root"
+fi
+
 # --- 100 at once ---------------------------------------------------------------
 run_capture timeout 60 "$run" --unix "$sock" --parallel 100 -- sh -c 'echo "run $RUNVM_TEST_INDEX"'
 expect_rc "100 concurrent processes all exit 0" 0
@@ -141,9 +230,14 @@ frame() {
 	local payload=${3:-}
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
-hello() { frame 1 1 "$(u32 3)"; }
-# exec_true REQ_ID [STREAMS]: EXEC of `true` as exec id 77
-exec_true() { frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)"; }
+u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
+hello() { frame 1 1 "$(u32 4)"; }
+# exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS]]]: EXEC of `true` as exec id 77
+exec_true() {
+	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")"
+}
+# resize REQ_ID EXEC_ID ROWS COLS
+resize() { frame 17 "$1" "$(u32 "$2")$(u16 "$3")$(u16 "$4")"; }
 
 # raw NAME EXPECTED-IN-REPLIES: $tmp/frames goes to the agent as it is
 raw() {
@@ -169,7 +263,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 3"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 4"
+{ frame 1 1 "$(u32 3)"; } >"$tmp/frames"
+raw "version 3 (before terminals): ERROR" "unsupported protocol version 3, this agent speaks 4"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -193,6 +289,21 @@ wait "$holder1" "$holder2"
 expect_in "the first ATTACH got OK" "$(cat "$tmp/attached")" "OK id=6"
 { hello; frame 7 6 "$(u32 1)"; } >"$tmp/frames"
 raw "a message only the agent sends: ERROR" "ERROR id=6 code=71 STARTED is not a request"
+{ hello; resize 3 4242 24 80; } >"$tmp/frames"
+raw "RESIZE of an unknown exec: ERROR ENOENT" "ERROR id=3 code=2 RESIZE of exec 4242, which does not exist"
+{ hello; exec_true 5; resize 6 77 24 80; } >"$tmp/frames"
+raw "RESIZE of a process without a terminal: ERROR EINVAL" "ERROR id=6 code=22 RESIZE of exec 77, which has no terminal"
+{ hello; exec_true 5 2 1 24 80; resize 6 77 65535 65535; } >"$tmp/frames"
+raw "RESIZE of a terminal not started yet: OK (its size to start with)" "OK id=5
+OK id=6"
+{ hello; exec_true 5 2 2; } >"$tmp/frames"
+raw "EXEC with an unknown flag: the decoder refuses it" "EXEC frame: flags 0x2 has bits beyond tty (0x1)"
+{ hello; exec_true 5 6 1; } >"$tmp/frames"
+raw "EXEC on a terminal with a stderr stream: refused" "EXEC frame: a process on a terminal has no stderr stream"
+{ hello; exec_true 5 1 1; } >"$tmp/frames"
+raw "EXEC on a terminal without stdout: refused" "EXEC frame: a process on a terminal needs its stdout stream"
+{ hello; exec_true 5 2 0 24 80; } >"$tmp/frames"
+raw "EXEC with a size but no terminal: refused" "EXEC frame: a terminal size (24x80) without a terminal"
 { hello; frame 8 7 "$(u32 4242)$(u32 15)"; } >"$tmp/frames"
 raw "SIGNAL to nothing: ERROR ESRCH" "ERROR id=7 code=3"
 { hello; printf "$(hex "$(u32 100)0400")"; } >"$tmp/frames"
@@ -204,7 +315,7 @@ raw "a frame cut short: the agent does not wait forever" "EOF"
 mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")"; }
 # exec_root ID EXEC_ID ROOT CWD SCRIPT: EXEC of sh -c SCRIPT, no streams, then START
 exec_root() {
-	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)"
+	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)$(u32 0)$(u32 0)"
 	frame 6 $(($1 + 1)) "$(u32 "$2")"
 }
 # wait_file FILE: up to 5 s for FILE to have content

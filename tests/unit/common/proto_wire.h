@@ -41,6 +41,14 @@ static inline void wstr(struct wire *w, const char *s, size_t len)
 	w->n += len;
 }
 
+/* EXEC's fields after its groups (version 4): flags and the terminal size. */
+static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uint16_t cols)
+{
+	w32(w, flags);
+	w16(w, rows);
+	w16(w, cols);
+}
+
 /* A header whose payload_len covers everything appended after it. */
 static inline void whdr(struct wire *w, uint16_t type, uint16_t reserved, uint32_t id)
 {

@@ -476,6 +476,7 @@ Test(proto, rejects_exec_without_argv)
 	w32(&w, 0);   /* argc */
 	w32(&w, 0);   /* envc */
 	w32(&w, 0);   /* ngroups */
+	wexec_tail(&w, 0, 0, 0);
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: argv is empty");
 }
@@ -495,6 +496,7 @@ Test(proto, rejects_exec_streams_beyond_stdio)
 	wstr(&w, "sh", 2);
 	w32(&w, 0);
 	w32(&w, 0);
+	wexec_tail(&w, 0, 0, 0);
 	wseal(&w);
 	decode_fails(&w, EPROTO, "streams 0x8");
 }
@@ -514,6 +516,7 @@ Test(proto, rejects_exec_with_relative_root)
 	wstr(&w, "sh", 2);
 	w32(&w, 0);
 	w32(&w, 0);
+	wexec_tail(&w, 0, 0, 0);
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: root 'rootfs' is not an absolute path");
 }
