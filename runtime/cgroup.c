@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 
 #define MOUNTINFO_MAX_BYTES (1u << 20)
 #define MAX_HIERARCHIES 32
+#define RMDIR_TRIES 200
+#define RMDIR_WAIT_NS 10000000L     /* 10 ms: 2 s in all */
 
 /* "a-b-c.slice" as systemd nests it: "/a.slice/a-b.slice/a-b-c.slice". */
 static int expand_slice(const char *slice, char *out, size_t size, struct rv_err *err)
@@ -210,7 +213,10 @@ void cgroup_remove(const char *rel, const char *mountinfo)
 	int n = hierarchies(mountinfo ? mountinfo : live ? live : "", h, MAX_HIERARCHIES);
 
 	for (int i = 0; i < n; i++) {
-		if (snprintf(dir, sizeof(dir), "%s%s", h[i].mnt, rel) < (int)sizeof(dir))
-			rmdir(dir);
+		if (snprintf(dir, sizeof(dir), "%s%s", h[i].mnt, rel) >= (int)sizeof(dir))
+			continue;
+		/* A killed VMM holds its cgroup until its parent has reaped it. */
+		for (int tries = 0; rmdir(dir) < 0 && errno == EBUSY && tries < RMDIR_TRIES; tries++)
+			nanosleep(&(struct timespec){ .tv_nsec = RMDIR_WAIT_NS }, NULL);
 	}
 }
