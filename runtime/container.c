@@ -71,10 +71,12 @@ const char *container_status(const struct container *c)
 
 	if (!vmm_alive(c))
 		return "stopped";
-	if (ctl_call(c->ctl_path, "state", reply, sizeof(reply), &err) < 0)
-		return !strcmp(c->st.status, "creating") ? "creating" : "stopped";
+	/* A live VMM that does not answer (still booting, or busy) is in the
+	 * state it last recorded. */
+	const char *said = ctl_call(c->ctl_path, "state", reply, sizeof(reply), &err) == 0 ?
+			   reply : c->st.status;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (!strcmp(reply, known[i]))
+		if (!strcmp(said, known[i]))
 			return known[i];
 	return "stopped";
 }

@@ -222,7 +222,9 @@ grep -q ':/runvm-lc-test/cg1$' "/proc/$pid/cgroup" 2>/dev/null &&
 	fail "the VMM runs in the spec's cgroup" "$(cat "/proc/$pid/cgroup" 2>&1)"
 rv delete --force cg1
 left=$(find /sys/fs/cgroup -maxdepth 3 -path '*runvm-lc-test/cg1' 2>/dev/null)
-[ -z "$left" ] && pass "delete removes that cgroup" || fail "delete removes that cgroup" "$left"
+[ -z "$left" ] && pass "delete removes that cgroup" ||
+	fail "delete removes that cgroup" "$left: tasks $(cat "$left"/cgroup.procs 2>&1 | tr '\n' ' ')" \
+		"$(ls -l "$left" 2>&1 | head -3)"
 
 # --- crash safety ----------------------------------------------------------------------
 rv run -d --bundle "$b/sleep" x1
@@ -270,8 +272,16 @@ for i in $(seq "$many"); do
 done
 wait
 n=$(rv list | grep -c ' running ')
+# What a container that is not running left: its state and the VMM's logs.
+not_running() {
+	for id in $(rv list -q); do
+		[ "$(field "$(rv state "$id")" status)" = running ] && continue
+		echo "$id: $(rv state "$id" | tr -d '\n ')"
+		tail -n 5 "$root/$id/boot.log" "$root/$id/vmm.log" "$scratch/$id.log" 2>/dev/null
+	done
+}
 [ "$n" = "$many" ] && pass "$many containers run at once" ||
-	fail "$many containers run at once" "$n running" "$(cat "$scratch"/m*.log | sort | uniq -c | head)"
+	fail "$many containers run at once" "$n running" "$(not_running)"
 run_capture rv list --format json
 n=$(grep -o '"status":"running"' <<<"$out" | wc -l)
 [ "$n" = "$many" ] && pass "list --format json shows them" || fail "list --format json shows them" "$n"
