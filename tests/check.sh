@@ -63,7 +63,8 @@ selfcheck_on_host() {
 IFS=, read -ra wanted <<<"$suites"
 for s in "${wanted[@]}"; do
 	case "$s" in
-	unit) suite unit "$build/tests/unit-tests" ;;
+	unit) LSAN_OPTIONS="suppressions=$PWD/tests/unit/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+		suite unit "$build/tests/unit-tests" ;;
 	cli) suite cli tests/integration/test_cli.sh "$build" ;;
 	kvm-host) suite kvm-host selfcheck_on_host ;;
 	agent) suite agent tests/integration/test_agent_host.sh "$build" ;;
