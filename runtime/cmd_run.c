@@ -49,20 +49,6 @@ static int wait_vmm(pid_t vmm, const char *ctl_path, int *status)
 	}
 }
 
-static int start(struct cli *cli, const char *id, struct rv_err *err)
-{
-	struct container c;
-	char reply[64];
-
-	if (container_open(cli, id, &c, err) < 0)
-		return -1;
-	int rc = container_call(&c, "start", reply, sizeof(reply), err);
-	if (rc == 0)
-		rc = container_record(&c, "running", err);
-	container_close(&c);
-	return rc;
-}
-
 int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {
 	struct launch_opts o = { 0 };
@@ -76,7 +62,7 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		return -1;
 	if (launch_create(cli, id, &o, &vmm, err) < 0)
 		return rv_wrap(err, "run %.64s", id);
-	if (start(cli, id, err) < 0) {
+	if (container_start(cli, id, err) < 0) {
 		struct rv_err ignored;
 		kill(vmm, SIGKILL);
 		waitpid(vmm, NULL, 0);

@@ -138,6 +138,25 @@ int container_record(struct container *c, const char *status, struct rv_err *err
 	return state_write(c->dirfd, &c->st, err);
 }
 
+int container_start(const struct cli *cli, const char *id, struct rv_err *err)
+{
+	struct container c;
+	char reply[64];
+
+	if (container_open(cli, id, &c, err) < 0)
+		return -1;
+	const char *status = container_status(&c);
+	int rc = -1;
+	if (!strcmp(status, "stopped"))
+		rv_failx(err, EINVAL, "cannot start a container that has stopped");
+	else if (strcmp(status, "created"))
+		rv_failx(err, EINVAL, "cannot start an already %s container", status);
+	else if (container_call(&c, "start", reply, sizeof(reply), err) == 0)
+		rc = container_record(&c, "running", err);
+	container_close(&c);
+	return rc;
+}
+
 int container_destroy(struct container *c, struct rv_err *err)
 {
 	/* Only once the VMM is gone: a cgroup with a task cannot go. */

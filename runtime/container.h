@@ -43,6 +43,10 @@ int container_exit_status(const struct container *c, int *status, struct rv_err 
 /* Records status in state.json (what `list` shows of a VMM that went away). */
 int container_record(struct container *c, const char *status, struct rv_err *err);
 
+/* start and run: a created container's process starts (runc's errors for
+ * any other status), and state.json records it running. */
+int container_start(const struct cli *cli, const char *id, struct rv_err *err);
+
 /* Removes the state dir (the lock goes with it) and closes c. */
 int container_destroy(struct container *c, struct rv_err *err);
 
