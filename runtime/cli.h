@@ -32,6 +32,7 @@ int cmd_delete(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_wait(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_pause(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_resume(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_exec(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_ps(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_events(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_spec(struct cli *cli, int argc, char **argv, struct rv_err *err);

@@ -10,7 +10,7 @@
 
 #include "common/cleanup.h"
 
-static int dial(const char *path, struct rv_err *err)
+int ctl_dial(const char *path, struct rv_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -30,7 +30,7 @@ static int dial(const char *path, struct rv_err *err)
 }
 
 /* "error ERRNO MESSAGE" into err. */
-static int vmm_error(const char *reply, struct rv_err *err)
+int ctl_vmm_error(const char *reply, struct rv_err *err)
 {
 	char *end;
 	long code = strtol(reply + 6, &end, 10);
@@ -42,7 +42,7 @@ static int vmm_error(const char *reply, struct rv_err *err)
 
 int ctl_call(const char *path, const char *req, char *reply, size_t size, struct rv_err *err)
 {
-	_cleanup_close_ int fd = dial(path, err);
+	_cleanup_close_ int fd = ctl_dial(path, err);
 
 	if (fd < 0)
 		return -1;
@@ -58,7 +58,7 @@ int ctl_call(const char *path, const char *req, char *reply, size_t size, struct
 		return rv_failx(err, ECONNRESET, "the sandbox's VMM went away during '%s'", req);
 	reply[n] = '\0';
 	if (!strncmp(reply, "error ", 6))
-		return vmm_error(reply, err);
+		return ctl_vmm_error(reply, err);
 	if (strncmp(reply, "ok", 2) || (reply[2] && reply[2] != ' '))
 		return rv_failx(err, EPROTO, "the sandbox's VMM answered '%s' with '%.40s'", req, reply);
 	memmove(reply, reply + (reply[2] ? 3 : 2), strlen(reply) - (reply[2] ? 3 : 2) + 1);

@@ -12,4 +12,10 @@
  * ECONNREFUSED / ENOENT when no VMM listens there any more. */
 int ctl_call(const char *path, const char *req, char *reply, size_t size, struct rv_err *err);
 
+/* A connection to the VMM at path (SOCK_SEQPACKET, O_CLOEXEC), for a
+ * conversation longer than one request (exec). */
+int ctl_dial(const char *path, struct rv_err *err);
+/* Turns a reply "error ERRNO MESSAGE" into err; returns -1. */
+int ctl_vmm_error(const char *reply, struct rv_err *err);
+
 #endif

@@ -158,6 +158,27 @@ static void close_fds(struct launch_fds *f)
 		}
 }
 
+/* A copy of config.json for exec, which runs processes by it later, whatever
+ * became of the bundle. The VMM reads the same fd from its start. */
+static int save_spec(int dirfd, int spec_fd, struct rv_err *err)
+{
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+	int fd = openat(dirfd, STATE_SPEC_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "%s", STATE_SPEC_FILE);
+	while ((n = pread(spec_fd, buf, sizeof(buf), off)) > 0) {
+		if (write(fd, buf, (size_t)n) != n)
+			break;
+		off += n;
+	}
+	int e = n < 0 ? errno : n > 0 ? EIO : 0;
+	close(fd);
+	return e ? rv_fail(err, e, "%s", STATE_SPEC_FILE) : 0;
+}
+
 static int open_fds(const char *root, const char *id, int dirfd, const char *bundle,
 		    struct launch_fds *f, struct rv_err *err)
 {
@@ -166,6 +187,8 @@ static int open_fds(const char *root, const char *id, int dirfd, const char *bun
 	snprintf(path, sizeof(path), "%s/config.json", bundle);
 	if ((f->spec = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return rv_fail(err, errno, "%s", path);
+	if (save_spec(dirfd, f->spec, err) < 0)
+		return rv_wrap(err, "state dir %s/%s", root, id);
 	if ((f->control = listen_control(root, id, err)) < 0)
 		return -1;
 	f->exit = openat(dirfd, STATE_EXIT_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -45,8 +45,22 @@ static const struct verb verbs[] = {
 	  "gets to the container, waits for it, deletes it and exits with its status\n"
 	  "(128 + N when signal N ended it).\n\n"
 	  "  -d, --detach            return once the container runs\n" LAUNCH_FLAGS },
-	{ "exec", NULL, "run a process in a running container", "[OPTIONS] ID COMMAND [ARG...]",
-	  "Run a process in the running container ID.\n" },
+	{ "exec", cmd_exec, "run another process in a running container",
+	  "[OPTIONS] ID COMMAND [ARG...] | [OPTIONS] --process FILE ID",
+	  "Run COMMAND in the VM of container ID, as the container's own process runs\n"
+	  "(its user, env, cwd and capabilities) unless an option says otherwise. In the\n"
+	  "foreground, stdio is relayed and runvm exits with the process's status.\n\n"
+	  "  -p, --process FILE      the whole process as JSON (runc's process.json)\n"
+	  "      --cwd DIR           its working directory\n"
+	  "  -e, --env NAME=VALUE    set an environment variable (repeatable; later wins)\n"
+	  "  -u, --user UID[:GID]    run as this user (numbers)\n"
+	  "  -g, --additional-gids GID  add a supplementary group (repeatable)\n"
+	  "  -c, --cap CAP           add a capability (repeatable), e.g. CAP_NET_ADMIN\n"
+	  "  -t, --tty               on a terminal: ours, or the one sent to --console-socket\n"
+	  "      --console-socket SOCK  send the terminal's master to this Unix socket\n"
+	  "  -d, --detach            return once it runs; a relay process stands for it\n"
+	  "      --pid-file FILE     write the pid that stands for the process here\n"
+	  "      --no-new-privs      set no_new_privs for it\n" },
 	{ "kill", cmd_kill, "send a signal to a container's process", "[--all] ID [SIGNAL]",
 	  "Send SIGNAL (default TERM) to the process of container ID: a name such as KILL,\n"
 	  "SIGKILL or RTMIN+3, or a number.\n\n"

@@ -17,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/jsonw.h"
+#include "runtime/caps.h"
 
 /* runc reads any size; a bound keeps a mistaken path (a disk image) from
  * eating memory. Real files are a few KiB, seccomp profiles tens of KiB. */
@@ -273,6 +274,48 @@ static int parse_cwd(const struct json_val *proc, struct oci_process *p, struct 
 	return r < 0 ? -1 : 0;
 }
 
+const char *const spec_cap_set_names[SPEC_CAP_SETS] = {
+	"bounding", "effective", "inheritable", "permitted", "ambient",
+};
+
+static int parse_caps(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
+{
+	const struct json_val *obj, *set;
+	const char *name;
+	char q[SPEC_QUOTE_BYTES];
+
+	if (json_get(proc, "capabilities", JSON_OBJECT, JSON_OPTIONAL, &obj, err) < 0)
+		return -1;
+	p->has_caps = obj != NULL;
+	for (int k = 0; obj && k < SPEC_CAP_SETS; k++) {
+		if (json_get(obj, spec_cap_set_names[k], JSON_ARRAY, JSON_OPTIONAL, &set, err) < 0)
+			return -1;
+		for (size_t i = 0; i < json_len(set); i++) {
+			if (json_string(json_item(set, i), &name, err) < 0)
+				return -1;
+			int cap = caps_number(name);
+			if (cap < 0)
+				return json_fail(json_item(set, i), NULL, err, "unknown capability %s "
+						 "(names as in capabilities(7), e.g. \"CAP_CHOWN\")",
+						 quote(q, name));
+			p->caps[k] |= 1ull << cap;
+		}
+	}
+	return 0;
+}
+
+static int parse_process_obj(const struct json_val *proc, struct oci_process *p,
+			     struct rv_err *err)
+{
+	if (json_get_bool(proc, "terminal", JSON_OPTIONAL, &p->terminal, err) < 0 ||
+	    json_get_bool(proc, "noNewPrivileges", JSON_OPTIONAL, &p->no_new_privileges, err) < 0 ||
+	    parse_console(proc, p, err) < 0 || parse_args(proc, p, err) < 0 ||
+	    parse_env(proc, p, err) < 0 || parse_cwd(proc, p, err) < 0 ||
+	    parse_caps(proc, p, err) < 0)
+		return -1;
+	return parse_user(proc, p, err);
+}
+
 static int parse_process(const struct json_val *top, struct oci_process *p, struct rv_err *err)
 {
 	const struct json_val *proc;
@@ -282,12 +325,32 @@ static int parse_process(const struct json_val *top, struct oci_process *p, stru
 	if (!proc)
 		return json_fail(NULL, "process", err, "required; runvm runs it as the container, "
 				 "e.g. {\"args\": [\"sh\"], \"cwd\": \"/\"}");
-	if (json_get_bool(proc, "terminal", JSON_OPTIONAL, &p->terminal, err) < 0 ||
-	    json_get_bool(proc, "noNewPrivileges", JSON_OPTIONAL, &p->no_new_privileges, err) < 0 ||
-	    parse_console(proc, p, err) < 0 || parse_args(proc, p, err) < 0 ||
-	    parse_env(proc, p, err) < 0 || parse_cwd(proc, p, err) < 0)
+	return parse_process_obj(proc, p, err);
+}
+
+int spec_parse_process(const char *text, size_t len, struct oci_process *p,
+		       struct json_doc **doc, struct rv_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	if (!(*doc = json_parse(text, len, err)))
 		return -1;
-	return parse_user(proc, p, err);
+	const struct json_val *root = json_root(*doc);
+	if (json_check_type(root, JSON_OBJECT, err) < 0 || parse_process_obj(root, p, err) < 0) {
+		spec_process_free(p);
+		json_free(*doc);
+		*doc = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void spec_process_free(struct oci_process *p)
+{
+	strv_free(p->args);
+	strv_free(p->env);
+	free(p->cwd);
+	free(p->additional_gids);
+	memset(p, 0, sizeof(*p));
 }
 
 static int parse_mount(const struct json_val *v, struct oci_mount *m, struct rv_err *err)
@@ -580,10 +643,7 @@ void spec_free(struct oci_spec *s)
 {
 	free(s->oci_version);
 	free(s->root_path);
-	strv_free(s->process.args);
-	strv_free(s->process.env);
-	free(s->process.cwd);
-	free(s->process.additional_gids);
+	spec_process_free(&s->process);
 	free(s->hostname);
 	for (size_t i = 0; i < s->nmounts; i++) {
 		free(s->mounts[i].destination);

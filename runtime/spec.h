@@ -21,6 +21,11 @@
 #define SPEC_ANNOTATION_CPUS "io.runvm.cpus"
 #define SPEC_ANNOTATION_MEMORY "io.runvm.memory"
 
+/* process.capabilities' sets, in this order. */
+enum { SPEC_CAP_BOUNDING, SPEC_CAP_EFFECTIVE, SPEC_CAP_INHERITABLE, SPEC_CAP_PERMITTED,
+       SPEC_CAP_AMBIENT, SPEC_CAP_SETS };
+extern const char *const spec_cap_set_names[SPEC_CAP_SETS];
+
 struct oci_mount { char *destination, *type, *source; char **options; size_t noptions; };
 struct oci_kv { char *key, *value; };
 struct oci_namespace { char *type, *path; };      /* path NULL when absent */
@@ -35,6 +40,10 @@ struct oci_process {
 	uint32_t *additional_gids; size_t nadditional_gids;
 	bool has_umask; uint32_t umask;
 	bool no_new_privileges;
+	/* process.capabilities as bit masks (bit N = capability N); without
+	 * the object, has_caps is false: the process keeps what root has. */
+	bool has_caps;
+	uint64_t caps[SPEC_CAP_SETS];
 	size_t nargs, nenv;
 };
 
@@ -68,6 +77,13 @@ int spec_load(const char *bundle, struct oci_spec *s, struct rv_err *err);
  * Errors read "config.json: PATH: what". */
 int spec_parse(const char *text, size_t len, const char *bundle, struct oci_spec *s,
 	       struct rv_err *err);
+
+/* A process object alone (runvm exec --process FILE, runc's process.json):
+ * its errors name the path from the object ("args: must be ..."). On
+ * success *doc holds the tree (json_free it) for later consumers. */
+int spec_parse_process(const char *text, size_t len, struct oci_process *p,
+		       struct json_doc **doc, struct rv_err *err);
+void spec_process_free(struct oci_process *p);
 
 /* Frees everything and zeroes *s; freeing twice is harmless. */
 void spec_free(struct oci_spec *s);

@@ -20,6 +20,7 @@
 #define STATE_LOCK_FILE "lock"
 #define STATE_CONTROL_SOCK "control.sock"   /* made by the VMM */
 #define STATE_EXIT_FILE "exit"              /* written by the VMM */
+#define STATE_SPEC_FILE "config.json"       /* the bundle's, as create read it (for exec) */
 
 /* A larger state.json is corrupt (annotations are the only unbounded part). */
 #define STATE_JSON_MAX_BYTES (4u << 20)

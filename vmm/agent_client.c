@@ -205,6 +205,7 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.cwd = x->cwd ? x->cwd : "/",
 		.argc = argc, .argv = (const char **)x->argv,
 		.envc = envc, .envp = (const char **)x->envp,
+		.ngroups = x->ngroups, .groups = x->groups,
 		.flags = x->tty ? PROTO_EXEC_TTY : 0,
 		.rows = x->tty ? x->rows : 0, .cols = x->tty ? x->cols : 0,
 	};

@@ -35,6 +35,8 @@ struct agent_exec {
 					* guest path the process is chrooted into */
 	const char *cwd;               /* NULL = "/"; inside root when one is set */
 	uint32_t uid, gid;
+	const uint32_t *groups;        /* supplementary groups (ngroups of them) */
+	uint32_t ngroups;
 	int stdin_fd, stdout_fd, stderr_fd;   /* host fds to relay; -1: /dev/null in the guest */
 	/* On a terminal in the guest (OCI process.terminal): the process's stdin,
 	 * stdout and stderr are a guest pty, its controlling terminal, whose line

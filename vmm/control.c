@@ -41,24 +41,97 @@ static void send_reply(int fd, int rc, const char *payload, const struct rv_err 
 	send(fd, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1, MSG_NOSIGNAL);
 }
 
+/* Receives one packet and the fds that came with it (any beyond
+ * CONTROL_MAX_FDS, or a cut control message, fail the request). */
+static ssize_t recv_request(struct control_call *call, char *req, bool *bad_fds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * CONTROL_MAX_FDS)];
+	} cbuf;
+	struct iovec iov = { .iov_base = req, .iov_len = CONTROL_REQ_MAX_BYTES + 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			     .msg_controllen = sizeof(cbuf.buf) };
+	ssize_t n;
+
+	do
+		n = recvmsg(call->fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	*bad_fds = mh.msg_flags & MSG_CTRUNC;
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(c);
+		for (size_t i = 0; i < k; i++) {
+			if (call->nfds < CONTROL_MAX_FDS)
+				call->fds[call->nfds++] = fds[i];
+			else {
+				close(fds[i]);
+				*bad_fds = true;
+			}
+		}
+	}
+	return n;
+}
+
+static void close_call_fds(struct control_call *call)
+{
+	for (unsigned i = 0; i < call->nfds; i++)
+		if (call->fds[i] >= 0)
+			close(call->fds[i]);
+	call->nfds = 0;
+}
+
 /* One connection: requests until the client hangs up or we stop. */
 static void serve(struct control_server *s, int fd, char *req, char *reply)
 {
 	for (;;) {
-		ssize_t n = recv(fd, req, CONTROL_REQ_MAX_BYTES + 1, 0);
-		if (n <= 0)
+		struct control_call call = { .fd = fd, .fds = { -1, -1, -1 } };
+		bool bad_fds;
+		ssize_t n = recv_request(&call, req, &bad_fds);
+		if (n <= 0) {
+			close_call_fds(&call);
 			return;
+		}
 		struct rv_err err = { 0 };
 		int rc;
 		if ((size_t)n > CONTROL_REQ_MAX_BYTES || memchr(req, '\0', (size_t)n)) {
 			rc = rv_failx(&err, EINVAL, "malformed control request");
+		} else if (bad_fds) {
+			rc = rv_failx(&err, EINVAL, "a control request carries at most %u fds",
+				      CONTROL_MAX_FDS);
 		} else {
 			req[n] = '\0';
 			reply[0] = '\0';
-			rc = s->fn(s->arg, req, reply, CONTROL_REPLY_MAX_BYTES, &err);
+			rc = s->fn(s->arg, &call, req, reply, CONTROL_REPLY_MAX_BYTES, &err);
 		}
+		close_call_fds(&call);
 		send_reply(fd, rc, reply, &err);
 	}
+}
+
+long control_recv(struct control_call *call, void *buf, size_t size, struct rv_err *err)
+{
+	ssize_t n;
+
+	do
+		n = recv(call->fd, buf, size, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return rv_fail(err, errno, "control socket");
+	if (n == 0)
+		return rv_failx(err, ECONNRESET, "the caller hung up");
+	if ((size_t)n > size)
+		return rv_failx(err, EMSGSIZE, "a packet of %zd bytes (at most %zu)", n, size);
+	return n;
+}
+
+int control_send(struct control_call *call, const char *text, struct rv_err *err)
+{
+	if (send(call->fd, text, strlen(text), MSG_NOSIGNAL) < 0)
+		return rv_fail(err, errno, "control socket");
+	return 0;
 }
 
 static void *conn_thread(void *arg)

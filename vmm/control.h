@@ -16,13 +16,32 @@
 #define CONTROL_REQ_MAX_BYTES 512u
 #define CONTROL_REPLY_MAX_BYTES (128u * 1024)
 #define CONTROL_MAX_CONNS 64u
+#define CONTROL_MAX_FDS 3u             /* fds one request may carry (exec's stdio) */
+
+/* One request as its handler sees it. Most verbs need only the text; exec
+ * takes the caller's stdio fds that came with it (SCM_RIGHTS), reads its
+ * process as a second packet and tells the caller of progress before its
+ * final reply. */
+struct control_call {
+	int fd;                          /* the connection */
+	int fds[CONTROL_MAX_FDS];        /* -1 when absent; a handler that keeps one
+					  * sets its slot to -1, the rest are closed */
+	unsigned nfds;
+};
 
 /* Answers one request (NUL-terminated, already length-checked) into reply
  * (size bytes, NUL-terminated): 0 for ok (reply holds the payload, maybe
  * empty), -1 with err for an error. Called on a thread per connection, so a
  * handler may block (wait does, until the container exits). */
-typedef int (*control_handler_fn)(void *arg, const char *req, char *reply, size_t size,
-				  struct rv_err *err);
+typedef int (*control_handler_fn)(void *arg, struct control_call *call, const char *req,
+				  char *reply, size_t size, struct rv_err *err);
+
+/* The next packet of the call's connection into buf: its length (a packet
+ * longer than size is an error, EMSGSIZE), or -1 with err. */
+long control_recv(struct control_call *call, void *buf, size_t size, struct rv_err *err);
+
+/* A packet before the final reply ("started 7 42"). */
+int control_send(struct control_call *call, const char *text, struct rv_err *err);
 
 struct control_server;
 

@@ -122,6 +122,10 @@ static int controller(void *arg, struct vm *vm, const struct agent_client *agent
 	if (rc == 0)
 		rc = agent_run(agent, &x, &st, err);
 	pthread_mutex_lock(&sb->lock);
+	sb->agent_closing = true;    /* no new exec from here on */
+	pthread_mutex_unlock(&sb->lock);
+	sandbox_exec_drain(sb);
+	pthread_mutex_lock(&sb->lock);
 	if (rc < 0 && sb->kill_before_start) {
 		st = (struct agent_status){ .signaled = true, .signo = sb->kill_before_start };
 		rc = 0;
@@ -312,6 +316,10 @@ static int dispatch(struct sandbox *sb, const char *verb, const char *arg, char 
 		return do_pause(sb, verb[0] == 'p', err);
 	if (!strcmp(verb, "wait"))
 		return do_wait(sb, reply, size, err);
+	if (!strcmp(verb, "exec-kill"))
+		return sandbox_exec_signal(sb, arg, err);
+	if (!strcmp(verb, "exec-resize"))
+		return sandbox_exec_resize(sb, arg, err);
 	if (!strcmp(verb, "ps") || !strcmp(verb, "stats")) {
 		if (sb->status != SB_RUNNING && sb->status != SB_CREATED)
 			return rv_failx(err, ESRCH, "container not running");
@@ -323,7 +331,8 @@ static int dispatch(struct sandbox *sb, const char *verb, const char *arg, char 
 	return rv_failx(err, ENOSYS, "unknown control request '%s'", verb);
 }
 
-int sandbox_handle(void *arg, const char *req, char *reply, size_t size, struct rv_err *err)
+int sandbox_handle(void *arg, struct control_call *call, const char *req, char *reply,
+		   size_t size, struct rv_err *err)
 {
 	struct sandbox *sb = arg;
 	char verb[16];
@@ -334,6 +343,9 @@ int sandbox_handle(void *arg, const char *req, char *reply, size_t size, struct 
 		return rv_failx(err, EINVAL, "unknown control request");
 	memcpy(verb, req, n);
 	verb[n] = '\0';
+	if (!strcmp(verb, "exec"))     /* runs for as long as its process: no lock */
+		return sp ? rv_failx(err, EINVAL, "exec takes no arguments") :
+		       sandbox_exec(sb, call, reply, size, err);
 	pthread_mutex_lock(&sb->lock);
 	int rc = dispatch(sb, verb, sp ? sp + 1 : "", reply, size, err);
 	pthread_mutex_unlock(&sb->lock);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "vmm/boot_fs.h"
+#include "vmm/control.h"
 #include "vmm/sandbox.h"
 
 /* runc's statuses; paused is a flag on top of running. */
@@ -34,6 +35,11 @@ struct sandbox {
 	const struct agent_client *agent;
 	uint32_t exec_id;
 	bool prepared;                   /* exec_id is known */
+	/* runvm exec: the control threads running a process in the guest.
+	 * The controller waits for them before the agent client goes away. */
+	bool agent_closing;              /* the init has ended: no new exec */
+	unsigned nexecs;
+	pthread_t execs[CONTROL_MAX_CONNS];
 	pthread_t winch;                 /* with a terminal: forwards window-size changes */
 	bool winch_started;
 	atomic_bool winch_stop;
@@ -53,6 +59,23 @@ int sandbox_console_start(struct sandbox *sb, struct rv_err *err);
 void sandbox_console_stop(struct sandbox *sb);
 
 /* The control socket's handler (vmm/control.h). */
-int sandbox_handle(void *arg, const char *req, char *reply, size_t size, struct rv_err *err);
+int sandbox_handle(void *arg, struct control_call *call, const char *req, char *reply,
+		   size_t size, struct rv_err *err);
+
+/* --- runvm exec (vmm/sandbox_exec.c) -------------------------------------------------
+ * "exec" with the caller's stdio fds, then a PROTO_EXEC frame (common/proto.h:
+ * the process, its streams saying which fds came, in stdin, stdout, stderr
+ * order) as the next packet. Runs the process in the container's root; sends
+ * "started EXEC_ID GUEST_PID" once it runs, and answers "exit CODE" or
+ * "signal SIGNO" once it has ended. Called without the lock. */
+int sandbox_exec(struct sandbox *sb, struct control_call *call, char *reply, size_t size,
+		 struct rv_err *err);
+/* "exec-kill EXEC_ID SIGNO" and "exec-resize EXEC_ID ROWS COLS" (lock held). */
+int sandbox_exec_signal(struct sandbox *sb, const char *arg, struct rv_err *err);
+int sandbox_exec_resize(struct sandbox *sb, const char *arg, struct rv_err *err);
+/* The container's init has ended: SIGKILL what execs still run (as a pid
+ * namespace's end does) and wait until every exec thread is done with the
+ * agent. Called by the controller, without the lock, before the agent goes. */
+void sandbox_exec_drain(struct sandbox *sb);
 
 #endif

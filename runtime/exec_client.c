@@ -1,0 +1,211 @@
+#include "runtime/exec_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/proto.h"
+#include "runtime/ctl.h"
+
+/* A frame larger than a Unix socket's default send buffer needs a bigger
+ * one; root may raise it past the sysctl limit. */
+#define FRAME_SNDBUF (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES + 4096)
+
+static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT };
+
+struct conv {
+	const struct exec_call *c;
+	int fd, sigfd;
+	bool started;
+	uint32_t exec_id;
+};
+
+static int send_request(const struct exec_call *c, int fd, struct rv_err *err)
+{
+	int fds[3];
+	unsigned n = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (c->stdio[i] >= 0)
+			fds[n++] = c->stdio[i];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} cbuf;
+	struct iovec iov = { .iov_base = "exec", .iov_len = 4 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n) {
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	}
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+		return rv_fail(err, errno, "exec: send to the sandbox's VMM");
+	return 0;
+}
+
+static int send_process(const struct exec_call *c, const struct oci_process *p, int fd,
+			struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_EXEC };
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct winsize ws = { 0 };
+	int sndbuf = FRAME_SNDBUF;
+
+	if (p->terminal) {
+		if (c->winsize_fd >= 0)
+			ioctl(c->winsize_fd, TIOCGWINSZ, &ws);
+		if (p->console_height && p->console_width) {
+			ws.ws_row = (unsigned short)p->console_height;
+			ws.ws_col = (unsigned short)p->console_width;
+		}
+	}
+	m.exec = (struct proto_exec){
+		.streams = (c->stdio[0] >= 0 ? PROTO_WANT_STDIN : 0) |
+			   (c->stdio[1] >= 0 ? PROTO_WANT_STDOUT : 0) |
+			   (c->stdio[2] >= 0 ? PROTO_WANT_STDERR : 0),
+		.uid = p->uid, .gid = p->gid, .root = "", .cwd = p->cwd,
+		.argc = (uint32_t)p->nargs, .argv = (const char **)p->args,
+		.envc = (uint32_t)p->nenv, .envp = (const char **)p->env,
+		.ngroups = (uint32_t)p->nadditional_gids, .groups = p->additional_gids,
+		.flags = p->terminal ? PROTO_EXEC_TTY : 0,
+		.rows = ws.ws_row, .cols = ws.ws_col,
+	};
+	if (proto_encode(&m, &buf, &len, &cap, err) < 0)
+		return rv_wrap(err, "exec: the process (args and env)");
+	if (len > 200 * 1024 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (send(fd, buf, len, MSG_NOSIGNAL) < 0)
+		return rv_fail(err, errno, "exec: send the process (%zu bytes) to the sandbox's VMM",
+			       len);
+	return 0;
+}
+
+static void call_vmm(const struct conv *v, const char *req)
+{
+	char reply[256];
+	struct rv_err ignored;
+
+	ctl_call(v->c->ctl_path, req, reply, sizeof(reply), &ignored);
+}
+
+static void on_signal(struct conv *v, int sig)
+{
+	char req[64];
+	struct winsize ws;
+
+	if (!v->started)
+		return;      /* before it runs, there is nothing to tell */
+	if (sig == SIGWINCH) {
+		if (ioctl(v->c->winsize_fd, TIOCGWINSZ, &ws) < 0)
+			return;
+		snprintf(req, sizeof(req), "exec-resize %u %u %u", v->exec_id, ws.ws_row, ws.ws_col);
+	} else {
+		snprintf(req, sizeof(req), "exec-kill %u %d", v->exec_id, sig);
+	}
+	call_vmm(v, req);
+}
+
+/* One packet from the VMM: 1 when it was the final reply. */
+static int on_packet(struct conv *v, const char *msg, int *status, struct rv_err *err)
+{
+	unsigned a, b;
+	int n;
+	char kind[8];
+
+	if (sscanf(msg, "started %u %u%n", &a, &b, &n) == 2 && !msg[n] && !v->started) {
+		v->started = true;
+		v->exec_id = a;
+		if (v->c->started && v->c->started(v->c->arg, a, b, err) < 0) {
+			on_signal(v, SIGKILL);
+			return -1;
+		}
+		if (v->c->winsize_fd >= 0)
+			on_signal(v, SIGWINCH);   /* a resize while it started */
+		return 0;
+	}
+	if (!strncmp(msg, "error ", 6))
+		return ctl_vmm_error(msg, err);
+	if (sscanf(msg, "ok %7s %u%n", kind, &a, &n) == 2 && !msg[n] && a < 256) {
+		if (!strcmp(kind, "exit")) {
+			*status = (int)a;
+			return 1;
+		}
+		if (!strcmp(kind, "signal") && a >= 1 && a <= 64) {
+			*status = 128 + (int)a;
+			return 1;
+		}
+	}
+	return rv_failx(err, EPROTO, "exec: the sandbox's VMM said '%.60s'", msg);
+}
+
+static int converse(struct conv *v, int *status, struct rv_err *err)
+{
+	char msg[1024];
+
+	for (;;) {
+		struct pollfd pf[2] = { { v->fd, POLLIN, 0 }, { v->sigfd, POLLIN, 0 } };
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return rv_fail(err, errno, "exec: poll");
+		}
+		if (pf[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(v->sigfd, &si, sizeof(si)) == sizeof(si))
+				on_signal(v, (int)si.ssi_signo);
+		}
+		if (!(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t n = recv(v->fd, msg, sizeof(msg) - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return rv_failx(err, ECONNRESET, "exec: the sandbox's VMM went away (the "
+					"container stopped?)");
+		msg[n] = '\0';
+		int rc = on_packet(v, msg, status, err);
+		if (rc)
+			return rc > 0 ? 0 : -1;
+	}
+}
+
+int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *status,
+		  struct rv_err *err)
+{
+	sigset_t set, old;
+	struct conv v = { .c = c, .fd = -1, .sigfd = -1 };
+	int rc = -1;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	if (c->winsize_fd >= 0)
+		sigaddset(&set, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	v.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (v.sigfd < 0)
+		rv_fail(err, errno, "signalfd");
+	else if ((v.fd = ctl_dial(c->ctl_path, err)) >= 0 && send_request(c, v.fd, err) == 0 &&
+		 send_process(c, p, v.fd, err) == 0)
+		rc = converse(&v, status, err);
+	if (v.fd >= 0)
+		close(v.fd);
+	if (v.sigfd >= 0)
+		close(v.sigfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}

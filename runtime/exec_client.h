@@ -1,0 +1,31 @@
+/* runvm exec's side of the conversation with the sandbox's VMM
+ * (vmm/sandbox_ctl.h, "exec"): hands over the stdio fds and the process,
+ * forwards our signals and window size to it, and gets its status back. */
+#ifndef RV_EXEC_CLIENT_H
+#define RV_EXEC_CLIENT_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "runtime/spec.h"
+
+struct exec_call {
+	const char *ctl_path;          /* ROOT/ID/control.sock */
+	int stdio[3];                  /* given to the process; -1: /dev/null. With a
+					* terminal, stdio[0] (required) is its tty */
+	int winsize_fd;                /* a tty whose size the process's terminal follows
+					* (SIGWINCH), or -1 */
+	/* Told once the process runs; may fail the call (the process is then
+	 * killed). */
+	int (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid, struct rv_err *err);
+	void *arg;
+};
+
+/* Runs p in the container and waits for it: *status is its exit code, or
+ * 128 + the signal that killed it. HUP, INT, QUIT, TERM, USR1, USR2 and CONT
+ * that we get meanwhile go to the process. A process that cannot be started
+ * is an error with the guest's errno (ENOENT: the executable is missing). */
+int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *status,
+		  struct rv_err *err);
+
+#endif
