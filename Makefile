@@ -129,6 +129,10 @@ AGENT_ROOT_DIRS := dev proc sys tmp run
 all: $(AGENT) $(AGENT_INITRD) $(AGENT_BUSYBOX_CPIO) $(AGENT_RUN)
 ifeq ($(SAN),1)
 all: $(AGENT_HOST)
+endif
+# The agent's objects live outside $(B) whatever B is: their header
+# dependencies too (a protocol change must rebuild every agent file).
+ifneq ($(B),build)
 -include $(shell find build/obj/static -name '*.d' 2>/dev/null)
 endif
 

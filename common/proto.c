@@ -362,7 +362,11 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 	    c_strv(c, &x->argc, &x->argv, "argv") < 0 || c_strv(c, &x->envc, &x->envp, "envp") < 0 ||
 	    c_u32v(c, &x->ngroups, &x->groups, "groups") < 0 ||
 	    c_u32(c, &x->flags, "flags", -1) < 0 || c_u16(c, &x->rows, "rows", -1) < 0 ||
-	    c_u16(c, &x->cols, "cols", -1) < 0)
+	    c_u16(c, &x->cols, "cols", -1) < 0 || c_u32(c, &x->umask, "umask", -1) < 0 ||
+	    c_u32(c, (uint32_t *)&x->oom_score_adj, "oom_score_adj", -1) < 0 ||
+	    c_u64v(c, &x->ncaps, PROTO_CAP_SETS, &x->caps, "caps") < 0 ||
+	    c_u64v(c, &x->nrlimit_vals, 3 * PROTO_MAX_RLIMITS, &x->rlimit_vals, "rlimits") < 0 ||
+	    c_str_max(c, &x->hostname, PROTO_MAX_HOSTNAME_BYTES, "hostname", -1) < 0)
 		return -1;
 	return 0;
 }
@@ -521,9 +525,9 @@ static int check_terminal(const struct codec *c, const struct proto_exec *x, int
 {
 	bool tty = x->flags & PROTO_EXEC_TTY;
 
-	if (x->flags & ~PROTO_EXEC_TTY)
-		return c_fail(c, code, "flags 0x%x has bits beyond tty (0x%x)", x->flags,
-			      PROTO_EXEC_TTY);
+	if (x->flags & ~PROTO_EXEC_FLAGS)
+		return c_fail(c, code, "flags 0x%x has unknown bits (known: 0x%x)", x->flags,
+			      PROTO_EXEC_FLAGS);
 	if (tty && (x->streams & PROTO_WANT_STDERR))
 		return c_fail(c, code, "a process on a terminal has no stderr stream");
 	if (tty && !(x->streams & PROTO_WANT_STDOUT))
@@ -531,6 +535,37 @@ static int check_terminal(const struct codec *c, const struct proto_exec *x, int
 	if (!tty && (x->rows || x->cols))
 		return c_fail(c, code, "a terminal size (%ux%u) without a terminal", x->rows,
 			      x->cols);
+	return 0;
+}
+
+/* The OCI process attributes, in the ranges the kernel takes them. Runs
+ * with check_paths: decoding fills the arrays on its second walk. */
+static int check_attrs(const struct codec *c, const struct proto_exec *x, int code)
+{
+	uint32_t seen = 0;
+
+	if (x->umask > 0777)
+		return c_fail(c, code, "umask 0%o is more than 0777", x->umask);
+	if (x->oom_score_adj < -1000 || x->oom_score_adj > 1000 ||
+	    (x->oom_score_adj && !(x->flags & PROTO_EXEC_OOM_SCORE)))
+		return c_fail(c, code, "oom_score_adj %d: -1000..1000, and only with its flag",
+			      x->oom_score_adj);
+	if (x->ncaps != 0 && x->ncaps != PROTO_CAP_SETS)
+		return c_fail(c, code, "caps: %u sets, want 0 or %u", x->ncaps, PROTO_CAP_SETS);
+	if (x->nrlimit_vals % 3)
+		return c_fail(c, code, "rlimits: %u values, not resource/soft/hard triples",
+			      x->nrlimit_vals);
+	if ((x->nrlimit_vals && !x->rlimit_vals) || (x->ncaps && !x->caps))
+		return c_fail(c, code, "rlimits or caps are NULL, but counted");
+	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
+		uint64_t res = x->rlimit_vals[i];
+		if (res >= PROTO_MAX_RLIMITS || (seen & (1u << res)))
+			return c_fail(c, code, "rlimits[%u]: resource %llu unknown or repeated", i / 3,
+				      (unsigned long long)res);
+		seen |= 1u << res;
+		if (x->rlimit_vals[i + 1] > x->rlimit_vals[i + 2])
+			return c_fail(c, code, "rlimits[%u]: soft limit over the hard one", i / 3);
+	}
 	return 0;
 }
 
@@ -568,6 +603,9 @@ static int check_paths(const struct codec *c, const struct proto_msg *m)
 
 	if (root && root[0] && root[0] != '/')
 		return c_fail(c, code, "root '%.64s' is not an absolute path", root);
+	/* Its arrays, which decoding fills on the same walk as the strings. */
+	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
+		return -1;
 	if (m->type == PROTO_MOUNT && (!target || target[0] != '/'))
 		return c_fail(c, code, "target '%.64s' is not an absolute path",
 			      target ? target : "");

@@ -44,7 +44,9 @@
  * PID 1 (the agent) and the kernel's threads.
  *
  * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS;
- * version 4 EXEC's flags and terminal size (after its groups) and RESIZE. */
+ * version 4 EXEC's flags and terminal size (after its groups) and RESIZE;
+ * version 5 EXEC's OCI process attributes after the size: umask,
+ * oom_score_adj, capabilities, rlimits and the hostname. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -53,7 +55,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 4
+#define PROTO_VERSION 5
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -103,6 +105,16 @@ enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
 
 /* EXEC's flags. */
 #define PROTO_EXEC_TTY    (1u << 0)   /* on a terminal: wants stdout, no stderr */
+#define PROTO_EXEC_NO_NEW_PRIVS (1u << 1)   /* prctl(PR_SET_NO_NEW_PRIVS) before exec */
+#define PROTO_EXEC_OOM_SCORE (1u << 2)      /* set oom_score_adj */
+#define PROTO_EXEC_FLAGS (PROTO_EXEC_TTY | PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE)
+
+/* EXEC's capability sets, in this order (OCI process.capabilities). */
+enum { PROTO_CAP_BOUNDING, PROTO_CAP_EFFECTIVE, PROTO_CAP_INHERITABLE, PROTO_CAP_PERMITTED,
+       PROTO_CAP_AMBIENT, PROTO_CAP_SETS };
+#define PROTO_CAP_MAX 63u               /* a capability is a bit of a u64 */
+#define PROTO_MAX_RLIMITS 16u           /* Linux's RLIM_NLIMITS */
+#define PROTO_MAX_HOSTNAME_BYTES 64u    /* HOST_NAME_MAX */
 
 struct proto_exec {
 	uint32_t exec_id;            /* chosen by the host, unique per VM */
@@ -119,6 +131,15 @@ struct proto_exec {
 	uint32_t flags;              /* PROTO_EXEC_* */
 	uint16_t rows, cols;         /* the terminal's size; 0, 0 = the kernel's default.
 				      * Both 0 without PROTO_EXEC_TTY */
+	uint32_t umask;              /* at most 0777 */
+	int32_t oom_score_adj;       /* -1000..1000, applied with PROTO_EXEC_OOM_SCORE, else 0 */
+	uint32_t ncaps;              /* 0: the process keeps what its uid gives it; else
+				      * PROTO_CAP_SETS masks, bit N = capability N */
+	const uint64_t *caps;
+	uint32_t nrlimit_vals;       /* 3 per limit: resource (RLIMIT_*), soft, hard (soft <=
+				      * hard; RLIM_INFINITY is ~0), each resource once */
+	const uint64_t *rlimit_vals;
+	const char *hostname;        /* "" = leave it; else set the guest's */
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and

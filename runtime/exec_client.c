@@ -14,6 +14,7 @@
 #include "common/cleanup.h"
 #include "common/proto.h"
 #include "runtime/ctl.h"
+#include "runtime/spec_vm.h"
 
 /* A frame larger than a Unix socket's default send buffer needs a bigger
  * one; root may raise it past the sysctl limit. */
@@ -73,6 +74,8 @@ static int send_process(const struct exec_call *c, const struct oci_process *p, 
 			ws.ws_col = (unsigned short)p->console_width;
 		}
 	}
+	struct agent_attrs a;
+	spec_vm_attrs(p, &a);
 	m.exec = (struct proto_exec){
 		.streams = (c->stdio[0] >= 0 ? PROTO_WANT_STDIN : 0) |
 			   (c->stdio[1] >= 0 ? PROTO_WANT_STDOUT : 0) |
@@ -81,8 +84,13 @@ static int send_process(const struct exec_call *c, const struct oci_process *p, 
 		.argc = (uint32_t)p->nargs, .argv = (const char **)p->args,
 		.envc = (uint32_t)p->nenv, .envp = (const char **)p->env,
 		.ngroups = (uint32_t)p->nadditional_gids, .groups = p->additional_gids,
-		.flags = p->terminal ? PROTO_EXEC_TTY : 0,
+		.flags = (p->terminal ? PROTO_EXEC_TTY : 0) |
+			 (a.no_new_privs ? PROTO_EXEC_NO_NEW_PRIVS : 0) |
+			 (a.has_oom_score_adj ? PROTO_EXEC_OOM_SCORE : 0),
 		.rows = ws.ws_row, .cols = ws.ws_col,
+		.umask = a.has_umask ? a.umask : 022, .oom_score_adj = a.oom_score_adj,
+		.ncaps = a.has_caps ? PROTO_CAP_SETS : 0, .caps = a.caps,
+		.nrlimit_vals = 3 * a.nrlimits, .rlimit_vals = a.rlimits, .hostname = "",
 	};
 	if (proto_encode(&m, &buf, &len, &cap, err) < 0)
 		return rv_wrap(err, "exec: the process (args and env)");

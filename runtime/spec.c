@@ -304,6 +304,57 @@ static int parse_caps(const struct json_val *proc, struct oci_process *p, struct
 	return 0;
 }
 
+static const char *const rlimit_names[SPEC_MAX_RLIMITS] = {
+	"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+	"RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+	"RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
+static int parse_rlimit(const struct json_val *v, struct oci_process *p, struct rv_err *err)
+{
+	const char *type;
+	uint64_t soft, hard;
+	char q[SPEC_QUOTE_BYTES];
+	uint32_t t;
+
+	if (json_check_type(v, JSON_OBJECT, err) < 0 ||
+	    json_get_string(v, "type", JSON_REQUIRED, &type, err) < 0 ||
+	    json_get_uint64(v, "soft", JSON_REQUIRED, UINT64_MAX, &soft, err) < 0 ||
+	    json_get_uint64(v, "hard", JSON_REQUIRED, UINT64_MAX, &hard, err) < 0)
+		return -1;
+	for (t = 0; t < SPEC_MAX_RLIMITS && strcmp(type, rlimit_names[t]); t++)
+		;
+	if (t == SPEC_MAX_RLIMITS)
+		return json_fail(v, "type", err, "unknown rlimit %s (e.g. \"RLIMIT_NOFILE\")",
+				 quote(q, type));
+	for (size_t i = 0; i < p->nrlimits; i++)
+		if (p->rlimits[i].type == t)
+			return json_fail(v, "type", err, "%s given twice", type);
+	if (soft > hard)
+		return json_fail(v, "soft", err, "%llu is over the hard limit %llu",
+				 (unsigned long long)soft, (unsigned long long)hard);
+	p->rlimits[p->nrlimits++] = (struct oci_rlimit){ t, soft, hard };
+	return 0;
+}
+
+static int parse_limits(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
+{
+	const struct json_val *arr;
+	int64_t oom = 0;
+	int has_oom;
+
+	if (json_get(proc, "rlimits", JSON_ARRAY, JSON_OPTIONAL, &arr, err) < 0 ||
+	    (has_oom = json_get_int64(proc, "oomScoreAdj", JSON_OPTIONAL, -1000, 1000, &oom,
+				      err)) < 0)
+		return -1;
+	p->has_oom_score_adj = has_oom == 1;
+	p->oom_score_adj = (int32_t)oom;
+	for (size_t i = 0; i < json_len(arr); i++)
+		if (parse_rlimit(json_item(arr, i), p, err) < 0)
+			return -1;
+	return 0;
+}
+
 static int parse_process_obj(const struct json_val *proc, struct oci_process *p,
 			     struct rv_err *err)
 {
@@ -311,7 +362,7 @@ static int parse_process_obj(const struct json_val *proc, struct oci_process *p,
 	    json_get_bool(proc, "noNewPrivileges", JSON_OPTIONAL, &p->no_new_privileges, err) < 0 ||
 	    parse_console(proc, p, err) < 0 || parse_args(proc, p, err) < 0 ||
 	    parse_env(proc, p, err) < 0 || parse_cwd(proc, p, err) < 0 ||
-	    parse_caps(proc, p, err) < 0)
+	    parse_caps(proc, p, err) < 0 || parse_limits(proc, p, err) < 0)
 		return -1;
 	return parse_user(proc, p, err);
 }

@@ -21,6 +21,8 @@
 #define SPEC_ANNOTATION_CPUS "io.runvm.cpus"
 #define SPEC_ANNOTATION_MEMORY "io.runvm.memory"
 
+#define SPEC_MAX_RLIMITS 16        /* Linux's RLIM_NLIMITS */
+
 /* process.capabilities' sets, in this order. */
 enum { SPEC_CAP_BOUNDING, SPEC_CAP_EFFECTIVE, SPEC_CAP_INHERITABLE, SPEC_CAP_PERMITTED,
        SPEC_CAP_AMBIENT, SPEC_CAP_SETS };
@@ -44,6 +46,11 @@ struct oci_process {
 	 * the object, has_caps is false: the process keeps what root has. */
 	bool has_caps;
 	uint64_t caps[SPEC_CAP_SETS];
+	/* process.rlimits, each type once (Linux's RLIMIT_* numbers). */
+	size_t nrlimits;
+	struct oci_rlimit { uint32_t type; uint64_t soft, hard; } rlimits[SPEC_MAX_RLIMITS];
+	bool has_oom_score_adj;
+	int32_t oom_score_adj;     /* -1000..1000 */
 	size_t nargs, nenv;
 };
 

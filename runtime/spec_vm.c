@@ -152,7 +152,29 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	cfg->cwd = s->process.cwd;
 	cfg->uid = s->process.uid;
 	cfg->gid = s->process.gid;
+	cfg->groups = s->process.additional_gids;
+	cfg->ngroups = (uint32_t)s->process.nadditional_gids;
+	spec_vm_attrs(&s->process, &cfg->attrs);
+	cfg->attrs.hostname = s->hostname;
 	return 0;
+}
+
+void spec_vm_attrs(const struct oci_process *p, struct agent_attrs *a)
+{
+	_Static_assert((int)SPEC_CAP_SETS == (int)PROTO_CAP_SETS &&
+		       (int)SPEC_CAP_AMBIENT == (int)PROTO_CAP_AMBIENT,
+		       "the spec's capability sets are the protocol's, in its order");
+	*a = (struct agent_attrs){ .has_umask = p->has_umask, .umask = p->umask,
+				   .no_new_privs = p->no_new_privileges,
+				   .has_oom_score_adj = p->has_oom_score_adj,
+				   .oom_score_adj = p->oom_score_adj, .has_caps = p->has_caps,
+				   .nrlimits = (uint32_t)p->nrlimits };
+	memcpy(a->caps, p->caps, sizeof(a->caps));
+	for (size_t i = 0; i < p->nrlimits; i++) {
+		a->rlimits[3 * i] = p->rlimits[i].type;
+		a->rlimits[3 * i + 1] = p->rlimits[i].soft;
+		a->rlimits[3 * i + 2] = p->rlimits[i].hard;
+	}
 }
 
 void spec_vm_free(struct sandbox_mount *mounts, size_t n)

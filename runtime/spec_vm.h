@@ -24,4 +24,9 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 		    struct sandbox_mount **mounts, struct rv_err *err);
 void spec_vm_free(struct sandbox_mount *mounts, size_t n);
 
+/* The process's umask, capabilities, rlimits, oomScoreAdj and
+ * noNewPrivileges as the agent applies them (the hostname is not the
+ * process's: spec_to_sandbox adds it). */
+void spec_vm_attrs(const struct oci_process *p, struct agent_attrs *a);
+
 #endif

@@ -190,6 +190,7 @@ static void run_close(struct run *r)
 static int send_exec(struct run *r, struct rv_err *err)
 {
 	const struct agent_exec *x = r->x;
+	const struct agent_attrs *a = &x->attrs;
 	struct proto_msg m = { .type = PROTO_EXEC, .id = REQ_EXEC }, reply;
 	uint32_t argc = 0, envc = 0;
 
@@ -206,8 +207,15 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.argc = argc, .argv = (const char **)x->argv,
 		.envc = envc, .envp = (const char **)x->envp,
 		.ngroups = x->ngroups, .groups = x->groups,
-		.flags = x->tty ? PROTO_EXEC_TTY : 0,
+		.flags = (x->tty ? PROTO_EXEC_TTY : 0) |
+			 (a->no_new_privs ? PROTO_EXEC_NO_NEW_PRIVS : 0) |
+			 (a->has_oom_score_adj ? PROTO_EXEC_OOM_SCORE : 0),
 		.rows = x->tty ? x->rows : 0, .cols = x->tty ? x->cols : 0,
+		.umask = a->has_umask ? a->umask : 022,
+		.oom_score_adj = a->has_oom_score_adj ? a->oom_score_adj : 0,
+		.ncaps = a->has_caps ? PROTO_CAP_SETS : 0, .caps = a->caps,
+		.nrlimit_vals = 3 * a->nrlimits, .rlimit_vals = a->rlimits,
+		.hostname = a->hostname ? a->hostname : "",
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();

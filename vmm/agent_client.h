@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/proto.h"
 
 /* Returns a connected, blocking stream fd (O_CLOEXEC), or -1 with err. An
  * err->code of ECONNREFUSED, ECONNRESET or ENOENT means "not up yet": redialled. */
@@ -27,6 +28,22 @@ struct agent_client {
 	const atomic_bool *cancel;
 };
 
+/* The OCI process attributes the agent applies before the exec (protocol
+ * v5). All zero: umask 022 (runc's default), the caps the uid gives, no
+ * limits, oom_score_adj and hostname left as they are. */
+struct agent_attrs {
+	bool has_umask;
+	uint32_t umask;
+	bool no_new_privs;
+	bool has_oom_score_adj;
+	int32_t oom_score_adj;         /* -1000..1000 */
+	bool has_caps;
+	uint64_t caps[PROTO_CAP_SETS]; /* bounding, effective, inheritable, permitted, ambient */
+	uint32_t nrlimits;
+	uint64_t rlimits[3 * PROTO_MAX_RLIMITS];   /* resource (RLIMIT_*), soft, hard */
+	const char *hostname;          /* NULL: leave it */
+};
+
 struct agent_exec {
 	const char *const *argv;       /* NULL-terminated, argv[0] required */
 	const char *const *envp;       /* NULL-terminated; NULL = the agent's default, PATH
@@ -38,6 +55,7 @@ struct agent_exec {
 	const uint32_t *groups;        /* supplementary groups (ngroups of them) */
 	uint32_t ngroups;
 	int stdin_fd, stdout_fd, stderr_fd;   /* host fds to relay; -1: /dev/null in the guest */
+	struct agent_attrs attrs;
 	/* On a terminal in the guest (OCI process.terminal): the process's stdin,
 	 * stdout and stderr are a guest pty, its controlling terminal, whose line
 	 * discipline echoes and turns Ctrl-C (0x03 on stdin_fd) into SIGINT.

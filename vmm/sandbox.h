@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "vmm/agent_client.h"
 #include "vmm/vm.h"
 
 /* One mount of the spec, already translated to guest terms (runtime/). */
@@ -32,6 +33,9 @@ struct sandbox_config {
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;
+	const uint32_t *groups;    /* process.user.additionalGids */
+	uint32_t ngroups;
+	struct agent_attrs attrs;  /* umask, caps, rlimits, ... and the hostname */
 	int stdio[3];              /* relayed to the process; -1: /dev/null */
 	bool terminal;             /* stdio[0] is a pty slave (the console): the process
 				    * gets a guest pty, its window size follows ours */

@@ -99,6 +99,7 @@ static int controller(void *arg, struct vm *vm, const struct agent_client *agent
 	const struct sandbox_config *cfg = sb->cfg;
 	struct agent_exec x = { .argv = cfg->argv, .envp = cfg->envp, .root = BOOT_GUEST_ROOTFS,
 				.cwd = cfg->cwd, .uid = cfg->uid, .gid = cfg->gid,
+				.groups = cfg->groups, .ngroups = cfg->ngroups, .attrs = cfg->attrs,
 				.stdin_fd = cfg->stdio[0], .stdout_fd = cfg->stdio[1],
 				.stderr_fd = cfg->stdio[2], .started = on_started, .started_arg = sb,
 				.prepared = on_prepared, .prepared_arg = sb,

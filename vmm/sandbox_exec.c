@@ -26,6 +26,7 @@ struct exec_run {
 	struct rv_err *send_err;
 	const struct agent_client *agent;
 	uint32_t exec_id;
+	bool started;
 	int stop_fd;                 /* eventfd: the process has ended */
 	pthread_t watcher;
 	bool watching;
@@ -90,8 +91,19 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 	snprintf(msg, sizeof(msg), "started %u %u", exec_id, guest_pid);
 	control_send(run->call, msg, run->send_err);
 	run->exec_id = exec_id;
+	run->started = true;
 	run->watching = run->stop_fd >= 0 &&
 			pthread_create(&run->watcher, NULL, watch_caller, run) == 0;
+}
+
+/* The container's init has ended or its VM is stopping. */
+static bool container_going(struct sandbox *sb)
+{
+	pthread_mutex_lock(&sb->lock);
+	bool going = sb->agent_closing || sb->status == SB_STOPPED || !sb->vm ||
+		     atomic_load(&sb->vm->stopping);
+	pthread_mutex_unlock(&sb->lock);
+	return going;
 }
 
 /* The frame after "exec": a PROTO_EXEC that fits the fds that came. */
@@ -169,8 +181,20 @@ static int run(struct sandbox *sb, struct control_call *call, const struct agent
 				.groups = e->groups, .ngroups = e->ngroups,
 				.tty = e->flags & PROTO_EXEC_TTY, .rows = e->rows, .cols = e->cols,
 				.started = on_started, .started_arg = &er };
+	struct agent_attrs *a = &x.attrs;
+	*a = (struct agent_attrs){ .has_umask = true, .umask = e->umask,
+				   .no_new_privs = e->flags & PROTO_EXEC_NO_NEW_PRIVS,
+				   .has_oom_score_adj = e->flags & PROTO_EXEC_OOM_SCORE,
+				   .oom_score_adj = e->oom_score_adj, .has_caps = e->ncaps != 0,
+				   .nrlimits = e->nrlimit_vals / 3 };
+	if (e->ncaps)
+		memcpy(a->caps, e->caps, sizeof(a->caps));
+	if (e->nrlimit_vals)
+		memcpy(a->rlimits, e->rlimit_vals, e->nrlimit_vals * sizeof(uint64_t));
 	int rc = -1;
-	if (!argv || !envp)
+	if (e->hostname[0])
+		rv_failx(err, EINVAL, "exec: the hostname is the container's, set by create");
+	else if (!argv || !envp)
 		rv_fail(err, ENOMEM, "exec");
 	else if (e->cwd[0] && e->cwd[0] != '/')
 		rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
@@ -179,6 +203,12 @@ static int run(struct sandbox *sb, struct control_call *call, const struct agent
 	if (er.watching) {
 		eventfd_write(er.stop_fd, 1);
 		pthread_join(er.watcher, NULL);
+	}
+	if (rc < 0 && er.started && container_going(sb)) {
+		/* The VM went down under a running process: in a pid namespace
+		 * whose init died, the kernel SIGKILLs it; say the same. */
+		st = (struct agent_status){ .signaled = true, .signo = SIGKILL };
+		rc = 0;
 	}
 	if (er.stop_fd >= 0)
 		close(er.stop_fd);

@@ -121,6 +121,15 @@ void exec_on_sigchld(struct agent *a);
 void exec_conn_closed(struct agent *a, struct conn *c);
 void exec_maybe_finish(struct agent *a, struct proc *p);
 
+/* privs.c: the OCI process attributes, applied by the child before its exec.
+ * Each returns 0 or the PRIVS_* step that failed (errno set). */
+enum { PRIVS_RLIMIT = 1, PRIVS_OOM, PRIVS_HOSTNAME, PRIVS_CAPS, PRIVS_AMBIENT, PRIVS_NNP };
+int privs_last_cap(void);                 /* the guest kernel's, read before chroot */
+int privs_limits(const struct proto_exec *x);                 /* still root, before chroot */
+int privs_before_ids(const struct proto_exec *x, int last_cap);   /* bounding set */
+int privs_after_ids(const struct proto_exec *x, int last_cap);    /* the rest */
+const char *privs_step_name(int step);
+
 /* spawn.c: fork + exec with the process spec; fills p->pid and the agent's
  * pipe ends in p->st[i].pipe.fd. err->msg is what START answers. */
 int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err);

@@ -20,8 +20,9 @@
 #include "common/cleanup.h"
 #include "guest/agent/agent.h"
 
+/* After the PRIVS_* steps of privs.c. */
 enum spawn_step {
-	STEP_STDIO, STEP_CTTY, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC
+	STEP_STDIO = 32, STEP_CTTY, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC
 };
 
 struct spawn_failure {
@@ -39,6 +40,7 @@ struct child_plan {
 	gid_t *groups;
 	struct rlimit nofile;
 	pid_t agent_pid;
+	int last_cap;                 /* the guest kernel's highest capability */
 	bool die_with_agent;          /* --unix mode: no orphans outlive the test agent */
 };
 
@@ -66,14 +68,19 @@ static void child_set_ids(const struct child_plan *c)
 {
 	const struct proto_exec *x = c->x;
 	bool root = geteuid() == 0;
+	int step;
 
 	/* Without privileges (a test agent), only a change of identity is tried. */
+	if ((step = privs_before_ids(x, c->last_cap)))
+		child_fail(c, step);
 	if ((root || x->ngroups) && setgroups(x->ngroups, c->groups) < 0)
 		child_fail(c, STEP_GROUPS);
 	if ((root || x->gid != getgid()) && setgid(x->gid) < 0)
 		child_fail(c, STEP_GID);
 	if ((root || x->uid != getuid()) && setuid(x->uid) < 0)
 		child_fail(c, STEP_UID);
+	if ((step = privs_after_ids(x, c->last_cap)))
+		child_fail(c, step);
 }
 
 static __attribute__((noreturn)) void child_run(const struct child_plan *c)
@@ -89,6 +96,9 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	if (c->tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
 		child_fail(c, STEP_CTTY);
 	setrlimit(RLIMIT_NOFILE, &c->nofile);
+	int step = privs_limits(c->x);   /* over the agent's own NOFILE */
+	if (step)
+		child_fail(c, step);
 	/* Before dropping privileges (chroot needs CAP_SYS_CHROOT); the cwd is
 	 * "/" of the new root until the one asked for, which is inside it. */
 	if (c->x->root[0] && (chroot(c->x->root) < 0 || chdir("/") < 0))
@@ -134,8 +144,11 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 		else
 			rv_fail(err, f->err, "chdir '%s'", x->cwd);
 		break;
-	default:
+	case STEP_EXEC:
 		rv_fail(err, f->err, "exec '%s'", x->argv[0]);
+		break;
+	default:
+		rv_fail(err, f->err, "%s for '%s'", privs_step_name(f->step), x->argv[0]);
 		break;
 	}
 }
@@ -191,6 +204,7 @@ static int plan_make(const struct agent *a, struct proc *p, int devnull, struct 
 	c->x = &p->spec.exec;
 	c->nofile = a->nofile;
 	c->agent_pid = getpid();
+	c->last_cap = privs_last_cap();
 	c->die_with_agent = !a->pid1;
 	c->tty = p->tty;
 	if (p->tty && tty_open(p, c->fds, err) < 0)

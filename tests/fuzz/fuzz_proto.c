@@ -40,8 +40,20 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	check_strv(a->envc, a->envp, b->envp);
 	CHECK(a->ngroups == b->ngroups);
 	CHECK(memcmp(a->groups, b->groups, a->ngroups * sizeof(uint32_t)) == 0);
-	CHECK(a->flags == b->flags && (a->flags & ~PROTO_EXEC_TTY) == 0);
+	CHECK(a->flags == b->flags && (a->flags & ~PROTO_EXEC_FLAGS) == 0);
 	CHECK(a->rows == b->rows && a->cols == b->cols);
+	CHECK(a->umask == b->umask && a->umask <= 0777);
+	CHECK(a->oom_score_adj == b->oom_score_adj && a->oom_score_adj >= -1000 &&
+	      a->oom_score_adj <= 1000);
+	CHECK(a->ncaps == b->ncaps && (a->ncaps == 0 || a->ncaps == PROTO_CAP_SETS));
+	CHECK(memcmp(a->caps, b->caps, a->ncaps * sizeof(uint64_t)) == 0);
+	CHECK(a->nrlimit_vals == b->nrlimit_vals && a->nrlimit_vals % 3 == 0);
+	CHECK(memcmp(a->rlimit_vals, b->rlimit_vals, a->nrlimit_vals * sizeof(uint64_t)) == 0);
+	for (uint32_t i = 0; i < a->nrlimit_vals; i += 3)   /* what setrlimit() is given */
+		CHECK(a->rlimit_vals[i] < PROTO_MAX_RLIMITS &&
+		      a->rlimit_vals[i + 1] <= a->rlimit_vals[i + 2]);
+	CHECK(strcmp(a->hostname, b->hostname) == 0 &&
+	      strlen(a->hostname) <= PROTO_MAX_HOSTNAME_BYTES);
 	if (a->flags & PROTO_EXEC_TTY)   /* a terminal: stdout, no stderr */
 		CHECK((a->streams & PROTO_WANT_STDOUT) && !(a->streams & PROTO_WANT_STDERR));
 	else

@@ -58,8 +58,23 @@ r start c1 >/dev/null 2>&1
 say "start twice" "exit $?"
 r delete c1 >/dev/null 2>&1
 say "delete running" "exit $? status=$(status c1)"
+# exec into the running container: statuses, output, env, user and cwd
+# over the spec's, a missing executable, stdin.
+r exec c1 true >/dev/null 2>&1
+say "exec true" "exit $?"
+r exec c1 sh -c 'echo out; echo err >&2; exit 7' >"$dir/out" 2>"$dir/err"
+say "exec exit 7" "exit $? out=$(cat "$dir/out") err=$(cat "$dir/err")"
+say "exec env" "$(r exec -e FOO=bar -e HOME=/tmp c1 sh -c 'echo $FOO $HOME $PATH' 2>&1)"
+say "exec user and cwd" "$(r exec -u 1000:100 -g 7 --cwd /tmp c1 sh -c 'id -u; id -g; id -G; pwd' 2>&1 | tr '\n' ' ')"
+r exec c1 nope >/dev/null 2>&1
+say "exec a missing executable" "exit $?"
+say "exec stdin" "$(echo piped | r exec c1 cat 2>&1)"
+r exec -d --pid-file "$dir/xpid" c1 sleep 1 >/dev/null 2>&1
+say "exec -d" "exit $? pid-file=$([ -s "$dir/xpid" ] && echo written || echo missing)"
 r pause c1 >/dev/null 2>&1
 say "pause" "exit $? status=$(status c1)"
+r exec c1 true >/dev/null 2>&1
+say "exec paused" "exit $?"
 r resume c1 >/dev/null 2>&1
 say "resume" "exit $? status=$(status c1)"
 r kill c1 FOO >/dev/null 2>&1
@@ -70,6 +85,8 @@ wait_status c1 stopped
 say "after kill" "status=$(status c1)"
 r kill c1 TERM >/dev/null 2>&1
 say "kill stopped" "exit $?"
+r exec c1 true >/dev/null 2>&1
+say "exec stopped" "exit $?"
 r start c1 >/dev/null 2>&1
 say "start stopped" "exit $?"
 r delete c1 >/dev/null 2>&1

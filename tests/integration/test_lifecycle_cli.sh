@@ -156,10 +156,18 @@ refused "state: '-x' is not taken for an id" "'-x'"
 like_runc "runc refuses a bad id too ('invalid container ID')" "invalid container ID" state a/b
 
 # --- verbs on a container that does not exist ------------------------------
-for verb in state start kill delete pause resume ps events wait; do
+for verb in state start kill delete pause resume ps events wait exec; do
 	rv "$verb" nope
 	refused "$verb: an unknown id does not exist" "'nope'" "does not exist"
 done
+rv exec nope true
+expect_rc "exec of an unknown id exits 255, as runc's" 255
+rv exec --preserve-fds 3 nope true
+refused "exec --preserve-fds: refused, naming the flag" "--preserve-fds 3"
+rv exec --bogus nope true
+refused "exec: an unknown flag is named" "'--bogus'"
+rv exec
+refused "exec: no id" "container id"
 like_runc "runc says 'does not exist' as well" "container does not exist" state nope
 
 rv delete --force nope

@@ -41,12 +41,18 @@ static inline void wstr(struct wire *w, const char *s, size_t len)
 	w->n += len;
 }
 
-/* EXEC's fields after its groups (version 4): flags and the terminal size. */
+/* EXEC's fields after its groups: flags and the terminal size (version 4),
+ * then umask 022 and no other process attribute (version 5). */
 static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uint16_t cols)
 {
 	w32(w, flags);
 	w16(w, rows);
 	w16(w, cols);
+	w32(w, 022);     /* umask */
+	w32(w, 0);       /* oom_score_adj */
+	w32(w, 0);       /* caps */
+	w32(w, 0);       /* rlimits */
+	w32(w, 0);       /* hostname "" */
 }
 
 /* A header whose payload_len covers everything appended after it. */

@@ -51,7 +51,7 @@ static void wresize(struct wire *w, uint32_t exec_id, uint16_t rows, uint16_t co
 
 Test(proto_tty, version_and_name)
 {
-	cr_assert_eq(PROTO_VERSION, 4, "EXEC's terminal and RESIZE: a new version");
+	cr_assert_eq(PROTO_VERSION, 5, "EXEC's process attributes: a new version");
 	cr_assert_str_eq(proto_type_name(PROTO_RESIZE), "RESIZE");
 	cr_assert_eq(PROTO_TYPE_MAX, PROTO_RESIZE);
 }
@@ -114,7 +114,9 @@ Test(proto_tty, encodes_resize_as_u32_u16_u16)
 	free(buf);
 }
 
-/* Version 3's EXEC is a prefix of version 4's: the new fields close it. */
+/* Version 3's EXEC is a prefix of version 4's: its fields follow the groups,
+ * and version 5's five fields (20 bytes for a process without attributes)
+ * follow them. */
 Test(proto_tty, exec_ends_with_flags_rows_cols)
 {
 	struct proto_msg m = tty_exec(0x0102, 0x0304);
@@ -126,7 +128,7 @@ Test(proto_tty, exec_ends_with_flags_rows_cols)
 	size_t len;
 
 	encode_ok(&m, &buf, &len);
-	cr_assert_arr_eq(buf + len - sizeof(tail), tail, sizeof(tail));
+	cr_assert_arr_eq(buf + len - 20 - sizeof(tail), tail, sizeof(tail));
 	wexec(&w, PROTO_WANT_STDIN | PROTO_WANT_STDOUT, PROTO_EXEC_TTY, 0x0102, 0x0304);
 	cr_assert_eq(proto_decode(w.b, w.n, &d, &err), 0, "%s", err.msg);
 	cr_assert_eq(d.exec.rows, 0x0102);
@@ -137,29 +139,34 @@ Test(proto_tty, exec_ends_with_flags_rows_cols)
 
 /* --- decoder rejections ----------------------------------------------------------- */
 
-Test(proto_tty, rejects_a_version_3_exec)
+Test(proto_tty, rejects_a_version_3_or_4_exec)
 {
 	struct wire w;
 
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 8;                  /* no flags, rows, cols */
+	w.n -= 20 + 8;             /* no flags, rows, cols, nor version 5's fields */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: flags needs 4 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 2;                  /* no cols */
+	w.n -= 20 + 2;             /* no cols */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: cols needs 2 bytes, only 0 are left");
+	wexec(&w, 0, 0, 0, 0);
+	w.n -= 20;                 /* version 4's */
+	wseal(&w);
+	decode_fails(&w, EPROTO, "EXEC frame: umask needs 4 bytes, only 0 are left");
 }
 
 Test(proto_tty, rejects_unknown_exec_flags)
 {
-	const uint32_t bad[] = { 2, 0x80000000u, PROTO_EXEC_TTY | 4 };
+	const uint32_t bad[] = { 8, 0x80000000u, PROTO_EXEC_TTY | 16 };
 	char want[64];
 	struct wire w;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		wexec(&w, PROTO_WANT_STDOUT, bad[i], 0, 0);
-		snprintf(want, sizeof(want), "EXEC frame: flags 0x%x has bits beyond tty (0x1)", bad[i]);
+		snprintf(want, sizeof(want), "EXEC frame: flags 0x%x has unknown bits (known: 0x7)",
+			 bad[i]);
 		decode_fails(&w, EPROTO, want);
 	}
 }
@@ -220,8 +227,8 @@ Test(proto_tty, encoder_refuses_what_the_decoder_refuses)
 {
 	struct proto_msg m = tty_exec(24, 80);
 
-	m.exec.flags = 2;
-	encode_fails(&m, EINVAL, "EXEC message: flags 0x2 has bits beyond tty");
+	m.exec.flags = 8;
+	encode_fails(&m, EINVAL, "EXEC message: flags 0x8 has unknown bits");
 	m = tty_exec(24, 80);
 	m.exec.streams |= PROTO_WANT_STDERR;
 	encode_fails(&m, EINVAL, "EXEC message: a process on a terminal has no stderr stream");

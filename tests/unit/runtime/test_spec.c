@@ -686,3 +686,49 @@ Test(spec_cmd, refuses_bad_flags_and_arguments)
 	cr_assert_eq(run_spec((char *[]){ "spec", "-b", "/nonexistent/x", NULL }, &err), -1);
 	cr_assert_str_eq(err.msg, "bundle /nonexistent/x: no such directory");
 }
+
+/* --- the process attributes the guest applies (caps, rlimits, oomScoreAdj) -- */
+
+Test(spec, parses_capabilities_rlimits_and_oom_score_adj)
+{
+	struct oci_spec s;
+
+	parse_ok(PROC("\"capabilities\": {\"bounding\": [\"CAP_CHOWN\", \"CAP_SYS_ADMIN\"], "
+		      "\"ambient\": [\"CAP_KILL\"]}, \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", "
+		      "\"hard\": 2048, \"soft\": 1024}, {\"type\": \"RLIMIT_CORE\", \"hard\": 0, "
+		      "\"soft\": 0}], \"oomScoreAdj\": -500"), "/b", &s);
+	cr_expect(s.process.has_caps);
+	cr_expect_eq(s.process.caps[SPEC_CAP_BOUNDING], (1ull << 0) | (1ull << 21));
+	cr_expect_eq(s.process.caps[SPEC_CAP_AMBIENT], 1ull << 5);
+	cr_expect_eq(s.process.caps[SPEC_CAP_EFFECTIVE], 0);
+	cr_assert_eq(s.process.nrlimits, 2);
+	cr_expect_eq(s.process.rlimits[0].type, 7);   /* RLIMIT_NOFILE */
+	cr_expect_eq(s.process.rlimits[0].soft, 1024);
+	cr_expect_eq(s.process.rlimits[0].hard, 2048);
+	cr_expect_eq(s.process.rlimits[1].type, 4);   /* RLIMIT_CORE */
+	cr_expect(s.process.has_oom_score_adj);
+	cr_expect_eq(s.process.oom_score_adj, -500);
+	spec_free(&s);
+	parse_ok(PROC("\"user\": {\"uid\": 0}"), "/b", &s);
+	cr_expect_not(s.process.has_caps, "no capabilities object: the uid's own");
+	cr_expect_not(s.process.has_oom_score_adj);
+	spec_free(&s);
+}
+
+Test(spec, refuses_bad_process_attributes_naming_them)
+{
+	expect_error(PROC("\"capabilities\": {\"effective\": [\"CAP_CHOWN\", \"CAP_NOPE\"]}"),
+		     "process.capabilities.effective[1]: unknown capability \"CAP_NOPE\"");
+	expect_error(PROC("\"capabilities\": {\"bounding\": \"CAP_CHOWN\"}"),
+		     "process.capabilities.bounding: must be an array");
+	expect_error(PROC("\"rlimits\": [{\"type\": \"RLIMIT_FOO\", \"hard\": 1, \"soft\": 1}]"),
+		     "process.rlimits[0].type: unknown rlimit \"RLIMIT_FOO\"");
+	expect_error(PROC("\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1, \"soft\": 2}]"),
+		     "process.rlimits[0].soft: 2 is over the hard limit 1");
+	expect_error(PROC("\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1, \"soft\": 1}, "
+			  "{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1, \"soft\": 1}]"),
+		     "process.rlimits[1].type: RLIMIT_NOFILE given twice");
+	expect_error(PROC("\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 1}]"),
+		     "process.rlimits[0].hard");
+	expect_error(PROC("\"oomScoreAdj\": 1001"), "process.oomScoreAdj");
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# runvm exec on a real /dev/kvm, as kubectl/ctr exec and a person at a shell
+# use it: each result checked from inside the container (what the process
+# printed) and from outside (exit statuses, what a subreaping shim reaps,
+# what is left running in the guest and on the host).
+# usage: tests/integration/test_exec_vm.sh BUILD_DIR
+# env: RUNVM_EXEC_MANY (concurrent execs into one sandbox, default 50)
+set -u
+if [ -z "${RUNVM_EXEC_NS:-}" ]; then
+	exec env RUNVM_EXEC_NS=1 unshare -m --propagation private "$0" "$@"
+fi
+t_suite=exec-vm
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib.sh"
+build=$(cd "${1:?usage: test_exec_vm.sh BUILD_DIR}" && pwd)
+many=${RUNVM_EXEC_MANY:-50}
+# Bundles on a private tmpfs: the checkout may be the testbed's 9p.
+scratch=$(mktemp -d /tmp/exec-vm.XXXXXX)
+root=$scratch/state
+rv() { "$build/bin/runvm" --root "$root" "$@"; }
+cleanup() {
+	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1; done
+	umount -l "$scratch" 2>/dev/null
+	rm -rf --one-file-system "$scratch"
+}
+trap cleanup EXIT
+mount -t tmpfs -o size=512m runvm-exec "$scratch" ||
+	{ fail "a private tmpfs for the bundles" "mount failed"; summary; exit 1; }
+b=$scratch/bundles
+"$top/tests/integration/make-bundle.sh" "$b/sleep" sleep 100000 >/dev/null
+# The process spec the guest must enforce, on the init and on every exec
+# that takes the container's process as its template.
+python3 - "$b/sleep/config.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+c = json.load(open(path))
+p = c["process"]
+p["env"] += ["SPEC_ONLY=kept", "OVER=spec"]
+p["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
+p["noNewPrivileges"] = True
+p["oomScoreAdj"] = 123
+p["user"]["umask"] = 0o27
+p["capabilities"] = {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN", "CAP_SETUID",
+                                  "CAP_SETGID"],
+                     "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+                     "inheritable": [], "ambient": []}
+c["hostname"] = "box-7"
+json.dump(c, open(path, "w"), indent=1)
+PY
+guest_procs() { rv ps --format json c1 2>/dev/null; }
+expect_eq() { [ "$2" = "$3" ] && pass "$1" || fail "$1" "expected: $3" "got: $2"; }
+
+run_capture rv run -d --bundle "$b/sleep" c1
+expect_rc "a sandbox to exec into: run -d exits 0" 0 || { summary; exit 1; }
+
+# --- the process, its stdio and status ------------------------------------------------
+run_capture rv exec c1 sh -c 'echo to-stdout; echo to-stderr >&2; exit 7'
+expect_rc "exec: the process's exit code is ours" 7
+expect_eq "its stdout reaches our stdout" "$out" "to-stdout"
+expect_eq "its stderr reaches our stderr" "$err" "to-stderr"
+run_capture rv exec -e OVER=flag -e NEW=1 c1 sh -c 'echo "$SPEC_ONLY $OVER $NEW $HOME"'
+expect_eq "env: the spec's, with --env over it (later wins)" "$out" "kept flag 1 /root"
+run_capture rv exec -u 1000:100 -g 7 -g 8 --cwd /tmp c1 sh -c 'id -u; id -g; id -G; pwd'
+expect_eq "--user, --additional-gids and --cwd, as id and pwd see them" "$(echo $out)" \
+	"1000 100 100 7 8 /tmp"
+head -c 1048576 /dev/urandom >"$scratch/blob"
+run_capture sh -c "rv() { \"$build/bin/runvm\" --root \"$root\" \"\$@\"; }; rv exec c1 sha256sum <'$scratch/blob'"
+expect_eq "1 MiB on stdin arrives intact" "${out%% *}" "$(sha256sum <"$scratch/blob" | cut -d' ' -f1)"
+cat >"$scratch/process.json" <<'JSON'
+{ "args": ["sh", "-c", "echo $ONLY_HERE; pwd; id -u"], "cwd": "/etc", "env": ["ONLY_HERE=yes"],
+  "user": { "uid": 33, "gid": 33 } }
+JSON
+run_capture rv exec --process "$scratch/process.json" c1
+expect_eq "--process: the file's process, whole" "$(echo $out)" "yes /etc 33"
+
+# --- the process spec, enforced by the guest kernel ----------------------------------------
+status_of() { # PID: the capability and no_new_privs lines of /proc/PID/status, one line
+	rv exec c1 sh -c "grep -E '^(CapPrm|CapBnd|NoNewPrivs)' /proc/$1/status" | tr -s '\t\n' '  '
+}
+# Bounding: CHOWN(0) KILL(5) SETGID(6) SETUID(7) NET_ADMIN(12). Permitted:
+# CHOWN and KILL; root's exec cannot widen it under no_new_privs. runc on the
+# same spec shows the same three lines.
+want_caps="CapPrm: 0000000000000021 CapBnd: 00000000000010e1 NoNewPrivs: 1 "
+expect_eq "the init: capabilities and noNewPrivileges of the spec" \
+	"$(status_of "$(rv exec c1 pidof sleep)")" "$want_caps"
+expect_eq "an exec: the same, from the container's process" "$(status_of self)" "$want_caps"
+run_capture rv exec c1 sh -c 'ulimit -n; ulimit -Hn; umask; hostname; cat /proc/self/oom_score_adj'
+expect_eq "rlimits, umask, hostname and oomScoreAdj of the spec" "$(echo $out)" "321 654 0027 box-7 123"
+run_capture rv exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapBnd /proc/self/status'
+expect_in "--cap adds to the bounding set (CAP_SYS_ADMIN, bit 21)" "$out" "00000000002010e1"
+run_capture rv exec -u 1000 c1 sh -c 'grep CapEff /proc/self/status'
+expect_in "a non-root exec has no effective capabilities" "$out" "0000000000000000"
+run_capture rv exec c1 sh -c 'ulimit -n 700'
+[ "$rc" != 0 ] && pass "raising NOFILE over the spec's hard limit fails in the guest" ||
+	fail "raising NOFILE over the spec's hard limit fails in the guest" "rc 0"
+
+# --- refusals: named, status 255 as runc's, the sandbox unharmed ------------------------
+refused() { # NAME NEEDLE
+	if [ "$rc" = 255 ] && [[ "$err" == *"$2"* ]]; then pass "$1"; else
+		fail "$1" "rc $rc (want 255)" "stderr: $err (want: $2)"; fi
+}
+run_capture rv exec c1 no-such-program
+refused "a missing executable: runc's error" 'exec: "no-such-program": executable file not found in $PATH'
+run_capture rv exec c1 /bin/no-such
+refused "a missing path: named" '/bin/no-such'
+run_capture rv exec -u root c1 true
+refused "--user root: a number is wanted" "--user: uid 'root'"
+run_capture rv exec --cap CAP_FLYING c1 true
+refused "an unknown capability is named" "CAP_FLYING"
+echo '{"args": [], "cwd": "/"}' >"$scratch/bad.json"
+run_capture rv exec --process "$scratch/bad.json" c1
+refused "an invalid process file: the field is named" "args: must be a non-empty array"
+run_capture rv exec c1 echo still-here
+expect_eq "after every refusal the sandbox still runs execs" "$out" "still-here"
+
+# --- signals ----------------------------------------------------------------------------
+# runvm itself in the background (not a shell function's subshell), so that
+# the signal reaches it; the process says when its trap is set.
+until_in() { # FILE TEXT: waits up to 60 s
+	for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.2; done
+	return 1
+}
+"$build/bin/runvm" --root "$root" exec c1 sh -c 'trap "echo got-term; exit 9" TERM; echo ready;
+	while :; do sleep 0.2; done' >"$scratch/sig" 2>&1 &
+execer=$!
+until_in "$scratch/sig" ready
+kill -TERM "$execer"
+wait "$execer"
+rc=$?
+expect_eq "SIGTERM to runvm exec reaches the process (its trap runs, exit 9)" \
+	"$rc $(grep -v ready "$scratch/sig")" "9 got-term"
+
+# --- detached, as containerd's shim runs it: a subreaper reaps the relay ----------------
+shim() { # ARGS...: prints "exec-rc R pid P" then how the relay ended
+	python3 - "$build/bin/runvm" "$root" "$scratch" "$@" <<'PY'
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER, as the shim
+rv, root, scratch, mode, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+pidf = scratch + "/exec.pid"
+r = subprocess.run([rv, "--root", root, "exec", "--detach", "--pid-file", pidf, "c1"] + args)
+pid = int(open(pidf).read())
+print("exec-rc %d" % r.returncode)
+if mode == "kill":
+    os.kill(pid, 9)
+_, st = os.waitpid(pid, 0)
+print("exit %d" % os.WEXITSTATUS(st) if os.WIFEXITED(st) else "signal %d" % os.WTERMSIG(st))
+PY
+}
+out=$(shim wait sh -c 'sleep 1; exit 5')
+expect_eq "--detach: returns at once, the relay in --pid-file exits with the status" "$(echo $out)" \
+	"exec-rc 0 exit 5"
+out=$(shim wait sh -c 'kill -USR1 $$')
+expect_eq "a process killed by a signal: the relay's status says so (128 + 10)" "$(echo $out)" \
+	"exec-rc 0 exit 138"
+out=$(shim kill sleep 4242)
+gone=no
+for _ in $(seq 50); do grep -q 'sleep 4242' <<<"$(guest_procs)" || { gone=yes; break; }; sleep 0.2; done
+expect_eq "SIGKILL to the relay (as a shim ends an exec) ends the process in the guest" "$gone" yes
+
+# --- a terminal ---------------------------------------------------------------------
+# The console socket's client resizes the master as a shim does on a
+# client's resize, then types; the process reports its terminal's size.
+console_exec() { # ROWS COLS INPUT RUNVM-ARGS...
+	python3 - "$scratch/console.sock" "$@" <<'PY'
+import fcntl, os, socket, struct, subprocess, sys, termios, time
+path, rows, cols, typed, args = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(1)
+runvm = subprocess.Popen(args)
+conn, _ = srv.accept()
+_, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+master = fds[0]
+if runvm.wait() != 0:
+    sys.exit("runvm exited %d" % runvm.returncode)
+time.sleep(1)
+fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+time.sleep(2)
+os.write(master, typed.encode())
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+os.unlink(path)
+sys.stdout.write(out.decode(errors="replace"))
+PY
+}
+out=$(console_exec 41 123 $'typed\n' "$build/bin/runvm" --root "$root" exec -t -d \
+	--console-socket "$scratch/console.sock" c1 sh -c 'read l; echo "got=$l"; [ -t 0 ] && [ -t 1 ] && echo ttys; stty size' 2>&1 | tr -d '\r')
+expect_in "--tty: what the client types reaches the process" "$out" "got=typed"
+expect_in "its stdio is a terminal in the guest" "$out" "ttys"
+expect_in "a resize of the console reaches it" "$out" "41 123"
+
+# --- many at once ---------------------------------------------------------------------
+for i in $(seq "$many"); do
+	rv exec c1 sh -c "echo n=$i; exit $((i % 7))" >"$scratch/many.$i" 2>&1 &
+	pids[i]=$!
+done
+bad=()
+for i in $(seq "$many"); do
+	wait "${pids[i]}"
+	r=$?
+	[ "$r" = $((i % 7)) ] && [ "$(cat "$scratch/many.$i")" = "n=$i" ] || bad+=("$i: rc $r $(head -c 200 "$scratch/many.$i")")
+done
+[ ${#bad[@]} = 0 ] && pass "$many execs at once: each its own output and status" ||
+	fail "$many execs at once: each its own output and status" "${bad[@]:0:5}"
+
+# --- the container's status decides ------------------------------------------------------
+rv pause c1
+run_capture rv exec c1 true
+refused "exec into a paused container is refused" "paused"
+rv resume c1
+"$build/bin/runvm" --root "$root" exec c1 sh -c 'echo ready; exec sleep 100000' >"$scratch/long" 2>&1 &
+execer=$!
+until_in "$scratch/long" ready
+rv kill c1 KILL
+wait "$execer"
+rc=$?
+expect_eq "the init's end takes exec'd processes with it (runvm exec: 137)" "$rc" 137
+for _ in $(seq 100); do [ "$(rv state c1 | grep -c '"stopped"')" = 1 ] && break; sleep 0.2; done
+run_capture rv exec c1 true
+refused "exec into a stopped container is refused" "stopped"
+rv delete c1
+[ -z "$(pgrep -f "runvm --root $root exec")" ] && pass "no runvm exec is left on the host" ||
+	fail "no runvm exec is left on the host" "$(pgrep -af "runvm --root $root exec")"
+
+summary
