@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/proto_priv.h"
 
 #define FIELD_NAME_BYTES 48
 
@@ -105,20 +106,9 @@ long proto_frame_check(const uint8_t *buf, size_t len, struct rv_err *err)
 
 /* --- one walk, both directions ----------------------------------------------------- */
 
-struct codec {
-	bool decode;
-	uint8_t *out;            /* encode: payload destination; NULL = measure */
-	const uint8_t *in;       /* decode: payload bytes not read yet */
-	size_t left;             /* decode: how many */
-	char *arena;             /* decode: NULL = measure */
-	size_t used;             /* encode: payload bytes; decode: arena bytes */
-	const char *type;        /* "EXEC" */
-	struct rv_err *err;
-};
 
 /* Fails with "EXEC frame: ..." (decoding) or "EXEC message: ..." (encoding). */
-__attribute__((format(printf, 3, 4)))
-static int c_fail(const struct codec *c, int code, const char *fmt, ...)
+int codec_fail(const struct codec *c, int code, const char *fmt, ...)
 {
 	char what[RV_ERR_MSG_BYTES];
 	va_list ap;
@@ -144,8 +134,8 @@ static int c_need(struct codec *c, size_t n, const char *field, long idx)
 
 	if (n <= c->left)
 		return 0;
-	return c_fail(c, EPROTO, "%s needs %zu bytes, only %zu are left",
-		      field_name(name, field, idx), n, c->left);
+	return codec_fail(c, EPROTO, "%s needs %zu bytes, only %zu are left",
+		          field_name(name, field, idx), n, c->left);
 }
 
 static void c_advance(struct codec *c, size_t n)
@@ -161,8 +151,8 @@ static int c_room(struct codec *c, const char *field, long idx)
 
 	if (c->used <= PROTO_MAX_PAYLOAD_BYTES)
 		return 0;
-	return c_fail(c, EMSGSIZE, "the payload passes the limit of %u bytes at %s",
-		      PROTO_MAX_PAYLOAD_BYTES, field_name(name, field, idx));
+	return codec_fail(c, EMSGSIZE, "the payload passes the limit of %u bytes at %s",
+		          PROTO_MAX_PAYLOAD_BYTES, field_name(name, field, idx));
 }
 
 /* Decoding: room for n bytes in the arena; NULL while measuring. */
@@ -229,8 +219,8 @@ static int c_str_encode(struct codec *c, const char *s, uint32_t max, const char
 	uint32_t len = (uint32_t)n;
 
 	if (n > max)
-		return c_fail(c, EMSGSIZE, "%s is over the limit of %u bytes",
-			      field_name(name, field, idx), max);
+		return codec_fail(c, EMSGSIZE, "%s is over the limit of %u bytes",
+			          field_name(name, field, idx), max);
 	if (c_u32(c, &len, field, idx) < 0)
 		return -1;
 	if (c->out)
@@ -250,14 +240,14 @@ static int c_str_max(struct codec *c, const char **s, uint32_t max, const char *
 	if (c_u32(c, &n, field, idx) < 0)
 		return -1;
 	if (n > max)
-		return c_fail(c, EMSGSIZE, "%s is %u bytes, the limit is %u",
-			      field_name(name, field, idx), n, max);
+		return codec_fail(c, EMSGSIZE, "%s is %u bytes, the limit is %u",
+			          field_name(name, field, idx), n, max);
 	if (c_need(c, n, field, idx) < 0)
 		return -1;
 	const uint8_t *nul = memchr(c->in, 0, n);
 	if (nul)
-		return c_fail(c, EPROTO, "%s has a NUL byte at offset %td",
-			      field_name(name, field, idx), nul - c->in);
+		return codec_fail(c, EPROTO, "%s has a NUL byte at offset %td",
+			          field_name(name, field, idx), nul - c->in);
 	char *d = c_reserve(c, (size_t)n + 1, 1);
 	if (d) {
 		memcpy(d, c->in, n);
@@ -281,12 +271,12 @@ static int c_count(struct codec *c, uint32_t *count, uint32_t max, const char *f
 	if (c->decode && c_u32(c, count, field, -1) < 0)
 		return -1;
 	if (*count > max)
-		return c_fail(c, EMSGSIZE, "%s has %u entries, the limit is %u", field, *count, max);
+		return codec_fail(c, EMSGSIZE, "%s has %u entries, the limit is %u", field, *count, max);
 	if (!c->decode)
 		return c_u32(c, count, field, -1);
 	if ((size_t)*count * min_bytes > c->left)
-		return c_fail(c, EPROTO, "%s has %u entries, but only %zu bytes are left", field,
-			      *count, c->left);
+		return codec_fail(c, EPROTO, "%s has %u entries, but only %zu bytes are left", field,
+			          *count, c->left);
 	return 0;
 }
 
@@ -298,13 +288,13 @@ static int c_strv(struct codec *c, uint32_t *count, const char ***vec, const cha
 	if (c->decode)
 		*vec = c_reserve(c, ((size_t)*count + 1) * sizeof(char *), _Alignof(char *));
 	else if (!*vec && *count)
-		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+		return codec_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
 	for (uint32_t i = 0; i < *count; i++) {
 		const char *measured = NULL;
 		const char **s = *vec ? &(*vec)[i] : &measured;
 		if (!c->decode && !*s)
-			return c_fail(c, EINVAL, "%s[%u] is NULL, but the count is %u", field, i,
-				      *count);
+			return codec_fail(c, EINVAL, "%s[%u] is NULL, but the count is %u", field, i,
+				          *count);
 		if (c_str(c, s, field, i) < 0)
 			return -1;
 	}
@@ -322,7 +312,7 @@ static int c_u32v(struct codec *c, uint32_t *count, const uint32_t **vec, const 
 	if (c->decode)
 		*vec = v = c_reserve(c, (size_t)*count * 4, _Alignof(uint32_t));
 	else if (!*vec && *count)
-		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+		return codec_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
 	for (uint32_t i = 0; i < *count; i++) {
 		uint32_t x = c->decode ? 0 : (*vec)[i];
 		if (c_u32(c, &x, field, i) < 0)
@@ -343,7 +333,7 @@ static int c_u64v(struct codec *c, uint32_t *count, uint32_t max, const uint64_t
 	if (c->decode)
 		*vec = v = c_reserve(c, (size_t)*count * 8, _Alignof(uint64_t));
 	else if (!*vec && *count)
-		return c_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
+		return codec_fail(c, EINVAL, "%s is NULL, but its count is %u", field, *count);
 	for (uint32_t i = 0; i < *count; i++) {
 		uint64_t x = c->decode ? 0 : (*vec)[i];
 		if (c_u64(c, &x, field, i) < 0)
@@ -366,7 +356,9 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 	    c_u32(c, (uint32_t *)&x->oom_score_adj, "oom_score_adj", -1) < 0 ||
 	    c_u64v(c, &x->ncaps, PROTO_CAP_SETS, &x->caps, "caps") < 0 ||
 	    c_u64v(c, &x->nrlimit_vals, 3 * PROTO_MAX_RLIMITS, &x->rlimit_vals, "rlimits") < 0 ||
-	    c_str_max(c, &x->hostname, PROTO_MAX_HOSTNAME_BYTES, "hostname", -1) < 0)
+	    c_str_max(c, &x->hostname, PROTO_MAX_HOSTNAME_BYTES, "hostname", -1) < 0 ||
+	    c_str_max(c, &x->domainname, PROTO_MAX_HOSTNAME_BYTES, "domainname", -1) < 0 ||
+	    c_strv(c, &x->nsysctls, &x->sysctls, "sysctls") < 0)
 		return -1;
 	return 0;
 }
@@ -375,7 +367,7 @@ static int walk_mount(struct codec *c, struct proto_mount *x)
 {
 	if (c_str(c, &x->source, "source", -1) < 0 || c_str(c, &x->target, "target", -1) < 0 ||
 	    c_str(c, &x->fstype, "fstype", -1) < 0 || c_u32(c, &x->flags, "flags", -1) < 0 ||
-	    c_str(c, &x->data, "data", -1) < 0)
+	    c_str(c, &x->data, "data", -1) < 0 || c_u32(c, &x->opts, "opts", -1) < 0)
 		return -1;
 	return 0;
 }
@@ -398,8 +390,8 @@ static int walk_proc(struct codec *c, struct proto_proc *p, long i)
 	    c_str_max(c, &p->cmdline, PROTO_MAX_CMDLINE_BYTES, "procs.cmdline", i) < 0)
 		return -1;
 	if (!is_letter(p->state))
-		return c_fail(c, c->decode ? EPROTO : EINVAL, "procs[%ld].state 0x%x is no letter",
-			      i, p->state);
+		return codec_fail(c, c->decode ? EPROTO : EINVAL, "procs[%ld].state 0x%x is no letter",
+			          i, p->state);
 	return 0;
 }
 
@@ -412,7 +404,7 @@ static int walk_procs(struct codec *c, struct proto_ps *x)
 	if (c->decode)
 		x->procs = v = c_reserve(c, (size_t)x->nprocs * sizeof(*v), _Alignof(struct proto_proc));
 	else if (!x->procs && x->nprocs)
-		return c_fail(c, EINVAL, "procs is NULL, but its count is %u", x->nprocs);
+		return codec_fail(c, EINVAL, "procs is NULL, but its count is %u", x->nprocs);
 	for (uint32_t i = 0; i < x->nprocs; i++) {
 		struct proto_proc scratch = c->decode ? (struct proto_proc){ 0 } : x->procs[i];
 		if (walk_proc(c, v ? &v[i] : &scratch, i) < 0)
@@ -488,128 +480,7 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 			c_u16(c, &m->resize.rows, "rows", -1) < 0 ||
 			c_u16(c, &m->resize.cols, "cols", -1) < 0) ? -1 : 0;
 	}
-	return c_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
-}
-
-/* Figures that cannot be: the host prints them, divides by clk_tck. */
-static int check_figures(const struct codec *c, const struct proto_msg *m, int code)
-{
-	const struct proto_stats *s = &m->stats;
-	uint32_t want = s->ncpus < PROTO_MAX_CPUS ? s->ncpus : PROTO_MAX_CPUS;
-
-	if (m->type == PROTO_PS_REPLY && m->ps.clk_tck == 0)
-		return c_fail(c, code, "clk_tck is 0");
-	if (m->type == PROTO_PS_REPLY && m->ps.nprocs > m->ps.total)
-		return c_fail(c, code, "%u processes listed, but only %u found", m->ps.nprocs,
-			      m->ps.total);
-	if (m->type != PROTO_STATS_REPLY)
-		return 0;
-	if (s->ncpus == 0 || s->npercpu != want)
-		return c_fail(c, code, "%u per-CPU figures for %u CPUs (want %u)", s->npercpu,
-			      s->ncpus, want);
-	if (s->cpu_user_ns > s->cpu_total_ns || s->cpu_kernel_ns > s->cpu_total_ns - s->cpu_user_ns)
-		return c_fail(c, code, "cpu user %llu + kernel %llu ns are more than the total %llu",
-			      (unsigned long long)s->cpu_user_ns, (unsigned long long)s->cpu_kernel_ns,
-			      (unsigned long long)s->cpu_total_ns);
-	if (s->mem_used_bytes > s->mem_total_bytes || s->mem_cache_bytes > s->mem_total_bytes)
-		return c_fail(c, code, "memory used %llu or cache %llu is more than the total %llu",
-			      (unsigned long long)s->mem_used_bytes,
-			      (unsigned long long)s->mem_cache_bytes,
-			      (unsigned long long)s->mem_total_bytes);
-	return 0;
-}
-
-/* A terminal's streams are its keyboard (stdin) and its screen (stdout,
- * where the process's stderr shows too); a size is a terminal's only. */
-static int check_terminal(const struct codec *c, const struct proto_exec *x, int code)
-{
-	bool tty = x->flags & PROTO_EXEC_TTY;
-
-	if (x->flags & ~PROTO_EXEC_FLAGS)
-		return c_fail(c, code, "flags 0x%x has unknown bits (known: 0x%x)", x->flags,
-			      PROTO_EXEC_FLAGS);
-	if (tty && (x->streams & PROTO_WANT_STDERR))
-		return c_fail(c, code, "a process on a terminal has no stderr stream");
-	if (tty && !(x->streams & PROTO_WANT_STDOUT))
-		return c_fail(c, code, "a process on a terminal needs its stdout stream");
-	if (!tty && (x->rows || x->cols))
-		return c_fail(c, code, "a terminal size (%ux%u) without a terminal", x->rows,
-			      x->cols);
-	return 0;
-}
-
-/* The OCI process attributes, in the ranges the kernel takes them. Runs
- * with check_paths: decoding fills the arrays on its second walk. */
-static int check_attrs(const struct codec *c, const struct proto_exec *x, int code)
-{
-	uint32_t seen = 0;
-
-	if (x->umask > 0777)
-		return c_fail(c, code, "umask 0%o is more than 0777", x->umask);
-	if (x->oom_score_adj < -1000 || x->oom_score_adj > 1000 ||
-	    (x->oom_score_adj && !(x->flags & PROTO_EXEC_OOM_SCORE)))
-		return c_fail(c, code, "oom_score_adj %d: -1000..1000, and only with its flag",
-			      x->oom_score_adj);
-	if (x->ncaps != 0 && x->ncaps != PROTO_CAP_SETS)
-		return c_fail(c, code, "caps: %u sets, want 0 or %u", x->ncaps, PROTO_CAP_SETS);
-	if (x->nrlimit_vals % 3)
-		return c_fail(c, code, "rlimits: %u values, not resource/soft/hard triples",
-			      x->nrlimit_vals);
-	if ((x->nrlimit_vals && !x->rlimit_vals) || (x->ncaps && !x->caps))
-		return c_fail(c, code, "rlimits or caps are NULL, but counted");
-	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
-		uint64_t res = x->rlimit_vals[i];
-		if (res >= PROTO_MAX_RLIMITS || (seen & (1u << res)))
-			return c_fail(c, code, "rlimits[%u]: resource %llu unknown or repeated", i / 3,
-				      (unsigned long long)res);
-		seen |= 1u << res;
-		if (x->rlimit_vals[i + 1] > x->rlimit_vals[i + 2])
-			return c_fail(c, code, "rlimits[%u]: soft limit over the hard one", i / 3);
-	}
-	return 0;
-}
-
-/* Values a receiver would otherwise have to check before using them as
- * indexes or masks; the same rules bind the encoder. */
-static int check_values(const struct codec *c, const struct proto_msg *m)
-{
-	int code = c->decode ? EPROTO : EINVAL;
-	uint32_t all = PROTO_WANT_STDIN | PROTO_WANT_STDOUT | PROTO_WANT_STDERR;
-
-	if (m->type == PROTO_EXEC && m->exec.argc == 0)
-		return c_fail(c, code, "argv is empty; a process needs at least argv[0]");
-	if (m->type == PROTO_EXEC && (m->exec.streams & ~all))
-		return c_fail(c, code, "streams 0x%x has bits beyond stdin, stdout and stderr (0x%x)",
-			      m->exec.streams, all);
-	if (m->type == PROTO_EXEC && check_terminal(c, &m->exec, code) < 0)
-		return -1;
-	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
-		return c_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
-			      m->attach.stream);
-	if (m->type == PROTO_SIGNAL_ALL &&
-	    (m->signal_all.signo == 0 || m->signal_all.signo > PROTO_MAX_SIGNO))
-		return c_fail(c, code, "signal %u is not one of 1..%u", m->signal_all.signo,
-			      PROTO_MAX_SIGNO);
-	return check_figures(c, m, code);
-}
-
-/* Paths a receiver would otherwise resolve against its own cwd. Decoding,
- * this runs once the strings are in the arena. */
-static int check_paths(const struct codec *c, const struct proto_msg *m)
-{
-	int code = c->decode ? EPROTO : EINVAL;
-	const char *root = m->type == PROTO_EXEC ? m->exec.root : NULL;
-	const char *target = m->type == PROTO_MOUNT ? m->mount.target : NULL;
-
-	if (root && root[0] && root[0] != '/')
-		return c_fail(c, code, "root '%.64s' is not an absolute path", root);
-	/* Its arrays, which decoding fills on the same walk as the strings. */
-	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
-		return -1;
-	if (m->type == PROTO_MOUNT && (!target || target[0] != '/'))
-		return c_fail(c, code, "target '%.64s' is not an absolute path",
-			      target ? target : "");
-	return 0;
+	return codec_fail(c, c->decode ? EPROTO : EINVAL, "unknown message type");
 }
 
 /* --- encoder --------------------------------------------------------------------------- */
@@ -641,7 +512,7 @@ int proto_encode(const struct proto_msg *m, uint8_t **buf, size_t *len, size_t *
 
 	if (!type_known(m->type))
 		return rv_failx(err, EINVAL, "encode: unknown message type %u", (unsigned)m->type);
-	if (check_values(&c, m) < 0 || check_paths(&c, m) < 0 || walk_fields(&c, &copy) < 0)
+	if (proto_check_values(&c, m) < 0 || proto_check_paths(&c, m) < 0 || walk_fields(&c, &copy) < 0)
 		return -1;
 	size_t payload = c.used;
 	if (grow(buf, len, cap, PROTO_HDR_BYTES + payload, err) < 0)
@@ -689,8 +560,8 @@ static int decode_payload(const uint8_t *p, size_t n, struct proto_msg *m, struc
 	if (walk_fields(&c, m) < 0)
 		return -1;
 	if (c.left)
-		return c_fail(&c, EPROTO, "%zu bytes after the last field", c.left);
-	if (check_values(&c, m) < 0)
+		return codec_fail(&c, EPROTO, "%zu bytes after the last field", c.left);
+	if (proto_check_values(&c, m) < 0)
 		return -1;
 	if (c.used == 0)              /* no strings or vectors: the walk filled m */
 		return 0;   /* (never for EXEC or MOUNT, whose paths are checked below) */
@@ -702,7 +573,7 @@ static int decode_payload(const uint8_t *p, size_t n, struct proto_msg *m, struc
 			    .type = c.type, .err = err };
 	if (walk_fields(&c, m) < 0)
 		return -1;
-	return check_paths(&c, m);
+	return proto_check_paths(&c, m);
 }
 
 int proto_decode(const uint8_t *frame, size_t len, struct proto_msg *m, struct rv_err *err)

@@ -46,7 +46,8 @@
  * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS;
  * version 4 EXEC's flags and terminal size (after its groups) and RESIZE;
  * version 5 EXEC's OCI process attributes after the size: umask,
- * oom_score_adj, capabilities, rlimits and the hostname. */
+ * oom_score_adj, capabilities, rlimits, the hostname, domainname and
+ * sysctls; and MOUNT's opts after its data. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -140,6 +141,10 @@ struct proto_exec {
 				      * hard; RLIM_INFINITY is ~0), each resource once */
 	const uint64_t *rlimit_vals;
 	const char *hostname;        /* "" = leave it; else set the guest's */
+	const char *domainname;      /* "" = leave it; else set the guest's NIS domain */
+	uint32_t nsysctls;           /* "key=value" (net.ipv4.ip_forward=1): written to
+				      * /proc/sys/net/ipv4/ip_forward before the exec */
+	const char **sysctls;
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
@@ -152,7 +157,17 @@ struct proto_mount {
 	const char *fstype;          /* "" for a bind */
 	uint32_t flags;              /* MS_* bits of <sys/mount.h> */
 	const char *data;            /* filesystem options, "" for none */
+	uint32_t opts;               /* PROTO_MOUNT_* */
 };
+
+/* MOUNT's opts. IF_EXISTS: a missing target is no error and nothing is
+ * mounted (nor created). MASK (OCI linux.maskedPaths): target, when it
+ * exists, is hidden: /dev/null bound over a file, an empty read-only tmpfs
+ * over a directory; source, fstype, flags and data are ignored. */
+#define PROTO_MOUNT_IF_EXISTS (1u << 0)
+#define PROTO_MOUNT_MASK      (1u << 1)
+#define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)
+#define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
 struct proto_proc {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/jsonw.h"
+#include "runtime/caps.h"
 #include "runtime/cli.h"
 #include "runtime/spec_vm.h"
 #include "vmm/kvm_host.h"
@@ -64,10 +65,17 @@ static const char **mount_option_names(size_t *n)
 	return names;
 }
 
+/* The capabilities process.capabilities and exec --cap take, in number
+ * order as runc lists them; the guest kernel drops what it does not know. */
 static void print_linux(void)
 {
+	const char *caps[CAPS_LAST + 1];
+
+	for (int i = 0; i <= CAPS_LAST; i++)
+		caps[i] = caps_name(i);
 	printf("  \"linux\": {\n");
-	print_names(4, "namespaces", namespaces, sizeof(namespaces) / sizeof(namespaces[0]), true);
+	print_names(4, "namespaces", namespaces, sizeof(namespaces) / sizeof(namespaces[0]), false);
+	print_names(4, "capabilities", caps, CAPS_LAST + 1, true);
 	printf("  },\n");
 }
 

@@ -17,22 +17,21 @@
 
 #include "common/cleanup.h"
 #include "common/jsonw.h"
-#include "runtime/caps.h"
+#include "runtime/spec_priv.h"
 
 /* runc reads any size; a bound keeps a mistaken path (a disk image) from
  * eating memory. Real files are a few KiB, seccomp profiles tens of KiB. */
 #define SPEC_MAX_FILE_BYTES (16u << 20)
-#define SPEC_QUOTE_BYTES 96
 #define MIB (1ull << 20)
 
 /* S as a JSON string for an error message, cut short when long. */
-static const char *quote(char buf[static SPEC_QUOTE_BYTES], const char *s)
+const char *spec_quote(char buf[static SPEC_QUOTE_BYTES], const char *s)
 {
 	jsonw_quote(buf, SPEC_QUOTE_BYTES, s);
 	return buf;
 }
 
-static int copy_str(const char *s, char **out, struct rv_err *err)
+int spec_copy_str(const char *s, char **out, struct rv_err *err)
 {
 	if (!(*out = strdup(s)))
 		return rv_fail(err, ENOMEM, "copy config.json");
@@ -40,15 +39,15 @@ static int copy_str(const char *s, char **out, struct rv_err *err)
 }
 
 /* Member KEY of OBJ as a fresh copy; json_get's 1/0/-1. */
-static int get_copy(const struct json_val *obj, const char *key, enum json_need need, char **out,
+int spec_get_copy(const struct json_val *obj, const char *key, enum json_need need, char **out,
 		    struct rv_err *err)
 {
 	const char *s;
 	int r = json_get_string(obj, key, need, &s, err);
-	return r <= 0 ? r : copy_str(s, out, err) < 0 ? -1 : 1;
+	return r <= 0 ? r : spec_copy_str(s, out, err) < 0 ? -1 : 1;
 }
 
-static void strv_free(char **v)
+void spec_strv_free(char **v)
 {
 	for (size_t i = 0; v && v[i]; i++)
 		free(v[i]);
@@ -56,7 +55,7 @@ static void strv_free(char **v)
 }
 
 /* The strings of array ARR (NULL: none) as a NULL-terminated vector. */
-static int copy_strv(const struct json_val *arr, char ***out, size_t *n, struct rv_err *err)
+int spec_copy_strv(const struct json_val *arr, char ***out, size_t *n, struct rv_err *err)
 {
 	size_t len = json_len(arr);
 	char **v = calloc(len + 1, sizeof(*v));
@@ -65,8 +64,8 @@ static int copy_strv(const struct json_val *arr, char ***out, size_t *n, struct 
 	if (!v)
 		return rv_fail(err, ENOMEM, "copy config.json");
 	for (size_t i = 0; i < len; i++) {
-		if (json_string(json_item(arr, i), &s, err) < 0 || copy_str(s, &v[i], err) < 0) {
-			strv_free(v);
+		if (json_string(json_item(arr, i), &s, err) < 0 || spec_copy_str(s, &v[i], err) < 0) {
+			spec_strv_free(v);
 			return -1;
 		}
 	}
@@ -140,7 +139,7 @@ static bool version_supported(const char *v)
 static int parse_version(const struct json_val *root, struct oci_spec *s, struct rv_err *err)
 {
 	char q[SPEC_QUOTE_BYTES];
-	int r = get_copy(root, "ociVersion", JSON_OPTIONAL, &s->oci_version, err);
+	int r = spec_get_copy(root, "ociVersion", JSON_OPTIONAL, &s->oci_version, err);
 
 	if (r < 0)
 		return -1;
@@ -149,7 +148,7 @@ static int parse_version(const struct json_val *root, struct oci_spec *s, struct
 				 "required; runvm supports 1.0 to 1.2, e.g. \"1.2.0\"");
 	if (!version_supported(s->oci_version))
 		return rv_failx(err, EINVAL, "ociVersion %s: unsupported; runvm supports 1.0 to 1.2",
-				quote(q, s->oci_version));
+				spec_quote(q, s->oci_version));
 	return 0;
 }
 
@@ -174,235 +173,6 @@ static int parse_root(const struct json_val *top, struct oci_spec *s, struct rv_
 	return 0;
 }
 
-static int parse_gids(const struct json_val *user, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *arr;
-	uint64_t gid;
-
-	if (json_get(user, "additionalGids", JSON_ARRAY, JSON_OPTIONAL, &arr, err) < 0)
-		return -1;
-	size_t n = json_len(arr);
-	if (n == 0)
-		return 0;
-	if (!(p->additional_gids = calloc(n, sizeof(*p->additional_gids))))
-		return rv_fail(err, ENOMEM, "process.user.additionalGids");
-	for (size_t i = 0; i < n; i++) {
-		if (json_uint64(json_item(arr, i), UINT32_MAX, &gid, err) < 0)
-			return -1;
-		p->additional_gids[i] = (uint32_t)gid;
-		p->nadditional_gids++;
-	}
-	return 0;
-}
-
-static int parse_user(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *user;
-	uint64_t uid = 0, gid = 0, umask = 0;
-	int has_umask = 0;
-
-	/* Absent, uid and gid are 0: runc's zero values. */
-	if (json_get(proc, "user", JSON_OBJECT, JSON_OPTIONAL, &user, err) < 0 ||
-	    json_get_uint64(user, "uid", JSON_OPTIONAL, UINT32_MAX, &uid, err) < 0 ||
-	    json_get_uint64(user, "gid", JSON_OPTIONAL, UINT32_MAX, &gid, err) < 0 ||
-	    (has_umask = json_get_uint64(user, "umask", JSON_OPTIONAL, UINT32_MAX, &umask, err)) < 0)
-		return -1;
-	p->uid = (uint32_t)uid;
-	p->gid = (uint32_t)gid;
-	p->has_umask = has_umask == 1;
-	p->umask = (uint32_t)umask;
-	return parse_gids(user, p, err);
-}
-
-static int parse_console(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *size;
-	uint64_t h = 0, w = 0;
-
-	if (json_get(proc, "consoleSize", JSON_OBJECT, JSON_OPTIONAL, &size, err) < 0 ||
-	    json_get_uint64(size, "height", JSON_OPTIONAL, UINT_MAX, &h, err) < 0 ||
-	    json_get_uint64(size, "width", JSON_OPTIONAL, UINT_MAX, &w, err) < 0)
-		return -1;
-	p->console_height = (unsigned)h;
-	p->console_width = (unsigned)w;
-	return 0;
-}
-
-static int parse_args(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *args = json_member(proc, "args");
-
-	if (json_type(args) != JSON_ARRAY || json_len(args) == 0)
-		return json_fail(proc, "args", err,
-				 "must be a non-empty array of strings, the program and its "
-				 "arguments, e.g. [\"sh\"]");
-	if (copy_strv(args, &p->args, &p->nargs, err) < 0)
-		return -1;
-	if (p->args[0][0] == '\0')
-		return json_fail(json_item(args, 0), NULL, err, "must name the program to run");
-	return 0;
-}
-
-static int parse_env(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *env;
-	char q[SPEC_QUOTE_BYTES];
-
-	if (json_get(proc, "env", JSON_ARRAY, JSON_OPTIONAL, &env, err) < 0 ||
-	    copy_strv(env, &p->env, &p->nenv, err) < 0)
-		return -1;
-	for (size_t i = 0; i < p->nenv; i++) {
-		const char *eq = strchr(p->env[i], '=');
-		if (!eq || eq == p->env[i])
-			return json_fail(json_item(env, i), NULL, err,
-					 "%s: must have the form NAME=VALUE", quote(q, p->env[i]));
-	}
-	return 0;
-}
-
-static int parse_cwd(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	char q[SPEC_QUOTE_BYTES];
-	int r = get_copy(proc, "cwd", JSON_OPTIONAL, &p->cwd, err);
-
-	if (r == 0)
-		return json_fail(proc, "cwd", err, "required; give an absolute path such as \"/\"");
-	if (r > 0 && p->cwd[0] != '/')
-		return json_fail(json_member(proc, "cwd"), NULL, err,
-				 "%s is relative; give an absolute path such as \"/\"",
-				 quote(q, p->cwd));
-	return r < 0 ? -1 : 0;
-}
-
-const char *const spec_cap_set_names[SPEC_CAP_SETS] = {
-	"bounding", "effective", "inheritable", "permitted", "ambient",
-};
-
-static int parse_caps(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *obj, *set;
-	const char *name;
-	char q[SPEC_QUOTE_BYTES];
-
-	if (json_get(proc, "capabilities", JSON_OBJECT, JSON_OPTIONAL, &obj, err) < 0)
-		return -1;
-	p->has_caps = obj != NULL;
-	for (int k = 0; obj && k < SPEC_CAP_SETS; k++) {
-		if (json_get(obj, spec_cap_set_names[k], JSON_ARRAY, JSON_OPTIONAL, &set, err) < 0)
-			return -1;
-		for (size_t i = 0; i < json_len(set); i++) {
-			if (json_string(json_item(set, i), &name, err) < 0)
-				return -1;
-			int cap = caps_number(name);
-			if (cap < 0)
-				return json_fail(json_item(set, i), NULL, err, "unknown capability %s "
-						 "(names as in capabilities(7), e.g. \"CAP_CHOWN\")",
-						 quote(q, name));
-			p->caps[k] |= 1ull << cap;
-		}
-	}
-	return 0;
-}
-
-static const char *const rlimit_names[SPEC_MAX_RLIMITS] = {
-	"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
-	"RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
-	"RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
-};
-
-static int parse_rlimit(const struct json_val *v, struct oci_process *p, struct rv_err *err)
-{
-	const char *type;
-	uint64_t soft, hard;
-	char q[SPEC_QUOTE_BYTES];
-	uint32_t t;
-
-	if (json_check_type(v, JSON_OBJECT, err) < 0 ||
-	    json_get_string(v, "type", JSON_REQUIRED, &type, err) < 0 ||
-	    json_get_uint64(v, "soft", JSON_REQUIRED, UINT64_MAX, &soft, err) < 0 ||
-	    json_get_uint64(v, "hard", JSON_REQUIRED, UINT64_MAX, &hard, err) < 0)
-		return -1;
-	for (t = 0; t < SPEC_MAX_RLIMITS && strcmp(type, rlimit_names[t]); t++)
-		;
-	if (t == SPEC_MAX_RLIMITS)
-		return json_fail(v, "type", err, "unknown rlimit %s (e.g. \"RLIMIT_NOFILE\")",
-				 quote(q, type));
-	for (size_t i = 0; i < p->nrlimits; i++)
-		if (p->rlimits[i].type == t)
-			return json_fail(v, "type", err, "%s given twice", type);
-	if (soft > hard)
-		return json_fail(v, "soft", err, "%llu is over the hard limit %llu",
-				 (unsigned long long)soft, (unsigned long long)hard);
-	p->rlimits[p->nrlimits++] = (struct oci_rlimit){ t, soft, hard };
-	return 0;
-}
-
-static int parse_limits(const struct json_val *proc, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *arr;
-	int64_t oom = 0;
-	int has_oom;
-
-	if (json_get(proc, "rlimits", JSON_ARRAY, JSON_OPTIONAL, &arr, err) < 0 ||
-	    (has_oom = json_get_int64(proc, "oomScoreAdj", JSON_OPTIONAL, -1000, 1000, &oom,
-				      err)) < 0)
-		return -1;
-	p->has_oom_score_adj = has_oom == 1;
-	p->oom_score_adj = (int32_t)oom;
-	for (size_t i = 0; i < json_len(arr); i++)
-		if (parse_rlimit(json_item(arr, i), p, err) < 0)
-			return -1;
-	return 0;
-}
-
-static int parse_process_obj(const struct json_val *proc, struct oci_process *p,
-			     struct rv_err *err)
-{
-	if (json_get_bool(proc, "terminal", JSON_OPTIONAL, &p->terminal, err) < 0 ||
-	    json_get_bool(proc, "noNewPrivileges", JSON_OPTIONAL, &p->no_new_privileges, err) < 0 ||
-	    parse_console(proc, p, err) < 0 || parse_args(proc, p, err) < 0 ||
-	    parse_env(proc, p, err) < 0 || parse_cwd(proc, p, err) < 0 ||
-	    parse_caps(proc, p, err) < 0 || parse_limits(proc, p, err) < 0)
-		return -1;
-	return parse_user(proc, p, err);
-}
-
-static int parse_process(const struct json_val *top, struct oci_process *p, struct rv_err *err)
-{
-	const struct json_val *proc;
-
-	if (json_get(top, "process", JSON_OBJECT, JSON_OPTIONAL, &proc, err) < 0)
-		return -1;
-	if (!proc)
-		return json_fail(NULL, "process", err, "required; runvm runs it as the container, "
-				 "e.g. {\"args\": [\"sh\"], \"cwd\": \"/\"}");
-	return parse_process_obj(proc, p, err);
-}
-
-int spec_parse_process(const char *text, size_t len, struct oci_process *p,
-		       struct json_doc **doc, struct rv_err *err)
-{
-	memset(p, 0, sizeof(*p));
-	if (!(*doc = json_parse(text, len, err)))
-		return -1;
-	const struct json_val *root = json_root(*doc);
-	if (json_check_type(root, JSON_OBJECT, err) < 0 || parse_process_obj(root, p, err) < 0) {
-		spec_process_free(p);
-		json_free(*doc);
-		*doc = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-void spec_process_free(struct oci_process *p)
-{
-	strv_free(p->args);
-	strv_free(p->env);
-	free(p->cwd);
-	free(p->additional_gids);
-	memset(p, 0, sizeof(*p));
-}
 
 static int parse_mount(const struct json_val *v, struct oci_mount *m, struct rv_err *err)
 {
@@ -411,19 +181,19 @@ static int parse_mount(const struct json_val *v, struct oci_mount *m, struct rv_
 
 	if (json_check_type(v, JSON_OBJECT, err) < 0)
 		return -1;
-	int r = get_copy(v, "destination", JSON_OPTIONAL, &m->destination, err);
+	int r = spec_get_copy(v, "destination", JSON_OPTIONAL, &m->destination, err);
 	if (r == 0)
 		return json_fail(v, "destination", err,
 				 "required; give the absolute path inside the container");
 	if (r > 0 && m->destination[0] != '/')
 		return json_fail(json_member(v, "destination"), NULL, err,
 				 "%s is relative; give an absolute path inside the container",
-				 quote(q, m->destination));
-	if (r < 0 || get_copy(v, "type", JSON_OPTIONAL, &m->type, err) < 0 ||
-	    get_copy(v, "source", JSON_OPTIONAL, &m->source, err) < 0 ||
+				 spec_quote(q, m->destination));
+	if (r < 0 || spec_get_copy(v, "type", JSON_OPTIONAL, &m->type, err) < 0 ||
+	    spec_get_copy(v, "source", JSON_OPTIONAL, &m->source, err) < 0 ||
 	    json_get(v, "options", JSON_ARRAY, JSON_OPTIONAL, &opts, err) < 0)
 		return -1;
-	return copy_strv(opts, &m->options, &m->noptions, err);
+	return spec_copy_strv(opts, &m->options, &m->noptions, err);
 }
 
 static int parse_mounts(const struct json_val *top, struct oci_spec *s, struct rv_err *err)
@@ -493,7 +263,7 @@ static int parse_annotations(const struct json_val *top, struct oci_spec *s, str
 		if (!keep[i])
 			continue;
 		struct oci_kv *kv = &s->annotations[s->nannotations++];
-		if (copy_str(json_key(obj, i), &kv->key, err) < 0 || copy_str(value, &kv->value, err) < 0)
+		if (spec_copy_str(json_key(obj, i), &kv->key, err) < 0 || spec_copy_str(value, &kv->value, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -538,11 +308,11 @@ static int parse_devices(const struct json_val *lnx, struct oci_spec *s, struct 
 		if (path[0] != '/')
 			return json_fail(json_member(dev, "path"), NULL, err,
 					 "%s is relative; give the absolute path inside the container",
-					 quote(q, path));
+					 spec_quote(q, path));
 	}
 	s->ndevices = json_len(arr);
 	if (s->ndevices)
-		return get_copy(json_item(arr, 0), "path", JSON_REQUIRED, &s->first_device_path, err) < 0
+		return spec_get_copy(json_item(arr, 0), "path", JSON_REQUIRED, &s->first_device_path, err) < 0
 			? -1 : 0;
 	return 0;
 }
@@ -566,15 +336,15 @@ static int check_namespace(const struct json_val *v, const struct oci_spec *s, s
 			file = namespace_types[k][1];
 	if (!file)
 		return json_fail(type, NULL, err, "%s: unknown; use pid, network, mount, ipc, uts, "
-				 "user, cgroup or time", quote(q, ns->type));
+				 "user, cgroup or time", spec_quote(q, ns->type));
 	for (size_t k = 0; k < i; k++)
 		if (strcmp(s->namespaces[k].type, ns->type) == 0)
 			return json_fail(type, NULL, err, "%s: listed twice; keep one",
-					 quote(q, ns->type));
+					 spec_quote(q, ns->type));
 	if (ns->path && ns->path[0] != '/')
 		return json_fail(json_member(v, "path"), NULL, err,
 				 "%s is relative; give an absolute path such as /proc/1234/ns/%s",
-				 quote(q, ns->path), file);
+				 spec_quote(q, ns->path), file);
 	return 0;
 }
 
@@ -592,10 +362,74 @@ static int parse_namespaces(const struct json_val *lnx, struct oci_spec *s, stru
 		v = json_item(arr, i);
 		s->nnamespaces = i + 1;
 		if (json_check_type(v, JSON_OBJECT, err) < 0 ||
-		    get_copy(v, "type", JSON_REQUIRED, &ns->type, err) < 0 ||
-		    get_copy(v, "path", JSON_OPTIONAL, &ns->path, err) < 0 ||
+		    spec_get_copy(v, "type", JSON_REQUIRED, &ns->type, err) < 0 ||
+		    spec_get_copy(v, "path", JSON_OPTIONAL, &ns->path, err) < 0 ||
 		    check_namespace(v, s, i, err) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+static bool has_dotdot(const char *path)
+{
+	for (const char *p = path; *p;) {
+		p += strspn(p, "/");
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* maskedPaths, readonlyPaths: absolute container paths without "..". */
+static int parse_paths(const struct json_val *lnx, const char *key, char ***out, size_t *n,
+		       struct rv_err *err)
+{
+	const struct json_val *arr;
+	char q[SPEC_QUOTE_BYTES];
+
+	if (json_get(lnx, key, JSON_ARRAY, JSON_OPTIONAL, &arr, err) < 0 ||
+	    spec_copy_strv(arr, out, n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		const char *p = (*out)[i];
+		if (p[0] != '/' || has_dotdot(p))
+			return json_fail(json_item(arr, i), NULL, err, "%s: give an absolute path "
+					 "without \"..\"", spec_quote(q, p));
+	}
+	return 0;
+}
+
+/* linux.sysctl: {"net.ipv4.ip_forward": "1"} -> "net.ipv4.ip_forward=1". The
+ * guest writes each below /proc/sys, so a key is dotted words only. */
+static int parse_sysctl(const struct json_val *lnx, struct oci_spec *s, struct rv_err *err)
+{
+	const struct json_val *obj;
+	const char *val;
+	char q[SPEC_QUOTE_BYTES];
+
+	if (json_get(lnx, "sysctl", JSON_OBJECT, JSON_OPTIONAL, &obj, err) < 0)
+		return -1;
+	size_t n = json_len(obj);
+	if (!(s->sysctls = calloc(n + 1, sizeof(char *))))
+		return rv_fail(err, ENOMEM, "linux.sysctl");
+	for (size_t i = 0; i < n; i++) {
+		const char *key = json_key(obj, i);
+		size_t klen = strlen(key);
+		bool ok = klen > 0 && klen <= 256 && key[0] != '.' && key[klen - 1] != '.' &&
+			  !strstr(key, "..") && strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+						 "KLMNOPQRSTUVWXYZ0123456789_-.") == klen;
+		if (!ok)
+			return json_fail(obj, key, err, "%s is not a sysctl name (dotted words, "
+					 "e.g. \"net.ipv4.ip_forward\")", spec_quote(q, key));
+		if (json_string(json_item(obj, i), &val, err) < 0)
+			return -1;
+		if (asprintf(&s->sysctls[i], "%s=%s", key, val) < 0) {
+			s->sysctls[i] = NULL;
+			return rv_fail(err, ENOMEM, "linux.sysctl");
+		}
+		s->nsysctls++;
 	}
 	return 0;
 }
@@ -605,8 +439,11 @@ static int parse_linux(const struct json_val *top, struct oci_spec *s, struct rv
 	const struct json_val *lnx;
 
 	if (json_get(top, "linux", JSON_OBJECT, JSON_OPTIONAL, &lnx, err) < 0 ||
-	    get_copy(lnx, "cgroupsPath", JSON_OPTIONAL, &s->cgroups_path, err) < 0 ||
-	    parse_resources(lnx, s, err) < 0 || parse_devices(lnx, s, err) < 0)
+	    spec_get_copy(lnx, "cgroupsPath", JSON_OPTIONAL, &s->cgroups_path, err) < 0 ||
+	    parse_resources(lnx, s, err) < 0 || parse_devices(lnx, s, err) < 0 ||
+	    parse_paths(lnx, "maskedPaths", &s->masked_paths, &s->nmasked, err) < 0 ||
+	    parse_paths(lnx, "readonlyPaths", &s->readonly_paths, &s->nreadonly, err) < 0 ||
+	    parse_sysctl(lnx, s, err) < 0)
 		return -1;
 	return parse_namespaces(lnx, s, err);
 }
@@ -617,8 +454,9 @@ static int parse_tree(const char *bundle, struct oci_spec *s, struct rv_err *err
 
 	if (json_check_type(top, JSON_OBJECT, err) < 0 || parse_version(top, s, err) < 0 ||
 	    set_bundle(bundle, s, err) < 0 || parse_root(top, s, err) < 0 ||
-	    parse_process(top, &s->process, err) < 0 ||
-	    get_copy(top, "hostname", JSON_OPTIONAL, &s->hostname, err) < 0 ||
+	    spec_parse_process_member(top, &s->process, err) < 0 ||
+	    spec_get_copy(top, "hostname", JSON_OPTIONAL, &s->hostname, err) < 0 ||
+	    spec_get_copy(top, "domainname", JSON_OPTIONAL, &s->domainname, err) < 0 ||
 	    parse_mounts(top, s, err) < 0 || parse_annotations(top, s, err) < 0)
 		return -1;
 	return parse_linux(top, s, err);
@@ -696,11 +534,15 @@ void spec_free(struct oci_spec *s)
 	free(s->root_path);
 	spec_process_free(&s->process);
 	free(s->hostname);
+	free(s->domainname);
+	spec_strv_free(s->masked_paths);
+	spec_strv_free(s->readonly_paths);
+	spec_strv_free(s->sysctls);
 	for (size_t i = 0; i < s->nmounts; i++) {
 		free(s->mounts[i].destination);
 		free(s->mounts[i].type);
 		free(s->mounts[i].source);
-		strv_free(s->mounts[i].options);
+		spec_strv_free(s->mounts[i].options);
 	}
 	free(s->mounts);
 	for (size_t i = 0; i < s->nannotations; i++) {
@@ -765,7 +607,7 @@ static int shape_cpus(const struct oci_spec *s, unsigned *cpus, struct rv_err *e
 		unsigned long n = isdigit((unsigned char)a[0]) ? strtoul(a, &end, 10) : 0;
 		if (!isdigit((unsigned char)a[0]) || errno || *end || n < 1 || n > SPEC_MAX_CPUS)
 			return rv_failx(err, EINVAL, "annotation " SPEC_ANNOTATION_CPUS " %s: give a "
-					"whole number of vCPUs from 1 to %u", quote(q, a), SPEC_MAX_CPUS);
+					"whole number of vCPUs from 1 to %u", spec_quote(q, a), SPEC_MAX_CPUS);
 		*cpus = (unsigned)n;
 		return 0;
 	}
@@ -790,7 +632,7 @@ static int shape_memory(const struct oci_spec *s, uint64_t *bytes, struct rv_err
 		if (parse_size(a, &v) < 0 || v / MIB * MIB < SPEC_MIN_MEM_BYTES)
 			return rv_failx(err, EINVAL, "annotation " SPEC_ANNOTATION_MEMORY " %s: give "
 					"a size of at least %lluM, e.g. 512M, 1G or a number of bytes",
-					quote(q, a), SPEC_MIN_MEM_BYTES >> 20);
+					spec_quote(q, a), SPEC_MIN_MEM_BYTES >> 20);
 		*bytes = v / MIB * MIB;
 		return 0;
 	}

@@ -60,6 +60,12 @@ struct oci_spec {
 	bool root_readonly;
 	struct oci_process process;
 	char *hostname;        /* NULL when absent */
+	char *domainname;      /* NULL when absent */
+	/* linux.maskedPaths and linux.readonlyPaths: absolute, no "..". */
+	char **masked_paths; size_t nmasked;
+	char **readonly_paths; size_t nreadonly;
+	/* linux.sysctl as "key=value", in document order. */
+	char **sysctls; size_t nsysctls;
 	struct oci_mount *mounts; size_t nmounts;
 	/* In document order, each key once: a repeated key keeps its last value
 	 * and place, as runc's map keeps the last. */

@@ -156,6 +156,13 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	cfg->ngroups = (uint32_t)s->process.nadditional_gids;
 	spec_vm_attrs(&s->process, &cfg->attrs);
 	cfg->attrs.hostname = s->hostname;
+	cfg->attrs.domainname = s->domainname;
+	cfg->attrs.sysctls = (const char *const *)s->sysctls;
+	cfg->attrs.nsysctls = (uint32_t)s->nsysctls;
+	cfg->masked_paths = (const char *const *)s->masked_paths;
+	cfg->nmasked = s->nmasked;
+	cfg->readonly_paths = (const char *const *)s->readonly_paths;
+	cfg->nreadonly = s->nreadonly;
 	return 0;
 }
 

@@ -216,6 +216,8 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.ncaps = a->has_caps ? PROTO_CAP_SETS : 0, .caps = a->caps,
 		.nrlimit_vals = 3 * a->nrlimits, .rlimit_vals = a->rlimits,
 		.hostname = a->hostname ? a->hostname : "",
+		.domainname = a->domainname ? a->domainname : "",
+		.nsysctls = a->nsysctls, .sysctls = (const char **)a->sysctls,
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();
@@ -527,15 +529,22 @@ int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, stru
 	return 0;
 }
 
-int agent_mount(const struct agent_client *c, const char *source, const char *target,
-		const char *fstype, uint32_t flags, const char *data, struct rv_err *err)
+int agent_mount_opts(const struct agent_client *c, const char *source, const char *target,
+		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
+		     struct rv_err *err)
 {
 	struct proto_msg m = { .type = PROTO_MOUNT, .id = REQ_MOUNT };
 
 	m.mount = (struct proto_mount){ .source = source ? source : "", .target = target,
 					.fstype = fstype ? fstype : "", .flags = flags,
-					.data = data ? data : "" };
+					.data = data ? data : "", .opts = opts };
 	return one_request(c, &m, err);   /* the agent's message names source and target */
+}
+
+int agent_mount(const struct agent_client *c, const char *source, const char *target,
+		const char *fstype, uint32_t flags, const char *data, struct rv_err *err)
+{
+	return agent_mount_opts(c, source, target, fstype, flags, data, 0, err);
 }
 
 int agent_shutdown(const struct agent_client *c, struct rv_err *err)

@@ -42,6 +42,9 @@ struct agent_attrs {
 	uint32_t nrlimits;
 	uint64_t rlimits[3 * PROTO_MAX_RLIMITS];   /* resource (RLIMIT_*), soft, hard */
 	const char *hostname;          /* NULL: leave it */
+	const char *domainname;        /* NULL: leave it */
+	const char *const *sysctls;    /* "key=value" (nsysctls of them), linux.sysctl */
+	uint32_t nsysctls;
 };
 
 struct agent_exec {
@@ -128,6 +131,11 @@ int agent_resize(const struct agent_client *c, uint32_t exec_id, uint16_t rows, 
  * directory"). */
 int agent_mount(const struct agent_client *c, const char *source, const char *target,
 		const char *fstype, uint32_t flags, const char *data, struct rv_err *err);
+/* The same with PROTO_MOUNT_* opts: IF_EXISTS (a missing target is skipped)
+ * or MASK (hide target as OCI maskedPaths do). */
+int agent_mount_opts(const struct agent_client *c, const char *source, const char *target,
+		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
+		     struct rv_err *err);
 
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */
 int agent_shutdown(const struct agent_client *c, struct rv_err *err);

@@ -45,6 +45,27 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 	return rc;
 }
 
+/* linux.readonlyPaths (a read-only bind of each over itself) and
+ * linux.maskedPaths, after every mount, so that they cover /proc's too. */
+static int protect_paths(const struct sandbox_config *cfg, const struct agent_client *a,
+			 struct rv_err *err)
+{
+	char target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
+
+	for (size_t i = 0; i < cfg->nreadonly; i++) {
+		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, cfg->readonly_paths[i]);
+		if (agent_mount_opts(a, target, target, NULL, MS_BIND | MS_REC | MS_RDONLY, NULL,
+				     PROTO_MOUNT_IF_EXISTS, err) < 0)
+			return rv_wrap(err, "linux.readonlyPaths[%zu] %s", i, cfg->readonly_paths[i]);
+	}
+	for (size_t i = 0; i < cfg->nmasked; i++) {
+		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, cfg->masked_paths[i]);
+		if (agent_mount_opts(a, NULL, target, NULL, 0, NULL, PROTO_MOUNT_MASK, err) < 0)
+			return rv_wrap(err, "linux.maskedPaths[%zu] %s", i, cfg->masked_paths[i]);
+	}
+	return 0;
+}
+
 static int mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
 {
 	if (boot_fs_mount_root(a, sb->fs, err) < 0)
@@ -55,7 +76,7 @@ static int mount_container(struct sandbox *sb, const struct agent_client *a, str
 	if (sb->cfg->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
 					     MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
 		return rv_wrap(err, "root.readonly");
-	return 0;
+	return protect_paths(sb->cfg, a, err);
 }
 
 /* The exports: the rootfs, and one volume per bind of a host directory. */

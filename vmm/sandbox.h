@@ -30,6 +30,10 @@ struct sandbox_config {
 	bool readonly;
 	const struct sandbox_mount *mounts;
 	size_t nmounts;
+	/* linux.maskedPaths and linux.readonlyPaths, absolute in the container;
+	 * a missing one is skipped, as runc does. */
+	const char *const *masked_paths, *const *readonly_paths;
+	size_t nmasked, nreadonly;
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;

@@ -172,6 +172,24 @@ static int do_mount(const struct proto_mount *m, const char **step)
 	return -1;
 }
 
+/* OCI maskedPaths, as runc hides them: /dev/null over a file, an empty
+ * read-only tmpfs over a directory. */
+static int mask(const char *target, const char **step)
+{
+	struct stat st;
+
+	*step = "stat";
+	if (stat(target, &st) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode)) {
+		*step = "mount an empty read-only tmpfs";
+		return mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			     "size=0,mode=0555");
+	}
+	*step = "bind /dev/null";
+	return mount("/dev/null", target, NULL, MS_BIND, NULL);
+}
+
 /* See FS_READAHEAD_KB. Best effort: with the kernel's window the mount works,
  * only sequential reads are slower. */
 static void widen_readahead(const char *target)
@@ -201,6 +219,22 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 	if (!target_ok(m->target)) {
 		conn_reply_error(c, req->id, EINVAL, "mount on '%s': the target must be an absolute "
 				 "path without '..'", m->target);
+		return;
+	}
+	struct stat st;
+	if ((m->opts & (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)) && lstat(m->target, &st) < 0 &&
+	    errno == ENOENT) {
+		conn_reply_ok(c, req->id);       /* nothing there to mount over or hide */
+		return;
+	}
+	if (m->opts & PROTO_MOUNT_MASK) {
+		if (mask(m->target, &step) < 0) {
+			int code = errno;
+			conn_reply_error(c, req->id, code, "mask %s: %s: %s", m->target, step,
+					 strerror(code));
+		} else {
+			conn_reply_ok(c, req->id);
+		}
 		return;
 	}
 	if (make_mount_point(m, &step) < 0 || do_mount(m, &step) < 0) {

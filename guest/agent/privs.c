@@ -29,6 +29,29 @@ int privs_last_cap(void)
 	return last > 0 && last <= (int)PROTO_CAP_MAX ? last : CAP_LAST_CAP;
 }
 
+/* "net.ipv4.ip_forward=1" into /proc/sys/net/ipv4/ip_forward (the decoder
+ * let through keys of [A-Za-z0-9_.-] only, without ".."). */
+static int write_sysctl(const char *kv)
+{
+	char path[sizeof("/proc/sys/") + PROTO_MAX_SYSCTL_KEY_BYTES];
+	const char *eq = strchr(kv, '=');
+	size_t n = (size_t)(eq - kv);
+
+	memcpy(path, "/proc/sys/", 10);
+	for (size_t i = 0; i < n; i++)
+		path[10 + i] = kv[i] == '.' ? '/' : kv[i];
+	path[10 + n] = '\0';
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(eq + 1);
+	bool ok = write(fd, eq + 1, len) == (ssize_t)len;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return ok ? 0 : -1;
+}
+
 int privs_limits(const struct proto_exec *x)
 {
 	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
@@ -49,6 +72,11 @@ int privs_limits(const struct proto_exec *x)
 	}
 	if (x->hostname[0] && sethostname(x->hostname, strlen(x->hostname)) < 0)
 		return PRIVS_HOSTNAME;
+	if (x->domainname[0] && setdomainname(x->domainname, strlen(x->domainname)) < 0)
+		return PRIVS_HOSTNAME;
+	for (uint32_t i = 0; i < x->nsysctls; i++)
+		if (write_sysctl(x->sysctls[i]) < 0)
+			return PRIVS_SYSCTL;
 	umask(x->umask);
 	return 0;
 }
@@ -99,7 +127,8 @@ const char *privs_step_name(int step)
 	switch (step) {
 	case PRIVS_RLIMIT: return "set its rlimits";
 	case PRIVS_OOM: return "set its oom_score_adj";
-	case PRIVS_HOSTNAME: return "set the hostname";
+	case PRIVS_HOSTNAME: return "set the hostname or domainname";
+	case PRIVS_SYSCTL: return "write a sysctl (linux.sysctl)";
 	case PRIVS_CAPS: return "set its capabilities";
 	case PRIVS_AMBIENT: return "set its ambient capabilities (each must be permitted and "
 				   "inheritable)";

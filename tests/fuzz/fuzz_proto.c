@@ -54,6 +54,12 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 		      a->rlimit_vals[i + 1] <= a->rlimit_vals[i + 2]);
 	CHECK(strcmp(a->hostname, b->hostname) == 0 &&
 	      strlen(a->hostname) <= PROTO_MAX_HOSTNAME_BYTES);
+	CHECK(strcmp(a->domainname, b->domainname) == 0);
+	CHECK(a->nsysctls == b->nsysctls);
+	check_strv(a->nsysctls, a->sysctls, b->sysctls);
+	for (uint32_t i = 0; i < a->nsysctls; i++)   /* a key names a file below /proc/sys */
+		CHECK(!strchr(a->sysctls[i], '/') || strchr(a->sysctls[i], '/') >
+		      strchr(a->sysctls[i], '='));
 	if (a->flags & PROTO_EXEC_TTY)   /* a terminal: stdout, no stderr */
 		CHECK((a->streams & PROTO_WANT_STDOUT) && !(a->streams & PROTO_WANT_STDERR));
 	else
@@ -66,6 +72,7 @@ static void check_mount_same(const struct proto_mount *a, const struct proto_mou
 	CHECK(a->target[0] == '/');
 	CHECK(strcmp(a->fstype, b->fstype) == 0 && a->flags == b->flags);
 	CHECK(strcmp(a->data, b->data) == 0);
+	CHECK(a->opts == b->opts && (a->opts & ~PROTO_MOUNT_OPTS) == 0);
 }
 
 static void check_ps_same(const struct proto_ps *a, const struct proto_ps *b)

@@ -45,6 +45,14 @@ p["capabilities"] = {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN", "CAP
                      "effective": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
                      "inheritable": [], "ambient": []}
 c["hostname"] = "box-7"
+c["domainname"] = "example.org"
+c["root"]["readonly"] = True
+c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=1777"]})
+# /proc/kcore is missing in runvm's guest kernel: skipped, as a missing path is.
+c["linux"]["maskedPaths"] = ["/proc/cmdline", "/sys/firmware", "/proc/kcore", "/no/such/path"]
+c["linux"]["readonlyPaths"] = ["/proc/sys", "/proc/no-such"]
+c["linux"]["sysctl"] = {"kernel.msgmax": "12345"}
 json.dump(c, open(path, "w"), indent=1)
 PY
 guest_procs() { rv ps --format json c1 2>/dev/null; }
@@ -86,6 +94,16 @@ expect_eq "the init: capabilities and noNewPrivileges of the spec" \
 expect_eq "an exec: the same, from the container's process" "$(status_of self)" "$want_caps"
 run_capture rv exec c1 sh -c 'ulimit -n; ulimit -Hn; umask; hostname; cat /proc/self/oom_score_adj'
 expect_eq "rlimits, umask, hostname and oomScoreAdj of the spec" "$(echo $out)" "321 654 0027 box-7 123"
+run_capture rv exec c1 sh -c 'cat /proc/sys/kernel/domainname /proc/sys/kernel/msgmax;
+	wc -c </proc/cmdline; ls -A /sys/firmware | wc -l'
+expect_eq "domainname and linux.sysctl set; maskedPaths read empty (a file, a dir)" "$(echo $out)" \
+	"example.org 12345 0 0"
+run_capture rv exec c1 sh -c 'echo 1 >/proc/sys/kernel/msgmax'
+expect_in "readonlyPaths: /proc/sys refuses writes" "$err" "Read-only file system"
+run_capture rv exec c1 sh -c 'touch /new-file'
+expect_in "root.readonly: the root refuses writes" "$err" "Read-only file system"
+run_capture rv exec c1 sh -c 'grep " /tmp " /proc/self/mountinfo'
+expect_in "a tmpfs mount has its options in mountinfo" "$out" "nosuid,nodev,noexec"
 run_capture rv exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapBnd /proc/self/status'
 expect_in "--cap adds to the bounding set (CAP_SYS_ADMIN, bit 21)" "$out" "00000000002010e1"
 run_capture rv exec -u 1000 c1 sh -c 'grep CapEff /proc/self/status'

@@ -42,7 +42,7 @@ static inline void wstr(struct wire *w, const char *s, size_t len)
 }
 
 /* EXEC's fields after its groups: flags and the terminal size (version 4),
- * then umask 022 and no other process attribute (version 5). */
+ * then umask 022 and no other process attribute (version 5: 28 bytes). */
 static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uint16_t cols)
 {
 	w32(w, flags);
@@ -53,6 +53,8 @@ static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uin
 	w32(w, 0);       /* caps */
 	w32(w, 0);       /* rlimits */
 	w32(w, 0);       /* hostname "" */
+	w32(w, 0);       /* domainname "" */
+	w32(w, 0);       /* sysctls */
 }
 
 /* A header whose payload_len covers everything appended after it. */

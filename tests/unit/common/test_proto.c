@@ -36,6 +36,7 @@ static void wmount(struct wire *w, const char *target, size_t target_len)
 	wstr(w, "virtiofs", 8);     /* fstype */
 	w32(w, 0);                  /* flags */
 	wstr(w, "", 0);             /* data */
+	w32(w, 0);                  /* opts (version 5) */
 	wseal(w);
 }
 
@@ -254,10 +255,11 @@ Test(proto, encodes_mount_fields_in_wire_order)
 {
 	struct proto_msg m = { .type = PROTO_MOUNT, .id = 1,
 			       .mount = { .source = "s", .target = "/t", .fstype = "f",
-					  .flags = 0x1001, .data = "d" } };
-	const uint8_t want[] = { 25, 0, 0, 0,  11, 0,  0, 0,  1, 0, 0, 0,
+					  .flags = 0x1001, .data = "d",
+					  .opts = PROTO_MOUNT_IF_EXISTS } };
+	const uint8_t want[] = { 29, 0, 0, 0,  11, 0,  0, 0,  1, 0, 0, 0,
 				 1, 0, 0, 0, 's',  2, 0, 0, 0, '/', 't',  1, 0, 0, 0, 'f',
-				 0x01, 0x10, 0, 0,  1, 0, 0, 0, 'd' };
+				 0x01, 0x10, 0, 0,  1, 0, 0, 0, 'd',  1, 0, 0, 0 };
 	uint8_t *buf;
 	size_t len;
 
@@ -564,6 +566,21 @@ Test(proto, rejects_mount_without_data)
 	w32(&w, 0);                 /* flags, then no data */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "MOUNT frame: data needs 4 bytes, only 0 are left");
+}
+
+Test(proto, rejects_a_version_4_mount_and_unknown_opts)
+{
+	struct wire w;
+
+	wmount(&w, "/mnt", 4);
+	w.n -= 4;                   /* no opts */
+	wseal(&w);
+	decode_fails(&w, EPROTO, "MOUNT frame: opts needs 4 bytes, only 0 are left");
+	wmount(&w, "/mnt", 4);
+	w.n -= 4;
+	w32(&w, 4);
+	wseal(&w);
+	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x4 has unknown bits (known: 0x3)");
 }
 
 Test(proto, rejects_mount_with_trailing_bytes)

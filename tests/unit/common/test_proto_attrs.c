@@ -13,6 +13,7 @@
 static const char *sh_argv[] = { "sh" };
 static const uint64_t caps[PROTO_CAP_SETS] = { 0x3, 0x2, 0, 0x2, 0x1ull << 40 };
 static const uint64_t rlimits[] = { RLIMIT_NOFILE, 1024, 4096, RLIMIT_CORE, 0, ~0ull };
+static const char *sysctls[] = { "net.ipv4.ip_forward=1", "kernel.msgmax=8192" };
 
 static struct proto_msg attrs_exec(void)
 {
@@ -20,7 +21,7 @@ static struct proto_msg attrs_exec(void)
 		.argc = 1, .argv = sh_argv, .umask = 027,
 		.flags = PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE, .oom_score_adj = -999,
 		.ncaps = PROTO_CAP_SETS, .caps = caps, .nrlimit_vals = 6, .rlimit_vals = rlimits,
-		.hostname = "box-1" } };
+		.hostname = "box-1", .domainname = "example", .nsysctls = 2, .sysctls = sysctls } };
 }
 
 Test(proto_attrs, round_trip_every_attribute)
@@ -36,6 +37,9 @@ Test(proto_attrs, round_trip_every_attribute)
 	cr_assert_eq(d.exec.nrlimit_vals, 6);
 	cr_expect_arr_eq(d.exec.rlimit_vals, rlimits, sizeof(rlimits));
 	cr_expect_str_eq(d.exec.hostname, "box-1");
+	cr_expect_str_eq(d.exec.domainname, "example");
+	cr_assert_eq(d.exec.nsysctls, 2);
+	cr_expect_str_eq(d.exec.sysctls[1], "kernel.msgmax=8192");
 	proto_msg_free(&d);
 }
 
@@ -70,6 +74,14 @@ Test(proto_attrs, out_of_range_attributes_are_refused)
 	refused(m, "resource 16 unknown");
 	m = attrs_exec(); m.exec.rlimit_vals = partial; m.exec.nrlimit_vals = 2;
 	refused(m, "rlimits: 2 values, not resource/soft/hard triples");
+	static const char *bad_sysctls[][1] = { { "net/ipv4/ip_forward=1" }, { "a..b=1" },
+						 { "noequals" }, { "=1" }, { ".a=1" } };
+	for (size_t i = 0; i < sizeof(bad_sysctls) / sizeof(bad_sysctls[0]); i++) {
+		m = attrs_exec();
+		m.exec.nsysctls = 1;
+		m.exec.sysctls = bad_sysctls[i];
+		refused(m, "sysctls[0]");
+	}
 	m = attrs_exec();
 	m.exec.hostname = "a-hostname-longer-than-sixty-four-bytes-is-more-than-the-kernel-takes";
 	encode_fails(&m, EMSGSIZE, "hostname is over the limit of 64 bytes");
@@ -89,6 +101,7 @@ Test(proto_attrs, the_decoder_refuses_them_too)
 	w32(&w, 0);                                        /* caps */
 	w32(&w, 3); w64(&w, RLIMIT_NOFILE); w64(&w, 9); w64(&w, 8);
 	w32(&w, 0);                                        /* hostname */
+	w32(&w, 0); w32(&w, 0);                            /* domainname sysctls */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: rlimits[0]: soft limit over the hard one");
 }

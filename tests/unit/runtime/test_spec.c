@@ -732,3 +732,35 @@ Test(spec, refuses_bad_process_attributes_naming_them)
 		     "process.rlimits[0].hard");
 	expect_error(PROC("\"oomScoreAdj\": 1001"), "process.oomScoreAdj");
 }
+
+Test(spec, parses_masked_and_readonly_paths_sysctl_and_domainname)
+{
+	struct oci_spec s;
+
+	parse_ok(WITH("\"domainname\": \"example.org\", \"linux\": {\"maskedPaths\": "
+		      "[\"/proc/kcore\", \"/sys/firmware\"], \"readonlyPaths\": [\"/proc/sys\"], "
+		      "\"sysctl\": {\"net.ipv4.ip_forward\": \"1\", \"kernel.msgmax\": \"8192\"}}"),
+		 "/b", &s);
+	cr_expect_str_eq(s.domainname, "example.org");
+	cr_assert_eq(s.nmasked, 2);
+	cr_expect_str_eq(s.masked_paths[1], "/sys/firmware");
+	cr_assert_eq(s.nreadonly, 1);
+	cr_expect_str_eq(s.readonly_paths[0], "/proc/sys");
+	cr_assert_eq(s.nsysctls, 2);
+	cr_expect_str_eq(s.sysctls[0], "net.ipv4.ip_forward=1");
+	cr_expect_str_eq(s.sysctls[1], "kernel.msgmax=8192");
+	spec_free(&s);
+}
+
+Test(spec, refuses_bad_paths_and_sysctls_naming_them)
+{
+	expect_error(WITH("\"linux\": {\"maskedPaths\": [\"proc/kcore\"]}"),
+		     "linux.maskedPaths[0]: \"proc/kcore\": give an absolute path");
+	expect_error(WITH("\"linux\": {\"readonlyPaths\": [\"/proc/../etc\"]}"),
+		     "linux.readonlyPaths[0]: \"/proc/../etc\"");
+	expect_error(WITH("\"linux\": {\"sysctl\": {\"net/ipv4/ip_forward\": \"1\"}}"),
+		     "is not a sysctl name");
+	expect_error(WITH("\"linux\": {\"sysctl\": {\"kernel..x\": \"1\"}}"), "kernel..x");
+	expect_error(WITH("\"linux\": {\"sysctl\": {\"kernel.msgmax\": 1}}"),
+		     "linux.sysctl[\"kernel.msgmax\"]: must be a string, not a number");
+}

@@ -1,0 +1,156 @@
+/* The protocol's value checks (common/proto.h): what the decoder refuses and
+ * the encoder will not make, beyond the layout proto.c walks. */
+#include <errno.h>
+#include <string.h>
+
+#include "common/proto_priv.h"
+
+/* Figures that cannot be: the host prints them, divides by clk_tck. */
+static int check_figures(const struct codec *c, const struct proto_msg *m, int code)
+{
+	const struct proto_stats *s = &m->stats;
+	uint32_t want = s->ncpus < PROTO_MAX_CPUS ? s->ncpus : PROTO_MAX_CPUS;
+
+	if (m->type == PROTO_PS_REPLY && m->ps.clk_tck == 0)
+		return codec_fail(c, code, "clk_tck is 0");
+	if (m->type == PROTO_PS_REPLY && m->ps.nprocs > m->ps.total)
+		return codec_fail(c, code, "%u processes listed, but only %u found", m->ps.nprocs,
+			          m->ps.total);
+	if (m->type != PROTO_STATS_REPLY)
+		return 0;
+	if (s->ncpus == 0 || s->npercpu != want)
+		return codec_fail(c, code, "%u per-CPU figures for %u CPUs (want %u)", s->npercpu,
+			          s->ncpus, want);
+	if (s->cpu_user_ns > s->cpu_total_ns || s->cpu_kernel_ns > s->cpu_total_ns - s->cpu_user_ns)
+		return codec_fail(c, code, "cpu user %llu + kernel %llu ns are more than the total %llu",
+			          (unsigned long long)s->cpu_user_ns, (unsigned long long)s->cpu_kernel_ns,
+			          (unsigned long long)s->cpu_total_ns);
+	if (s->mem_used_bytes > s->mem_total_bytes || s->mem_cache_bytes > s->mem_total_bytes)
+		return codec_fail(c, code, "memory used %llu or cache %llu is more than the total %llu",
+			          (unsigned long long)s->mem_used_bytes,
+			          (unsigned long long)s->mem_cache_bytes,
+			          (unsigned long long)s->mem_total_bytes);
+	return 0;
+}
+
+/* A terminal's streams are its keyboard (stdin) and its screen (stdout,
+ * where the process's stderr shows too); a size is a terminal's only. */
+static int check_terminal(const struct codec *c, const struct proto_exec *x, int code)
+{
+	bool tty = x->flags & PROTO_EXEC_TTY;
+
+	if (x->flags & ~PROTO_EXEC_FLAGS)
+		return codec_fail(c, code, "flags 0x%x has unknown bits (known: 0x%x)", x->flags,
+			          PROTO_EXEC_FLAGS);
+	if (tty && (x->streams & PROTO_WANT_STDERR))
+		return codec_fail(c, code, "a process on a terminal has no stderr stream");
+	if (tty && !(x->streams & PROTO_WANT_STDOUT))
+		return codec_fail(c, code, "a process on a terminal needs its stdout stream");
+	if (!tty && (x->rows || x->cols))
+		return codec_fail(c, code, "a terminal size (%ux%u) without a terminal", x->rows,
+			          x->cols);
+	return 0;
+}
+
+/* "net.ipv4.ip_forward=1": a key that names a file below /proc/sys and
+ * nothing else (no '/', no "..", no empty component). */
+static bool sysctl_ok(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t n = eq ? (size_t)(eq - kv) : 0;
+
+	if (n == 0 || n > PROTO_MAX_SYSCTL_KEY_BYTES || kv[0] == '.' || kv[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = kv[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+		if (!ok || (ch == '.' && kv[i + 1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* The OCI process attributes, in the ranges the kernel takes them. Runs
+ * with check_paths: decoding fills the arrays on its second walk. */
+static int check_attrs(const struct codec *c, const struct proto_exec *x, int code)
+{
+	uint32_t seen = 0;
+
+	if (x->umask > 0777)
+		return codec_fail(c, code, "umask 0%o is more than 0777", x->umask);
+	if (x->oom_score_adj < -1000 || x->oom_score_adj > 1000 ||
+	    (x->oom_score_adj && !(x->flags & PROTO_EXEC_OOM_SCORE)))
+		return codec_fail(c, code, "oom_score_adj %d: -1000..1000, and only with its flag",
+			          x->oom_score_adj);
+	if (x->ncaps != 0 && x->ncaps != PROTO_CAP_SETS)
+		return codec_fail(c, code, "caps: %u sets, want 0 or %u", x->ncaps, PROTO_CAP_SETS);
+	if (x->nrlimit_vals % 3)
+		return codec_fail(c, code, "rlimits: %u values, not resource/soft/hard triples",
+			          x->nrlimit_vals);
+	if ((x->nrlimit_vals && !x->rlimit_vals) || (x->ncaps && !x->caps) ||
+	    (x->nsysctls && !x->sysctls))
+		return codec_fail(c, code, "rlimits, caps or sysctls are NULL, but counted");
+	for (uint32_t i = 0; i < x->nsysctls; i++)
+		if (!sysctl_ok(x->sysctls[i]))
+			return codec_fail(c, code, "sysctls[%u] '%.64s': want key=value, the key "
+				          "of [A-Za-z0-9_.-] with no '..', at most %u bytes", i,
+				          x->sysctls[i], PROTO_MAX_SYSCTL_KEY_BYTES);
+	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
+		uint64_t res = x->rlimit_vals[i];
+		if (res >= PROTO_MAX_RLIMITS || (seen & (1u << res)))
+			return codec_fail(c, code, "rlimits[%u]: resource %llu unknown or repeated", i / 3,
+				          (unsigned long long)res);
+		seen |= 1u << res;
+		if (x->rlimit_vals[i + 1] > x->rlimit_vals[i + 2])
+			return codec_fail(c, code, "rlimits[%u]: soft limit over the hard one", i / 3);
+	}
+	return 0;
+}
+
+/* Values a receiver would otherwise have to check before using them as
+ * indexes or masks; the same rules bind the encoder. */
+int proto_check_values(const struct codec *c, const struct proto_msg *m)
+{
+	int code = c->decode ? EPROTO : EINVAL;
+	uint32_t all = PROTO_WANT_STDIN | PROTO_WANT_STDOUT | PROTO_WANT_STDERR;
+
+	if (m->type == PROTO_EXEC && m->exec.argc == 0)
+		return codec_fail(c, code, "argv is empty; a process needs at least argv[0]");
+	if (m->type == PROTO_EXEC && (m->exec.streams & ~all))
+		return codec_fail(c, code, "streams 0x%x has bits beyond stdin, stdout and stderr (0x%x)",
+			          m->exec.streams, all);
+	if (m->type == PROTO_EXEC && check_terminal(c, &m->exec, code) < 0)
+		return -1;
+	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
+		return codec_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
+			          m->attach.stream);
+	if (m->type == PROTO_SIGNAL_ALL &&
+	    (m->signal_all.signo == 0 || m->signal_all.signo > PROTO_MAX_SIGNO))
+		return codec_fail(c, code, "signal %u is not one of 1..%u", m->signal_all.signo,
+			          PROTO_MAX_SIGNO);
+	return check_figures(c, m, code);
+}
+
+/* Paths a receiver would otherwise resolve against its own cwd. Decoding,
+ * this runs once the strings are in the arena. */
+int proto_check_paths(const struct codec *c, const struct proto_msg *m)
+{
+	int code = c->decode ? EPROTO : EINVAL;
+	const char *root = m->type == PROTO_EXEC ? m->exec.root : NULL;
+	const char *target = m->type == PROTO_MOUNT ? m->mount.target : NULL;
+
+	if (root && root[0] && root[0] != '/')
+		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
+	/* Its arrays, which decoding fills on the same walk as the strings. */
+	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
+		return -1;
+	if (m->type == PROTO_MOUNT && (!target || target[0] != '/'))
+		return codec_fail(c, code, "target '%.64s' is not an absolute path",
+			          target ? target : "");
+	if (m->type == PROTO_MOUNT && (m->mount.opts & ~PROTO_MOUNT_OPTS))
+		return codec_fail(c, code, "opts 0x%x has unknown bits (known: 0x%x)", m->mount.opts,
+			          PROTO_MOUNT_OPTS);
+	return 0;
+}
+
