@@ -40,12 +40,10 @@
 #
 # In the testbed, runc and crun need a kernel with cgroup BPF: on cgroup v2
 # both load their device filter as a BPF program and refuse the container
-# when bpf(2) is missing (runc always adds "m" rules, so it cannot skip it).
-# When tests/testbed/config-x86_64 lacks CONFIG_CGROUP_BPF, this script runs
-# the testbed with a fragment of its own (that file plus CONFIG_BPF_SYSCALL
-# and CONFIG_CGROUP_BPF, written to build/bench/), an L2 kernel built once
-# (10-20 min on 2 cores) and kept in build/testbed/kernel-<hash>. runvm is
-# measured under the same L2 kernel as its peers.
+# when bpf(2) is missing. bench/lib.sh then runs the testbed with a fragment
+# of its own, an L2 kernel built once (10-20 min on 2 cores) and kept in
+# build/testbed/kernel-<hash>; runvm is measured under the same L2 kernel as
+# its peers.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -57,27 +55,9 @@ for v in runs idle_n settle; do
 done
 
 if [ "${1:-}" != --here ]; then
-	"$top/scripts/install-deps.sh"
-	make -s -C "$top" all >/dev/null
-	if "$runvm" features | grep -q '"io.runvm.kvm.bootable": "true"'; then
-		echo "lifecycle bench: on this host's hardware KVM"
-		exec "$0" --here
-	fi
-	echo "lifecycle bench: in the testbed (this host's KVM cannot boot guests); times are for ratios only"
-	if [ -z "${RUNVM_TESTBED_FRAGMENT:-}" ] && ! grep -qx 'CONFIG_CGROUP_BPF=y' tests/testbed/config-x86_64; then
-		frag=$top/build/bench/testbed-lifecycle.config
-		mkdir -p "$top/build/bench"
-		{
-			cat tests/testbed/config-x86_64
-			echo "# bench/lifecycle.sh: runc and crun load their device cgroup filter as a cgroup BPF program."
-			echo CONFIG_BPF_SYSCALL=y
-			echo CONFIG_CGROUP_BPF=y
-		} >"$frag.tmp"
-		if cmp -s "$frag.tmp" "$frag"; then rm -f "$frag.tmp"; else mv "$frag.tmp" "$frag"; fi
-		export RUNVM_TESTBED_FRAGMENT=$frag
-	fi
-	exec "$top/tests/testbed/run" --cpus "${TESTBED_CPUS:-2}" --memory "${TESTBED_MEMORY:-4G}" \
-		--timeout "${TESTBED_TIMEOUT:-7200}" -- "$0" --here
+	. "$top/bench/lib.sh"
+	bench_build
+	bench_reenter lifecycle
 fi
 
 [ "$(id -u)" = 0 ] || { echo "lifecycle bench: needs root (runc, crun, a tmpfs mount)" >&2; exit 1; }

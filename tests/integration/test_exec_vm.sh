@@ -14,20 +14,10 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib.sh"
 build=$(cd "${1:?usage: test_exec_vm.sh BUILD_DIR}" && pwd)
 many=${RUNVM_EXEC_MANY:-50}
-# Bundles on a private tmpfs: the checkout may be the testbed's 9p.
-scratch=$(mktemp -d /tmp/exec-vm.XXXXXX)
-root=$scratch/state
-rv() { "$build/bin/runvm" --root "$root" "$@"; }
-cleanup() {
-	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1; done
-	umount -l "$scratch" 2>/dev/null
-	rm -rf --one-file-system "$scratch"
-}
-trap cleanup EXIT
-mount -t tmpfs -o size=512m runvm-exec "$scratch" ||
-	{ fail "a private tmpfs for the bundles" "mount failed"; summary; exit 1; }
+. "$top/tests/integration/oci-vm-lib.sh"
+oci_vm_setup exec-vm
 b=$scratch/bundles
-"$top/tests/integration/make-bundle.sh" "$b/sleep" sleep 100000 >/dev/null
+mkbundle "$b/sleep" sleep 100000
 # The process spec the guest must enforce, on the init and on every exec
 # that takes the container's process as its template.
 python3 - "$b/sleep/config.json" <<'PY'
@@ -178,37 +168,7 @@ expect_eq "SIGKILL to the relay (as a shim ends an exec) ends the process in the
 # --- a terminal ---------------------------------------------------------------------
 # The console socket's client resizes the master as a shim does on a
 # client's resize, then types; the process reports its terminal's size.
-console_exec() { # ROWS COLS INPUT RUNVM-ARGS...
-	python3 - "$scratch/console.sock" "$@" <<'PY'
-import fcntl, os, socket, struct, subprocess, sys, termios, time
-path, rows, cols, typed, args = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(path)
-srv.listen(1)
-runvm = subprocess.Popen(args)
-conn, _ = srv.accept()
-_, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-master = fds[0]
-if runvm.wait() != 0:
-    sys.exit("runvm exited %d" % runvm.returncode)
-time.sleep(1)
-fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-time.sleep(2)
-os.write(master, typed.encode())
-out = b""
-while True:
-    try:
-        chunk = os.read(master, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-os.unlink(path)
-sys.stdout.write(out.decode(errors="replace"))
-PY
-}
-out=$(console_exec 41 123 $'typed\n' "$build/bin/runvm" --root "$root" exec -t -d \
+out=$(console_client "$scratch/console.sock" $'typed\n' 41x123 "$build/bin/runvm" --root "$root" exec -t -d \
 	--console-socket "$scratch/console.sock" c1 sh -c 'read l; echo "got=$l"; [ -t 0 ] && [ -t 1 ] && echo ttys; stty size' 2>&1 | tr -d '\r')
 expect_in "--tty: what the client types reaches the process" "$out" "got=typed"
 expect_in "its stdio is a terminal in the guest" "$out" "ttys"

@@ -16,19 +16,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: test_lifecycle_vm.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 many=${RUNVM_LIFECYCLE_MANY:-20}
-# Bundles on a private tmpfs: the checkout may be the testbed's 9p.
-scratch=$(mktemp -d /tmp/lifecycle-vm.XXXXXX)
-root=$scratch/state
-rv() { "$build/bin/runvm" --root "$root" "$@"; }
-cleanup() {
-	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1; done
-	umount -l "$scratch" 2>/dev/null
-	rm -rf --one-file-system "$scratch"
-}
-trap cleanup EXIT
-mount -t tmpfs -o size=512m runvm-lifecycle "$scratch" ||
-	{ fail "a private tmpfs for the bundles" "mount failed"; summary; exit 1; }
-mkbundle() { "$top/tests/integration/make-bundle.sh" "$@" >/dev/null; }
+. "$top/tests/integration/oci-vm-lib.sh"
+oci_vm_setup lifecycle-vm
 # JSON field of `runvm state` (flat string or number fields only).
 field() { sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" <<<"$1"; }
 # A VMM's command line: runvm --log ROOT/ID/vmm.log ... boot ... ID
@@ -165,38 +154,9 @@ expect_rc "delete --force of a running container exits 0" 0
 	fail "and leaves no state dir and no VMM" "$(ls "$root" 2>&1) $(pgrep -af "runvm --log $root/")"
 
 # --- a terminal: the pty master goes to --console-socket ----------------------------------
-# The client's side, as containerd's or podman's: receive the master, type,
-# read what comes back until the process has gone (EIO), print it.
-console_client() { # SOCKET INPUT RUNVM-ARGS...
-	python3 - "$@" <<'PY'
-import os, socket, subprocess, sys, time
-path, typed, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(path)
-srv.listen(1)
-runvm = subprocess.Popen(args)
-conn, _ = srv.accept()
-msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-master = fds[0]
-if runvm.wait() != 0:
-    sys.exit("runvm exited %d" % runvm.returncode)
-print("pty-name=" + msg.decode())
-os.write(master, typed.encode())
-out = b""
-while True:
-    try:
-        chunk = os.read(master, 4096)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode(errors="replace"))
-PY
-}
 mkbundle "$b/tty" sh -c 'read line; echo "got=$line"; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-ttys'
 sed -i 's|"terminal": false,|"terminal": true, "consoleSize": { "height": 33, "width": 101 },|' "$b/tty/config.json"
-out=$(console_client "$scratch/console.sock" $'typed-in\n' "$build/bin/runvm" --root "$root" run -d \
+out=$(console_client "$scratch/console.sock" $'typed-in\n' "" "$build/bin/runvm" --root "$root" run -d \
 	--console-socket "$scratch/console.sock" --bundle "$b/tty" t1 2>&1 | tr -d '\r')
 expect_in "terminal: the master reaches the console socket, with the pty's name" "$out" "pty-name=/dev/pts/"
 expect_in "what the client types reaches the process" "$out" "got=typed-in"

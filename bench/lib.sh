@@ -1,0 +1,51 @@
+# Shared by the benchmarks that set runvm beside runc and crun (lifecycle.sh,
+# exec.sh): getting to a machine whose KVM boots guests. Sourced; uses the
+# caller's $top (the checkout) and $runvm (the binary under test).
+# shellcheck shell=bash
+
+# bench_build: the packages and the build, before anything else.
+bench_build() {
+	"$top/scripts/install-deps.sh"
+	make -s -C "$top" all >/dev/null
+}
+
+# bench_reenter NAME: never returns. Runs "$top/bench/SCRIPT --here" (SCRIPT
+# is $0's name: a relative $0 would not survive the caller's cd "$top") on
+# this host's hardware KVM when runvm can boot guests on it, otherwise in the
+# testbed (TESTBED_CPUS (2), TESTBED_MEMORY (4G), TESTBED_TIMEOUT (7200 s)),
+# saying which with NAME.
+#
+# In the testbed, runc and crun need a kernel with cgroup BPF: on cgroup v2
+# both load their device filter as a BPF program and refuse the container
+# when bpf(2) is missing (runc always adds "m" rules, so it cannot skip it).
+# When tests/testbed/config-x86_64 lacks CONFIG_CGROUP_BPF, the testbed gets a
+# fragment of ours (that file plus CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF,
+# written to build/bench/), an L2 kernel built once (10-20 min on 2 cores) and
+# kept in build/testbed/kernel-<hash>; runvm is measured under the same L2
+# kernel as its peers. Every bench shares that one fragment, file name and
+# text as lifecycle.sh first wrote them: tests/testbed/run keys the kernel's
+# directory by the fragment's path and scripts/build-kernel.sh the build by
+# its text, so another name or another comment line would build the kernel
+# again.
+bench_reenter() {
+	local name=$1 frag self=$top/bench/${0##*/}
+	if "$runvm" features | grep -q '"io.runvm.kvm.bootable": "true"'; then
+		echo "$name bench: on this host's hardware KVM"
+		exec "$self" --here
+	fi
+	echo "$name bench: in the testbed (this host's KVM cannot boot guests); times are for ratios only"
+	if [ -z "${RUNVM_TESTBED_FRAGMENT:-}" ] && ! grep -qx 'CONFIG_CGROUP_BPF=y' "$top/tests/testbed/config-x86_64"; then
+		frag=$top/build/bench/testbed-lifecycle.config
+		mkdir -p "$top/build/bench"
+		{
+			cat "$top/tests/testbed/config-x86_64"
+			echo "# bench/lifecycle.sh: runc and crun load their device cgroup filter as a cgroup BPF program."
+			echo CONFIG_BPF_SYSCALL=y
+			echo CONFIG_CGROUP_BPF=y
+		} >"$frag.tmp"
+		if cmp -s "$frag.tmp" "$frag"; then rm -f "$frag.tmp"; else mv "$frag.tmp" "$frag"; fi
+		export RUNVM_TESTBED_FRAGMENT=$frag
+	fi
+	exec "$top/tests/testbed/run" --cpus "${TESTBED_CPUS:-2}" --memory "${TESTBED_MEMORY:-4G}" \
+		--timeout "${TESTBED_TIMEOUT:-7200}" -- "$self" --here
+}
