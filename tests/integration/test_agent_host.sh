@@ -231,10 +231,13 @@ frame() {
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
-hello() { frame 1 1 "$(u32 4)"; }
+hello() { frame 1 1 "$(u32 5)"; }
+# EXEC's version 5 tail: umask 022, no oom_score_adj, caps, rlimits,
+# hostname, domainname or sysctls
+exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)"; }
 # exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS]]]: EXEC of `true` as exec id 77
 exec_true() {
-	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")"
+	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")$(exec_v5)"
 }
 # resize REQ_ID EXEC_ID ROWS COLS
 resize() { frame 17 "$1" "$(u32 "$2")$(u16 "$3")$(u16 "$4")"; }
@@ -263,9 +266,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 4"
-{ frame 1 1 "$(u32 3)"; } >"$tmp/frames"
-raw "version 3 (before terminals): ERROR" "unsupported protocol version 3, this agent speaks 4"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 5"
+{ frame 1 1 "$(u32 4)"; } >"$tmp/frames"
+raw "version 4 (before the process attributes): ERROR" "unsupported protocol version 4, this agent speaks 5"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -296,8 +299,8 @@ raw "RESIZE of a process without a terminal: ERROR EINVAL" "ERROR id=6 code=22 R
 { hello; exec_true 5 2 1 24 80; resize 6 77 65535 65535; } >"$tmp/frames"
 raw "RESIZE of a terminal not started yet: OK (its size to start with)" "OK id=5
 OK id=6"
-{ hello; exec_true 5 2 2; } >"$tmp/frames"
-raw "EXEC with an unknown flag: the decoder refuses it" "EXEC frame: flags 0x2 has bits beyond tty (0x1)"
+{ hello; exec_true 5 2 8; } >"$tmp/frames"
+raw "EXEC with an unknown flag: the decoder refuses it" "EXEC frame: flags 0x8 has unknown bits (known: 0x7)"
 { hello; exec_true 5 6 1; } >"$tmp/frames"
 raw "EXEC on a terminal with a stderr stream: refused" "EXEC frame: a process on a terminal has no stderr stream"
 { hello; exec_true 5 1 1; } >"$tmp/frames"
@@ -312,10 +315,10 @@ raw "a frame cut short: the agent does not wait forever" "EOF"
 # --- MOUNT and EXEC's root -------------------------------------------------------
 # mount_req ID SOURCE TARGET FSTYPE FLAGS DATA: a MOUNT frame (MS_BIND 4096,
 # MS_RDONLY 1, MS_REMOUNT 32)
-mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")"; }
+mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")$(u32 0)"; }
 # exec_root ID EXEC_ID ROOT CWD SCRIPT: EXEC of sh -c SCRIPT, no streams, then START
 exec_root() {
-	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)$(u32 0)$(u32 0)"
+	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(exec_v5)"
 	frame 6 $(($1 + 1)) "$(u32 "$2")"
 }
 # wait_file FILE: up to 5 s for FILE to have content
