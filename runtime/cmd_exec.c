@@ -119,10 +119,10 @@ static int load_spec(const struct container *ct, struct oci_spec *spec, struct r
 	size_t len = 0;
 	FILE *f = fdopen(fd, "r");
 	int rc = -1;
-	if (f && (text = malloc(STATE_JSON_MAX_BYTES + 1))) {
-		len = fread(text, 1, STATE_JSON_MAX_BYTES + 1, f);
-		rc = len > STATE_JSON_MAX_BYTES ? rv_failx(err, EFBIG, "%s/%s: too large", ct->id,
-							   STATE_SPEC_FILE) :
+	if (f && (text = malloc(SPEC_MAX_FILE_BYTES + 1))) {
+		len = fread(text, 1, SPEC_MAX_FILE_BYTES + 1, f);
+		rc = len > SPEC_MAX_FILE_BYTES ? rv_failx(err, EFBIG, "%s/%s: too large", ct->id,
+							  STATE_SPEC_FILE) :
 		     spec_parse(text, len, ct->st.bundle, spec, err);
 	} else {
 		rv_fail(err, ENOMEM, "%s", STATE_SPEC_FILE);
@@ -215,6 +215,33 @@ static int run(const struct exec_call *call, const struct oci_process *p, int *s
 	return rc;
 }
 
+/* The relay keeps none of its caller's stdio once the VMM has it: a shim
+ * reading the process's output sees its end when the process closes it, not
+ * when the relay exits. Copies above 2 go to the VMM; 0, 1 and 2 become
+ * /dev/null. */
+static void hand_over_stdio(struct exec_call *call)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	for (int i = 0; i < 3 && null >= 0; i++) {
+		if (call->stdio[i] >= 0 && call->stdio[i] <= 2) {
+			int copy = fcntl(call->stdio[i], F_DUPFD_CLOEXEC, 3);
+			if (copy < 0)
+				return;     /* keep them as they are: correct, only later */
+			for (int j = i + 1; j < 3; j++)
+				if (call->stdio[j] == call->stdio[i])
+					call->stdio[j] = copy;
+			call->stdio[i] = copy;
+		}
+	}
+	if (null < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		dup2(null, i);
+	close(null);
+	call->hand_over_stdio = true;
+}
+
 /* The relay: a session of its own, so that the console (when there is one)
  * is its terminal and tells it of size changes. Reports to the parent
  * through report_fd: "ok", or "ERRNO MESSAGE". */
@@ -228,6 +255,7 @@ relay(struct exec_call *call, const struct oci_process *p, const char *pid_file,
 	setsid();
 	if (call->winsize_fd >= 0 && ioctl(call->winsize_fd, TIOCSCTTY, 0) < 0)
 		call->winsize_fd = -1;
+	hand_over_stdio(call);
 	call->started = on_started;
 	call->arg = &s;
 	if (run(call, p, &status, &err) == 0)
@@ -282,7 +310,14 @@ static int pick_stdio(const struct exec_opts *o, const struct oci_process *p,
 		if (console_open(o->console_socket, p->console_height, p->console_width, &slave,
 				 err) < 0)
 			return -1;
-		*call = (struct exec_call){ .stdio = { slave, slave, -1 }, .winsize_fd = slave };
+		/* Its own copy for the size: the slave itself may be handed over. */
+		int size_fd = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+		if (size_fd < 0) {
+			int e = errno;
+			close(slave);
+			return rv_fail(err, e, "exec: dup the console");
+		}
+		*call = (struct exec_call){ .stdio = { slave, slave, -1 }, .winsize_fd = size_fd };
 		return 0;
 	}
 	if (o->detach)
@@ -325,6 +360,8 @@ int cmd_exec(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	}
 	if (call.stdio[0] > 2)
 		close(call.stdio[0]);
+	if (call.winsize_fd > 2)
+		close(call.winsize_fd);
 	cli->exit_code = rc < 0 ? EXEC_FAILED_STATUS : status;
 out:
 	exec_proc_free(&p);

@@ -20,13 +20,16 @@
  * one; root may raise it past the sysctl limit. */
 #define FRAME_SNDBUF (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES + 4096)
 
-static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT };
+/* Signals the process gets as runc's exec forwards them: every one we can
+ * catch but these (and libc's own). */
+static const int not_forwarded[] = { SIGCHLD, SIGURG, SIGWINCH, SIGPIPE, SIGKILL, SIGSTOP };
 
 struct conv {
 	const struct exec_call *c;
 	int fd, sigfd;
 	bool started;
 	uint32_t exec_id;
+	uint64_t pending;           /* signals that came before the process ran */
 };
 
 static int send_request(const struct exec_call *c, int fd, struct rv_err *err)
@@ -54,6 +57,9 @@ static int send_request(const struct exec_call *c, int fd, struct rv_err *err)
 	}
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
 		return rv_fail(err, errno, "exec: send to the sandbox's VMM");
+	for (int i = 0; c->hand_over_stdio && i < 3; i++)
+		if (c->stdio[i] > 2 && (i == 0 || c->stdio[i] != c->stdio[i - 1]))
+			close(c->stdio[i]);
 	return 0;
 }
 
@@ -115,8 +121,11 @@ static void on_signal(struct conv *v, int sig)
 	char req[64];
 	struct winsize ws;
 
-	if (!v->started)
-		return;      /* before it runs, there is nothing to tell */
+	if (!v->started) {
+		if (sig != SIGWINCH)     /* a size is read when it starts anyway */
+			v->pending |= 1ull << (sig - 1);
+		return;
+	}
 	if (sig == SIGWINCH) {
 		if (ioctl(v->c->winsize_fd, TIOCGWINSZ, &ws) < 0)
 			return;
@@ -143,6 +152,10 @@ static int on_packet(struct conv *v, const char *msg, int *status, struct rv_err
 		}
 		if (v->c->winsize_fd >= 0)
 			on_signal(v, SIGWINCH);   /* a resize while it started */
+		for (int sig = 1; sig <= 64; sig++)
+			if (v->pending & (1ull << (sig - 1)))
+				on_signal(v, sig);
+		v->pending = 0;
 		return 0;
 	}
 	if (!strncmp(msg, "error ", 6))
@@ -198,9 +211,11 @@ int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *s
 	struct conv v = { .c = c, .fd = -1, .sigfd = -1 };
 	int rc = -1;
 
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(&set, forwarded[i]);
+	sigfillset(&set);
+	for (size_t i = 0; i < sizeof(not_forwarded) / sizeof(not_forwarded[0]); i++)
+		sigdelset(&set, not_forwarded[i]);
+	for (int sig = 32; sig < SIGRTMIN; sig++)   /* glibc's own real-time signals */
+		sigdelset(&set, sig);
 	if (c->winsize_fd >= 0)
 		sigaddset(&set, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &set, &old);

@@ -4,6 +4,7 @@
 #ifndef RV_EXEC_CLIENT_H
 #define RV_EXEC_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -15,6 +16,8 @@ struct exec_call {
 					* terminal, stdio[0] (required) is its tty */
 	int winsize_fd;                /* a tty whose size the process's terminal follows
 					* (SIGWINCH), or -1 */
+	bool hand_over_stdio;          /* close stdio[] once the VMM has them (a relay
+					* must not keep its caller's pipes open) */
 	/* Told once the process runs; may fail the call (the process is then
 	 * killed). */
 	int (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid, struct rv_err *err);
@@ -22,8 +25,9 @@ struct exec_call {
 };
 
 /* Runs p in the container and waits for it: *status is its exit code, or
- * 128 + the signal that killed it. HUP, INT, QUIT, TERM, USR1, USR2 and CONT
- * that we get meanwhile go to the process. A process that cannot be started
+ * 128 + the signal that killed it. Every signal we get meanwhile but CHLD,
+ * URG, WINCH and PIPE goes to the process (those before it runs, once it
+ * does). A process that cannot be started
  * is an error with the guest's errno (ENOENT: the executable is missing). */
 int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *status,
 		  struct rv_err *err);

@@ -19,9 +19,6 @@
 #include "common/jsonw.h"
 #include "runtime/spec_priv.h"
 
-/* runc reads any size; a bound keeps a mistaken path (a disk image) from
- * eating memory. Real files are a few KiB, seccomp profiles tens of KiB. */
-#define SPEC_MAX_FILE_BYTES (16u << 20)
 #define MIB (1ull << 20)
 
 /* S as a JSON string for an error message, cut short when long. */

@@ -22,6 +22,9 @@
 #define SPEC_ANNOTATION_MEMORY "io.runvm.memory"
 
 #define SPEC_MAX_RLIMITS 16        /* Linux's RLIM_NLIMITS */
+/* runc reads any size; a bound keeps a mistaken path (a disk image) from
+ * eating memory. Real files are a few KiB, seccomp profiles tens of KiB. */
+#define SPEC_MAX_FILE_BYTES (16u << 20)
 
 /* process.capabilities' sets, in this order. */
 enum { SPEC_CAP_BOUNDING, SPEC_CAP_EFFECTIVE, SPEC_CAP_INHERITABLE, SPEC_CAP_PERMITTED,

@@ -518,16 +518,6 @@ static int one_request(const struct agent_client *c, const struct proto_msg *req
 				 proto_type_name(req->type), proto_type_name(reply.type));
 }
 
-int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err)
-{
-	struct proto_msg m = { .type = PROTO_SIGNAL, .id = REQ_SIGNAL };
-
-	m.signal.exec_id = exec_id;
-	m.signal.signo = (uint32_t)signo;
-	if (one_request(c, &m, err) < 0)
-		return rv_wrap(err, "send signal %d to exec %u", signo, exec_id);
-	return 0;
-}
 
 int agent_mount_opts(const struct agent_client *c, const char *source, const char *target,
 		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
@@ -596,6 +586,20 @@ static int query(const struct agent_client *c, const struct proto_msg *req, enum
 		 proto_type_name(reply->type));
 	proto_msg_free(reply);
 	return -1;
+}
+
+/* Timed like the queries: the control socket's handlers call it holding the
+ * sandbox's lock, which a guest that never answers must not keep. */
+int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_SIGNAL, .id = REQ_SIGNAL }, reply;
+
+	m.signal.exec_id = exec_id;
+	m.signal.signo = (uint32_t)signo;
+	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+		return rv_wrap(err, "send signal %d to exec %u", signo, exec_id);
+	proto_msg_free(&reply);
+	return 0;
 }
 
 int agent_signal_all(const struct agent_client *c, int signo, struct rv_err *err)

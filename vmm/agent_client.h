@@ -112,7 +112,8 @@ struct agent_status {
 int agent_run(const struct agent_client *c, const struct agent_exec *x, struct agent_status *st,
 	      struct rv_err *err);
 
-/* Sends a signal to a running process started by agent_run (by its exec id). */
+/* Sends a signal to a running process started by agent_run (by its exec id);
+ * ETIMEDOUT after AGENT_QUERY_TIMEOUT_MS without an answer. */
 int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, struct rv_err *err);
 
 /* Sets the size of the terminal of a process agent_run started with tty (by

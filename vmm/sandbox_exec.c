@@ -20,6 +20,9 @@
  * VM's connections are cut under them. */
 #define DRAIN_GRACE_MS 5000u
 #define DRAIN_POLL_MS 100u
+/* Each exec holds a control connection while it runs: the rest are kept
+ * for the short verbs (state, kill, delete), which must always get in. */
+#define SANDBOX_MAX_EXECS (CONTROL_MAX_CONNS - 8)
 
 struct exec_run {
 	struct control_call *call;
@@ -61,8 +64,9 @@ static int enter(struct sandbox *sb, struct agent_client *agent, struct rv_err *
 		rc = rv_failx(err, EBUSY, "the container is still being created");
 	else if (sb->paused)
 		rc = rv_failx(err, EBUSY, "cannot exec in a paused container: resume it first");
-	else if (sb->nexecs == CONTROL_MAX_CONNS)
-		rc = rv_failx(err, EAGAIN, "%u execs run already", CONTROL_MAX_CONNS);
+	else if (sb->nexecs == SANDBOX_MAX_EXECS)
+		rc = rv_failx(err, EAGAIN, "%u execs run already; wait for one to end",
+			      SANDBOX_MAX_EXECS);
 	else {
 		*agent = *sb->agent;
 		sb->execs[sb->nexecs++] = pthread_self();
@@ -162,26 +166,23 @@ static const char **vec(const char **v, uint32_t n)
 	return out;
 }
 
-static int run(struct sandbox *sb, struct control_call *call, const struct agent_client *agent,
-	       char *reply, size_t size, struct rv_err *err)
+/* The decoded process as agent_run takes it; what only create may set (the
+ * container's hostname, domainname and sysctls) is refused. */
+static int to_agent_exec(const struct proto_exec *e, const char **argv, const char **envp,
+			 struct agent_exec *x, struct rv_err *err)
 {
-	struct proto_msg m = { 0 };
-	struct agent_status st;
-	struct rv_err send_err = { 0 };
-	struct exec_run er = { .call = call, .send_err = &send_err, .agent = agent,
-			       .stop_fd = eventfd(0, EFD_CLOEXEC) };
-
-	if (read_process(call, &m, err) < 0)
-		return -1;
-	const struct proto_exec *e = &m.exec;
-	_cleanup_free_ const char **argv = vec(e->argv, e->argc);
-	_cleanup_free_ const char **envp = vec(e->envp, e->envc);
-	struct agent_exec x = { .argv = argv, .envp = envp, .root = BOOT_GUEST_ROOTFS,
-				.cwd = e->cwd[0] ? e->cwd : "/", .uid = e->uid, .gid = e->gid,
-				.groups = e->groups, .ngroups = e->ngroups,
-				.tty = e->flags & PROTO_EXEC_TTY, .rows = e->rows, .cols = e->cols,
-				.started = on_started, .started_arg = &er };
-	struct agent_attrs *a = &x.attrs;
+	if (!argv || !envp)
+		return rv_fail(err, ENOMEM, "exec");
+	if (e->hostname[0] || e->domainname[0] || e->nsysctls)
+		return rv_failx(err, EINVAL, "exec: the hostname, domainname and sysctls are the "
+				"container's, set by create");
+	if (e->cwd[0] && e->cwd[0] != '/')
+		return rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
+	*x = (struct agent_exec){ .argv = argv, .envp = envp, .root = BOOT_GUEST_ROOTFS,
+				  .cwd = e->cwd[0] ? e->cwd : "/", .uid = e->uid, .gid = e->gid,
+				  .groups = e->groups, .ngroups = e->ngroups,
+				  .tty = e->flags & PROTO_EXEC_TTY, .rows = e->rows, .cols = e->cols };
+	struct agent_attrs *a = &x->attrs;
 	*a = (struct agent_attrs){ .has_umask = true, .umask = e->umask,
 				   .no_new_privs = e->flags & PROTO_EXEC_NO_NEW_PRIVS,
 				   .has_oom_score_adj = e->flags & PROTO_EXEC_OOM_SCORE,
@@ -191,51 +192,68 @@ static int run(struct sandbox *sb, struct control_call *call, const struct agent
 		memcpy(a->caps, e->caps, sizeof(a->caps));
 	if (e->nrlimit_vals)
 		memcpy(a->rlimits, e->rlimit_vals, e->nrlimit_vals * sizeof(uint64_t));
-	int rc = -1;
-	if (e->hostname[0])
-		rv_failx(err, EINVAL, "exec: the hostname is the container's, set by create");
-	else if (!argv || !envp)
-		rv_fail(err, ENOMEM, "exec");
-	else if (e->cwd[0] && e->cwd[0] != '/')
-		rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
-	else if (take_stdio(call, e, &x, err) == 0)
-		rc = agent_run(agent, &x, &st, err);
+	return 0;
+}
+
+static int run(struct sandbox *sb, struct control_call *call, const struct agent_client *agent,
+	       const struct proto_exec *e, char *reply, size_t size, struct rv_err *err)
+{
+	struct agent_status st;
+	struct agent_exec x;
+	struct rv_err send_err = { 0 };
+	_cleanup_free_ const char **argv = vec(e->argv, e->argc);
+	_cleanup_free_ const char **envp = vec(e->envp, e->envc);
+
+	if (to_agent_exec(e, argv, envp, &x, err) < 0 || take_stdio(call, e, &x, err) < 0)
+		return -1;
+	struct exec_run er = { .call = call, .send_err = &send_err, .agent = agent,
+			       .stop_fd = eventfd(0, EFD_CLOEXEC) };
+	x.started = on_started;
+	x.started_arg = &er;
+	int rc = agent_run(agent, &x, &st, err);
 	if (er.watching) {
 		eventfd_write(er.stop_fd, 1);
 		pthread_join(er.watcher, NULL);
 	}
+	if (er.stop_fd >= 0)
+		close(er.stop_fd);
 	if (rc < 0 && er.started && container_going(sb)) {
 		/* The VM went down under a running process: in a pid namespace
 		 * whose init died, the kernel SIGKILLs it; say the same. */
 		st = (struct agent_status){ .signaled = true, .signo = SIGKILL };
 		rc = 0;
 	}
-	if (er.stop_fd >= 0)
-		close(er.stop_fd);
-	if (rc == 0)
-		snprintf(reply, size, "%s %d", st.signaled ? "signal" : "exit",
-			 st.signaled ? st.signo : st.code);
-	else
-		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "exec: %s", err->msg);
-	proto_msg_free(&m);
-	return rc;
+	if (rc < 0)
+		return -1;
+	snprintf(reply, size, "%s %d", st.signaled ? "signal" : "exit",
+		 st.signaled ? st.signo : st.code & 0xff);
+	return 0;
 }
 
 int sandbox_exec(struct sandbox *sb, struct control_call *call, char *reply, size_t size,
 		 struct rv_err *err)
 {
 	struct agent_client agent;
+	struct proto_msg m = { 0 };
 	sigset_t kick;
 
-	if (enter(sb, &agent, err) < 0)
+	/* The whole request first: a caller that never sends its process holds
+	 * only its own connection, never the drain at the init's end. */
+	if (read_process(call, &m, err) < 0)
 		return -1;
-	/* The drain interrupts a write to a caller that stopped reading. */
-	sigemptyset(&kick);
-	sigaddset(&kick, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-	int rc = run(sb, call, &agent, reply, size, err);
-	pthread_sigmask(SIG_BLOCK, &kick, NULL);
-	leave(sb);
+	int rc = enter(sb, &agent, err);
+	if (rc == 0) {
+		/* The drain interrupts a write to a caller that stopped reading. */
+		sigemptyset(&kick);
+		sigaddset(&kick, VCPU_KICK_SIGNAL);
+		pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+		rc = run(sb, call, &agent, &m.exec, reply, size, err);
+		pthread_sigmask(SIG_BLOCK, &kick, NULL);
+		leave(sb);
+	}
+	if (rc < 0)
+		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "exec: %s", err->msg);
+	proto_msg_free(&m);
 	return rc;
 }
 

@@ -228,7 +228,7 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 		return;
 	}
 	if (m->opts & PROTO_MOUNT_MASK) {
-		if (mask(m->target, &step) < 0) {
+		if (mask(m->target, &step) < 0 && errno != ENOENT) {   /* ENOENT: a dangling link */
 			int code = errno;
 			conn_reply_error(c, req->id, code, "mask %s: %s: %s", m->target, step,
 					 strerror(code));
@@ -239,6 +239,10 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 	}
 	if (make_mount_point(m, &step) < 0 || do_mount(m, &step) < 0) {
 		int code = errno;
+		if (code == ENOENT && (m->opts & PROTO_MOUNT_IF_EXISTS)) {
+			conn_reply_ok(c, req->id);   /* a dangling symlink: as missing */
+			return;
+		}
 		conn_reply_error(c, req->id, code, "%s '%s' on %s: %s: %s", what, m->source, m->target,
 				 step, strerror(code));
 		return;

@@ -54,12 +54,6 @@ static int write_sysctl(const char *kv)
 
 int privs_limits(const struct proto_exec *x)
 {
-	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
-		struct rlimit rl = { .rlim_cur = x->rlimit_vals[i + 1],
-				     .rlim_max = x->rlimit_vals[i + 2] };
-		if (setrlimit((int)x->rlimit_vals[i], &rl) < 0)
-			return PRIVS_RLIMIT;
-	}
 	if (x->flags & PROTO_EXEC_OOM_SCORE) {
 		char v[16];
 		int n = snprintf(v, sizeof(v), "%d", x->oom_score_adj);
@@ -78,6 +72,14 @@ int privs_limits(const struct proto_exec *x)
 		if (write_sysctl(x->sysctls[i]) < 0)
 			return PRIVS_SYSCTL;
 	umask(x->umask);
+	/* Last: a low NOFILE must not fail the opens above (the child still
+	 * holds the agent's fds until its exec). */
+	for (uint32_t i = 0; i < x->nrlimit_vals; i += 3) {
+		struct rlimit rl = { .rlim_cur = x->rlimit_vals[i + 1],
+				     .rlim_max = x->rlimit_vals[i + 2] };
+		if (setrlimit((int)x->rlimit_vals[i], &rl) < 0)
+			return PRIVS_RLIMIT;
+	}
 	return 0;
 }
 
