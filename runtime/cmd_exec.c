@@ -107,34 +107,6 @@ static int parse(int argc, char **argv, struct exec_opts *o, const char **id, st
 	return 0;
 }
 
-/* config.json as create saw it (saved in the state dir); the bundle's for a
- * container created before runvm kept a copy. */
-static int load_spec(const struct container *ct, struct oci_spec *spec, struct rv_err *err)
-{
-	int fd = openat(ct->dirfd, STATE_SPEC_FILE, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return spec_load(ct->st.bundle, spec, err);
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = fdopen(fd, "r");
-	int rc = -1;
-	if (f && (text = malloc(SPEC_MAX_FILE_BYTES + 1))) {
-		len = fread(text, 1, SPEC_MAX_FILE_BYTES + 1, f);
-		rc = len > SPEC_MAX_FILE_BYTES ? rv_failx(err, EFBIG, "%s/%s: too large", ct->id,
-							  STATE_SPEC_FILE) :
-		     spec_parse(text, len, ct->st.bundle, spec, err);
-	} else {
-		rv_fail(err, ENOMEM, "%s", STATE_SPEC_FILE);
-	}
-	free(text);
-	if (f)
-		fclose(f);
-	else
-		close(fd);
-	return rc;
-}
-
 /* The container's process as a template; its status must allow an exec. */
 static int prepare(const struct cli *cli, const char *id, const struct exec_opts *o,
 		   struct oci_process *p, char *ctl_path, struct rv_err *err)
@@ -152,7 +124,7 @@ static int prepare(const struct cli *cli, const char *id, const struct exec_opts
 		rv_failx(err, EBUSY, "cannot exec in a paused container: resume it first");
 	else if (!strcmp(status, "creating"))
 		rv_failx(err, EBUSY, "the container is still being created");
-	else if (load_spec(&ct, &spec, err) == 0 && exec_proc_build(&spec, &o->f, p, err) == 0)
+	else if (container_spec(&ct, &spec, err) == 0 && exec_proc_build(&spec, &o->f, p, err) == 0)
 		rc = 0;
 	snprintf(ctl_path, PATH_MAX, "%s", ct.ctl_path);
 	spec_free(&spec);

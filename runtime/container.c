@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "runtime/cgroup.h"
 #include "runtime/ctl.h"
+#include "runtime/hooks.h"
 
 #define KILL_WAIT_MS 10000
 #define KILL_POLL_MS 10
@@ -19,7 +20,8 @@
 static int open_state(const struct cli *cli, const char *id, bool lock, struct container *c,
 		      struct rv_err *err)
 {
-	*c = (struct container){ .root = cli->root, .id = id, .dirfd = -1, .lockfd = -1 };
+	*c = (struct container){ .cli = cli, .root = cli->root, .id = id, .dirfd = -1,
+				 .lockfd = -1 };
 	if (state_check_id(id, err) < 0)
 		return -1;
 	if (state_open(cli->root, id, &c->dirfd, err) < 0) {
@@ -138,6 +140,49 @@ int container_record(struct container *c, const char *status, struct rv_err *err
 	return state_write(c->dirfd, &c->st, err);
 }
 
+int container_spec(const struct container *c, struct oci_spec *spec, struct rv_err *err)
+{
+	int fd = openat(c->dirfd, STATE_SPEC_FILE, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return spec_load(c->st.bundle, spec, err);
+	FILE *f = fdopen(fd, "r");
+	_cleanup_free_ char *text = f ? malloc(SPEC_MAX_FILE_BYTES + 1) : NULL;
+	int rc = -1;
+	if (!f || !text) {
+		rv_fail(err, ENOMEM, "%s", STATE_SPEC_FILE);
+	} else {
+		size_t len = fread(text, 1, SPEC_MAX_FILE_BYTES + 1, f);
+		rc = len > SPEC_MAX_FILE_BYTES ?
+		     rv_failx(err, EFBIG, "%s/%s: too large", c->id, STATE_SPEC_FILE) :
+		     spec_parse(text, len, c->st.bundle, spec, err);
+	}
+	if (f)
+		fclose(f);
+	else
+		close(fd);
+	return rc;
+}
+
+/* poststart and poststop: a failing one is logged and the lifecycle goes on. */
+static void hooks_warn(const struct container *c, enum hook_kind kind, const char *status)
+{
+	struct oci_spec spec = { 0 };
+	struct rv_err err = { 0 };
+
+	if (container_spec(c, &spec, &err) == 0 && spec.hooks.n[kind]) {
+		_cleanup_free_ char *json = state_oci_json(&c->st, status);
+		if (!json)
+			rv_fail(&err, ENOMEM, "state JSON");
+		else
+			hooks_run(&spec.hooks, kind, json, &err);
+	}
+	if (err.msg[0])
+		rv_logf(&c->cli->log, RV_LOG_WARN, "container %s: %s hooks: %s", c->id,
+			hook_kind_names[kind], err.msg);
+	spec_free(&spec);
+}
+
 int container_start(const struct cli *cli, const char *id, struct rv_err *err)
 {
 	struct container c;
@@ -153,12 +198,15 @@ int container_start(const struct cli *cli, const char *id, struct rv_err *err)
 		rv_failx(err, EINVAL, "cannot start an already %s container", status);
 	else if (container_call(&c, "start", reply, sizeof(reply), err) == 0)
 		rc = container_record(&c, "running", err);
+	if (rc == 0)
+		hooks_warn(&c, HOOK_POSTSTART, "running");
 	container_close(&c);
 	return rc;
 }
 
 int container_destroy(struct container *c, struct rv_err *err)
 {
+	hooks_warn(c, HOOK_POSTSTOP, "stopped");
 	/* Only once the VMM is gone: a cgroup with a task cannot go. */
 	if (c->st.cgroup)
 		cgroup_remove(c->st.cgroup, NULL);

@@ -8,9 +8,11 @@
 
 #include "common/err.h"
 #include "runtime/cli.h"
+#include "runtime/spec.h"
 #include "runtime/state.h"
 
 struct container {
+	const struct cli *cli;
 	const char *root, *id;
 	int dirfd, lockfd;
 	struct ct_state st;
@@ -47,7 +49,12 @@ int container_record(struct container *c, const char *status, struct rv_err *err
  * any other status), and state.json records it running. */
 int container_start(const struct cli *cli, const char *id, struct rv_err *err);
 
-/* Removes the state dir (the lock goes with it) and closes c. */
+/* config.json as create saw it (saved in the state dir; the bundle's for a
+ * container created before runvm kept a copy). spec_free it. */
+int container_spec(const struct container *c, struct oci_spec *spec, struct rv_err *err);
+
+/* Runs poststop hooks (a failure is a warning, as the runtime spec says),
+ * removes the state dir (the lock goes with it) and closes c. */
 int container_destroy(struct container *c, struct rv_err *err);
 
 /* `--flag value` / `--flag=value` and the one positional ID, for the verbs that

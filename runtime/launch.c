@@ -96,6 +96,12 @@ static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec
 	if (o->console_socket && (stat(o->console_socket, &st) < 0 || !S_ISSOCK(st.st_mode)))
 		return rv_failx(err, ENOTSOCK, "--console-socket %s: not a Unix socket",
 				o->console_socket);
+	for (int k = HOOK_CREATE_CONTAINER; k <= HOOK_START_CONTAINER; k++)
+		if (spec->hooks.n[k])
+			return rv_failx(err, ENOTSUP, "hooks.%s: hooks that run inside the container "
+					"(in runvm's guest) are not supported yet; remove them, or "
+					"use createRuntime and poststart, which run on the host",
+					hook_kind_names[k]);
 	if (spec->ndevices)
 		return rv_failx(err, ENOTSUP, "linux.devices: runvm cannot pass the host device %s "
 				"into the VM; remove it from the spec", spec->first_device_path);
@@ -305,6 +311,21 @@ static void fill_state(struct ct_state *st, const char *id, const char *bundle,
 				 .owner = "" };
 }
 
+/* prestart (legacy) then createRuntime, on the host once the VM is up and
+ * the process prepared, with the state "creating" as runc gives it. A
+ * failure fails create, which then cleans up. */
+static int create_hooks(const struct oci_spec *spec, const struct ct_state *st,
+			struct rv_err *err)
+{
+	if (!spec->hooks.n[HOOK_PRESTART] && !spec->hooks.n[HOOK_CREATE_RUNTIME])
+		return 0;
+	_cleanup_free_ char *json = state_oci_json(st, "creating");
+	if (!json)
+		return rv_fail(err, ENOMEM, "state JSON");
+	return hooks_run(&spec->hooks, HOOK_PRESTART, json, err) < 0 ||
+	       hooks_run(&spec->hooks, HOOK_CREATE_RUNTIME, json, err) < 0 ? -1 : 0;
+}
+
 /* With the state dir made and locked: start boot and wait until it is ready. */
 static int start_vmm(struct cli *cli, const char *id, const char *bundle, int dirfd,
 		     const struct oci_spec *spec, const char *cgroup, struct launch_fds *f,
@@ -340,7 +361,7 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	f->sync[1] = -1;
 	st.pid = pid;
 	if (state_pid_start(pid, &st.pid_start, err) < 0 || state_write(dirfd, &st, err) < 0 ||
-	    wait_ready(f, vmm, err) < 0)
+	    wait_ready(f, vmm, err) < 0 || create_hooks(spec, &st, err) < 0)
 		return -1;
 	st.status = "created";
 	return state_write(dirfd, &st, err);

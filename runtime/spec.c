@@ -454,7 +454,8 @@ static int parse_tree(const char *bundle, struct oci_spec *s, struct rv_err *err
 	    spec_parse_process_member(top, &s->process, err) < 0 ||
 	    spec_get_copy(top, "hostname", JSON_OPTIONAL, &s->hostname, err) < 0 ||
 	    spec_get_copy(top, "domainname", JSON_OPTIONAL, &s->domainname, err) < 0 ||
-	    parse_mounts(top, s, err) < 0 || parse_annotations(top, s, err) < 0)
+	    parse_mounts(top, s, err) < 0 || parse_annotations(top, s, err) < 0 ||
+	    spec_parse_hooks(top, &s->hooks, err) < 0)
 		return -1;
 	return parse_linux(top, s, err);
 }
@@ -532,6 +533,7 @@ void spec_free(struct oci_spec *s)
 	spec_process_free(&s->process);
 	free(s->hostname);
 	free(s->domainname);
+	hooks_free(&s->hooks);
 	spec_strv_free(s->masked_paths);
 	spec_strv_free(s->readonly_paths);
 	spec_strv_free(s->sysctls);

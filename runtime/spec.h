@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "runtime/hooks.h"
 #include "runtime/json.h"
 
 /* DESIGN §7: how a spec's resources become a VM. */
@@ -80,6 +81,7 @@ struct oci_spec {
 	bool has_memory_limit; int64_t memory_limit;                 /* linux.resources.memory.limit */
 	size_t ndevices; char *first_device_path;                    /* linux.devices (device nodes) */
 	struct oci_namespace *namespaces; size_t nnamespaces;
+	struct oci_hooks hooks;
 	struct json_doc *doc;  /* the whole parsed tree, for later consumers */
 	char *bundle;          /* absolute; spec_load resolves symlinks, spec_parse does not */
 };

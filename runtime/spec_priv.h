@@ -18,6 +18,9 @@ void spec_strv_free(char **v);
 /* The strings of array ARR (NULL: none) as a NULL-terminated vector. */
 int spec_copy_strv(const struct json_val *arr, char ***out, size_t *n, struct rv_err *err);
 
+/* config.json's "hooks" (spec_hooks.c). */
+int spec_parse_hooks(const struct json_val *top, struct oci_hooks *h, struct rv_err *err);
+
 /* config.json's "process" member (spec_process.c). */
 int spec_parse_process_member(const struct json_val *top, struct oci_process *p,
 			      struct rv_err *err);

@@ -207,4 +207,41 @@ rv delete c1
 [ -z "$(pgrep -f "runvm --root $root exec")" ] && pass "no runvm exec is left on the host" ||
 	fail "no runvm exec is left on the host" "$(pgrep -af "runvm --root $root exec")"
 
+# --- hooks on the host: order, the state on stdin, failures ------------------------------
+mkbundle "$b/hooked" sleep 100000
+python3 - "$b/hooked/config.json" "$scratch/hooks" <<'PY'
+import json, sys
+path, log = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+def hook(name, fail=False):
+    script = 'cat >"%s/%s.json"; echo %s >>"%s/order"%s' % (log, name, name, log,
+                                                           "; exit 4" if fail else "")
+    return [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 30}]
+c["hooks"] = {"prestart": hook("prestart"), "createRuntime": hook("createRuntime"),
+              "poststart": hook("poststart"), "poststop": hook("poststop", fail=True)}
+json.dump(c, open(path, "w"), indent=1)
+PY
+mkdir -p "$scratch/hooks"
+rv create --bundle "$b/hooked" h1 >/dev/null 2>&1
+expect_eq "create runs prestart then createRuntime" "$(cat "$scratch/hooks/order" 2>&1 | tr '\n' ' ')" \
+	"prestart createRuntime "
+expect_in "each gets the state on stdin (status creating)" \
+	"$(cat "$scratch/hooks/createRuntime.json" 2>&1)" '"status": "creating"'
+rv start h1 >/dev/null 2>&1
+expect_in "start runs poststart with the state (running)" \
+	"$(cat "$scratch/hooks/poststart.json" 2>&1)" '"status": "running"'
+run_capture rv delete --force h1
+expect_rc "a failing poststop hook does not fail delete" 0 &&
+	expect_in "it is a warning naming the hook" "$err" "hooks.poststop[0] /bin/sh: exit status 4"
+expect_in "poststop got the state (stopped)" "$(cat "$scratch/hooks/poststop.json" 2>&1)" \
+	'"status": "stopped"'
+sed -i 's|echo createRuntime >>|exit 5; echo never >>|' "$b/hooked/config.json"
+run_capture rv create --bundle "$b/hooked" h2
+[ "$rc" != 0 ] && [[ "$err" == *"hooks.createRuntime[0] /bin/sh: exit status 5"* ]] &&
+	pass "a failing createRuntime hook fails create, naming it" ||
+	fail "a failing createRuntime hook fails create, naming it" "rc $rc" "$err"
+[ ! -e "$root/h2" ] && [ -z "$(pgrep -f "runvm --log $root/h2/")" ] &&
+	pass "and create leaves no state dir and no VMM" ||
+	fail "and create leaves no state dir and no VMM" "$(ls "$root")"
+
 summary

@@ -112,6 +112,15 @@ sed -i 's|^\t"linux": {|&\n\t\t"devices": [{"path": "/dev/fuse", "type": "c", "m
 rv create -b "$b" c1
 refused "create: linux.devices is refused, naming the device" "linux.devices" "/dev/fuse"
 
+b=$(bundle hooks-in-guest)
+sed -i 's|^\t"linux": {|\t"hooks": {"createContainer": [{"path": "/bin/true"}]},\n&|' "$b/config.json"
+rv create -b "$b" c1
+refused "create: a hook that would run in the guest is refused, naming it" "hooks.createContainer"
+b=$(bundle hook-relative)
+sed -i 's|^\t"linux": {|\t"hooks": {"prestart": [{"path": "bin/x"}]},\n&|' "$b/config.json"
+rv create -b "$b" c1
+refused "create: a relative hook path is named" "hooks.prestart[0].path" "absolute"
+
 b=$(bundle noroot)
 rmdir "$b/rootfs"
 rv create -b "$b" c1
