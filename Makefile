@@ -62,11 +62,11 @@ $(B)/runtime.a: $(RT_OBJS)
 
 $(RUNVM): $(B)/obj/runtime/main.o $(B)/runtime.a $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lyajl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lyajl -lseccomp -lpthread
 
 $(UNIT): $(UNIT_OBJS) $(B)/runtime.a $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion -lyajl -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion -lyajl -lseccomp -lpthread
 
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	@mkdir -p $(dir $@)

@@ -46,8 +46,8 @@
  * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS;
  * version 4 EXEC's flags and terminal size (after its groups) and RESIZE;
  * version 5 EXEC's OCI process attributes after the size: umask,
- * oom_score_adj, capabilities, rlimits, the hostname, domainname and
- * sysctls; and MOUNT's opts after its data. */
+ * oom_score_adj, capabilities, rlimits, the hostname, domainname,
+ * sysctls and a seccomp filter; and MOUNT's opts after its data. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -145,6 +145,11 @@ struct proto_exec {
 	uint32_t nsysctls;           /* "key=value" (net.ipv4.ip_forward=1): written to
 				      * /proc/sys/net/ipv4/ip_forward before the exec */
 	const char **sysctls;
+	uint32_t seccomp_flags;      /* PROTO_SECCOMP_FLAGS bits; 0 without a filter */
+	uint32_t nseccomp;           /* 0: no filter; else the classic BPF program the
+				      * process runs under, one struct sock_filter per u64
+				      * (code | jt << 16 | jf << 24 | k << 32) */
+	const uint64_t *seccomp;
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
@@ -168,6 +173,8 @@ struct proto_mount {
 #define PROTO_MOUNT_MASK      (1u << 1)
 #define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
+#define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
+#define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
 struct proto_proc {

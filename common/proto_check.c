@@ -88,8 +88,11 @@ static int check_attrs(const struct codec *c, const struct proto_exec *x, int co
 	if (x->nrlimit_vals % 3)
 		return codec_fail(c, code, "rlimits: %u values, not resource/soft/hard triples",
 			          x->nrlimit_vals);
+	if ((x->seccomp_flags & ~PROTO_SECCOMP_FLAGS) || (x->seccomp_flags && !x->nseccomp))
+		return codec_fail(c, code, "seccomp_flags 0x%x: unknown bits, or no filter",
+				  x->seccomp_flags);
 	if ((x->nrlimit_vals && !x->rlimit_vals) || (x->ncaps && !x->caps) ||
-	    (x->nsysctls && !x->sysctls))
+	    (x->nsysctls && !x->sysctls) || (x->nseccomp && !x->seccomp))
 		return codec_fail(c, code, "rlimits, caps or sysctls are NULL, but counted");
 	for (uint32_t i = 0; i < x->nsysctls; i++)
 		if (!sysctl_ok(x->sysctls[i]))

@@ -13,6 +13,7 @@
 
 #include "common/cleanup.h"
 #include "runtime/cli.h"
+#include "runtime/seccomp.h"
 #include "runtime/spec.h"
 #include "runtime/spec_vm.h"
 #include "vmm/boot_cli.h"
@@ -153,6 +154,7 @@ static int run_sandbox(struct cli *cli, struct boot_sandbox *b, struct rv_err *e
 {
 	struct oci_spec spec = { 0 };
 	struct sandbox_mount *mounts = NULL;
+	struct seccomp_prog filter = { 0 };
 	char kernel[PATH_MAX], initrd[PATH_MAX];
 	struct sandbox_config *cfg = &b->cfg;
 	int rc = -1;
@@ -166,8 +168,14 @@ static int run_sandbox(struct cli *cli, struct boot_sandbox *b, struct rv_err *e
 	    !(cfg->vm.initrd = boot_shipped_file(BOOT_DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
 		return rv_failx(err, EINVAL, "no --initrd given and no initramfs.img next to runvm");
 	if (read_spec(b, &spec, err) == 0 &&
-	    spec_to_sandbox(&spec, b->bundle, cfg, &mounts, err) == 0)
+	    spec_to_sandbox(&spec, b->bundle, cfg, &mounts, err) == 0 &&
+	    seccomp_compile(&spec, &filter, err) == 0) {
+		cfg->attrs.seccomp = filter.insns;
+		cfg->attrs.nseccomp = (uint32_t)filter.n;
+		cfg->attrs.seccomp_flags = filter.flags;
 		rc = vmm_sandbox(cfg, &cli->exit_code, err);
+	}
+	seccomp_prog_free(&filter);
 	spec_vm_free(mounts, spec.nmounts);
 	spec_free(&spec);
 	return rc;

@@ -20,6 +20,7 @@
 #include "runtime/container.h"
 #include "runtime/exec_client.h"
 #include "runtime/exec_proc.h"
+#include "runtime/seccomp.h"
 
 #define USAGE "exec [OPTIONS] ID COMMAND [ARG...]"
 #define EXEC_FAILED_STATUS 255      /* runc's, for a process that never ran */
@@ -109,7 +110,8 @@ static int parse(int argc, char **argv, struct exec_opts *o, const char **id, st
 
 /* The container's process as a template; its status must allow an exec. */
 static int prepare(const struct cli *cli, const char *id, const struct exec_opts *o,
-		   struct oci_process *p, char *ctl_path, struct rv_err *err)
+		   struct oci_process *p, struct seccomp_prog *filter, char *ctl_path,
+		   struct rv_err *err)
 {
 	struct container ct;
 	struct oci_spec spec = { 0 };
@@ -124,7 +126,8 @@ static int prepare(const struct cli *cli, const char *id, const struct exec_opts
 		rv_failx(err, EBUSY, "cannot exec in a paused container: resume it first");
 	else if (!strcmp(status, "creating"))
 		rv_failx(err, EBUSY, "the container is still being created");
-	else if (container_spec(&ct, &spec, err) == 0 && exec_proc_build(&spec, &o->f, p, err) == 0)
+	else if (container_spec(&ct, &spec, err) == 0 && exec_proc_build(&spec, &o->f, p, err) == 0 &&
+		 seccomp_compile(&spec, filter, err) == 0)
 		rc = 0;
 	snprintf(ctl_path, PATH_MAX, "%s", ct.ctl_path);
 	spec_free(&spec);
@@ -306,6 +309,7 @@ int cmd_exec(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {
 	_cleanup_free_ struct exec_opts *o = calloc(1, sizeof(*o));
 	struct oci_process p = { 0 };
+	struct seccomp_prog filter = { 0 };
 	struct exec_call call;
 	char ctl_path[PATH_MAX];
 	const char *id = "";
@@ -316,9 +320,11 @@ int cmd_exec(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	if (parse(argc, argv, o, &id, err) < 0)
 		goto out;
 	cli->exit_code = EXEC_FAILED_STATUS;     /* runc's for every failure from here on */
-	if (prepare(cli, id, o, &p, ctl_path, err) < 0 || pick_stdio(o, &p, &call, err) < 0)
+	if (prepare(cli, id, o, &p, &filter, ctl_path, err) < 0 ||
+	    pick_stdio(o, &p, &call, err) < 0)
 		goto out;
 	call.ctl_path = ctl_path;
+	call.seccomp = &filter;
 	signal(SIGPIPE, SIG_IGN);
 	if (o->detach) {
 		rc = detach(&call, &p, o->pid_file, err);
@@ -337,5 +343,6 @@ int cmd_exec(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	cli->exit_code = rc < 0 ? EXEC_FAILED_STATUS : status;
 out:
 	exec_proc_free(&p);
+	seccomp_prog_free(&filter);
 	return rc < 0 ? rv_wrap(err, "exec %.64s", id) : 0;
 }

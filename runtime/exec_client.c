@@ -98,6 +98,11 @@ static int send_process(const struct exec_call *c, const struct oci_process *p, 
 		.ncaps = a.has_caps ? PROTO_CAP_SETS : 0, .caps = a.caps,
 		.nrlimit_vals = 3 * a.nrlimits, .rlimit_vals = a.rlimits, .hostname = "",
 	};
+	if (c->seccomp && c->seccomp->n) {
+		m.exec.nseccomp = (uint32_t)c->seccomp->n;
+		m.exec.seccomp = c->seccomp->insns;
+		m.exec.seccomp_flags = c->seccomp->flags;
+	}
 	if (proto_encode(&m, &buf, &len, &cap, err) < 0)
 		return rv_wrap(err, "exec: the process (args and env)");
 	if (len > 200 * 1024 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))

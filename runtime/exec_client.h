@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "runtime/seccomp.h"
 #include "runtime/spec.h"
 
 struct exec_call {
@@ -16,6 +17,7 @@ struct exec_call {
 					* terminal, stdio[0] (required) is its tty */
 	int winsize_fd;                /* a tty whose size the process's terminal follows
 					* (SIGWINCH), or -1 */
+	const struct seccomp_prog *seccomp;   /* the container's linux.seccomp, or NULL */
 	bool hand_over_stdio;          /* close stdio[] once the VMM has them (a relay
 					* must not keep its caller's pipes open) */
 	/* Told once the process runs; may fail the call (the process is then

@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "runtime/cgroup.h"
 #include "runtime/console.h"
+#include "runtime/seccomp.h"
 #include "runtime/spec.h"
 #include "runtime/state.h"
 #include "vmm/kvm_host.h"
@@ -102,6 +103,10 @@ static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec
 					"(in runvm's guest) are not supported yet; remove them, or "
 					"use createRuntime and poststart, which run on the host",
 					hook_kind_names[k]);
+	struct seccomp_prog filter;       /* compiled here too: a bad profile fails before boot */
+	if (seccomp_compile(spec, &filter, err) < 0)
+		return -1;
+	seccomp_prog_free(&filter);
 	if (spec->ndevices)
 		return rv_failx(err, ENOTSUP, "linux.devices: runvm cannot pass the host device %s "
 				"into the VM; remove it from the spec", spec->first_device_path);

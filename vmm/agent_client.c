@@ -218,6 +218,7 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.hostname = a->hostname ? a->hostname : "",
 		.domainname = a->domainname ? a->domainname : "",
 		.nsysctls = a->nsysctls, .sysctls = (const char **)a->sysctls,
+		.seccomp_flags = a->seccomp_flags, .nseccomp = a->nseccomp, .seccomp = a->seccomp,
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();

@@ -45,6 +45,8 @@ struct agent_attrs {
 	const char *domainname;        /* NULL: leave it */
 	const char *const *sysctls;    /* "key=value" (nsysctls of them), linux.sysctl */
 	uint32_t nsysctls;
+	const uint64_t *seccomp;       /* linux.seccomp compiled (nseccomp insns), or NULL */
+	uint32_t nseccomp, seccomp_flags;
 };
 
 struct agent_exec {

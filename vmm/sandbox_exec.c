@@ -187,7 +187,8 @@ static int to_agent_exec(const struct proto_exec *e, const char **argv, const ch
 				   .no_new_privs = e->flags & PROTO_EXEC_NO_NEW_PRIVS,
 				   .has_oom_score_adj = e->flags & PROTO_EXEC_OOM_SCORE,
 				   .oom_score_adj = e->oom_score_adj, .has_caps = e->ncaps != 0,
-				   .nrlimits = e->nrlimit_vals / 3 };
+				   .nrlimits = e->nrlimit_vals / 3, .seccomp = e->seccomp,
+				   .nseccomp = e->nseccomp, .seccomp_flags = e->seccomp_flags };
 	if (e->ncaps)
 		memcpy(a->caps, e->caps, sizeof(a->caps));
 	if (e->nrlimit_vals)

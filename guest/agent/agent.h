@@ -124,7 +124,7 @@ void exec_maybe_finish(struct agent *a, struct proc *p);
 /* privs.c: the OCI process attributes, applied by the child before its exec.
  * Each returns 0 or the PRIVS_* step that failed (errno set). */
 enum { PRIVS_RLIMIT = 1, PRIVS_OOM, PRIVS_HOSTNAME, PRIVS_SYSCTL, PRIVS_CAPS, PRIVS_AMBIENT,
-       PRIVS_NNP };
+       PRIVS_NNP, PRIVS_SECCOMP };
 int privs_last_cap(void);                 /* the guest kernel's, read before chroot */
 int privs_limits(const struct proto_exec *x);                 /* still root, before chroot */
 int privs_before_ids(const struct proto_exec *x, int last_cap);   /* bounding set */

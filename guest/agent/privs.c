@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +85,27 @@ int privs_limits(const struct proto_exec *x)
 	return 0;
 }
 
+/* The filter the host compiled (linux.seccomp), as struct sock_filter. */
+static int install_seccomp(const struct proto_exec *x)
+{
+	struct sock_filter f[PROTO_MAX_SECCOMP_INSNS];
+
+	for (uint32_t i = 0; i < x->nseccomp; i++) {
+		uint64_t v = x->seccomp[i];
+		f[i] = (struct sock_filter){ (uint16_t)v, (uint8_t)(v >> 16), (uint8_t)(v >> 24),
+					     (uint32_t)(v >> 32) };
+	}
+	struct sock_fprog prog = { .len = (unsigned short)x->nseccomp, .filter = f };
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog) < 0 ?
+	       PRIVS_SECCOMP : 0;
+}
+
 int privs_before_ids(const struct proto_exec *x, int last_cap)
 {
+	/* Without no_new_privs the kernel wants CAP_SYS_ADMIN for a filter:
+	 * load it while root, before the caps go (runc's order). */
+	if (x->nseccomp && !(x->flags & PROTO_EXEC_NO_NEW_PRIVS) && install_seccomp(x))
+		return PRIVS_SECCOMP;
 	if (!x->ncaps)
 		return 0;
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
@@ -121,6 +142,9 @@ int privs_after_ids(const struct proto_exec *x, int last_cap)
 	}
 	if ((x->flags & PROTO_EXEC_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return PRIVS_NNP;
+	/* With it, the filter goes last: it need not allow the setup's calls. */
+	if (x->nseccomp && (x->flags & PROTO_EXEC_NO_NEW_PRIVS))
+		return install_seccomp(x);
 	return 0;
 }
 
@@ -135,6 +159,7 @@ const char *privs_step_name(int step)
 	case PRIVS_AMBIENT: return "set its ambient capabilities (each must be permitted and "
 				   "inheritable)";
 	case PRIVS_NNP: return "set no_new_privs";
+	case PRIVS_SECCOMP: return "load its seccomp filter (linux.seccomp)";
 	}
 	return "set up";
 }

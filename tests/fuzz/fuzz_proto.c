@@ -56,6 +56,9 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	      strlen(a->hostname) <= PROTO_MAX_HOSTNAME_BYTES);
 	CHECK(strcmp(a->domainname, b->domainname) == 0);
 	CHECK(a->nsysctls == b->nsysctls);
+	CHECK(a->seccomp_flags == b->seccomp_flags && (a->seccomp_flags & ~PROTO_SECCOMP_FLAGS) == 0);
+	CHECK(a->nseccomp == b->nseccomp && a->nseccomp <= PROTO_MAX_SECCOMP_INSNS);
+	CHECK(memcmp(a->seccomp, b->seccomp, a->nseccomp * sizeof(uint64_t)) == 0);
 	check_strv(a->nsysctls, a->sysctls, b->sysctls);
 	for (uint32_t i = 0; i < a->nsysctls; i++)   /* a key names a file below /proc/sys */
 		CHECK(!strchr(a->sysctls[i], '/') || strchr(a->sysctls[i], '/') >

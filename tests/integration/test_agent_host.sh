@@ -233,8 +233,8 @@ frame() {
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
 hello() { frame 1 1 "$(u32 5)"; }
 # EXEC's version 5 tail: umask 022, no oom_score_adj, caps, rlimits,
-# hostname, domainname or sysctls
-exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)"; }
+# hostname, domainname, sysctls or seccomp filter
+exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)"; }
 # exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS]]]: EXEC of `true` as exec id 77
 exec_true() {
 	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")$(exec_v5)"

@@ -43,6 +43,9 @@ c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
 c["linux"]["maskedPaths"] = ["/proc/cmdline", "/sys/firmware", "/proc/kcore", "/no/such/path"]
 c["linux"]["readonlyPaths"] = ["/proc/sys", "/proc/no-such"]
 c["linux"]["sysctl"] = {"kernel.msgmax": "12345"}
+c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                       "errnoRet": 95}]}
 json.dump(c, open(path, "w"), indent=1)
 PY
 guest_procs() { rv ps --format json c1 2>/dev/null; }
@@ -88,6 +91,11 @@ run_capture rv exec c1 sh -c 'cat /proc/sys/kernel/domainname /proc/sys/kernel/m
 	wc -c </proc/cmdline; ls -A /sys/firmware | wc -l'
 expect_eq "domainname and linux.sysctl set; maskedPaths read empty (a file, a dir)" "$(echo $out)" \
 	"example.org 12345 0 0"
+run_capture rv exec c1 sh -c 'grep Seccomp: /proc/$(pidof sleep)/status /proc/self/status | tr -d "\t"; mkdir /tmp/d'
+expect_in "seccomp: the init and an exec run under the spec's filter (mode 2)" "$out" \
+	"status:Seccomp:2"$'\n'"/proc/self/status:Seccomp:2"
+expect_in "a denied syscall returns the profile's errno (mkdir: 95, not supported)" "$err" \
+	"Not supported"
 run_capture rv exec c1 sh -c 'echo 1 >/proc/sys/kernel/msgmax'
 expect_in "readonlyPaths: /proc/sys refuses writes" "$err" "Read-only file system"
 run_capture rv exec c1 sh -c 'touch /new-file'

@@ -42,7 +42,7 @@ static inline void wstr(struct wire *w, const char *s, size_t len)
 }
 
 /* EXEC's fields after its groups: flags and the terminal size (version 4),
- * then umask 022 and no other process attribute (version 5: 28 bytes). */
+ * then umask 022 and no other process attribute (version 5: 36 bytes). */
 static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uint16_t cols)
 {
 	w32(w, flags);
@@ -55,6 +55,8 @@ static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uin
 	w32(w, 0);       /* hostname "" */
 	w32(w, 0);       /* domainname "" */
 	w32(w, 0);       /* sysctls */
+	w32(w, 0);       /* seccomp_flags */
+	w32(w, 0);       /* seccomp */
 }
 
 /* A header whose payload_len covers everything appended after it. */

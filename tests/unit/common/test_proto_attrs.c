@@ -14,6 +14,7 @@ static const char *sh_argv[] = { "sh" };
 static const uint64_t caps[PROTO_CAP_SETS] = { 0x3, 0x2, 0, 0x2, 0x1ull << 40 };
 static const uint64_t rlimits[] = { RLIMIT_NOFILE, 1024, 4096, RLIMIT_CORE, 0, ~0ull };
 static const char *sysctls[] = { "net.ipv4.ip_forward=1", "kernel.msgmax=8192" };
+static const uint64_t filter[] = { 0x7fff000000000006ull };   /* ret ALLOW */
 
 static struct proto_msg attrs_exec(void)
 {
@@ -21,7 +22,8 @@ static struct proto_msg attrs_exec(void)
 		.argc = 1, .argv = sh_argv, .umask = 027,
 		.flags = PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE, .oom_score_adj = -999,
 		.ncaps = PROTO_CAP_SETS, .caps = caps, .nrlimit_vals = 6, .rlimit_vals = rlimits,
-		.hostname = "box-1", .domainname = "example", .nsysctls = 2, .sysctls = sysctls } };
+		.hostname = "box-1", .domainname = "example", .nsysctls = 2, .sysctls = sysctls,
+		.seccomp_flags = 1, .nseccomp = 1, .seccomp = filter } };
 }
 
 Test(proto_attrs, round_trip_every_attribute)
@@ -40,6 +42,9 @@ Test(proto_attrs, round_trip_every_attribute)
 	cr_expect_str_eq(d.exec.domainname, "example");
 	cr_assert_eq(d.exec.nsysctls, 2);
 	cr_expect_str_eq(d.exec.sysctls[1], "kernel.msgmax=8192");
+	cr_expect_eq(d.exec.seccomp_flags, 1);
+	cr_assert_eq(d.exec.nseccomp, 1);
+	cr_expect_eq(d.exec.seccomp[0], filter[0]);
 	proto_msg_free(&d);
 }
 
@@ -82,6 +87,10 @@ Test(proto_attrs, out_of_range_attributes_are_refused)
 		m.exec.sysctls = bad_sysctls[i];
 		refused(m, "sysctls[0]");
 	}
+	m = attrs_exec(); m.exec.seccomp_flags = 8;
+	refused(m, "seccomp_flags 0x8");
+	m = attrs_exec(); m.exec.nseccomp = 0;
+	refused(m, "seccomp_flags 0x1: unknown bits, or no filter");
 	m = attrs_exec();
 	m.exec.hostname = "a-hostname-longer-than-sixty-four-bytes-is-more-than-the-kernel-takes";
 	encode_fails(&m, EMSGSIZE, "hostname is over the limit of 64 bytes");
@@ -102,6 +111,7 @@ Test(proto_attrs, the_decoder_refuses_them_too)
 	w32(&w, 3); w64(&w, RLIMIT_NOFILE); w64(&w, 9); w64(&w, 8);
 	w32(&w, 0);                                        /* hostname */
 	w32(&w, 0); w32(&w, 0);                            /* domainname sysctls */
+	w32(&w, 0); w32(&w, 0);                            /* seccomp_flags seccomp */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: rlimits[0]: soft limit over the hard one");
 }

@@ -115,7 +115,7 @@ Test(proto_tty, encodes_resize_as_u32_u16_u16)
 }
 
 /* Version 3's EXEC is a prefix of version 4's: its fields follow the groups,
- * and version 5's seven fields (28 bytes for a process without attributes)
+ * and version 5's nine fields (36 bytes for a process without attributes)
  * follow them. */
 Test(proto_tty, exec_ends_with_flags_rows_cols)
 {
@@ -128,7 +128,7 @@ Test(proto_tty, exec_ends_with_flags_rows_cols)
 	size_t len;
 
 	encode_ok(&m, &buf, &len);
-	cr_assert_arr_eq(buf + len - 28 - sizeof(tail), tail, sizeof(tail));
+	cr_assert_arr_eq(buf + len - 36 - sizeof(tail), tail, sizeof(tail));
 	wexec(&w, PROTO_WANT_STDIN | PROTO_WANT_STDOUT, PROTO_EXEC_TTY, 0x0102, 0x0304);
 	cr_assert_eq(proto_decode(w.b, w.n, &d, &err), 0, "%s", err.msg);
 	cr_assert_eq(d.exec.rows, 0x0102);
@@ -144,15 +144,15 @@ Test(proto_tty, rejects_a_version_3_or_4_exec)
 	struct wire w;
 
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 28 + 8;             /* no flags, rows, cols, nor version 5's fields */
+	w.n -= 36 + 8;             /* no flags, rows, cols, nor version 5's fields */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: flags needs 4 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 28 + 2;             /* no cols */
+	w.n -= 36 + 2;             /* no cols */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: cols needs 2 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 28;                 /* version 4's */
+	w.n -= 36;                 /* version 4's */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: umask needs 4 bytes, only 0 are left");
 }
