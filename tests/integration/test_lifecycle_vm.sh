@@ -232,9 +232,17 @@ for i in $(seq "$many"); do
 done
 wait
 n=$(rv list | grep -c ' running ')
-# What a container that is not running left: its state and the VMM's logs.
+# What a container that is not running left: its state and the VMM's logs,
+# or, when its create failed (and cleaned up), what create said, which
+# carries the VMM's reason (a testbed fault there gets the suite its retry).
 not_running() {
-	for id in $(rv list -q); do
+	local i id
+	for i in $(seq "$many"); do
+		id=m$i
+		if ! rv state "$id" >/dev/null 2>&1; then
+			echo "$id: create failed: $(tail -n 5 "$scratch/$id.log" 2>/dev/null)"
+			continue
+		fi
 		[ "$(field "$(rv state "$id")" status)" = running ] && continue
 		echo "$id: $(rv state "$id" | tr -d '\n ')"
 		tail -n 5 "$root/$id/boot.log" "$root/$id/vmm.log" "$scratch/$id.log" 2>/dev/null
