@@ -39,6 +39,8 @@ c["domainname"] = "example.org"
 c["root"]["readonly"] = True
 c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                     "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=1777"]})
+c["mounts"].append({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                    "options": ["nosuid", "noexec", "nodev"]})
 # /proc/kcore is missing in runvm's guest kernel: skipped, as a missing path is.
 c["linux"]["maskedPaths"] = ["/proc/cmdline", "/sys/firmware", "/proc/kcore", "/no/such/path"]
 c["linux"]["readonlyPaths"] = ["/proc/sys", "/proc/no-such"]
@@ -94,14 +96,26 @@ expect_eq "domainname and linux.sysctl set; maskedPaths read empty (a file, a di
 run_capture rv exec c1 sh -c 'grep Seccomp: /proc/$(pidof sleep)/status /proc/self/status | tr -d "\t"; mkdir /tmp/d'
 expect_in "seccomp: the init and an exec run under the spec's filter (mode 2)" "$out" \
 	"status:Seccomp:2"$'\n'"/proc/self/status:Seccomp:2"
-expect_in "a denied syscall returns the profile's errno (mkdir: 95, not supported)" "$err" \
-	"Not supported"
+expect_in "a denied syscall returns the profile's errno (mkdir: 95, EOPNOTSUPP)" "$err" \
+	"Operation not supported"
 run_capture rv exec c1 sh -c 'echo 1 >/proc/sys/kernel/msgmax'
 expect_in "readonlyPaths: /proc/sys refuses writes" "$err" "Read-only file system"
 run_capture rv exec c1 sh -c 'touch /new-file'
 expect_in "root.readonly: the root refuses writes" "$err" "Read-only file system"
 run_capture rv exec c1 sh -c 'grep " /tmp " /proc/self/mountinfo'
 expect_in "a tmpfs mount has its options in mountinfo" "$out" "nosuid,nodev,noexec"
+mountinfo=$(rv exec c1 cat /proc/self/mountinfo 2>&1)
+mount_of() { grep " $1 " <<<"$mountinfo" | head -n 1; }
+expect_in "devpts: its flags" "$(mount_of /dev/pts)" "nosuid,noexec"
+expect_in "devpts: newinstance with ptmxmode and mode" "$(mount_of /dev/pts)" "mode=620,ptmxmode=666"
+expect_in "sysfs: read-only with its flags" "$(mount_of /sys)" "ro,nosuid,nodev,noexec"
+expect_in "mqueue: mounted with its flags" "$(mount_of /dev/mqueue)" "nosuid,nodev,noexec"
+expect_in "/dev/shm: a tmpfs with its flags" "$(mount_of /dev/shm)" "nosuid,nodev,noexec"
+run_capture rv exec c1 sh -c 'for d in null zero full random urandom tty ptmx; do [ -c /dev/$d ] && printf "%s " $d; done;
+	head -c 4 /dev/urandom | wc -c; echo x >/dev/full'
+expect_eq "the standard devices are there (urandom gives bytes)" "$(echo $out)" \
+	"null zero full random urandom tty ptmx 4"
+expect_in "and /dev/full is full" "$err" "No space left on device"
 run_capture rv exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapBnd /proc/self/status'
 expect_in "--cap adds to the bounding set (CAP_SYS_ADMIN, bit 21)" "$out" "00000000002010e1"
 run_capture rv exec -u 1000 c1 sh -c 'grep CapEff /proc/self/status'
