@@ -93,27 +93,9 @@ os.execv(sys.argv[1], sys.argv[1:2] + ["--here"])
 fi
 need_runtimes
 
-scratch=$(mktemp -d /tmp/runvm-exec-bench.XXXXXX)
-mount -t tmpfs -o size=512m,mode=0700 runvm-exec-bench "$scratch"
-rv_root=$scratch/state-runvm rc_root=$scratch/state-runc cr_root=$scratch/state-crun
-mkdir -p "$rv_root" "$rc_root" "$cr_root"
-rv() { "$runvm" --root "$rv_root" "$@"; }
-rc() { "$runc" --root "$rc_root" "$@"; }
-cr() { "$crun" --root "$cr_root" "$@"; }
+bench_scratch exec-bench
 peers=(runvm runc crun)
 declare -A rt=([runvm]=rv [runc]=rc [crun]=cr)
-
-cleanup() {
-	local id
-	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(rc list -q 2>/dev/null); do rc delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(cr list -q 2>/dev/null); do cr delete --force "$id" >/dev/null 2>&1 || true; done
-	umount -l "$scratch" 2>/dev/null || true
-	rmdir "$scratch" 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 tests/integration/make-bundle.sh "$scratch/sleep" sleep 100000
 out=$scratch/out

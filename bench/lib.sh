@@ -49,3 +49,28 @@ bench_reenter() {
 	exec "$top/tests/testbed/run" --cpus "${TESTBED_CPUS:-2}" --memory "${TESTBED_MEMORY:-4G}" \
 		--timeout "${TESTBED_TIMEOUT:-7200}" -- "$self" --here
 }
+
+# bench_scratch NAME: a private tmpfs for the bundles and every runtime's
+# state (the checkout may be the testbed's 9p and its /tmp an overlay), the
+# state roots, rv/rc/cr for the three runtimes, and a trap that deletes every
+# container left and the tmpfs. Sets $scratch, $rv_root, $rc_root, $cr_root.
+bench_scratch() {
+	scratch=$(mktemp -d "/tmp/runvm-$1.XXXXXX")
+	mount -t tmpfs -o size=512m,mode=0700 "runvm-$1" "$scratch"
+	rv_root=$scratch/state-runvm rc_root=$scratch/state-runc cr_root=$scratch/state-crun
+	mkdir -p "$rv_root" "$rc_root" "$cr_root"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+rv() { "$runvm" --root "$rv_root" "$@"; }
+rc() { "$runc" --root "$rc_root" "$@"; }
+cr() { "$crun" --root "$cr_root" "$@"; }
+bench_cleanup() {
+	local id
+	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1 || true; done
+	for id in $(rc list -q 2>/dev/null); do rc delete --force "$id" >/dev/null 2>&1 || true; done
+	for id in $(cr list -q 2>/dev/null); do cr delete --force "$id" >/dev/null 2>&1 || true; done
+	umount -l "$scratch" 2>/dev/null || true
+	rmdir "$scratch" 2>/dev/null || true
+}

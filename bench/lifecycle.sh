@@ -69,25 +69,7 @@ fi
 command -v "$runc" >/dev/null && command -v "$crun" >/dev/null ||
 	{ echo "lifecycle bench: runc or crun missing (scripts/install-deps.sh)" >&2; exit 1; }
 
-scratch=$(mktemp -d /tmp/runvm-lifecycle.XXXXXX)
-mount -t tmpfs -o size=512m,mode=0700 runvm-lifecycle "$scratch"
-rv_root=$scratch/state-runvm rc_root=$scratch/state-runc cr_root=$scratch/state-crun
-mkdir -p "$rv_root" "$rc_root" "$cr_root"
-rv() { "$runvm" --root "$rv_root" "$@"; }
-rc() { "$runc" --root "$rc_root" "$@"; }
-cr() { "$crun" --root "$cr_root" "$@"; }
-
-cleanup() {
-	local id
-	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(rc list -q 2>/dev/null); do rc delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(cr list -q 2>/dev/null); do cr delete --force "$id" >/dev/null 2>&1 || true; done
-	umount -l "$scratch" 2>/dev/null || true
-	rmdir "$scratch" 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_scratch lifecycle
 
 # set_memory BUNDLE SIZE: the bundle's io.runvm.memory annotation.
 set_memory() { sed -i "s/\"io.runvm.memory\": \"[^\"]*\"/\"io.runvm.memory\": \"$2\"/" "$1/config.json"; }
