@@ -54,8 +54,8 @@ for v in runs idle_n settle; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "lifecycle bench: ${v^^} '${!v}': give a whole number > 0" >&2; exit 2; }
 done
 
+. "$top/bench/lib.sh"
 if [ "${1:-}" != --here ]; then
-	. "$top/bench/lib.sh"
 	bench_build
 	bench_reenter lifecycle
 fi
