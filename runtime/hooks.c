@@ -170,24 +170,3 @@ int hooks_run(const struct oci_hooks *h, enum hook_kind kind, const char *state_
 	sigaction(SIGPIPE, &old, NULL);
 	return rc;
 }
-
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-void hooks_free(struct oci_hooks *h)
-{
-	for (int k = 0; k < HOOK_KINDS; k++) {
-		for (size_t i = 0; i < h->n[k]; i++) {
-			free(h->list[k][i].path);
-			strv_free(h->list[k][i].args);
-			strv_free(h->list[k][i].env);
-		}
-		free(h->list[k]);
-		h->list[k] = NULL;
-		h->n[k] = 0;
-	}
-}

@@ -56,3 +56,17 @@ int spec_parse_hooks(const struct json_val *top, struct oci_hooks *h, struct rv_
 	}
 	return 0;
 }
+
+void hooks_free(struct oci_hooks *h)
+{
+	for (int k = 0; k < HOOK_KINDS; k++) {
+		for (size_t i = 0; i < h->n[k]; i++) {
+			free(h->list[k][i].path);
+			spec_strv_free(h->list[k][i].args);
+			spec_strv_free(h->list[k][i].env);
+		}
+		free(h->list[k]);
+		h->list[k] = NULL;
+		h->n[k] = 0;
+	}
+}
