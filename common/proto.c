@@ -360,7 +360,9 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 	    c_str_max(c, &x->domainname, PROTO_MAX_HOSTNAME_BYTES, "domainname", -1) < 0 ||
 	    c_strv(c, &x->nsysctls, &x->sysctls, "sysctls") < 0 ||
 	    c_u32(c, &x->seccomp_flags, "seccomp_flags", -1) < 0 ||
-	    c_u64v(c, &x->nseccomp, PROTO_MAX_SECCOMP_INSNS, &x->seccomp, "seccomp") < 0)
+	    c_u64v(c, &x->nseccomp, PROTO_MAX_SECCOMP_INSNS, &x->seccomp, "seccomp") < 0 ||
+	    c_u32v(c, &x->nuid_map, &x->uid_map, "uid_map") < 0 ||
+	    c_u32v(c, &x->ngid_map, &x->gid_map, "gid_map") < 0)
 		return -1;
 	return 0;
 }

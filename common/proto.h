@@ -47,7 +47,8 @@
  * version 4 EXEC's flags and terminal size (after its groups) and RESIZE;
  * version 5 EXEC's OCI process attributes after the size: umask,
  * oom_score_adj, capabilities, rlimits, the hostname, domainname,
- * sysctls and a seccomp filter; and MOUNT's opts after its data. */
+ * sysctls and a seccomp filter; and MOUNT's opts after its data; version 6
+ * EXEC's user namespace maps after the seccomp filter. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -56,7 +57,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 5
+#define PROTO_VERSION 6
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -150,6 +151,11 @@ struct proto_exec {
 				      * process runs under, one struct sock_filter per u64
 				      * (code | jt << 16 | jf << 24 | k << 32) */
 	const uint64_t *seccomp;
+	uint32_t nuid_map, ngid_map; /* both 0: the agent's user namespace. Else the
+				      * process runs in a user namespace with these maps,
+				      * 3 u32 per line as /proc/PID/uid_map has them
+				      * (inside, outside, count); uid and gid are inside */
+	const uint32_t *uid_map, *gid_map;
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
@@ -168,12 +174,17 @@ struct proto_mount {
 /* MOUNT's opts. IF_EXISTS: a missing target is no error and nothing is
  * mounted (nor created). MASK (OCI linux.maskedPaths): target, when it
  * exists, is hidden: /dev/null bound over a file, an empty read-only tmpfs
- * over a directory; source, fstype, flags and data are ignored. */
+ * over a directory; source, fstype, flags and data are ignored. DEVICES:
+ * once mounted (a tmpfs for a container's /dev), target gets the standard
+ * device nodes (null, zero, full, random, urandom, tty, all 0666) and the
+ * links fd, stdin, stdout, stderr and ptmx (to pts/ptmx). */
 #define PROTO_MOUNT_IF_EXISTS (1u << 0)
 #define PROTO_MOUNT_MASK      (1u << 1)
-#define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)
+#define PROTO_MOUNT_DEVICES   (1u << 2)
+#define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK | PROTO_MOUNT_DEVICES)
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 #define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
+#define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */
 #define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */

@@ -71,6 +71,23 @@ static bool sysctl_ok(const char *kv)
 	return true;
 }
 
+/* A user namespace map as the kernel takes it: whole lines, none empty or
+ * past the last id, at most PROTO_MAX_ID_MAP_LINES (overlaps are the
+ * kernel's to refuse, with EINVAL the agent reports). */
+static int check_id_map(const struct codec *c, const char *name, uint32_t n, const uint32_t *v,
+			int code)
+{
+	if (n % 3 || n > 3 * PROTO_MAX_ID_MAP_LINES || (n && !v))
+		return codec_fail(c, code, "%s: %u values, not up to %u (inside, outside, count) "
+				  "lines", name, n, PROTO_MAX_ID_MAP_LINES);
+	for (uint32_t i = 0; i < n; i += 3)
+		if (v[i + 2] == 0 || (uint64_t)v[i] + v[i + 2] > (1ull << 32) ||
+		    (uint64_t)v[i + 1] + v[i + 2] > (1ull << 32))
+			return codec_fail(c, code, "%s[%u]: %u ids from %u or %u: empty, or past the "
+					  "last id", name, i / 3, v[i + 2], v[i], v[i + 1]);
+	return 0;
+}
+
 /* The OCI process attributes, in the ranges the kernel takes them. Runs
  * with check_paths: decoding fills the arrays on its second walk. */
 static int check_attrs(const struct codec *c, const struct proto_exec *x, int code)
@@ -94,6 +111,11 @@ static int check_attrs(const struct codec *c, const struct proto_exec *x, int co
 	if ((x->nrlimit_vals && !x->rlimit_vals) || (x->ncaps && !x->caps) ||
 	    (x->nsysctls && !x->sysctls) || (x->nseccomp && !x->seccomp))
 		return codec_fail(c, code, "rlimits, caps or sysctls are NULL, but counted");
+	if (!x->nuid_map != !x->ngid_map)
+		return codec_fail(c, code, "uid_map and gid_map: both or neither");
+	if (check_id_map(c, "uid_map", x->nuid_map, x->uid_map, code) < 0 ||
+	    check_id_map(c, "gid_map", x->ngid_map, x->gid_map, code) < 0)
+		return -1;
 	for (uint32_t i = 0; i < x->nsysctls; i++)
 		if (!sysctl_ok(x->sysctls[i]))
 			return codec_fail(c, code, "sysctls[%u] '%.64s': want key=value, the key "

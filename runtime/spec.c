@@ -440,9 +440,9 @@ static int parse_linux(const struct json_val *top, struct oci_spec *s, struct rv
 	    parse_resources(lnx, s, err) < 0 || parse_devices(lnx, s, err) < 0 ||
 	    parse_paths(lnx, "maskedPaths", &s->masked_paths, &s->nmasked, err) < 0 ||
 	    parse_paths(lnx, "readonlyPaths", &s->readonly_paths, &s->nreadonly, err) < 0 ||
-	    parse_sysctl(lnx, s, err) < 0)
+	    parse_sysctl(lnx, s, err) < 0 || parse_namespaces(lnx, s, err) < 0)
 		return -1;
-	return parse_namespaces(lnx, s, err);
+	return spec_parse_userns(lnx, s, err);
 }
 
 static int parse_tree(const char *bundle, struct oci_spec *s, struct rv_err *err)
@@ -556,6 +556,8 @@ void spec_free(struct oci_spec *s)
 		free(s->namespaces[i].path);
 	}
 	free(s->namespaces);
+	free(s->uid_maps);
+	free(s->gid_maps);
 	json_free(s->doc);
 	free(s->bundle);
 	memset(s, 0, sizeof(*s));

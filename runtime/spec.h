@@ -35,6 +35,11 @@ extern const char *const spec_cap_set_names[SPEC_CAP_SETS];
 struct oci_mount { char *destination, *type, *source; char **options; size_t noptions; };
 struct oci_kv { char *key, *value; };
 struct oci_namespace { char *type, *path; };      /* path NULL when absent */
+/* One line of linux.uidMappings or gidMappings. In runvm the "host" ids are
+ * the guest's: the user namespace is made in the guest, whose files carry
+ * the host's ids through virtio-fs unchanged. */
+struct oci_id_map { uint32_t container_id, host_id, size; };
+#define SPEC_MAX_ID_MAPS 340u   /* lines the kernel takes per map */
 
 struct oci_process {
 	bool terminal;
@@ -81,6 +86,11 @@ struct oci_spec {
 	bool has_memory_limit; int64_t memory_limit;                 /* linux.resources.memory.limit */
 	size_t ndevices; char *first_device_path;                    /* linux.devices (device nodes) */
 	struct oci_namespace *namespaces; size_t nnamespaces;
+	/* A new user namespace (linux.namespaces "user") with these maps;
+	 * without one both are empty. */
+	bool userns;
+	struct oci_id_map *uid_maps; size_t nuid_maps;
+	struct oci_id_map *gid_maps; size_t ngid_maps;
 	struct oci_hooks hooks;
 	struct json_doc *doc;  /* the whole parsed tree, for later consumers */
 	char *bundle;          /* absolute; spec_load resolves symlinks, spec_parse does not */

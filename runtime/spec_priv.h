@@ -21,6 +21,10 @@ int spec_copy_strv(const struct json_val *arr, char ***out, size_t *n, struct rv
 /* config.json's "hooks" (spec_hooks.c). */
 int spec_parse_hooks(const struct json_val *top, struct oci_hooks *h, struct rv_err *err);
 
+/* linux.uidMappings, gidMappings and the user namespace they belong to
+ * (spec_userns.c); after linux.namespaces. */
+int spec_parse_userns(const struct json_val *lnx, struct oci_spec *s, struct rv_err *err);
+
 /* config.json's "process" member (spec_process.c). */
 int spec_parse_process_member(const struct json_val *top, struct oci_process *p,
 			      struct rv_err *err);

@@ -115,17 +115,19 @@ static int translate_mount(const struct oci_mount *m, const char *bundle, struct
 	}
 	o->source = m->source ? m->source : "none";
 	o->fstype = m->type ? m->type : "none";
-	/* The guest's own devtmpfs stands for a tmpfs /dev until the agent makes
-	 * the standard device nodes itself. */
-	if (!strcmp(m->destination, "/dev") && !strcmp(o->fstype, "tmpfs")) {
-		o->source = "/dev";
-		o->fstype = NULL;
+	/* A tmpfs /dev is the container's own: the agent makes the standard
+	 * device nodes in it, as runc does. */
+	if (!strcmp(m->destination, "/dev") && !strcmp(o->fstype, "tmpfs"))
+		o->opts = PROTO_MOUNT_DEVICES;
+	/* Our guest kernel has the unified hierarchy only: runc mounts cgroup2
+	 * where a spec (its own default one too) asks for "cgroup" on such a
+	 * host, with the spec's flags and without v1's controller options. */
+	if (!strcmp(o->fstype, "cgroup")) {
+		o->fstype = "cgroup2";
+		o->source = "cgroup2";
 		free(data);
 		o->data = NULL;
-		o->flags = MS_BIND | MS_REC;
 	}
-	/* Our guest kernel has cgroup2 only; runc's default spec asks for v1. */
-	o->optional = !strcmp(o->fstype ? o->fstype : "", "cgroup");
 	return 0;
 }
 
@@ -159,6 +161,12 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	cfg->attrs.domainname = s->domainname;
 	cfg->attrs.sysctls = (const char *const *)s->sysctls;
 	cfg->attrs.nsysctls = (uint32_t)s->nsysctls;
+	_Static_assert(sizeof(struct oci_id_map) == 3 * sizeof(uint32_t),
+		       "a map line is the protocol's (inside, outside, count) triple");
+	cfg->attrs.uid_map = (const uint32_t *)s->uid_maps;
+	cfg->attrs.nuid_map = 3 * (uint32_t)s->nuid_maps;
+	cfg->attrs.gid_map = (const uint32_t *)s->gid_maps;
+	cfg->attrs.ngid_map = 3 * (uint32_t)s->ngid_maps;
 	cfg->masked_paths = (const char *const *)s->masked_paths;
 	cfg->nmasked = s->nmasked;
 	cfg->readonly_paths = (const char *const *)s->readonly_paths;

@@ -219,6 +219,8 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.domainname = a->domainname ? a->domainname : "",
 		.nsysctls = a->nsysctls, .sysctls = (const char **)a->sysctls,
 		.seccomp_flags = a->seccomp_flags, .nseccomp = a->nseccomp, .seccomp = a->seccomp,
+		.nuid_map = a->nuid_map, .uid_map = a->uid_map,
+		.ngid_map = a->ngid_map, .gid_map = a->gid_map,
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();

@@ -47,6 +47,10 @@ struct agent_attrs {
 	uint32_t nsysctls;
 	const uint64_t *seccomp;       /* linux.seccomp compiled (nseccomp insns), or NULL */
 	uint32_t nseccomp, seccomp_flags;
+	/* The container's user namespace (linux.uidMappings, gidMappings) as
+	 * (inside, outside, count) triples, nuid_map/ngid_map u32 each; 0: none. */
+	const uint32_t *uid_map, *gid_map;
+	uint32_t nuid_map, ngid_map;
 };
 
 struct agent_exec {

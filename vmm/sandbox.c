@@ -36,13 +36,7 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 	if (boot_fs_resolve(sb->cfg->rootfs, m->destination, rel, sizeof(rel), &exists, err) < 0)
 		return -1;
 	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
-	int rc = agent_mount(a, m->source, target, m->fstype, m->flags, m->data, err);
-	if (rc < 0 && m->optional) {
-		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "mount %s (%s), optional: %s", m->destination,
-			m->fstype, err->msg);
-		return 0;
-	}
-	return rc;
+	return agent_mount_opts(a, m->source, target, m->fstype, m->flags, m->data, m->opts, err);
 }
 
 /* linux.readonlyPaths (a read-only bind of each over itself) and

@@ -20,7 +20,7 @@ struct sandbox_mount {
 				    * virtio-fs); NULL: a mount made in the guest */
 	const char *source, *fstype, *data;   /* mount(2)'s, for a guest mount */
 	uint32_t flags;            /* MS_*; MS_RDONLY makes a bind read-only */
-	bool optional;             /* a failure is logged, not fatal (cgroup v1 in our guest) */
+	uint32_t opts;             /* PROTO_MOUNT_*: DEVICES for a tmpfs /dev */
 };
 
 struct sandbox_config {

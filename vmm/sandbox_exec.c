@@ -173,9 +173,9 @@ static int to_agent_exec(const struct proto_exec *e, const char **argv, const ch
 {
 	if (!argv || !envp)
 		return rv_fail(err, ENOMEM, "exec");
-	if (e->hostname[0] || e->domainname[0] || e->nsysctls)
-		return rv_failx(err, EINVAL, "exec: the hostname, domainname and sysctls are the "
-				"container's, set by create");
+	if (e->hostname[0] || e->domainname[0] || e->nsysctls || e->nuid_map || e->ngid_map)
+		return rv_failx(err, EINVAL, "exec: the hostname, domainname, sysctls and user "
+				"namespace are the container's, set by create");
 	if (e->cwd[0] && e->cwd[0] != '/')
 		return rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
 	*x = (struct agent_exec){ .argv = argv, .envp = envp, .root = BOOT_GUEST_ROOTFS,
@@ -207,6 +207,11 @@ static int run(struct sandbox *sb, struct control_call *call, const struct agent
 
 	if (to_agent_exec(e, argv, envp, &x, err) < 0 || take_stdio(call, e, &x, err) < 0)
 		return -1;
+	/* In the container's user namespace, as runc's exec joins it. */
+	x.attrs.uid_map = sb->cfg->attrs.uid_map;
+	x.attrs.nuid_map = sb->cfg->attrs.nuid_map;
+	x.attrs.gid_map = sb->cfg->attrs.gid_map;
+	x.attrs.ngid_map = sb->cfg->attrs.ngid_map;
 	struct exec_run er = { .call = call, .send_err = &send_err, .agent = agent,
 			       .stop_fd = eventfd(0, EFD_CLOEXEC) };
 	x.started = on_started;

@@ -91,6 +91,9 @@ struct agent {
 	unsigned nconns;
 	struct proc *procs;
 	unsigned nprocs;
+	int userns_fd;                /* the user namespace of userns_maps, -1: none yet */
+	uint32_t *userns_maps;        /* its uid map's values, then its gid map's */
+	uint32_t userns_nuid, userns_ngid;
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -133,7 +136,7 @@ const char *privs_step_name(int step);
 
 /* spawn.c: fork + exec with the process spec; fills p->pid and the agent's
  * pipe ends in p->st[i].pipe.fd. err->msg is what START answers. */
-int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err);
+int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err);
 
 /* tty.c: a process's terminal. tty_open allocates it before the fork: the
  * master's fds go to p's stdout (and stdin) streams, the slave, three times,
@@ -163,5 +166,16 @@ void procs_on_stats(struct conn *c, const struct proto_msg *m);
 void mounts_setup(void);
 void console_setup(void);
 void mounts_on_mount(struct conn *c, const struct proto_msg *m);
+
+/* userns.c: *fd is the user namespace x's maps ask for (made on first use,
+ * then kept: the agent's until userns_release), -1 when x asks for none.
+ * userns_outside is the guest id that inside id maps to, false: unmapped. */
+int userns_get(struct agent *a, const struct proto_exec *x, int *fd, struct rv_err *err);
+void userns_release(struct agent *a);
+bool userns_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *out);
+
+/* devnodes.c: the standard device nodes and links in the directory target
+ * (a container's fresh /dev). On failure, errno and *what name the entry. */
+int devnodes_populate(const char *target, const char **what);
 
 #endif

@@ -181,7 +181,7 @@ static __attribute__((noreturn)) void power_off(void)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .epfd = -1 };
+	struct agent a = { .epfd = -1, .userns_fd = -1 };
 	const char *unix_path = NULL;
 	struct rv_err err;
 

@@ -249,5 +249,12 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 	}
 	if (!strcmp(m->fstype, "virtiofs") && !(m->flags & (MS_BIND | MS_REMOUNT)))
 		widen_readahead(m->target);
+	if ((m->opts & PROTO_MOUNT_DEVICES) && devnodes_populate(m->target, &step) < 0) {
+		int code = errno;
+		umount2(m->target, MNT_DETACH);   /* no half-made /dev */
+		conn_reply_error(c, req->id, code, "device nodes in %s: %s: %s", m->target, step,
+				 strerror(code));
+		return;
+	}
 	conn_reply_ok(c, req->id);
 }

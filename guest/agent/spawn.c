@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 
 /* After the PRIVS_* steps of privs.c. */
 enum spawn_step {
-	STEP_STDIO = 32, STEP_CTTY, STEP_ROOT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CHDIR, STEP_EXEC
+	STEP_STDIO = 32, STEP_CTTY, STEP_ROOT, STEP_USERNS, STEP_GROUPS, STEP_GID, STEP_UID,
+	STEP_CHDIR, STEP_EXEC
 };
 
 struct spawn_failure {
@@ -35,6 +37,7 @@ struct child_plan {
 	int fds[3];                   /* become 0, 1, 2 */
 	int report_fd;                /* write end of the exec-status pipe */
 	bool tty;                     /* fds are a terminal's slave */
+	int userns_fd;                /* the user namespace to join (the agent's fd), or -1 */
 	const struct proto_exec *x;
 	char **argv, **envp;
 	gid_t *groups;
@@ -67,7 +70,9 @@ static void child_reset_signals(void)
 static void child_set_ids(const struct child_plan *c)
 {
 	const struct proto_exec *x = c->x;
-	bool root = geteuid() == 0;
+	/* In its user namespace the process has every capability until it
+	 * sets its ids, whatever id the agent's root maps to there. */
+	bool root = geteuid() == 0 || c->userns_fd >= 0;
 	int step;
 
 	/* Without privileges (a test agent), only a change of identity is tried. */
@@ -103,6 +108,9 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	 * "/" of the new root until the one asked for, which is inside it. */
 	if (c->x->root[0] && (chroot(c->x->root) < 0 || chdir("/") < 0))
 		child_fail(c, STEP_ROOT);
+	/* After the chroot, which needs CAP_SYS_CHROOT where the mounts are. */
+	if (c->userns_fd >= 0 && setns(c->userns_fd, CLONE_NEWUSER) < 0)
+		child_fail(c, STEP_USERNS);
 	child_set_ids(c);
 	if (c->die_with_agent) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* after setuid, which clears it */
@@ -128,6 +136,9 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 		break;
 	case STEP_ROOT:
 		rv_fail(err, f->err, "chroot '%s'", x->root);
+		break;
+	case STEP_USERNS:
+		rv_fail(err, f->err, "join the container's user namespace for '%s'", x->argv[0]);
 		break;
 	case STEP_GROUPS:
 		rv_fail(err, f->err, "setgroups (%u groups)", x->ngroups);
@@ -198,7 +209,7 @@ static void plan_free(struct child_plan *c)
 	free(c->groups);
 }
 
-static int plan_make(const struct agent *a, struct proc *p, int devnull, struct child_plan *c,
+static int plan_make(struct agent *a, struct proc *p, int devnull, struct child_plan *c,
 		     struct rv_err *err)
 {
 	c->x = &p->spec.exec;
@@ -207,6 +218,8 @@ static int plan_make(const struct agent *a, struct proc *p, int devnull, struct 
 	c->last_cap = privs_last_cap();
 	c->die_with_agent = !a->pid1;
 	c->tty = p->tty;
+	if (userns_get(a, c->x, &c->userns_fd, err) < 0)
+		return -1;
 	if (p->tty && tty_open(p, c->fds, err) < 0)
 		return -1;
 	for (int i = 0; i < 3 && !p->tty; i++) {
@@ -237,9 +250,9 @@ static int await_exec(const struct proto_exec *x, int report_fd, pid_t pid, stru
 	return -1;
 }
 
-int spawn_proc(const struct agent *a, struct proc *p, struct rv_err *err)
+int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err)
 {
-	struct child_plan c = { .fds = { -1, -1, -1 } };
+	struct child_plan c = { .fds = { -1, -1, -1 }, .userns_fd = -1 };
 	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	_cleanup_close_ int report_rd = -1;
 	int report[2];

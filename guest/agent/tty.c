@@ -1,6 +1,8 @@
-/* A process's terminal (PROTO_EXEC_TTY): a pty from the agent's own /dev/ptmx
- * (PID 1 mounts devpts on /dev/pts; the host-mode agent uses the host's),
- * allocated before the fork, so a process that chroots into its root still
+/* A process's terminal (PROTO_EXEC_TTY): a pty from the /dev/ptmx of the
+ * process's root when it has one (a container's devpts instance, so that
+ * `tty` and /dev/pts inside it agree), else the agent's own (PID 1 mounts
+ * devpts on /dev/pts; the host-mode agent uses the host's), allocated before
+ * the fork, so a process that chroots into its root still
  * gets it. The slave becomes the process's fds 0, 1 and 2 and, after its
  * setsid, its controlling terminal (spawn.c); the master stays with the
  * agent, which relays it like a pipe pair (relay.c).
@@ -13,8 +15,10 @@
  * close hangs the terminal up (SIGHUP). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -41,10 +45,26 @@ static int open_slave(int master, struct rv_err *err)
 	return fd >= 0 ? fd : rv_fail(err, errno, "open %s", name);
 }
 
-static int open_master(struct rv_err *err)
+/* root's dev/ptmx, resolved as the process will see it (a link to
+ * pts/ptmx stays inside root), or -1 with errno. */
+static int open_root_ptmx(const char *root)
 {
-	_cleanup_close_ int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	struct open_how how = { .flags = O_RDWR | O_NOCTTY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	_cleanup_close_ int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
+	if (dir < 0)
+		return -1;
+	return (int)syscall(SYS_openat2, dir, "dev/ptmx", &how, sizeof(how));
+}
+
+static int open_master(const char *root, struct rv_err *err)
+{
+	_cleanup_close_ int fd = root[0] ? open_root_ptmx(root) : -1;
+
+	if (fd < 0 && root[0] && errno != ENOENT)
+		return rv_fail(err, errno, "allocate a terminal (%s/dev/ptmx)", root);
+	if (fd < 0)
+		fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return rv_fail(err, errno, "allocate a terminal (/dev/ptmx)");
 	if (grantpt(fd) < 0 || unlockpt(fd) < 0)
@@ -81,7 +101,7 @@ int tty_open(struct proc *p, int child_fds[3], struct rv_err *err)
 {
 	struct stream *in = &p->st[PROTO_STDIN], *out = &p->st[PROTO_STDOUT];
 
-	out->pipe.fd = open_master(err);
+	out->pipe.fd = open_master(p->spec.exec.root, err);
 	if (out->pipe.fd < 0)
 		return -1;
 	if ((p->rows || p->cols) && tty_resize(p, err) < 0)
@@ -93,8 +113,11 @@ int tty_open(struct proc *p, int child_fds[3], struct rv_err *err)
 		return -1;
 	/* The process owns its terminal, as a login does (devpts made it ours);
 	 * the group and mode stay devpts' (gid=, mode=). */
-	if (geteuid() == 0 && fchown(child_fds[0], p->spec.exec.uid, (gid_t)-1) < 0)
-		return rv_fail(err, errno, "give the terminal to uid %u", p->spec.exec.uid);
+	const struct proto_exec *x = &p->spec.exec;
+	uid_t owner = x->uid;
+	bool mapped = !x->nuid_map || userns_outside(x->uid_map, x->nuid_map, x->uid, &owner);
+	if (geteuid() == 0 && mapped && fchown(child_fds[0], owner, (gid_t)-1) < 0)
+		return rv_fail(err, errno, "give the terminal to uid %u", owner);
 	for (int i = 1; i < 3; i++)
 		if ((child_fds[i] = fcntl(child_fds[0], F_DUPFD_CLOEXEC, 3)) < 0)
 			return rv_fail(err, errno, "dup the terminal's slave");

@@ -61,6 +61,7 @@ struct opts {
 	bool resize_first;
 	bool raw, shutdown, ps, stats, signal_all;
 	int signal_all_signo;
+	uint32_t userns[3];            /* one line of both maps, count 0: none */
 	char **argv;
 };
 
@@ -90,6 +91,7 @@ static __attribute__((noreturn)) void usage(const char *why)
 {
 	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
 		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
+		"       [--userns INSIDE:OUTSIDE:COUNT]\n"
 		"       [--tty [--size RxC] [--resize-after MS:RxC] [--resize-first RxC]] -- CMD ARGS...\n"
 		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
 		why);
@@ -118,7 +120,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "stats", no_argument, NULL, 'T' }, { "signal-all", required_argument, NULL, 'A' },
 		{ "tty", no_argument, NULL, 'y' }, { "size", required_argument, NULL, 'z' },
 		{ "resize-after", required_argument, NULL, 'R' },
-		{ "resize-first", required_argument, NULL, 'F' }, { 0 },
+		{ "resize-first", required_argument, NULL, 'F' },
+		{ "userns", required_argument, NULL, 'N' }, { 0 },
 	};
 	int c;
 
@@ -152,6 +155,10 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->resize_first = true;
 			if (sscanf(optarg, "%ux%u", &o->first_rows, &o->first_cols) != 2)
 				usage("--resize-first wants RxC");
+			break;
+		case 'N':
+			if (sscanf(optarg, "%u:%u:%u", &o->userns[0], &o->userns[1], &o->userns[2]) != 3)
+				usage("--userns wants INSIDE:OUTSIDE:COUNT");
 			break;
 		case 'r': o->raw = true; break;
 		case 'S': o->shutdown = true; break;
@@ -361,6 +368,10 @@ static void *job_run(void *arg)
 		.prepared = on_prepared, .prepared_arg = j,
 		.before_start = before_start, .before_start_arg = j,
 	};
+	if (o->userns[2]) {   /* the count: 0 makes no namespace */
+		x.attrs.uid_map = x.attrs.gid_map = o->userns;
+		x.attrs.nuid_map = x.attrs.ngid_map = 3;
+	}
 	j->rc = agent_run(&j->client, &x, &j->status, &j->err);
 	return NULL;
 }

@@ -59,6 +59,14 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	CHECK(a->seccomp_flags == b->seccomp_flags && (a->seccomp_flags & ~PROTO_SECCOMP_FLAGS) == 0);
 	CHECK(a->nseccomp == b->nseccomp && a->nseccomp <= PROTO_MAX_SECCOMP_INSNS);
 	CHECK(memcmp(a->seccomp, b->seccomp, a->nseccomp * sizeof(uint64_t)) == 0);
+	/* What the agent writes to uid_map and gid_map: whole, non-empty lines. */
+	CHECK(a->nuid_map == b->nuid_map && a->ngid_map == b->ngid_map);
+	CHECK(a->nuid_map % 3 == 0 && a->ngid_map % 3 == 0 && !a->nuid_map == !a->ngid_map);
+	CHECK(a->nuid_map <= 3 * PROTO_MAX_ID_MAP_LINES && a->ngid_map <= 3 * PROTO_MAX_ID_MAP_LINES);
+	CHECK(memcmp(a->uid_map, b->uid_map, a->nuid_map * sizeof(uint32_t)) == 0);
+	CHECK(memcmp(a->gid_map, b->gid_map, a->ngid_map * sizeof(uint32_t)) == 0);
+	for (uint32_t i = 0; i < a->nuid_map; i += 3)
+		CHECK(a->uid_map[i + 2] > 0);
 	check_strv(a->nsysctls, a->sysctls, b->sysctls);
 	for (uint32_t i = 0; i < a->nsysctls; i++)   /* a key names a file below /proc/sys */
 		CHECK(!strchr(a->sysctls[i], '/') || strchr(a->sysctls[i], '/') >

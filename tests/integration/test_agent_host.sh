@@ -113,6 +113,26 @@ if [ "$(id -u)" = 0 ]; then
 	run_capture ar0 --user 65534:65533 -- id -G
 	[ "$out" = 65533 ] && pass "gid 65533 and no supplementary groups" ||
 		fail "gid 65533 and no supplementary groups" "stdout: $out" "stderr: $err"
+	# A user namespace (OCI linux.uidMappings): the process sees its ids
+	# inside it, the files it makes carry the outside ones.
+	run_capture ar0 --userns 0:100000:65536 -- sh -c 'cat /proc/self/uid_map /proc/self/gid_map; id -u; id -G'
+	[ "$(echo $out)" = "0 100000 65536 0 100000 65536 0 0" ] &&
+		pass "a user namespace: its maps, and root inside it" ||
+		fail "a user namespace: its maps, and root inside it" "stdout: $out" "stderr: $err"
+	chmod 711 "$tmp" && mkdir -m 1777 "$tmp/shared"
+	run_capture ar0 --userns 0:100000:65536 --user 1000:1000 -- sh -c "id -u; touch $tmp/shared/f"
+	[ "$out" = 1000 ] && [ "$(stat -c %u:%g "$tmp/shared/f" 2>/dev/null)" = 101000:101000 ] &&
+		pass "uid 1000 inside makes files of uid 101000 outside" ||
+		fail "uid 1000 inside makes files of uid 101000 outside" "stdout: $out" "stderr: $err" \
+			"$(stat -c %u:%g "$tmp/shared/f" 2>&1)"
+	a=$(ar0 --userns 0:100000:65536 -- readlink /proc/self/ns/user)
+	b=$(ar0 --userns 0:100000:65536 -- readlink /proc/self/ns/user)
+	[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$(readlink /proc/self/ns/user)" ] &&
+		pass "processes with the same maps share one user namespace, not the agent's" ||
+		fail "processes with the same maps share one user namespace, not the agent's" "$a / $b"
+	run_capture ar0 --userns 0:100000:65536 --tty --user 7 -- sh -c 'stat -c %u "$(tty)"'
+	[ "$(tr -d "\r" <<<"$out")" = 7 ] && pass "in it, the process owns its terminal too" ||
+		fail "in it, the process owns its terminal too" "stdout: $out" "stderr: $err"
 else
 	skip "runs as uid 65534" "not root"
 	skip "gid 65533 and no supplementary groups" "not root"
@@ -231,10 +251,10 @@ frame() {
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
-hello() { frame 1 1 "$(u32 5)"; }
-# EXEC's version 5 tail: umask 022, no oom_score_adj, caps, rlimits,
-# hostname, domainname, sysctls or seccomp filter
-exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)"; }
+hello() { frame 1 1 "$(u32 6)"; }
+# EXEC's version 5 and 6 tail: umask 022, no oom_score_adj, caps, rlimits,
+# hostname, domainname, sysctls, seccomp filter or user namespace maps
+exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(u32 0)"; }
 # exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS]]]: EXEC of `true` as exec id 77
 exec_true() {
 	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")$(exec_v5)"
@@ -266,9 +286,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 5"
-{ frame 1 1 "$(u32 4)"; } >"$tmp/frames"
-raw "version 4 (before the process attributes): ERROR" "unsupported protocol version 4, this agent speaks 5"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 6"
+{ frame 1 1 "$(u32 5)"; } >"$tmp/frames"
+raw "version 5 (before the user namespace maps): ERROR" "unsupported protocol version 5, this agent speaks 6"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"

@@ -116,6 +116,14 @@ run_capture rv exec c1 sh -c 'for d in null zero full random urandom tty ptmx; d
 expect_eq "the standard devices are there (urandom gives bytes)" "$(echo $out)" \
 	"null zero full random urandom tty ptmx 4"
 expect_in "and /dev/full is full" "$err" "No space left on device"
+expect_in "/dev: the spec's tmpfs, the container's own" "$(mount_of /dev)" " - tmpfs "
+run_capture rv exec c1 sh -c 'ls -l /dev/null /dev/urandom | cut -c1-10; readlink /dev/ptmx; readlink /dev/fd;
+	ls /dev/kmsg /dev/mem /dev/vsock /dev/ttyS0 2>/dev/null | wc -l'
+expect_eq "its nodes are 0666, ptmx leads to its devpts, fd to /proc; none of the guest's own devices" \
+	"$(echo $out)" "crw-rw-rw- crw-rw-rw- pts/ptmx /proc/self/fd 0"
+expect_in "cgroup: the unified hierarchy (cgroup2), read-only with the spec's flags" \
+	"$(mount_of /sys/fs/cgroup)" "ro,nosuid,nodev,noexec"
+expect_in "and it is cgroup2" "$(mount_of /sys/fs/cgroup)" " - cgroup2 "
 run_capture rv exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapBnd /proc/self/status'
 expect_in "--cap adds to the bounding set (CAP_SYS_ADMIN, bit 21)" "$out" "00000000002010e1"
 run_capture rv exec -u 1000 c1 sh -c 'grep CapEff /proc/self/status'
@@ -191,9 +199,11 @@ expect_eq "SIGKILL to the relay (as a shim ends an exec) ends the process in the
 # The console socket's client resizes the master as a shim does on a
 # client's resize, then types; the process reports its terminal's size.
 out=$(console_client "$scratch/console.sock" $'typed\n' 41x123 "$build/bin/runvm" --root "$root" exec -t -d \
-	--console-socket "$scratch/console.sock" c1 sh -c 'read l; echo "got=$l"; [ -t 0 ] && [ -t 1 ] && echo ttys; stty size' 2>&1 | tr -d '\r')
+	--console-socket "$scratch/console.sock" c1 sh -c 'read l; echo "got=$l"; [ -t 0 ] && [ -t 1 ] && echo ttys;
+	t=$(tty); [ -c "$t" ] && echo "own-pty=${t%[0-9]*}"; stty size' 2>&1 | tr -d '\r')
 expect_in "--tty: what the client types reaches the process" "$out" "got=typed"
 expect_in "its stdio is a terminal in the guest" "$out" "ttys"
+expect_in "one of the container's own ptys: tty names it and it is in its /dev/pts" "$out" "own-pty=/dev/pts/"
 expect_in "a resize of the console reaches it" "$out" "41 123"
 
 # --- many at once ---------------------------------------------------------------------
@@ -209,6 +219,35 @@ for i in $(seq "$many"); do
 done
 [ ${#bad[@]} = 0 ] && pass "$many execs at once: each its own output and status" ||
 	fail "$many execs at once: each its own output and status" "${bad[@]:0:5}"
+
+# --- a user namespace (linux.uidMappings), made in the guest ----------------------------
+# The guest's ids stand for the host's: virtio-fs carries them unchanged, so
+# uid 0 inside, mapped to 100000, writes files of uid 100000 on the host.
+mkbundle "$b/userns" sleep 100000
+mkdir -m 1777 "$scratch/shared"
+python3 - "$b/userns/config.json" "$scratch/shared" <<'PY'
+import json, sys
+path, shared = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+c["linux"]["namespaces"].append({"type": "user"})
+c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+c["mounts"].append({"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind"]})
+json.dump(c, open(path, "w"), indent=1)
+PY
+run_capture rv run -d --bundle "$b/userns" u1
+expect_rc "a container with a user namespace: run -d exits 0" 0
+run_capture rv exec u1 sh -c 'cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /shared/by-root;
+	[ "$(readlink /proc/self/ns/user)" = "$(readlink /proc/$(pidof sleep)/ns/user)" ] && echo same-ns'
+expect_eq "its maps, root inside, and an exec joins the init's namespace" "$(echo $out)" \
+	"0 100000 65536 0 100000 65536 0 same-ns"
+expect_eq "a file root makes inside belongs to uid 100000 on the host" \
+	"$(stat -c %u:%g "$scratch/shared/by-root" 2>&1)" "100000:100000"
+rv exec -u 1000 u1 touch /shared/by-1000
+expect_eq "uid 1000 inside: uid 101000 on the host" "$(stat -c %u "$scratch/shared/by-1000" 2>&1)" 101000
+run_capture rv exec u1 touch /etc/by-root
+expect_in "root inside cannot write the rootfs's files of the host's root" "$err" "Permission denied"
+rv delete --force u1
 
 # --- the container's status decides ------------------------------------------------------
 rv pause c1

@@ -578,9 +578,9 @@ Test(proto, rejects_a_version_4_mount_and_unknown_opts)
 	decode_fails(&w, EPROTO, "MOUNT frame: opts needs 4 bytes, only 0 are left");
 	wmount(&w, "/mnt", 4);
 	w.n -= 4;
-	w32(&w, 4);
+	w32(&w, 8);
 	wseal(&w);
-	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x4 has unknown bits (known: 0x3)");
+	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x8 has unknown bits (known: 0x7)");
 }
 
 Test(proto, rejects_mount_with_trailing_bytes)

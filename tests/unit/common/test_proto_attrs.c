@@ -1,6 +1,7 @@
 /* EXEC's OCI process attributes (protocol version 5): umask, oom_score_adj,
- * capabilities, rlimits and the hostname, each refused out of its range by
- * the decoder and by the encoder alike. */
+ * capabilities, rlimits and the hostname; and its user namespace maps
+ * (version 6); each refused out of its range by the decoder and by the
+ * encoder alike. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@ static const uint64_t caps[PROTO_CAP_SETS] = { 0x3, 0x2, 0, 0x2, 0x1ull << 40 };
 static const uint64_t rlimits[] = { RLIMIT_NOFILE, 1024, 4096, RLIMIT_CORE, 0, ~0ull };
 static const char *sysctls[] = { "net.ipv4.ip_forward=1", "kernel.msgmax=8192" };
 static const uint64_t filter[] = { 0x7fff000000000006ull };   /* ret ALLOW */
+static const uint32_t uid_map[] = { 0, 100000, 65536, 65536, 1000, 1 };
+static const uint32_t gid_map[] = { 0, 200000, 10 };
 
 static struct proto_msg attrs_exec(void)
 {
@@ -23,7 +26,8 @@ static struct proto_msg attrs_exec(void)
 		.flags = PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE, .oom_score_adj = -999,
 		.ncaps = PROTO_CAP_SETS, .caps = caps, .nrlimit_vals = 6, .rlimit_vals = rlimits,
 		.hostname = "box-1", .domainname = "example", .nsysctls = 2, .sysctls = sysctls,
-		.seccomp_flags = 1, .nseccomp = 1, .seccomp = filter } };
+		.seccomp_flags = 1, .nseccomp = 1, .seccomp = filter,
+		.nuid_map = 6, .uid_map = uid_map, .ngid_map = 3, .gid_map = gid_map } };
 }
 
 Test(proto_attrs, round_trip_every_attribute)
@@ -45,6 +49,10 @@ Test(proto_attrs, round_trip_every_attribute)
 	cr_expect_eq(d.exec.seccomp_flags, 1);
 	cr_assert_eq(d.exec.nseccomp, 1);
 	cr_expect_eq(d.exec.seccomp[0], filter[0]);
+	cr_assert_eq(d.exec.nuid_map, 6);
+	cr_expect_arr_eq(d.exec.uid_map, uid_map, sizeof(uid_map));
+	cr_assert_eq(d.exec.ngid_map, 3);
+	cr_expect_arr_eq(d.exec.gid_map, gid_map, sizeof(gid_map));
 	proto_msg_free(&d);
 }
 
@@ -91,6 +99,17 @@ Test(proto_attrs, out_of_range_attributes_are_refused)
 	refused(m, "seccomp_flags 0x8");
 	m = attrs_exec(); m.exec.nseccomp = 0;
 	refused(m, "seccomp_flags 0x1: unknown bits, or no filter");
+	static const uint32_t empty[] = { 0, 0, 0 }, past_end[] = { 0, 4294967295u, 2 };
+	m = attrs_exec(); m.exec.ngid_map = 0;
+	refused(m, "uid_map and gid_map: both or neither");
+	m = attrs_exec(); m.exec.nuid_map = 4;
+	refused(m, "uid_map: 4 values, not up to 340 (inside, outside, count) lines");
+	m = attrs_exec(); m.exec.ngid_map = 3 * 341;
+	refused(m, "gid_map: 1023 values");
+	m = attrs_exec(); m.exec.gid_map = empty;
+	refused(m, "gid_map[0]: 0 ids from 0 or 0: empty, or past the last id");
+	m = attrs_exec(); m.exec.uid_map = past_end; m.exec.nuid_map = 3;
+	refused(m, "uid_map[0]: 2 ids from 0 or 4294967295");
 	m = attrs_exec();
 	m.exec.hostname = "a-hostname-longer-than-sixty-four-bytes-is-more-than-the-kernel-takes";
 	encode_fails(&m, EMSGSIZE, "hostname is over the limit of 64 bytes");
@@ -112,6 +131,15 @@ Test(proto_attrs, the_decoder_refuses_them_too)
 	w32(&w, 0);                                        /* hostname */
 	w32(&w, 0); w32(&w, 0);                            /* domainname sysctls */
 	w32(&w, 0); w32(&w, 0);                            /* seccomp_flags seccomp */
+	size_t maps_at = w.n;
+	w32(&w, 0); w32(&w, 0);                            /* uid_map gid_map */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: rlimits[0]: soft limit over the hard one");
+	w.n = maps_at - 48;                                /* back to the rlimits */
+	w32(&w, 0);
+	w32(&w, 0); w32(&w, 0); w32(&w, 0); w32(&w, 0); w32(&w, 0);
+	w32(&w, 3); w32(&w, 0); w32(&w, 1); w32(&w, 0);   /* uid_map 0 1 0: empty */
+	w32(&w, 3); w32(&w, 0); w32(&w, 1); w32(&w, 1);
+	wseal(&w);
+	decode_fails(&w, EPROTO, "EXEC frame: uid_map[0]: 0 ids from 0 or 1: empty");
 }
