@@ -248,7 +248,7 @@ FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRCS_proto := common/proto.c common/proto_check.c common/err.c
 FUZZ_SRCS_fuse := $(wildcard devices/fs/server.c devices/fs/inode.c devices/fs/locks.c devices/fs/ops_*.c) common/err.c common/log.c common/jsonw.c
 FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
-FUZZ_SRCS_spec := runtime/spec.c runtime/spec_process.c runtime/spec_hooks.c runtime/spec_userns.c runtime/hooks.c runtime/caps.c runtime/json.c common/jsonw.c common/err.c
+FUZZ_SRCS_spec := runtime/spec.c runtime/spec_process.c runtime/spec_hooks.c runtime/spec_userns.c runtime/spec_devices.c runtime/hooks.c runtime/caps.c runtime/json.c common/jsonw.c common/err.c
 FUZZ_LIBS_spec := -lyajl
 FUZZ_SRCS_vsock := tests/unit/devices/vdriver.c devices/vsock/vsock.c devices/vsock/conn.c \
 	devices/vsock/packet.c devices/virtio/mmio.c devices/virtio/virtio.c devices/virtio/queue.c \

@@ -37,7 +37,7 @@ static const char *const type_names[] = {
 	[PROTO_STARTED] = "STARTED", [PROTO_SIGNAL] = "SIGNAL", [PROTO_EXIT] = "EXIT",
 	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT", [PROTO_SIGNAL_ALL] = "SIGNAL_ALL",
 	[PROTO_PS] = "PS",           [PROTO_PS_REPLY] = "PS_REPLY", [PROTO_STATS] = "STATS",
-	[PROTO_STATS_REPLY] = "STATS_REPLY", [PROTO_RESIZE] = "RESIZE",
+	[PROTO_STATS_REPLY] = "STATS_REPLY", [PROTO_RESIZE] = "RESIZE", [PROTO_MKNOD] = "MKNOD",
 };
 
 static bool type_known(uint32_t type)
@@ -376,6 +376,16 @@ static int walk_mount(struct codec *c, struct proto_mount *x)
 	return 0;
 }
 
+static int walk_mknod(struct codec *c, struct proto_mknod *x)
+{
+	if (c_str(c, &x->target, "target", -1) < 0 || c_u32(c, &x->kind, "kind", -1) < 0 ||
+	    c_u32(c, &x->major, "major", -1) < 0 || c_u32(c, &x->minor, "minor", -1) < 0 ||
+	    c_u32(c, &x->mode, "mode", -1) < 0 || c_u32(c, &x->uid, "uid", -1) < 0 ||
+	    c_u32(c, &x->gid, "gid", -1) < 0)
+		return -1;
+	return 0;
+}
+
 static bool is_letter(uint32_t v)
 {
 	return (v >= 'A' && v <= 'Z') || (v >= 'a' && v <= 'z');
@@ -473,6 +483,8 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 			c_u32(c, &m->exit.signo, "signo", -1) < 0) ? -1 : 0;
 	case PROTO_MOUNT:
 		return walk_mount(c, &m->mount);
+	case PROTO_MKNOD:
+		return walk_mknod(c, &m->mknod);
 	case PROTO_SIGNAL_ALL:
 		return c_u32(c, &m->signal_all.signo, "signo", -1);
 	case PROTO_PS_REPLY:

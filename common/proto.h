@@ -48,7 +48,7 @@
  * version 5 EXEC's OCI process attributes after the size: umask,
  * oom_score_adj, capabilities, rlimits, the hostname, domainname,
  * sysctls and a seccomp filter; and MOUNT's opts after its data; version 6
- * EXEC's user namespace maps after the seccomp filter. */
+ * EXEC's user namespace maps after the seccomp filter, and MKNOD. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -95,7 +95,8 @@ enum proto_type {
 	PROTO_STATS,         /* host: cpu, memory and pids usage */
 	PROTO_STATS_REPLY,   /* agent: the figures */
 	PROTO_RESIZE,        /* host: exec id, rows, cols of its terminal */
-	PROTO_TYPE_MAX = PROTO_RESIZE,
+	PROTO_MKNOD,         /* host: make a device node (OCI linux.devices) */
+	PROTO_TYPE_MAX = PROTO_MKNOD,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -187,6 +188,20 @@ struct proto_mount {
 #define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */
 #define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
+/* A device node of the guest's kernel (OCI linux.devices: the number names
+ * the guest's device of that kind, never the host's). The agent makes the
+ * directories above target, replaces whatever is at target, and gives the
+ * node mode (the umask does not apply) and owner. MKNOD -> OK or ERROR. */
+struct proto_mknod {
+	const char *target;          /* absolute guest path, no ".." component */
+	uint32_t kind;               /* 'c' (character), 'b' (block) or 'p' (FIFO) */
+	uint32_t major, minor;       /* 0 for a FIFO */
+	uint32_t mode;               /* permission bits, at most 07777 */
+	uint32_t uid, gid;
+};
+#define PROTO_MAX_DEV_MAJOR 4095u       /* the kernel's MAJOR() is 12 bits */
+#define PROTO_MAX_DEV_MINOR 1048575u    /* and MINOR() 20 */
+
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
 struct proto_proc {
 	uint32_t pid, ppid;
@@ -241,6 +256,7 @@ struct proto_msg {
 		struct proto_ps ps;                      /* PS_REPLY */
 		struct proto_stats stats;                /* STATS_REPLY */
 		struct { uint32_t exec_id; uint16_t rows, cols; } resize;
+		struct proto_mknod mknod;
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

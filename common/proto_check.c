@@ -133,6 +133,19 @@ static int check_attrs(const struct codec *c, const struct proto_exec *x, int co
 	return 0;
 }
 
+static int check_mknod(const struct codec *c, const struct proto_mknod *x, int code)
+{
+	if (x->kind != 'c' && x->kind != 'b' && x->kind != 'p')
+		return codec_fail(c, code, "kind %u is none of 'c', 'b', 'p'", x->kind);
+	if (x->mode > 07777)
+		return codec_fail(c, code, "mode 0%o is more than 07777", x->mode);
+	if (x->major > PROTO_MAX_DEV_MAJOR || x->minor > PROTO_MAX_DEV_MINOR ||
+	    (x->kind == 'p' && (x->major || x->minor)))
+		return codec_fail(c, code, "device %u:%u: beyond %u:%u, or given for a FIFO", x->major,
+				  x->minor, PROTO_MAX_DEV_MAJOR, PROTO_MAX_DEV_MINOR);
+	return 0;
+}
+
 /* Values a receiver would otherwise have to check before using them as
  * indexes or masks; the same rules bind the encoder. */
 int proto_check_values(const struct codec *c, const struct proto_msg *m)
@@ -150,6 +163,8 @@ int proto_check_values(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_ATTACH && m->attach.stream > PROTO_STDERR)
 		return codec_fail(c, code, "stream %u is none of stdin (0), stdout (1), stderr (2)",
 			          m->attach.stream);
+	if (m->type == PROTO_MKNOD && check_mknod(c, &m->mknod, code) < 0)
+		return -1;
 	if (m->type == PROTO_SIGNAL_ALL &&
 	    (m->signal_all.signo == 0 || m->signal_all.signo > PROTO_MAX_SIGNO))
 		return codec_fail(c, code, "signal %u is not one of 1..%u", m->signal_all.signo,
@@ -163,14 +178,15 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 {
 	int code = c->decode ? EPROTO : EINVAL;
 	const char *root = m->type == PROTO_EXEC ? m->exec.root : NULL;
-	const char *target = m->type == PROTO_MOUNT ? m->mount.target : NULL;
+	const char *target = m->type == PROTO_MOUNT ? m->mount.target :
+			     m->type == PROTO_MKNOD ? m->mknod.target : NULL;
 
 	if (root && root[0] && root[0] != '/')
 		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
 	/* Its arrays, which decoding fills on the same walk as the strings. */
 	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
 		return -1;
-	if (m->type == PROTO_MOUNT && (!target || target[0] != '/'))
+	if ((m->type == PROTO_MOUNT || m->type == PROTO_MKNOD) && (!target || target[0] != '/'))
 		return codec_fail(c, code, "target '%.64s' is not an absolute path",
 			          target ? target : "");
 	if (m->type == PROTO_MOUNT && (m->mount.opts & ~PROTO_MOUNT_OPTS))

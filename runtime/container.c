@@ -183,6 +183,26 @@ static void hooks_warn(const struct container *c, enum hook_kind kind, const cha
 	spec_free(&spec);
 }
 
+/* startContainer, in the guest before the process runs. One that fails
+ * stops the container, as the runtime spec wants: start fails and the
+ * container is stopped, ready for delete. */
+static int start_hooks(struct container *c, struct rv_err *err)
+{
+	struct oci_spec spec = { 0 };
+	struct rv_err ignored;
+	int rc = container_spec(c, &spec, err);
+
+	if (rc == 0 && spec.hooks.n[HOOK_START_CONTAINER]) {
+		_cleanup_free_ char *json = state_oci_json(&c->st, "created");
+		rc = json ? hooks_run_guest(c->ctl_path, &spec.hooks, HOOK_START_CONTAINER, json, err)
+			  : rv_fail(err, ENOMEM, "state JSON");
+		if (rc < 0 && container_kill_vmm(c, &ignored) == 0)
+			container_record(c, "stopped", &ignored);
+	}
+	spec_free(&spec);
+	return rc;
+}
+
 int container_start(const struct cli *cli, const char *id, struct rv_err *err)
 {
 	struct container c;
@@ -196,7 +216,8 @@ int container_start(const struct cli *cli, const char *id, struct rv_err *err)
 		rv_failx(err, EINVAL, "cannot start a container that has stopped");
 	else if (strcmp(status, "created"))
 		rv_failx(err, EINVAL, "cannot start an already %s container", status);
-	else if (container_call(&c, "start", reply, sizeof(reply), err) == 0)
+	else if (start_hooks(&c, err) == 0 &&
+		 container_call(&c, "start", reply, sizeof(reply), err) == 0)
 		rc = container_record(&c, "running", err);
 	if (rc == 0)
 		hooks_warn(&c, HOOK_POSTSTART, "running");

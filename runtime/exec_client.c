@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/proto.h"
 #include "runtime/ctl.h"
 #include "runtime/spec_vm.h"
@@ -30,6 +31,8 @@ struct conv {
 	bool started;
 	uint32_t exec_id;
 	uint64_t pending;           /* signals that came before the process ran */
+	uint64_t deadline_ms;       /* CLOCK_MONOTONIC; 0: none */
+	bool timed_out;             /* killed at the deadline */
 };
 
 static int send_request(const struct exec_call *c, int fd, struct rv_err *err)
@@ -184,7 +187,17 @@ static int converse(struct conv *v, int *status, struct rv_err *err)
 
 	for (;;) {
 		struct pollfd pf[2] = { { v->fd, POLLIN, 0 }, { v->sigfd, POLLIN, 0 } };
-		if (poll(pf, 2, -1) < 0) {
+		int wait_ms = -1;
+		if (v->deadline_ms && !v->timed_out) {
+			uint64_t now = rv_now_ms(CLOCK_MONOTONIC);
+			if (now >= v->deadline_ms) {
+				v->timed_out = true;
+				on_signal(v, SIGKILL);   /* then its status comes as for any end */
+				continue;
+			}
+			wait_ms = (int)(v->deadline_ms - now);
+		}
+		if (poll(pf, 2, wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			return rv_fail(err, errno, "exec: poll");
@@ -216,6 +229,8 @@ int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *s
 	struct conv v = { .c = c, .fd = -1, .sigfd = -1 };
 	int rc = -1;
 
+	if (c->timeout_s)
+		v.deadline_ms = rv_now_ms(CLOCK_MONOTONIC) + 1000ull * c->timeout_s;
 	sigfillset(&set);
 	for (size_t i = 0; i < sizeof(not_forwarded) / sizeof(not_forwarded[0]); i++)
 		sigdelset(&set, not_forwarded[i]);
@@ -230,6 +245,9 @@ int exec_call_run(const struct exec_call *c, const struct oci_process *p, int *s
 	else if ((v.fd = ctl_dial(c->ctl_path, err)) >= 0 && send_request(c, v.fd, err) == 0 &&
 		 send_process(c, p, v.fd, err) == 0)
 		rc = converse(&v, status, err);
+	if (rc == 0 && v.timed_out)
+		rc = rv_failx(err, ETIMEDOUT, "did not finish within its timeout of %u s (killed)",
+			      c->timeout_s);
 	if (v.fd >= 0)
 		close(v.fd);
 	if (v.sigfd >= 0)

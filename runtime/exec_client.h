@@ -20,6 +20,8 @@ struct exec_call {
 	const struct seccomp_prog *seccomp;   /* the container's linux.seccomp, or NULL */
 	bool hand_over_stdio;          /* close stdio[] once the VMM has them (a relay
 					* must not keep its caller's pipes open) */
+	unsigned timeout_s;            /* 0: none; else the process is SIGKILLed then
+					* and the call fails with ETIMEDOUT */
 	/* Told once the process runs; may fail the call (the process is then
 	 * killed). */
 	int (*started)(void *arg, uint32_t exec_id, uint32_t guest_pid, struct rv_err *err);

@@ -4,7 +4,8 @@
  * fails create, which cleans up), poststart after start and poststop after
  * delete (a failure is a warning; the lifecycle goes on), as the runtime spec
  * says. createContainer and startContainer run in the container, which for
- * runvm is inside the guest: not built yet, refused at create. */
+ * runvm is inside the guest: hooks_run_guest execs each there through the
+ * VMM's control socket (hooks_guest.c), with the same rules. */
 #ifndef RV_HOOKS_H
 #define RV_HOOKS_H
 
@@ -40,6 +41,12 @@ struct oci_hooks {
  * exit status 3: <the tail of its stderr>". */
 int hooks_run(const struct oci_hooks *h, enum hook_kind kind, const char *state_json,
 	      struct rv_err *err);
+
+/* The same for hooks that run in the container (createContainer,
+ * startContainer), through the sandbox's control socket CTL_PATH; the path
+ * is looked up in the container's root. */
+int hooks_run_guest(const char *ctl_path, const struct oci_hooks *h, enum hook_kind kind,
+		    const char *state_json, struct rv_err *err);
 
 void hooks_free(struct oci_hooks *h);
 

@@ -97,19 +97,10 @@ static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec
 	if (o->console_socket && (stat(o->console_socket, &st) < 0 || !S_ISSOCK(st.st_mode)))
 		return rv_failx(err, ENOTSOCK, "--console-socket %s: not a Unix socket",
 				o->console_socket);
-	for (int k = HOOK_CREATE_CONTAINER; k <= HOOK_START_CONTAINER; k++)
-		if (spec->hooks.n[k])
-			return rv_failx(err, ENOTSUP, "hooks.%s: hooks that run inside the container "
-					"(in runvm's guest) are not supported yet; remove them, or "
-					"use createRuntime and poststart, which run on the host",
-					hook_kind_names[k]);
 	struct seccomp_prog filter;       /* compiled here too: a bad profile fails before boot */
 	if (seccomp_compile(spec, &filter, err) < 0)
 		return -1;
 	seccomp_prog_free(&filter);
-	if (spec->ndevices)
-		return rv_failx(err, ENOTSUP, "linux.devices: runvm cannot pass the host device %s "
-				"into the VM; remove it from the spec", spec->first_device_path);
 	if (stat(spec->root_path, &st) < 0)
 		return rv_fail(err, errno, "root.path %s", spec->root_path);
 	if (!S_ISDIR(st.st_mode))
@@ -316,19 +307,25 @@ static void fill_state(struct ct_state *st, const char *id, const char *bundle,
 				 .owner = "" };
 }
 
-/* prestart (legacy) then createRuntime, on the host once the VM is up and
- * the process prepared, with the state "creating" as runc gives it. A
- * failure fails create, which then cleans up. */
-static int create_hooks(const struct oci_spec *spec, const struct ct_state *st,
-			struct rv_err *err)
+/* prestart (legacy) then createRuntime on the host, then createContainer
+ * in the guest, once the VM is up and the process prepared, with the state
+ * "creating" as runc gives it. A failure fails create, which then cleans
+ * up. */
+static int create_hooks(const struct cli *cli, const struct oci_spec *spec,
+			const struct ct_state *st, struct rv_err *err)
 {
-	if (!spec->hooks.n[HOOK_PRESTART] && !spec->hooks.n[HOOK_CREATE_RUNTIME])
+	char ctl[PATH_MAX];
+
+	if (!spec->hooks.n[HOOK_PRESTART] && !spec->hooks.n[HOOK_CREATE_RUNTIME] &&
+	    !spec->hooks.n[HOOK_CREATE_CONTAINER])
 		return 0;
 	_cleanup_free_ char *json = state_oci_json(st, "creating");
 	if (!json)
 		return rv_fail(err, ENOMEM, "state JSON");
+	snprintf(ctl, sizeof(ctl), "%s/%s/%s", cli->root, st->id, STATE_CONTROL_SOCK);
 	return hooks_run(&spec->hooks, HOOK_PRESTART, json, err) < 0 ||
-	       hooks_run(&spec->hooks, HOOK_CREATE_RUNTIME, json, err) < 0 ? -1 : 0;
+	       hooks_run(&spec->hooks, HOOK_CREATE_RUNTIME, json, err) < 0 ||
+	       hooks_run_guest(ctl, &spec->hooks, HOOK_CREATE_CONTAINER, json, err) < 0 ? -1 : 0;
 }
 
 /* With the state dir made and locked: start boot and wait until it is ready. */
@@ -366,7 +363,7 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	f->sync[1] = -1;
 	st.pid = pid;
 	if (state_pid_start(pid, &st.pid_start, err) < 0 || state_write(dirfd, &st, err) < 0 ||
-	    wait_ready(f, vmm, err) < 0 || create_hooks(spec, &st, err) < 0)
+	    wait_ready(f, vmm, err) < 0 || create_hooks(cli, spec, &st, err) < 0)
 		return -1;
 	st.status = "created";
 	return state_write(dirfd, &st, err);

@@ -288,32 +288,6 @@ static int parse_resources(const struct json_val *lnx, struct oci_spec *s, struc
 	return 0;
 }
 
-static int parse_devices(const struct json_val *lnx, struct oci_spec *s, struct rv_err *err)
-{
-	const struct json_val *arr, *dev;
-	const char *path, *type;
-	char q[SPEC_QUOTE_BYTES];
-
-	if (json_get(lnx, "devices", JSON_ARRAY, JSON_OPTIONAL, &arr, err) < 0)
-		return -1;
-	for (size_t i = 0; i < json_len(arr); i++) {
-		dev = json_item(arr, i);
-		if (json_check_type(dev, JSON_OBJECT, err) < 0 ||
-		    json_get_string(dev, "path", JSON_REQUIRED, &path, err) < 0 ||
-		    json_get_string(dev, "type", JSON_REQUIRED, &type, err) < 0)
-			return -1;
-		if (path[0] != '/')
-			return json_fail(json_member(dev, "path"), NULL, err,
-					 "%s is relative; give the absolute path inside the container",
-					 spec_quote(q, path));
-	}
-	s->ndevices = json_len(arr);
-	if (s->ndevices)
-		return spec_get_copy(json_item(arr, 0), "path", JSON_REQUIRED, &s->first_device_path, err) < 0
-			? -1 : 0;
-	return 0;
-}
-
 /* Each type with its file in /proc/PID/ns, for the fix in an error. */
 static const char *const namespace_types[][2] = {
 	{ "pid", "pid" }, { "network", "net" }, { "mount", "mnt" }, { "ipc", "ipc" },
@@ -437,7 +411,7 @@ static int parse_linux(const struct json_val *top, struct oci_spec *s, struct rv
 
 	if (json_get(top, "linux", JSON_OBJECT, JSON_OPTIONAL, &lnx, err) < 0 ||
 	    spec_get_copy(lnx, "cgroupsPath", JSON_OPTIONAL, &s->cgroups_path, err) < 0 ||
-	    parse_resources(lnx, s, err) < 0 || parse_devices(lnx, s, err) < 0 ||
+	    parse_resources(lnx, s, err) < 0 || spec_parse_devices(lnx, s, err) < 0 ||
 	    parse_paths(lnx, "maskedPaths", &s->masked_paths, &s->nmasked, err) < 0 ||
 	    parse_paths(lnx, "readonlyPaths", &s->readonly_paths, &s->nreadonly, err) < 0 ||
 	    parse_sysctl(lnx, s, err) < 0 || parse_namespaces(lnx, s, err) < 0)
@@ -550,7 +524,9 @@ void spec_free(struct oci_spec *s)
 	}
 	free(s->annotations);
 	free(s->cgroups_path);
-	free(s->first_device_path);
+	for (size_t i = 0; i < s->ndevices; i++)
+		free((char *)s->devices[i].target);
+	free(s->devices);
 	for (size_t i = 0; i < s->nnamespaces; i++) {
 		free(s->namespaces[i].type);
 		free(s->namespaces[i].path);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/proto.h"
 #include "runtime/hooks.h"
 #include "runtime/json.h"
 
@@ -84,7 +85,9 @@ struct oci_spec {
 	bool has_cpu_quota; int64_t cpu_quota; uint64_t cpu_period;   /* linux.resources.cpu */
 	/* As written: a limit <= 0 (runc's -1) means none. */
 	bool has_memory_limit; int64_t memory_limit;                 /* linux.resources.memory.limit */
-	size_t ndevices; char *first_device_path;                    /* linux.devices (device nodes) */
+	/* linux.devices: target is the path in the container (malloc'd), kind
+	 * 'c', 'b' or 'p' ("u" reads as 'c'), mode 0666 when fileMode is absent. */
+	struct proto_mknod *devices; size_t ndevices;
 	struct oci_namespace *namespaces; size_t nnamespaces;
 	/* A new user namespace (linux.namespaces "user") with these maps;
 	 * without one both are empty. */

@@ -25,6 +25,9 @@ int spec_parse_hooks(const struct json_val *top, struct oci_hooks *h, struct rv_
  * (spec_userns.c); after linux.namespaces. */
 int spec_parse_userns(const struct json_val *lnx, struct oci_spec *s, struct rv_err *err);
 
+/* linux.devices (spec_devices.c). */
+int spec_parse_devices(const struct json_val *lnx, struct oci_spec *s, struct rv_err *err);
+
 /* config.json's "process" member (spec_process.c). */
 int spec_parse_process_member(const struct json_val *top, struct oci_process *p,
 			      struct rv_err *err);

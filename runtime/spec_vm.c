@@ -171,6 +171,8 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	cfg->nmasked = s->nmasked;
 	cfg->readonly_paths = (const char *const *)s->readonly_paths;
 	cfg->nreadonly = s->nreadonly;
+	cfg->devices = s->devices;
+	cfg->ndevices = s->ndevices;
 	return 0;
 }
 

@@ -23,7 +23,7 @@
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
 
 enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT, REQ_SIGNAL_ALL,
-       REQ_PS, REQ_STATS, REQ_RESIZE };
+       REQ_PS, REQ_STATS, REQ_RESIZE, REQ_MKNOD };
 
 _Static_assert(AGENT_SIGNO_MAX == PROTO_MAX_SIGNO && AGENT_PS_MAX == PROTO_MAX_PROCS &&
 	       AGENT_COMM_BYTES == PROTO_MAX_COMM_BYTES + 1 && AGENT_MAX_CPUS == PROTO_MAX_CPUS,
@@ -538,6 +538,13 @@ int agent_mount(const struct agent_client *c, const char *source, const char *ta
 		const char *fstype, uint32_t flags, const char *data, struct rv_err *err)
 {
 	return agent_mount_opts(c, source, target, fstype, flags, data, 0, err);
+}
+
+int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_MKNOD, .id = REQ_MKNOD, .mknod = *d };
+
+	return one_request(c, &m, err);   /* the agent's message names the node */
 }
 
 int agent_shutdown(const struct agent_client *c, struct rv_err *err)

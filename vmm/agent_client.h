@@ -144,6 +144,9 @@ int agent_mount_opts(const struct agent_client *c, const char *source, const cha
 		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
 		     struct rv_err *err);
 
+/* A device node in the guest (OCI linux.devices), replacing what is there. */
+int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struct rv_err *err);
+
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */
 int agent_shutdown(const struct agent_client *c, struct rv_err *err);
 

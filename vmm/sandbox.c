@@ -39,6 +39,36 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 	return agent_mount_opts(a, m->source, target, m->fstype, m->flags, m->data, m->opts, err);
 }
 
+/* The guest id an id inside the container's user namespace stands for;
+ * without one, or unmapped, the id itself. */
+static uint32_t outside_id(const uint32_t *map, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i + 2 < n; i += 3)
+		if (id >= map[i] && (uint64_t)id < (uint64_t)map[i] + map[i + 2])
+			return map[i + 1] + (id - map[i]);
+	return id;
+}
+
+static int make_devices(const struct sandbox_config *cfg, const struct agent_client *a,
+			struct rv_err *err)
+{
+	char rel[PATH_MAX], target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
+	bool exists;
+
+	for (size_t i = 0; i < cfg->ndevices; i++) {
+		struct proto_mknod d = cfg->devices[i];
+		if (boot_fs_resolve(cfg->rootfs, d.target, rel, sizeof(rel), &exists, err) < 0)
+			return rv_wrap(err, "linux.devices[%zu] %s", i, cfg->devices[i].target);
+		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
+		d.target = target;
+		d.uid = outside_id(cfg->attrs.uid_map, cfg->attrs.nuid_map, d.uid);
+		d.gid = outside_id(cfg->attrs.gid_map, cfg->attrs.ngid_map, d.gid);
+		if (agent_mknod(a, &d, err) < 0)
+			return rv_wrap(err, "linux.devices[%zu] %s", i, cfg->devices[i].target);
+	}
+	return 0;
+}
+
 /* linux.readonlyPaths (a read-only bind of each over itself) and
  * linux.maskedPaths, after every mount, so that they cover /proc's too. */
 static int protect_paths(const struct sandbox_config *cfg, const struct agent_client *a,
@@ -67,6 +97,8 @@ static int mount_container(struct sandbox *sb, const struct agent_client *a, str
 	for (size_t i = 0; i < sb->cfg->nmounts; i++)
 		if (mount_one(sb, a, i, err) < 0)
 			return rv_wrap(err, "mounts[%zu] %s", i, sb->cfg->mounts[i].destination);
+	if (make_devices(sb->cfg, a, err) < 0)
+		return -1;
 	if (sb->cfg->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
 					     MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
 		return rv_wrap(err, "root.readonly");

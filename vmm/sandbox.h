@@ -34,6 +34,11 @@ struct sandbox_config {
 	 * a missing one is skipped, as runc does. */
 	const char *const *masked_paths, *const *readonly_paths;
 	size_t nmasked, nreadonly;
+	/* linux.devices, each target the path in the container: made after
+	 * the mounts (in the container's /dev), owned by the ids its user
+	 * namespace maps them to. */
+	const struct proto_mknod *devices;
+	size_t ndevices;
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;

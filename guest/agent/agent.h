@@ -166,6 +166,7 @@ void procs_on_stats(struct conn *c, const struct proto_msg *m);
 void mounts_setup(void);
 void console_setup(void);
 void mounts_on_mount(struct conn *c, const struct proto_msg *m);
+void mounts_on_mknod(struct conn *c, const struct proto_msg *m);
 
 /* userns.c: *fd is the user namespace x's maps ask for (made on first use,
  * then kept: the agent's until userns_release), -1 when x asks for none.

@@ -1,4 +1,5 @@
-/* PID 1's filesystems and console, and the mounts the host asks for (MOUNT).
+/* PID 1's filesystems and console, and the mounts and device nodes the host
+ * asks for (MOUNT, MKNOD).
  * Nothing in PID 1's own setup is fatal: a missing mount is reported on the
  * console and the agent still serves the host. */
 #include <errno.h>
@@ -254,6 +255,48 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 		umount2(m->target, MNT_DETACH);   /* no half-made /dev */
 		conn_reply_error(c, req->id, code, "device nodes in %s: %s: %s", m->target, step,
 				 strerror(code));
+		return;
+	}
+	conn_reply_ok(c, req->id);
+}
+
+/* --- MKNOD ---------------------------------------------------------------------- */
+
+static int make_node(const struct proto_mknod *d, const char **step)
+{
+	mode_t type = d->kind == 'c' ? S_IFCHR : d->kind == 'b' ? S_IFBLK : S_IFIFO;
+	const char *slash = strrchr(d->target, '/');
+
+	*step = "create the directories above it";
+	if (slash > d->target && mkdir_prefix(d->target, (size_t)(slash - d->target)) < 0)
+		return -1;
+	*step = "replace what is there";   /* runc's rule: the spec's node wins */
+	if (unlink(d->target) < 0 && errno != ENOENT)
+		return -1;
+	*step = "mknod";
+	if (mknod(d->target, type | d->mode, makedev(d->major, d->minor)) < 0)
+		return -1;
+	*step = "set its mode";
+	if (chmod(d->target, d->mode) < 0)
+		return -1;
+	*step = "set its owner";
+	return lchown(d->target, d->uid, d->gid);
+}
+
+void mounts_on_mknod(struct conn *c, const struct proto_msg *req)
+{
+	const struct proto_mknod *d = &req->mknod;
+	const char *step = "";
+
+	if (!target_ok(d->target)) {
+		conn_reply_error(c, req->id, EINVAL, "device node '%s': the path must be absolute, "
+				 "without '..'", d->target);
+		return;
+	}
+	if (make_node(d, &step) < 0) {
+		int code = errno;
+		conn_reply_error(c, req->id, code, "device node %s (%c %u:%u): %s: %s", d->target,
+				 (char)d->kind, d->major, d->minor, step, strerror(code));
 		return;
 	}
 	conn_reply_ok(c, req->id);

@@ -170,6 +170,15 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 		CHECK(a->resize.exec_id == b->resize.exec_id && a->resize.rows == b->resize.rows &&
 		      a->resize.cols == b->resize.cols);
 		break;
+	case PROTO_MKNOD:   /* what mknod(2) is given: a known kind, a permission mode */
+		CHECK(strcmp(a->mknod.target, b->mknod.target) == 0 && a->mknod.target[0] == '/');
+		CHECK(a->mknod.kind == b->mknod.kind && a->mknod.major == b->mknod.major &&
+		      a->mknod.minor == b->mknod.minor && a->mknod.mode == b->mknod.mode &&
+		      a->mknod.uid == b->mknod.uid && a->mknod.gid == b->mknod.gid);
+		CHECK(a->mknod.kind == 'c' || a->mknod.kind == 'b' || a->mknod.kind == 'p');
+		CHECK(a->mknod.mode <= 07777 && a->mknod.major <= PROTO_MAX_DEV_MAJOR &&
+		      a->mknod.minor <= PROTO_MAX_DEV_MINOR);
+		break;
 	default:
 		CHECK(!"decoded an unknown type");
 	}

@@ -51,7 +51,13 @@ static void check_accepted(const struct oci_spec *s)
 		CHECK(s->annotations[i].key && s->annotations[i].value);
 		CHECK(spec_annotation(s, s->annotations[i].key) == s->annotations[i].value);
 	}
-	CHECK(!s->ndevices == !s->first_device_path);
+	CHECK(!s->ndevices || s->devices);
+	for (size_t i = 0; i < s->ndevices; i++) {   /* what the agent's MKNOD takes */
+		const struct proto_mknod *d = &s->devices[i];
+		CHECK(d->target && d->target[0] == '/' && !strstr(d->target, "/../"));
+		CHECK(d->kind == 'c' || d->kind == 'b' || d->kind == 'p');
+		CHECK(d->mode <= 07777 && d->major <= PROTO_MAX_DEV_MAJOR && d->minor <= PROTO_MAX_DEV_MINOR);
+	}
 	for (size_t i = 0; i < s->nnamespaces; i++)
 		CHECK(s->namespaces[i].type && (!s->namespaces[i].path || s->namespaces[i].path[0] == '/'));
 }

@@ -354,6 +354,27 @@ raw "MOUNT on a target with '..': ERROR EINVAL" \
 raw "a bind of a missing source: ERROR ENOENT naming both" \
 	"ERROR id=3 code=2 bind '$tmp/no-such-source' on $tmp/mnt-none: bind: No such file or directory"
 
+# MKNOD (OCI linux.devices): TARGET KIND MAJOR MINOR MODE UID GID
+mknod_req() { frame 18 "$1" "$(str "$2")$(u32 "$(printf '%d' "'$3")")$(u32 "$4")$(u32 "$5")$(u32 "$6")$(u32 "$7")$(u32 "$8")"; }
+if [ "$(id -u)" = 0 ]; then
+	: >"$tmp/dev-old"
+	{ hello; mknod_req 3 "$tmp/dev-old" c 1 3 416 7 8; mknod_req 4 "$tmp/newdir/fifo" p 0 0 384 0 0; } \
+		>"$tmp/frames"
+	raw "MKNOD: OK, replacing what was there and making the directories above" "OK id=4"
+	[ "$(stat -c '%F %t:%T %a %u:%g' "$tmp/dev-old" "$tmp/newdir/fifo" 2>&1 | tr '\n' ' ')" = \
+		"character special file 1:3 640 7:8 fifo 0:0 600 0:0 " ] &&
+		pass "the nodes have their kind, number, mode (no umask) and owner" ||
+		fail "the nodes have their kind, number, mode (no umask) and owner" \
+			"$(stat -c '%F %t:%T %a %u:%g' "$tmp/dev-old" "$tmp/newdir/fifo" 2>&1)"
+else
+	skip "MKNOD: OK, replacing what was there and making the directories above" "not root"
+	skip "the nodes have their kind, number, mode (no umask) and owner" "not root"
+fi
+{ hello; mknod_req 3 "$tmp/a/../x" c 1 3 416 0 0; } >"$tmp/frames"
+raw "MKNOD with '..': ERROR EINVAL" "ERROR id=3 code=22 device node '$tmp/a/../x': the path must be absolute"
+{ hello; mknod_req 3 "$tmp/x" u 1 3 416 0 0; } >"$tmp/frames"
+raw "MKNOD of an unknown kind: the decoder refuses it" "MKNOD frame: kind 117 is none of 'c', 'b', 'p'"
+
 # The guest's chroot, with the host's busybox as its only program.
 mkdir -p "$tmp/root/bin" "$tmp/root/work"
 cp /bin/busybox "$tmp/root/bin/busybox" && ln -s busybox "$tmp/root/bin/sh"

@@ -45,6 +45,10 @@ c["mounts"].append({"destination": "/dev/mqueue", "type": "mqueue", "source": "m
 c["linux"]["maskedPaths"] = ["/proc/cmdline", "/sys/firmware", "/proc/kcore", "/no/such/path"]
 c["linux"]["readonlyPaths"] = ["/proc/sys", "/proc/no-such"]
 c["linux"]["sysctl"] = {"kernel.msgmax": "12345"}
+# The guest's own devices of these numbers: its FUSE, and a null of uid 1000's.
+c["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                         {"path": "/dev/extra/mynull", "type": "c", "major": 1, "minor": 3,
+                          "fileMode": 0o600, "uid": 1000, "gid": 1000}]
 c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
                          "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
                                        "errnoRet": 95}]}
@@ -121,6 +125,13 @@ run_capture rv exec c1 sh -c 'ls -l /dev/null /dev/urandom | cut -c1-10; readlin
 	ls /dev/kmsg /dev/mem /dev/vsock /dev/ttyS0 2>/dev/null | wc -l'
 expect_eq "its nodes are 0666, ptmx leads to its devpts, fd to /proc; none of the guest's own devices" \
 	"$(echo $out)" "crw-rw-rw- crw-rw-rw- pts/ptmx /proc/self/fd 0"
+run_capture rv exec c1 stat -c '%A %t:%T %u:%g' /dev/fuse /dev/extra/mynull
+expect_eq "linux.devices: the nodes with their mode, number and owner, in a new directory too" \
+	"$(echo $out)" "crw-rw-rw- a:e5 0:0 crw------- 1:3 1000:1000"
+run_capture rv exec -u 1000 c1 sh -c 'echo x >/dev/extra/mynull && echo written'
+expect_eq "the owner uses its device" "$out" written
+run_capture rv exec -u 1001 c1 sh -c 'echo x >/dev/extra/mynull'
+expect_in "another uid may not" "$err" "Permission denied"
 expect_in "cgroup: the unified hierarchy (cgroup2), read-only with the spec's flags" \
 	"$(mount_of /sys/fs/cgroup)" "ro,nosuid,nodev,noexec"
 expect_in "and it is cgroup2" "$(mount_of /sys/fs/cgroup)" " - cgroup2 "
@@ -268,27 +279,45 @@ rv delete c1
 [ -z "$(pgrep -f "runvm --root $root exec")" ] && pass "no runvm exec is left on the host" ||
 	fail "no runvm exec is left on the host" "$(pgrep -af "runvm --root $root exec")"
 
-# --- hooks on the host: order, the state on stdin, failures ------------------------------
+# --- hooks: on the host and in the guest; order, the state on stdin, failures ------------
+# createContainer and startContainer run in the container: their /bin/sh is
+# the rootfs's, and they see it (/in-rootfs) and the bind of the log dir.
 mkbundle "$b/hooked" sleep 100000
+touch "$b/hooked/rootfs/in-rootfs"
 python3 - "$b/hooked/config.json" "$scratch/hooks" <<'PY'
 import json, sys
 path, log = sys.argv[1], sys.argv[2]
 c = json.load(open(path))
-def hook(name, fail=False):
-    script = 'cat >"%s/%s.json"; echo %s >>"%s/order"%s' % (log, name, name, log,
-                                                           "; exit 4" if fail else "")
+def hook(name, fail=False, guest=False):
+    d = "/hooks" if guest else log
+    where = '; [ -e /in-rootfs ] && ! pidof sleep >/dev/null && echo in-container-before-init >"%s/%s.where"' % (d, name) if guest else ""
+    script = 'cat >"%s/%s.json"; echo %s >>"%s/order"%s%s' % (d, name, name, d, where,
+                                                             "; exit 4" if fail else "")
     return [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 30}]
 c["hooks"] = {"prestart": hook("prestart"), "createRuntime": hook("createRuntime"),
+              "createContainer": hook("createContainer", guest=True),
+              "startContainer": hook("startContainer", guest=True),
               "poststart": hook("poststart"), "poststop": hook("poststop", fail=True)}
+c["mounts"].append({"destination": "/hooks", "type": "bind", "source": log, "options": ["rbind"]})
 json.dump(c, open(path, "w"), indent=1)
 PY
 mkdir -p "$scratch/hooks"
 rv create --bundle "$b/hooked" h1 >/dev/null 2>&1
-expect_eq "create runs prestart then createRuntime" "$(cat "$scratch/hooks/order" 2>&1 | tr '\n' ' ')" \
-	"prestart createRuntime "
+expect_eq "create runs prestart, createRuntime, then createContainer" \
+	"$(cat "$scratch/hooks/order" 2>&1 | tr '\n' ' ')" "prestart createRuntime createContainer "
 expect_in "each gets the state on stdin (status creating)" \
 	"$(cat "$scratch/hooks/createRuntime.json" 2>&1)" '"status": "creating"'
+expect_in "createContainer too, in the guest" "$(cat "$scratch/hooks/createContainer.json" 2>&1)" \
+	'"status": "creating"'
+expect_eq "createContainer runs in the container, before its process" \
+	"$(cat "$scratch/hooks/createContainer.where" 2>&1)" "in-container-before-init"
 rv start h1 >/dev/null 2>&1
+expect_eq "start runs startContainer in the container, before its process, then poststart" \
+	"$(cat "$scratch/hooks/startContainer.where" 2>&1; tail -n 2 "$scratch/hooks/order" | tr '\n' ' ')" \
+	"in-container-before-init
+startContainer poststart "
+expect_in "startContainer gets the state (created)" \
+	"$(cat "$scratch/hooks/startContainer.json" 2>&1)" '"status": "created"'
 expect_in "start runs poststart with the state (running)" \
 	"$(cat "$scratch/hooks/poststart.json" 2>&1)" '"status": "running"'
 run_capture rv delete --force h1
@@ -304,5 +333,21 @@ run_capture rv create --bundle "$b/hooked" h2
 [ ! -e "$root/h2" ] && [ -z "$(pgrep -f "runvm --log $root/h2/")" ] &&
 	pass "and create leaves no state dir and no VMM" ||
 	fail "and create leaves no state dir and no VMM" "$(ls "$root")"
+# A startContainer hook past its timeout: killed, start fails, the container stops.
+python3 - "$b/hooked/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo waiting >&2; sleep 1000"],
+                                  "timeout": 3}]}
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
+rv create --bundle "$b/hooked" h3 >/dev/null 2>&1
+run_capture rv start h3
+[ "$rc" != 0 ] && [[ "$err" == *"hooks.startContainer[0] /bin/sh: did not finish within its timeout of 3 s (killed): waiting"* ]] &&
+	pass "a startContainer hook past its timeout fails start, naming it, with its output" ||
+	fail "a startContainer hook past its timeout fails start, naming it, with its output" "rc $rc" "$err"
+expect_in "and the container is stopped" "$(rv state h3 2>&1)" '"status": "stopped"'
+run_capture rv delete h3
+expect_rc "delete cleans it up" 0
 
 summary

@@ -164,7 +164,11 @@ Test(spec, parses_a_realistic_config)
 	cr_assert(s.has_memory_limit);
 	cr_assert_eq(s.memory_limit, 512 << 20);
 	cr_assert_eq(s.ndevices, 1);
-	cr_assert_str_eq(s.first_device_path, "/dev/fuse");
+	cr_assert_str_eq(s.devices[0].target, "/dev/fuse");
+	cr_expect_eq(s.devices[0].kind, 'c');
+	cr_expect_eq(s.devices[0].major, 10);
+	cr_expect_eq(s.devices[0].minor, 229);
+	cr_expect_eq(s.devices[0].mode, 0666, "runc's default without fileMode");
 	cr_assert_eq(s.nnamespaces, 3);
 	cr_assert_str_eq(s.namespaces[1].type, "network");
 	cr_assert_str_eq(s.namespaces[1].path, "/var/run/netns/x");
@@ -335,7 +339,19 @@ static const struct bad_case bad_cases[] = {
 	{ WITH("\"linux\": {\"namespaces\": [\"pid\"]}"),
 	  "linux.namespaces[0]: must be an object, not a string" },
 	{ WITH("\"linux\": {\"devices\": [{\"path\": \"dev/fuse\", \"type\": \"c\"}]}"),
-	  "linux.devices[0].path: \"dev/fuse\" is relative" },
+	  "linux.devices[0].path: \"dev/fuse\": give an absolute path inside the container" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"s\"}]}"),
+	  "linux.devices[0].type: \"s\": use c or u (character), b (block) or p (FIFO)" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"c\", \"minor\": 1}]}"),
+	  "linux.devices[0].major: required" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"b\", \"major\": 4096, "
+	       "\"minor\": 1}]}"), "linux.devices[0].major" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"c\", \"major\": 1, "
+	       "\"minor\": 3, \"fileMode\": 4096}]}"), "linux.devices[0].fileMode" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"p\", \"major\": 1}]}"),
+	  "linux.devices[0].major: a FIFO has no device number" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/../x\", \"type\": \"p\"}]}"),
+	  "linux.devices[0].path: \"/dev/../x\": give an absolute path" },
 	{ WITH("\"linux\": {\"devices\": [{\"type\": \"c\"}]}"), "linux.devices[0].path: required" },
 };
 
