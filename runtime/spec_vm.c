@@ -73,8 +73,9 @@ int spec_mount_options(const struct oci_mount *m, uint32_t *flags, char **data, 
 	return 0;
 }
 
-/* A bind's host side: a directory (exported over virtio-fs); a relative
- * source is the bundle's, as runc resolves it from the bundle directory. */
+/* A bind's host side: a directory or a regular file, exported over
+ * virtio-fs; a relative source is the bundle's, as runc resolves it from
+ * the bundle directory. */
 static int bind_source(const struct oci_mount *m, const char *bundle, char **out,
 		       struct rv_err *err)
 {
@@ -88,9 +89,9 @@ static int bind_source(const struct oci_mount *m, const char *bundle, char **out
 		return rv_failx(err, ENAMETOOLONG, "source %s: too long", m->source);
 	if (stat(path, &st) < 0)
 		return rv_fail(err, errno, "source %s", path);
-	if (!S_ISDIR(st.st_mode))
-		return rv_failx(err, ENOTSUP, "source %s is not a directory: runvm binds host "
-				"directories only so far (bind its directory instead)", path);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return rv_failx(err, ENOTSUP, "source %s is neither a directory nor a regular file: a "
+				"socket, FIFO or device of the host cannot reach runvm's VM", path);
 	*out = strdup(path);
 	return *out ? 0 : rv_fail(err, ENOMEM, "source %s", path);
 }

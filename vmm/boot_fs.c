@@ -101,8 +101,10 @@ int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct 
 
 	if (stat(v->src, &st) < 0)
 		return rv_fail(err, errno, "--volume %s: %s", v->arg, v->src);
-	if (!S_ISDIR(st.st_mode))
-		return rv_failx(err, ENOTDIR, "--volume %s: %s is not a directory", v->arg, v->src);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return rv_failx(err, EINVAL, "--volume %s: %s is neither a directory nor a regular "
+				"file (a socket or device of the host cannot reach a VM)", v->arg,
+				v->src);
 	strcpy(dst, v->dst);
 	bool dotdot = strstr(dst, "/../") || !strcmp(dst, "..") || !strncmp(dst, "../", 3) ||
 		      (strlen(dst) >= 3 && !strcmp(dst + strlen(dst) - 3, "/.."));

@@ -20,7 +20,7 @@
 
 struct boot_volume {
 	const char *arg;             /* SRC:DST[:ro] as given, for errors */
-	char src[PATH_MAX];          /* host directory */
+	char src[PATH_MAX];          /* host directory or file */
 	char dst[PATH_MAX];          /* in the rootfs, its symlinks followed inside it */
 	bool readonly;
 };
@@ -43,7 +43,8 @@ struct boot_fs {
 int boot_fs_resolve(const char *dir, const char *dst, char *out, size_t size, bool *exists,
 		    struct rv_err *err);
 
-/* v->src a directory, v->dst absolute without "..", not the root; v->dst is
+/* v->src a directory or a regular file (an export of its own), v->dst
+ * absolute without "..", not the root; v->dst is
  * then replaced by where it lands in the rootfs (boot_fs_resolve). */
 int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct rv_err *err);
 

@@ -107,12 +107,14 @@ static void list_synthetic(struct dir_buf *b, uint64_t offset)
 	for (uint64_t off = offset; ; off++) {
 		char name[FS_EXPORT_NAME_MAX];
 		uint64_t ino = FS_ROOT_ID;
+		unsigned type = DT_DIR;
 		if (off >= 2) {
 			pthread_mutex_lock(&s->lock);
 			bool have = off - 2 < s->nexports;
 			if (have) {
 				memcpy(name, s->exports[off - 2].name, sizeof(name));
 				ino = s->exports[off - 2].root->ino;
+				type = s->exports[off - 2].root->type == S_IFREG ? DT_REG : DT_DIR;
 			}
 			pthread_mutex_unlock(&s->lock);
 			if (!have)
@@ -120,7 +122,7 @@ static void list_synthetic(struct dir_buf *b, uint64_t offset)
 		} else {
 			strcpy(name, off == 0 ? "." : "..");
 		}
-		if (!add_entry(b, name, ino, DT_DIR, off + 1))
+		if (!add_entry(b, name, ino, type, off + 1))
 			return;
 	}
 }

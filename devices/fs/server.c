@@ -496,12 +496,20 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 	if (!export_name_ok(cfg->name))
 		return rv_failx(err, EINVAL, "export name '%s': use 1-%u of [A-Za-z0-9._-], not . or ..",
 				cfg->name, FS_EXPORT_NAME_MAX - 1);
-	int fd = open(cfg->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(cfg->path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return rv_fail(err, errno, "export %s: %s", cfg->name, cfg->path);
 	if (fstat(fd, &st) < 0) {
 		close(fd);
 		return rv_fail(err, errno, "export %s: stat %s", cfg->name, cfg->path);
+	}
+	/* A file is an export of its own (a bind of /etc/hosts): the guest
+	 * reaches it and nothing beside it. A socket, FIFO or device would be
+	 * the host's, which no guest may reach. */
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+		close(fd);
+		return rv_failx(err, EINVAL, "export %s: %s is neither a directory nor a regular file",
+				cfg->name, cfg->path);
 	}
 	pthread_mutex_lock(&s->lock);
 	int rc = 0;

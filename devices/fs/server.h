@@ -7,7 +7,8 @@
  *
  * What it serves is a synthetic, read-only root directory (node id 1) whose
  * entries are the exports: "rootfs" for the bundle root, one per bind-mount
- * source. Below an export every inode is an O_PATH fd opened one name at a time
+ * source (a directory, or a regular file that is then all the guest reaches
+ * of it). Below an export every inode is an O_PATH fd opened one name at a time
  * relative to its parent with O_NOFOLLOW, so no request reaches a host path
  * outside the export it started in. A read-only export refuses every change
  * with EROFS on the host side, whatever the guest mounted.

@@ -18,12 +18,21 @@ many=${RUNVM_EXEC_MANY:-50}
 oci_vm_setup exec-vm
 b=$scratch/bundles
 mkbundle "$b/sleep" sleep 100000
+# Single files bound in, as engines bind /etc/hosts and /etc/resolv.conf
+# (the root is read-only, so their mount points are there already).
+echo "10.0.0.7 box-7" >"$scratch/hosts"
+echo "nameserver 10.0.0.1" >"$scratch/resolv.conf"
+touch "$b/sleep/rootfs/etc/hosts" "$b/sleep/rootfs/etc/resolv.conf"
 # The process spec the guest must enforce, on the init and on every exec
 # that takes the container's process as its template.
-python3 - "$b/sleep/config.json" <<'PY'
+python3 - "$b/sleep/config.json" "$scratch" <<'PY'
 import json, sys
-path = sys.argv[1]
+path, scratch = sys.argv[1], sys.argv[2]
 c = json.load(open(path))
+c["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": scratch + "/hosts",
+                    "options": ["rbind", "ro"]})
+c["mounts"].append({"destination": "/etc/resolv.conf", "type": "bind",
+                    "source": scratch + "/resolv.conf", "options": ["rbind", "rw"]})
 p = c["process"]
 p["env"] += ["SPEC_ONLY=kept", "OVER=spec"]
 p["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
@@ -135,6 +144,11 @@ expect_in "another uid may not" "$err" "Permission denied"
 expect_in "cgroup: the unified hierarchy (cgroup2), read-only with the spec's flags" \
 	"$(mount_of /sys/fs/cgroup)" "ro,nosuid,nodev,noexec"
 expect_in "and it is cgroup2" "$(mount_of /sys/fs/cgroup)" " - cgroup2 "
+run_capture rv exec c1 sh -c 'cat /etc/hosts; echo "nameserver 10.0.0.2" >/etc/resolv.conf; echo x >/etc/hosts'
+expect_eq "a bind of a host file (ro): the guest reads it" "$out" "10.0.0.7 box-7"
+expect_in "and cannot write it" "$err" "Read-only file system"
+expect_eq "a bind of a host file (rw): the guest's write reaches the host's file" \
+	"$(cat "$scratch/resolv.conf")" "nameserver 10.0.0.2"
 run_capture rv exec --cap CAP_SYS_ADMIN c1 sh -c 'grep CapBnd /proc/self/status'
 expect_in "--cap adds to the bounding set (CAP_SYS_ADMIN, bit 21)" "$out" "00000000002010e1"
 run_capture rv exec -u 1000 c1 sh -c 'grep CapEff /proc/self/status'

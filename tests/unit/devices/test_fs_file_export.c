@@ -1,0 +1,143 @@
+/* An export that is one regular file (an OCI bind of /etc/hosts): the guest
+ * reads and writes that file and reaches nothing beside it; anything but a
+ * directory or a regular file is refused as an export. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/fs/server.h"
+
+#define OUT_BYTES (64u * 1024)
+
+static struct fs_server *srv;
+static char top[64], file[96];
+static uint8_t out[OUT_BYTES];
+static uint64_t next_unique = 100;
+
+/* One request with an argument and up to one name; the reply's error
+ * (positive errno) and body. */
+static int call(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arg_len,
+		const char *name, const uint8_t **body, size_t *body_len)
+{
+	uint8_t buf[4096];
+	size_t len = sizeof(struct fuse_in_header);
+	struct fuse_out_header oh;
+
+	memcpy(buf + len, arg, arg_len);
+	len += arg_len;
+	if (name) {
+		memcpy(buf + len, name, strlen(name) + 1);
+		len += strlen(name) + 1;
+	}
+	struct fuse_in_header h = { .len = (uint32_t)len, .opcode = opcode, .unique = next_unique++,
+				    .nodeid = nodeid };
+	memcpy(buf, &h, sizeof(h));
+	struct iovec in_iov = { buf, len }, out_iov = { out, OUT_BYTES };
+	size_t n = fs_server_handle(srv, (struct fs_iov){ &in_iov, 1, len },
+				    (struct fs_iov){ &out_iov, 1, OUT_BYTES });
+	cr_assert_geq(n, sizeof(oh));
+	memcpy(&oh, out, sizeof(oh));
+	if (body) {
+		*body = out + sizeof(oh);
+		*body_len = n - sizeof(oh);
+	}
+	return -oh.error;
+}
+
+static void setup(void)
+{
+	struct rv_err err;
+	struct fuse_init_in init = { .major = 7, .minor = 38, .max_readahead = 1 << 20 };
+
+	snprintf(top, sizeof(top), "/tmp/runvm-fs-file.XXXXXX");
+	cr_assert_not_null(mkdtemp(top));
+	snprintf(file, sizeof(file), "%s/hosts", top);
+	FILE *f = fopen(file, "w");
+	cr_assert_not_null(f);
+	fputs("127.0.0.1 localhost\n", f);
+	fclose(f);
+	char secret[128];
+	snprintf(secret, sizeof(secret), "%s/secret", top);
+	cr_assert_eq(close(open(secret, O_CREAT | O_WRONLY, 0600)), 0);
+	struct fs_options opt = { 0 };
+	srv = fs_server_new(&opt, NULL, &err);
+	cr_assert_not_null(srv, "%s", err.msg);
+	struct fs_export_cfg hosts = { .name = "vol0", .path = file };
+	cr_assert_eq(fs_server_add_export(srv, &hosts, &err), 0, "%s", err.msg);
+	cr_assert_eq(call(FUSE_INIT, 0, &init, sizeof(init), NULL, NULL, NULL), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	fs_server_free(srv);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(fs_file_export, .init = setup, .fini = teardown);
+
+Test(fs_file_export, is_a_regular_file_the_guest_reads_and_writes)
+{
+	const uint8_t *body;
+	size_t len;
+	struct fuse_entry_out e;
+
+	cr_assert_eq(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, "vol0", &body, &len), 0);
+	memcpy(&e, body, sizeof(e));
+	cr_expect(S_ISREG(e.attr.mode), "mode 0%o", e.attr.mode);
+	struct fuse_open_in oi = { .flags = O_RDWR };
+	struct fuse_open_out oo;
+	cr_assert_eq(call(FUSE_OPEN, e.nodeid, &oi, sizeof(oi), NULL, &body, &len), 0);
+	memcpy(&oo, body, sizeof(oo));
+	struct fuse_read_in ri = { .fh = oo.fh, .size = 100 };
+	cr_assert_eq(call(FUSE_READ, e.nodeid, &ri, sizeof(ri), NULL, &body, &len), 0);
+	cr_expect_eq(len, 20);
+	cr_expect_eq(memcmp(body, "127.0.0.1 localhost\n", 20), 0);
+	struct fuse_write_in wi = { .fh = oo.fh, .offset = 20, .size = 4 };
+	uint8_t wr[sizeof(wi) + 4];
+	memcpy(wr, &wi, sizeof(wi));
+	memcpy(wr + sizeof(wi), "x y\n", 4);
+	cr_assert_eq(call(FUSE_WRITE, e.nodeid, wr, sizeof(wr), NULL, NULL, NULL), 0);
+	struct stat st;
+	cr_assert_eq(stat(file, &st), 0);
+	cr_expect_eq(st.st_size, 24, "the write reached the host's file");
+}
+
+Test(fs_file_export, nothing_beside_it_can_be_looked_up)
+{
+	const uint8_t *body;
+	size_t len;
+	struct fuse_entry_out e;
+
+	cr_assert_eq(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, "vol0", &body, &len), 0);
+	memcpy(&e, body, sizeof(e));
+	cr_expect_eq(call(FUSE_LOOKUP, e.nodeid, NULL, 0, "secret", NULL, NULL), ENOTDIR);
+	cr_expect_eq(call(FUSE_LOOKUP, e.nodeid, NULL, 0, "..", NULL, NULL), EINVAL);
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	cr_expect_neq(call(FUSE_MKDIR, e.nodeid, &mi, sizeof(mi), "d", NULL, NULL), 0);
+}
+
+Test(fs_file_export, a_socket_is_no_export)
+{
+	struct rv_err err;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", top);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct fs_export_cfg sock = { .name = "vol1", .path = sa.sun_path };
+	cr_expect_eq(fs_server_add_export(srv, &sock, &err), -1);
+	cr_expect_not_null(strstr(err.msg, "is neither a directory nor a regular file"), "%s",
+			   err.msg);
+	close(fd);
+}
