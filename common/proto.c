@@ -378,7 +378,8 @@ static int walk_mount(struct codec *c, struct proto_mount *x)
 
 static int walk_mknod(struct codec *c, struct proto_mknod *x)
 {
-	if (c_str(c, &x->target, "target", -1) < 0 || c_u32(c, &x->kind, "kind", -1) < 0 ||
+	if (c_str(c, &x->root, "root", -1) < 0 || c_str(c, &x->target, "target", -1) < 0 ||
+	    c_u32(c, &x->kind, "kind", -1) < 0 ||
 	    c_u32(c, &x->major, "major", -1) < 0 || c_u32(c, &x->minor, "minor", -1) < 0 ||
 	    c_u32(c, &x->mode, "mode", -1) < 0 || c_u32(c, &x->uid, "uid", -1) < 0 ||
 	    c_u32(c, &x->gid, "gid", -1) < 0)

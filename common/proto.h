@@ -52,6 +52,7 @@
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -186,14 +187,21 @@ struct proto_mount {
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 #define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
 #define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */
+
+/* The outside id a user namespace map (EXEC's uid_map or gid_map: n values,
+ * 3 a line) gives inside id; false when no line maps it. */
+bool proto_id_map_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *outside);
 #define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
 /* A device node of the guest's kernel (OCI linux.devices: the number names
- * the guest's device of that kind, never the host's). The agent makes the
- * directories above target, replaces whatever is at target, and gives the
- * node mode (the umask does not apply) and owner. MKNOD -> OK or ERROR. */
+ * the guest's device of that kind, never the host's). The agent resolves
+ * path inside root as the container will (symlinks stay inside root), makes
+ * the directories above it, replaces a device node or FIFO already there
+ * (anything else there is an error), and gives the node mode (the umask
+ * does not apply) and owner. MKNOD -> OK or ERROR. */
 struct proto_mknod {
-	const char *target;          /* absolute guest path, no ".." component */
+	const char *root;            /* absolute guest path: the container's root */
+	const char *target;          /* absolute path inside root, no ".." component */
 	uint32_t kind;               /* 'c' (character), 'b' (block) or 'p' (FIFO) */
 	uint32_t major, minor;       /* 0 for a FIFO */
 	uint32_t mode;               /* permission bits, at most 07777 */

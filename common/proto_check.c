@@ -81,8 +81,8 @@ static int check_id_map(const struct codec *c, const char *name, uint32_t n, con
 		return codec_fail(c, code, "%s: %u values, not up to %u (inside, outside, count) "
 				  "lines", name, n, PROTO_MAX_ID_MAP_LINES);
 	for (uint32_t i = 0; i < n; i += 3)
-		if (v[i + 2] == 0 || (uint64_t)v[i] + v[i + 2] > (1ull << 32) ||
-		    (uint64_t)v[i + 1] + v[i + 2] > (1ull << 32))
+		if (v[i + 2] == 0 || (uint64_t)v[i] + v[i + 2] >= (1ull << 32) ||
+		    (uint64_t)v[i + 1] + v[i + 2] >= (1ull << 32))
 			return codec_fail(c, code, "%s[%u]: %u ids from %u or %u: empty, or past the "
 					  "last id", name, i / 3, v[i + 2], v[i], v[i + 1]);
 	return 0;
@@ -177,11 +177,12 @@ int proto_check_values(const struct codec *c, const struct proto_msg *m)
 int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 {
 	int code = c->decode ? EPROTO : EINVAL;
-	const char *root = m->type == PROTO_EXEC ? m->exec.root : NULL;
+	const char *root = m->type == PROTO_EXEC ? m->exec.root :
+			   m->type == PROTO_MKNOD ? m->mknod.root : NULL;
 	const char *target = m->type == PROTO_MOUNT ? m->mount.target :
 			     m->type == PROTO_MKNOD ? m->mknod.target : NULL;
 
-	if (root && root[0] && root[0] != '/')
+	if (root && (root[0] || m->type == PROTO_MKNOD) && root[0] != '/')
 		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
 	/* Its arrays, which decoding fills on the same walk as the strings. */
 	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
@@ -195,3 +196,14 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	return 0;
 }
 
+
+bool proto_id_map_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *outside)
+{
+	for (uint32_t i = 0; i + 2 < n; i += 3) {
+		if (id >= map[i] && (uint64_t)id < (uint64_t)map[i] + map[i + 2]) {
+			*outside = map[i + 1] + (id - map[i]);
+			return true;
+		}
+	}
+	return false;
+}

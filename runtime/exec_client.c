@@ -23,6 +23,8 @@
 
 /* Signals the process gets as runc's exec forwards them: every one we can
  * catch but these (and libc's own). */
+#define EXEC_KILL_GRACE_MS 5000
+
 static const int not_forwarded[] = { SIGCHLD, SIGURG, SIGWINCH, SIGPIPE, SIGKILL, SIGSTOP };
 
 struct conv {
@@ -188,11 +190,18 @@ static int converse(struct conv *v, int *status, struct rv_err *err)
 	for (;;) {
 		struct pollfd pf[2] = { { v->fd, POLLIN, 0 }, { v->sigfd, POLLIN, 0 } };
 		int wait_ms = -1;
-		if (v->deadline_ms && !v->timed_out) {
+		if (v->deadline_ms) {
 			uint64_t now = rv_now_ms(CLOCK_MONOTONIC);
+			/* Its status comes once its output ends: a child it left
+			 * holding stdout keeps it from coming; give up then. */
+			if (now >= v->deadline_ms && v->timed_out)
+				return rv_failx(err, ETIMEDOUT, "did not finish within its timeout of %u "
+						"s, and its output did not end within %u s of SIGKILL",
+						v->c->timeout_s, EXEC_KILL_GRACE_MS / 1000);
 			if (now >= v->deadline_ms) {
 				v->timed_out = true;
-				on_signal(v, SIGKILL);   /* then its status comes as for any end */
+				on_signal(v, SIGKILL);
+				v->deadline_ms = now + EXEC_KILL_GRACE_MS;
 				continue;
 			}
 			wait_ms = (int)(v->deadline_ms - now);

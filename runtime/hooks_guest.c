@@ -25,7 +25,9 @@ static int json_pipe(const char *json, struct rv_err *err)
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return rv_fail(err, errno, "pipe");
-	if (len > 65536 && fcntl(p[1], F_SETPIPE_SZ, (int)len) < 0) {
+	/* As big as the JSON, never assuming the default (64 KiB): a user over
+	 * its pipe quota gets one page, which is all a pipe always holds. */
+	if (len > 4096 && fcntl(p[1], F_SETPIPE_SZ, (int)len) < (int)len) {
 		rv_fail(err, errno, "a pipe for %zu bytes of state JSON", len);
 		goto fail;
 	}
@@ -41,10 +43,26 @@ fail:
 	return -1;
 }
 
+/* A memfd of HOOK_OUTPUT_MAX bytes that cannot grow: a hook from the image
+ * may write without end, and what it wrote past that is refused (its write
+ * fails), never kept in host memory. The VMM writes through a dup of the
+ * same open file, so our offset is how far it got. */
+#define HOOK_OUTPUT_MAX (1u << 20)
+
+static int output_file(struct rv_err *err)
+{
+	_cleanup_close_ int fd = memfd_create("hook-output", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, HOOK_OUTPUT_MAX) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		return rv_fail(err, errno, "a memfd for the hook's output");
+	return rv_steal_fd(&fd);
+}
+
 /* The end of what the hook wrote, without its last newlines. */
 static void output_tail(int fd, char *buf, size_t size)
 {
-	off_t end = lseek(fd, 0, SEEK_END);
+	off_t end = lseek(fd, 0, SEEK_CUR);
 	off_t from = end > (off_t)size - 1 ? end - ((off_t)size - 1) : 0;
 	ssize_t n = end > 0 ? pread(fd, buf, (size_t)(end - from), from) : 0;
 	size_t len = n > 0 ? (size_t)n : 0;
@@ -60,12 +78,10 @@ static int run_one(const char *ctl_path, const struct oci_hook *hk, const char *
 	char tail[HOOK_STDERR_BYTES];
 	int status = 0;
 	_cleanup_close_ int in = json_pipe(json, err);
-	_cleanup_close_ int out = memfd_create("hook-output", MFD_CLOEXEC);
+	_cleanup_close_ int out = in >= 0 ? output_file(err) : -1;
 
-	if (in < 0)
+	if (in < 0 || out < 0)
 		return rv_wrap(err, "%s %s", what, hk->path);
-	if (out < 0)
-		return rv_fail(err, errno, "%s %s: memfd", what, hk->path);
 	size_t nargs = 0, nenv = 0;
 	while (hk->args[nargs])
 		nargs++;

@@ -4,14 +4,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runtime/spec_priv.h"
 
 #define DEFAULT_DEVICE_MODE 0666
 
+/* Absolute, no "..", and naming something below the root. */
 static bool path_ok(const char *path)
 {
-	if (path[0] != '/')
+	const char *last = strrchr(path, '/');
+
+	if (path[0] != '/' || !last[1] || !strcmp(last, "/."))
 		return false;
 	for (const char *p = path; *p;) {
 		p += strspn(p, "/");
@@ -49,11 +53,11 @@ static int parse_one(const struct json_val *dev, struct proto_mknod *d, struct r
 		return -1;
 	if (!path_ok(path))
 		return json_fail(dev, "path", err, "%s: give an absolute path inside the container, "
-				 "without \"..\"", spec_quote(q, path));
+				 "without \"..\", naming the node", spec_quote(q, path));
 	enum json_need need = d->kind == 'p' ? JSON_OPTIONAL : JSON_REQUIRED;
 	if (json_get_uint64(dev, "major", need, PROTO_MAX_DEV_MAJOR, &major, err) < 0 ||
 	    json_get_uint64(dev, "minor", need, PROTO_MAX_DEV_MINOR, &minor, err) < 0 ||
-	    json_get_uint64(dev, "fileMode", JSON_OPTIONAL, 07777, &mode, err) < 0 ||
+	    json_get_uint64(dev, "fileMode", JSON_OPTIONAL, UINT32_MAX, &mode, err) < 0 ||
 	    json_get_uint64(dev, "uid", JSON_OPTIONAL, UINT32_MAX, &uid, err) < 0 ||
 	    json_get_uint64(dev, "gid", JSON_OPTIONAL, UINT32_MAX, &gid, err) < 0)
 		return -1;
@@ -62,7 +66,10 @@ static int parse_one(const struct json_val *dev, struct proto_mknod *d, struct r
 				 "minor");
 	d->major = (uint32_t)major;
 	d->minor = (uint32_t)minor;
-	d->mode = (uint32_t)mode;
+	if (mode & ~(uint64_t)(S_IFMT | 07777))
+		return json_fail(dev, "fileMode", err, "0%llo has bits beyond a file type and 07777",
+				 (unsigned long long)mode);
+	d->mode = (uint32_t)(mode & 07777);   /* runc drops the type bits some specs carry */
 	d->uid = (uint32_t)uid;
 	d->gid = (uint32_t)gid;
 	char *copy = strdup(path);

@@ -2,6 +2,7 @@
  * rules runc's validator applies, checked here so that the guest kernel's
  * EINVAL on a map write never is the first word a user reads. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,10 @@ static int parse_line(const struct json_val *v, struct oci_id_map *m, struct rv_
 		return -1;
 	if (size == 0)
 		return json_fail(v, "size", err, "must be at least 1");
-	if (cid + size > ID_SPACE || hid + size > ID_SPACE)
+	/* The kernel takes ids up to 4294967294: -1 is "no id". */
+	if (cid + size >= ID_SPACE || hid + size >= ID_SPACE)
 		return json_fail(v, "size", err, "%llu ids from containerID %llu or hostID %llu pass "
-				 "4294967295, the last id", (unsigned long long)size,
+				 "4294967294, the last id", (unsigned long long)size,
 				 (unsigned long long)cid, (unsigned long long)hid);
 	*m = (struct oci_id_map){ (uint32_t)cid, (uint32_t)hid, (uint32_t)size };
 	return 0;
@@ -48,6 +50,27 @@ static int check_disjoint(const struct json_val *arr, const struct oci_id_map *m
 	return 0;
 }
 
+static bool maps_id(const struct oci_id_map *m, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (id >= m[i].container_id && (uint64_t)id < (uint64_t)m[i].container_id + m[i].size)
+			return true;
+	return false;
+}
+
+/* The guest writes a map in one write of less than a page, "%u %u %u\n" a
+ * line. */
+static bool fits_a_page(const struct oci_id_map *m, size_t n)
+{
+	size_t bytes = 0;
+	char line[40];
+
+	for (size_t i = 0; i < n; i++)
+		bytes += (size_t)snprintf(line, sizeof(line), "%u %u %u\n", m[i].container_id,
+					  m[i].host_id, m[i].size);
+	return bytes < 4096;
+}
+
 static int parse_map(const struct json_val *lnx, const char *key, struct oci_id_map **out,
 		     size_t *n, struct rv_err *err)
 {
@@ -67,6 +90,9 @@ static int parse_map(const struct json_val *lnx, const char *key, struct oci_id_
 			return -1;
 		*n = i + 1;
 	}
+	if (!fits_a_page(*out, *n))
+		return json_fail(arr, NULL, err, "%zu lines make more than the 4095 bytes the kernel "
+				 "takes for a map; merge adjacent ranges", *n);
 	return 0;
 }
 
@@ -91,6 +117,18 @@ int spec_parse_userns(const struct json_val *lnx, struct oci_spec *s, struct rv_
 		return json_fail(lnx, s->nuid_maps ? "gidMappings" : "uidMappings", err,
 				 "the user namespace (linux.namespaces) needs uid and gid mappings; "
 				 "add both, as `runvm spec --rootless` writes them");
+	/* As runc: the container's root, and the processes' hooks run as, must
+	 * be someone in the namespace. */
+	if (s->userns && !maps_id(s->uid_maps, s->nuid_maps, 0))
+		return json_fail(lnx, "uidMappings", err, "no line maps the container's root (uid 0); "
+				 "add one, as `runvm spec --rootless` writes it");
+	if (s->userns && !maps_id(s->gid_maps, s->ngid_maps, 0))
+		return json_fail(lnx, "gidMappings", err, "no line maps the container's root group "
+				 "(gid 0); add one");
+	if (s->userns && (!maps_id(s->uid_maps, s->nuid_maps, s->process.uid) ||
+			  !maps_id(s->gid_maps, s->ngid_maps, s->process.gid)))
+		return json_fail(lnx, "uidMappings", err, "process.user %u:%u is not mapped; map it "
+				 "or run as a mapped id", s->process.uid, s->process.gid);
 	if (!s->userns && (s->nuid_maps || s->ngid_maps))
 		return json_fail(lnx, s->nuid_maps ? "uidMappings" : "gidMappings", err,
 				 "mappings without a user namespace; add {\"type\": \"user\"} to "

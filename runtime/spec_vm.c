@@ -122,13 +122,35 @@ static int translate_mount(const struct oci_mount *m, const char *bundle, struct
 		o->opts = PROTO_MOUNT_DEVICES;
 	/* Our guest kernel has the unified hierarchy only: runc mounts cgroup2
 	 * where a spec (its own default one too) asks for "cgroup" on such a
-	 * host, with the spec's flags and without v1's controller options. */
+	 * host, with the spec's flags and without v1's controller options. A
+	 * writable one is the guest's whole tree: this container's own VM. */
 	if (!strcmp(o->fstype, "cgroup")) {
 		o->fstype = "cgroup2";
 		o->source = "cgroup2";
 		free(data);
 		o->data = NULL;
 	}
+	return 0;
+}
+
+/* runc mounts a user namespace's tmpfs inside it, so its root belongs to
+ * the container's root; the agent mounts ours outside it: say the owner. */
+static int own_tmpfs(const struct oci_spec *s, struct sandbox_mount *o)
+{
+	uint32_t uid, gid;
+	char opt[48];
+
+	if (!s->userns || !o->fstype || strcmp(o->fstype, "tmpfs") || o->host_source ||
+	    (o->data && (strstr(o->data, "uid=") || strstr(o->data, "gid="))) ||
+	    !proto_id_map_outside((const uint32_t *)s->uid_maps, 3 * (uint32_t)s->nuid_maps, 0, &uid) ||
+	    !proto_id_map_outside((const uint32_t *)s->gid_maps, 3 * (uint32_t)s->ngid_maps, 0, &gid))
+		return 0;
+	char *data = (char *)o->data;
+	size_t len = data ? strlen(data) : 0;
+	snprintf(opt, sizeof(opt), "uid=%u,gid=%u", uid, gid);
+	if (append_data(&data, &len, opt) < 0)
+		return -1;
+	o->data = data;
 	return 0;
 }
 
@@ -140,7 +162,8 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	if (!ms)
 		return rv_fail(err, ENOMEM, "mounts");
 	for (size_t i = 0; i < s->nmounts; i++) {
-		if (translate_mount(&s->mounts[i], bundle, &ms[i], err) < 0) {
+		if (translate_mount(&s->mounts[i], bundle, &ms[i], err) < 0 ||
+		    (own_tmpfs(s, &ms[i]) < 0 && rv_fail(err, ENOMEM, "mount options"))) {
 			spec_vm_free(ms, i + 1);
 			return rv_wrap(err, "mounts[%zu] %s", i, s->mounts[i].destination);
 		}

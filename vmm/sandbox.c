@@ -39,28 +39,23 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 	return agent_mount_opts(a, m->source, target, m->fstype, m->flags, m->data, m->opts, err);
 }
 
-/* The guest id an id inside the container's user namespace stands for;
- * without one, or unmapped, the id itself. */
+/* A device's owner as the container's user namespace maps it; an id the
+ * map leaves out stays as the spec gives it. */
 static uint32_t outside_id(const uint32_t *map, uint32_t n, uint32_t id)
 {
-	for (uint32_t i = 0; i + 2 < n; i += 3)
-		if (id >= map[i] && (uint64_t)id < (uint64_t)map[i] + map[i + 2])
-			return map[i + 1] + (id - map[i]);
-	return id;
+	uint32_t out;
+
+	return proto_id_map_outside(map, n, id, &out) ? out : id;
 }
 
+/* Resolved in the guest, not here: the rootfs on the host lacks the
+ * container's mounts (its tmpfs /dev, a volume a symlink may lead into). */
 static int make_devices(const struct sandbox_config *cfg, const struct agent_client *a,
 			struct rv_err *err)
 {
-	char rel[PATH_MAX], target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
-	bool exists;
-
 	for (size_t i = 0; i < cfg->ndevices; i++) {
 		struct proto_mknod d = cfg->devices[i];
-		if (boot_fs_resolve(cfg->rootfs, d.target, rel, sizeof(rel), &exists, err) < 0)
-			return rv_wrap(err, "linux.devices[%zu] %s", i, cfg->devices[i].target);
-		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
-		d.target = target;
+		d.root = BOOT_GUEST_ROOTFS;
 		d.uid = outside_id(cfg->attrs.uid_map, cfg->attrs.nuid_map, d.uid);
 		d.gid = outside_id(cfg->attrs.gid_map, cfg->attrs.ngid_map, d.gid);
 		if (agent_mknod(a, &d, err) < 0)

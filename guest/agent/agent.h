@@ -169,11 +169,9 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *m);
 void mounts_on_mknod(struct conn *c, const struct proto_msg *m);
 
 /* userns.c: *fd is the user namespace x's maps ask for (made on first use,
- * then kept: the agent's until userns_release), -1 when x asks for none.
- * userns_outside is the guest id that inside id maps to, false: unmapped. */
+ * then kept: the agent's until userns_release), -1 when x asks for none. */
 int userns_get(struct agent *a, const struct proto_exec *x, int *fd, struct rv_err *err);
 void userns_release(struct agent *a);
-bool userns_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *out);
 
 /* devnodes.c: the standard device nodes and links in the directory target
  * (a container's fresh /dev). On failure, errno and *what name the entry. */

@@ -5,13 +5,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "devices/fs/server.h"
 #include "guest/agent/agent.h"
 
@@ -262,38 +265,81 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 
 /* --- MKNOD ---------------------------------------------------------------------- */
 
-static int make_node(const struct proto_mknod *d, const char **step)
+static int open_in_root(int root, const char *path)
+{
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+
+	return (int)syscall(SYS_openat2, root, path[0] ? path : ".", &how, sizeof(how));
+}
+
+/* The directory that will hold dir_path's node, resolved inside root the
+ * way the container's own lookups go (a symlink on the way stays in root),
+ * each missing directory made in the one resolved before it. */
+static int open_parent(int root, char *dir_path, const char **step)
+{
+	int dir = open_in_root(root, "");
+
+	*step = "resolve the directories above it in the container's root";
+	for (char *p = dir_path; dir >= 0 && *p;) {
+		char *end = p + strcspn(p, "/");
+		char saved = *end;
+		*end = '\0';
+		int next = open_in_root(root, dir_path);
+		if (next < 0 && errno == ENOENT && (mkdirat(dir, p, MOUNT_POINT_MODE) == 0 || errno == EEXIST))
+			next = open_in_root(root, dir_path);
+		*end = saved;
+		int code = errno;
+		close(dir);
+		errno = code;
+		dir = next;
+		p = end + strspn(end, "/");
+	}
+	return dir;
+}
+
+static int make_node(int dir, const char *name, const struct proto_mknod *d, const char **step)
 {
 	mode_t type = d->kind == 'c' ? S_IFCHR : d->kind == 'b' ? S_IFBLK : S_IFIFO;
-	const char *slash = strrchr(d->target, '/');
+	struct stat st;
 
-	*step = "create the directories above it";
-	if (slash > d->target && mkdir_prefix(d->target, (size_t)(slash - d->target)) < 0)
-		return -1;
-	*step = "replace what is there";   /* runc's rule: the spec's node wins */
-	if (unlink(d->target) < 0 && errno != ENOENT)
-		return -1;
+	/* A node there (our standard /dev ones) gives way; a file or directory
+	 * of the container's never does. */
+	*step = "replace what is there";
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+			errno = EEXIST;
+			return -1;
+		}
+		if (unlinkat(dir, name, 0) < 0)
+			return -1;
+	}
 	*step = "mknod";
-	if (mknod(d->target, type | d->mode, makedev(d->major, d->minor)) < 0)
+	if (mknodat(dir, name, type | d->mode, makedev(d->major, d->minor)) < 0)
 		return -1;
 	*step = "set its mode";
-	if (chmod(d->target, d->mode) < 0)
+	if (fchmodat(dir, name, d->mode, 0) < 0)
 		return -1;
 	*step = "set its owner";
-	return lchown(d->target, d->uid, d->gid);
+	return fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW);
 }
 
 void mounts_on_mknod(struct conn *c, const struct proto_msg *req)
 {
 	const struct proto_mknod *d = &req->mknod;
-	const char *step = "";
+	const char *step = "open the container's root", *name = strrchr(d->target, '/') + 1;
+	char dir_path[PATH_MAX];
 
-	if (!target_ok(d->target)) {
+	if (!target_ok(d->target) || !name[0] || !strcmp(name, ".") ||
+	    (size_t)(name - d->target) >= sizeof(dir_path)) {
 		conn_reply_error(c, req->id, EINVAL, "device node '%s': the path must be absolute, "
-				 "without '..'", d->target);
+				 "without '..', and name a node", d->target);
 		return;
 	}
-	if (make_node(d, &step) < 0) {
+	snprintf(dir_path, (size_t)(name - d->target), "%s", d->target + 1);
+	_cleanup_close_ int root = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dir = root >= 0 ? open_parent(root, dir_path, &step) : -1;
+	if (dir < 0 || make_node(dir, name, d, &step) < 0) {
 		int code = errno;
 		conn_reply_error(c, req->id, code, "device node %s (%c %u:%u): %s: %s", d->target,
 				 (char)d->kind, d->major, d->minor, step, strerror(code));

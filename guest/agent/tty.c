@@ -16,9 +16,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -46,15 +49,26 @@ static int open_slave(int master, struct rv_err *err)
 }
 
 /* root's dev/ptmx, resolved as the process will see it (a link to
- * pts/ptmx stays inside root), or -1 with errno. */
+ * pts/ptmx stays inside root), or -1 with errno. Only a ptmx (5:2) is
+ * opened: the container owns its root, and an open of anything else could
+ * block the agent (a FIFO) or be something else's. */
 static int open_root_ptmx(const char *root)
 {
-	struct open_how how = { .flags = O_RDWR | O_NOCTTY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
 	_cleanup_close_ int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int node = dir >= 0 ? (int)syscall(SYS_openat2, dir, "dev/ptmx", &how,
+							   sizeof(how)) : -1;
+	struct stat st;
+	char path[32];
 
-	if (dir < 0)
+	if (node < 0 || fstat(node, &st) < 0)
 		return -1;
-	return (int)syscall(SYS_openat2, dir, "dev/ptmx", &how, sizeof(how));
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2)) {
+		errno = ENOTTY;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", node);
+	return open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 }
 
 static int open_master(const char *root, struct rv_err *err)
@@ -115,7 +129,7 @@ int tty_open(struct proc *p, int child_fds[3], struct rv_err *err)
 	 * the group and mode stay devpts' (gid=, mode=). */
 	const struct proto_exec *x = &p->spec.exec;
 	uid_t owner = x->uid;
-	bool mapped = !x->nuid_map || userns_outside(x->uid_map, x->nuid_map, x->uid, &owner);
+	bool mapped = !x->nuid_map || proto_id_map_outside(x->uid_map, x->nuid_map, x->uid, &owner);
 	if (geteuid() == 0 && mapped && fchown(child_fds[0], owner, (gid_t)-1) < 0)
 		return rv_fail(err, errno, "give the terminal to uid %u", owner);
 	for (int i = 1; i < 3; i++)

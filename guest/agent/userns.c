@@ -39,18 +39,19 @@ static int write_map(pid_t pid, const char *name, const uint32_t *v, uint32_t n,
 	return 0;
 }
 
-/* The helper unshares, says so on `ready`, and lives until `go` closes:
- * it keeps no other end of the pipes, or it would wait for itself. */
-static void helper(const int ready[2], const int go[2])
+/* The helper unshares, says how that went on `ready` (0 or its errno), and
+ * lives until `go` closes: it keeps no other end of the pipes, or it would
+ * wait for itself. */
+static __attribute__((noreturn)) void helper(const int ready[2], const int go[2])
 {
-	char c = 0;
+	int code = 0;
+	char c;
 
 	close(ready[0]);
 	close(go[1]);
-
 	if (unshare(CLONE_NEWUSER) < 0)
-		_exit(1);
-	if (write(ready[1], &c, 1) != 1)
+		code = errno;
+	if (write(ready[1], &code, sizeof(code)) != sizeof(code) || code)
 		_exit(1);
 	if (read(go[0], &c, 1) < 0)
 		_exit(1);
@@ -60,7 +61,6 @@ static void helper(const int ready[2], const int go[2])
 static int make_userns(const struct proto_exec *x, struct rv_err *err)
 {
 	int ready[2], go[2];
-	char c;
 
 	if (pipe2(ready, O_CLOEXEC) < 0)
 		return rv_fail(err, errno, "pipe");
@@ -75,11 +75,11 @@ static int make_userns(const struct proto_exec *x, struct rv_err *err)
 		helper(ready, go);
 	close(ready[1]);
 	close(go[0]);
-	int fd = -1;
+	int fd = -1, code = EIO;
 	if (pid < 0)
 		rv_fail(err, errno, "fork the user namespace's maker");
-	else if (read(ready[0], &c, 1) != 1)
-		rv_failx(err, EPERM, "unshare(CLONE_NEWUSER) failed in the guest");
+	else if (read(ready[0], &code, sizeof(code)) != sizeof(code) || code)
+		rv_fail(err, code, "make the container's user namespace (unshare)");
 	else if (write_map(pid, "uid_map", x->uid_map, x->nuid_map, err) == 0 &&
 		 write_map(pid, "gid_map", x->gid_map, x->ngid_map, err) == 0) {
 		char path[64];
@@ -136,15 +136,4 @@ void userns_release(struct agent *a)
 	free(a->userns_maps);
 	a->userns_maps = NULL;
 	a->userns_nuid = a->userns_ngid = 0;
-}
-
-bool userns_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *out)
-{
-	for (uint32_t i = 0; i < n; i += 3) {
-		if (id >= map[i] && (uint64_t)id < (uint64_t)map[i] + map[i + 2]) {
-			*out = map[i + 1] + (id - map[i]);
-			return true;
-		}
-	}
-	return false;
 }

@@ -172,6 +172,7 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 		break;
 	case PROTO_MKNOD:   /* what mknod(2) is given: a known kind, a permission mode */
 		CHECK(strcmp(a->mknod.target, b->mknod.target) == 0 && a->mknod.target[0] == '/');
+		CHECK(strcmp(a->mknod.root, b->mknod.root) == 0 && a->mknod.root[0] == '/');
 		CHECK(a->mknod.kind == b->mknod.kind && a->mknod.major == b->mknod.major &&
 		      a->mknod.minor == b->mknod.minor && a->mknod.mode == b->mknod.mode &&
 		      a->mknod.uid == b->mknod.uid && a->mknod.gid == b->mknod.gid);

@@ -354,25 +354,44 @@ raw "MOUNT on a target with '..': ERROR EINVAL" \
 raw "a bind of a missing source: ERROR ENOENT naming both" \
 	"ERROR id=3 code=2 bind '$tmp/no-such-source' on $tmp/mnt-none: bind: No such file or directory"
 
-# MKNOD (OCI linux.devices): TARGET KIND MAJOR MINOR MODE UID GID
-mknod_req() { frame 18 "$1" "$(str "$2")$(u32 "$(printf '%d' "'$3")")$(u32 "$4")$(u32 "$5")$(u32 "$6")$(u32 "$7")$(u32 "$8")"; }
+# MKNOD (OCI linux.devices): ROOT TARGET KIND MAJOR MINOR MODE UID GID; the
+# target is resolved inside ROOT, as the container's lookups go.
+mknod_req() { frame 18 "$1" "$(str "$2")$(str "$3")$(u32 "$(printf '%d' "'$4")")$(u32 "$5")$(u32 "$6")$(u32 "$7")$(u32 "$8")$(u32 "$9")"; }
+cr=$tmp/ctr
+mkdir -p "$cr/dev" "$tmp/outside-root"
+: >"$tmp/outside-root/precious"
+ln -s /dev "$cr/devlink"
+ln -s "$tmp/outside-root" "$cr/escape"
 if [ "$(id -u)" = 0 ]; then
-	: >"$tmp/dev-old"
-	{ hello; mknod_req 3 "$tmp/dev-old" c 1 3 416 7 8; mknod_req 4 "$tmp/newdir/fifo" p 0 0 384 0 0; } \
-		>"$tmp/frames"
-	raw "MKNOD: OK, replacing what was there and making the directories above" "OK id=4"
-	[ "$(stat -c '%F %t:%T %a %u:%g' "$tmp/dev-old" "$tmp/newdir/fifo" 2>&1 | tr '\n' ' ')" = \
-		"character special file 1:3 640 7:8 fifo 0:0 600 0:0 " ] &&
-		pass "the nodes have their kind, number, mode (no umask) and owner" ||
-		fail "the nodes have their kind, number, mode (no umask) and owner" \
-			"$(stat -c '%F %t:%T %a %u:%g' "$tmp/dev-old" "$tmp/newdir/fifo" 2>&1)"
+	mknod "$cr/dev/old" c 1 5
+	{ hello; mknod_req 3 "$cr" /dev/old c 1 3 416 7 8; mknod_req 4 "$cr" /newdir/sub/fifo p 0 0 384 0 0
+	  mknod_req 5 "$cr" /devlink/vialink c 1 3 438 0 0; } >"$tmp/frames"
+	raw "MKNOD: OK, replacing a node and making the directories above" "OK id=5"
+	[ "$(stat -c '%F %t:%T %a %u:%g' "$cr/dev/old" "$cr/newdir/sub/fifo" "$cr/dev/vialink" 2>&1 | tr '\n' ' ')" = \
+		"character special file 1:3 640 7:8 fifo 0:0 600 0:0 character special file 1:3 666 0:0 " ] &&
+		pass "the nodes have their kind, number, mode (no umask) and owner; a link leads inside the root" ||
+		fail "the nodes have their kind, number, mode (no umask) and owner; a link leads inside the root" \
+			"$(stat -c '%F %t:%T %a %u:%g' "$cr/dev/old" "$cr/newdir/sub/fifo" "$cr/dev/vialink" 2>&1)"
+	{ hello; mknod_req 3 "$cr" /escape/precious c 1 3 416 0 0; } >"$tmp/frames"
+	raw "MKNOD through an absolute link: resolved inside the root, where it leads nowhere" \
+		"ERROR id=3 code=2 device node /escape/precious (c 1:3): resolve the directories above it"
+	[ -f "$tmp/outside-root/precious" ] && pass "the file outside the root is untouched" ||
+		fail "the file outside the root is untouched" "$(ls -l "$tmp/outside-root")"
+	: >"$cr/dev/afile"
+	{ hello; mknod_req 3 "$cr" /dev/afile c 1 3 416 0 0; } >"$tmp/frames"
+	raw "MKNOD over a regular file: ERROR EEXIST, the file kept" "ERROR id=3 code=17"
 else
-	skip "MKNOD: OK, replacing what was there and making the directories above" "not root"
-	skip "the nodes have their kind, number, mode (no umask) and owner" "not root"
+	for n in "MKNOD: OK, replacing a node and making the directories above" \
+		"the nodes have their kind, number, mode (no umask) and owner; a link leads inside the root" \
+		"MKNOD through an absolute link: resolved inside the root, where it leads nowhere" \
+		"the file outside the root is untouched" \
+		"MKNOD over a regular file: ERROR EEXIST, the file kept"; do skip "$n" "not root"; done
 fi
-{ hello; mknod_req 3 "$tmp/a/../x" c 1 3 416 0 0; } >"$tmp/frames"
-raw "MKNOD with '..': ERROR EINVAL" "ERROR id=3 code=22 device node '$tmp/a/../x': the path must be absolute"
-{ hello; mknod_req 3 "$tmp/x" u 1 3 416 0 0; } >"$tmp/frames"
+{ hello; mknod_req 3 "$cr" /a/../x c 1 3 416 0 0; } >"$tmp/frames"
+raw "MKNOD with '..': ERROR EINVAL" "ERROR id=3 code=22 device node '/a/../x': the path must be absolute"
+{ hello; mknod_req 3 "$cr" / c 1 3 416 0 0; } >"$tmp/frames"
+raw "MKNOD of the root itself: ERROR EINVAL" "ERROR id=3 code=22 device node '/'"
+{ hello; mknod_req 3 "$cr" /x u 1 3 416 0 0; } >"$tmp/frames"
 raw "MKNOD of an unknown kind: the decoder refuses it" "MKNOD frame: kind 117 is none of 'c', 'b', 'p'"
 
 # The guest's chroot, with the host's busybox as its only program.

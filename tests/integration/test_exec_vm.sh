@@ -263,9 +263,10 @@ PY
 run_capture rv run -d --bundle "$b/userns" u1
 expect_rc "a container with a user namespace: run -d exits 0" 0
 run_capture rv exec u1 sh -c 'cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /shared/by-root;
-	[ "$(readlink /proc/self/ns/user)" = "$(readlink /proc/$(pidof sleep)/ns/user)" ] && echo same-ns'
-expect_eq "its maps, root inside, and an exec joins the init's namespace" "$(echo $out)" \
-	"0 100000 65536 0 100000 65536 0 same-ns"
+	[ "$(readlink /proc/self/ns/user)" = "$(readlink /proc/$(pidof sleep)/ns/user)" ] && echo same-ns;
+	stat -c %u /dev /dev/shm; touch /dev/shm/x && echo shm-writable'
+expect_eq "its maps, root inside, an exec joins the init's namespace, its tmpfs mounts are root's" \
+	"$(echo $out)" "0 100000 65536 0 100000 65536 0 same-ns 0 0 shm-writable"
 expect_eq "a file root makes inside belongs to uid 100000 on the host" \
 	"$(stat -c %u:%g "$scratch/shared/by-root" 2>&1)" "100000:100000"
 rv exec -u 1000 u1 touch /shared/by-1000

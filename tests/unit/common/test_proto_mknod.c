@@ -9,7 +9,8 @@
 static struct proto_msg fuse_node(void)
 {
 	return (struct proto_msg){ .type = PROTO_MKNOD, .id = 4, .mknod = {
-		.target = "/run/runvm/rootfs/dev/fuse", .kind = 'c', .major = 10, .minor = 229,
+		.root = "/run/runvm/fs/rootfs", .target = "/dev/fuse", .kind = 'c', .major = 10,
+		.minor = 229,
 		.mode = 0660, .uid = 100000, .gid = 5 } };
 }
 
@@ -18,7 +19,8 @@ Test(proto_mknod, round_trips)
 	struct proto_msg m = fuse_node(), d;
 
 	round_trip(&m, &d);
-	cr_expect_str_eq(d.mknod.target, "/run/runvm/rootfs/dev/fuse");
+	cr_expect_str_eq(d.mknod.root, "/run/runvm/fs/rootfs");
+	cr_expect_str_eq(d.mknod.target, "/dev/fuse");
 	cr_expect_eq(d.mknod.kind, 'c');
 	cr_expect_eq(d.mknod.major, 10);
 	cr_expect_eq(d.mknod.minor, 229);
@@ -26,7 +28,7 @@ Test(proto_mknod, round_trips)
 	cr_expect_eq(d.mknod.uid, 100000);
 	cr_expect_eq(d.mknod.gid, 5);
 	proto_msg_free(&d);
-	m.mknod = (struct proto_mknod){ .target = "/p", .kind = 'p', .mode = 07777 };
+	m.mknod = (struct proto_mknod){ .root = "/", .target = "/p", .kind = 'p', .mode = 07777 };
 	round_trip(&m, &d);
 	cr_expect_eq(d.mknod.kind, 'p');
 	proto_msg_free(&d);
@@ -48,6 +50,8 @@ Test(proto_mknod, out_of_range_fields_are_refused)
 	encode_fails(&m, EINVAL, "or given for a FIFO");
 	m = fuse_node(); m.mknod.target = "dev/fuse";
 	encode_fails(&m, EINVAL, "target 'dev/fuse' is not an absolute path");
+	m = fuse_node(); m.mknod.root = "";
+	encode_fails(&m, EINVAL, "root '' is not an absolute path");
 }
 
 Test(proto_mknod, the_decoder_refuses_them_too)
@@ -55,6 +59,7 @@ Test(proto_mknod, the_decoder_refuses_them_too)
 	struct wire w;
 
 	whdr(&w, PROTO_MKNOD, 0, 1);
+	wstr(&w, "/", 1);
 	wstr(&w, "/dev/x", 6);
 	w32(&w, 'b'); w32(&w, 8); w32(&w, 0); w32(&w, 0600); w32(&w, 0); w32(&w, 0);
 	wseal(&w);
@@ -66,6 +71,7 @@ Test(proto_mknod, the_decoder_refuses_them_too)
 	wseal(&w);
 	decode_fails(&w, EPROTO, "MKNOD frame: uid needs 4 bytes, only 0 are left");
 	whdr(&w, PROTO_MKNOD, 0, 1);
+	wstr(&w, "/", 1);
 	wstr(&w, "/dev/x", 6);
 	w32(&w, 'p'); w32(&w, 1); w32(&w, 2); w32(&w, 0600); w32(&w, 0); w32(&w, 0);
 	wseal(&w);

@@ -347,7 +347,11 @@ static const struct bad_case bad_cases[] = {
 	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"b\", \"major\": 4096, "
 	       "\"minor\": 1}]}"), "linux.devices[0].major" },
 	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"c\", \"major\": 1, "
-	       "\"minor\": 3, \"fileMode\": 4096}]}"), "linux.devices[0].fileMode" },
+	       "\"minor\": 3, \"fileMode\": 4096000}]}"),
+	  "linux.devices[0].fileMode: 017500000 has bits beyond a file type and 07777" },
+	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/\", \"type\": \"p\"}]}"),
+	  "linux.devices[0].path: \"/\": give an absolute path inside the container, without \"..\", "
+	  "naming the node" },
 	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/x\", \"type\": \"p\", \"major\": 1}]}"),
 	  "linux.devices[0].major: a FIFO has no device number" },
 	{ WITH("\"linux\": {\"devices\": [{\"path\": \"/dev/../x\", \"type\": \"p\"}]}"),

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
@@ -66,6 +68,21 @@ Test(spec_userns, default_rootless_spec_maps_the_caller)
 	spec_free(&s);
 }
 
+/* 340 lines of the widest ids pass the kernel's count but not its page. */
+Test(spec_userns, refuses_maps_longer_than_a_page)
+{
+	char *text = malloc(64 * 1024), *p = text;
+
+	p += sprintf(p, "{" BASE ", \"linux\": {" USERNS ", \"gidMappings\": [" MAP(0, 0, 1) "], "
+		     "\"uidMappings\": [");
+	for (unsigned i = 0; i < 340; i++)
+		p += sprintf(p, "%s{\"containerID\": %u, \"hostID\": %u, \"size\": 1}", i ? ", " : "",
+			     i == 0 ? 0 : 4000000000u + i, 4000000000u + i);
+	sprintf(p, "]}}");
+	expect_error(text, "linux.uidMappings: 340 lines make more than the 4095 bytes");
+	free(text);
+}
+
 Test(spec_userns, refuses_bad_maps_naming_the_line_and_the_fix)
 {
 	expect_error(LINUX(USERNS ", \"gidMappings\": [" MAP(0, 0, 1) "]"),
@@ -75,8 +92,19 @@ Test(spec_userns, refuses_bad_maps_naming_the_line_and_the_fix)
 		     "linux.uidMappings: mappings without a user namespace; add {\"type\": \"user\"}");
 	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 0, 0) "], \"gidMappings\": []"),
 		     "linux.uidMappings[0].size: must be at least 1");
-	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 4294967295, 2) "]"),
-		     "linux.uidMappings[0].size: 2 ids from containerID 0 or hostID 4294967295 pass");
+	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 4294967294, 2) "]"),
+		     "linux.uidMappings[0].size: 2 ids from containerID 0 or hostID 4294967294 pass "
+		     "4294967294, the last id");
+	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(1, 1000, 10) "], \"gidMappings\": ["
+			   MAP(0, 1000, 10) "]"),
+		     "linux.uidMappings: no line maps the container's root (uid 0)");
+	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 1000, 10) "], \"gidMappings\": ["
+			   MAP(1, 1000, 10) "]"),
+		     "linux.gidMappings: no line maps the container's root group (gid 0)");
+	expect_error("{" BASE ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": "
+		     "{\"uid\": 50, \"gid\": 0}}, \"linux\": {" USERNS ", \"uidMappings\": ["
+		     MAP(0, 1000, 10) "], \"gidMappings\": [" MAP(0, 1000, 10) "]}}",
+		     "linux.uidMappings: process.user 50:0 is not mapped");
 	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 1000, 10) ", " MAP(5, 2000, 1) "]"),
 		     "linux.uidMappings[1].containerID: the range overlaps that of line 0");
 	expect_error(LINUX(USERNS ", \"uidMappings\": [" MAP(0, 1000, 10) ", " MAP(10, 1009, 1) "]"),

@@ -60,3 +60,54 @@ Test(spec_vm, cgroup_becomes_cgroup2_with_the_specs_flags_as_runc_does_on_a_unif
 	spec_vm_free(ms, cfg.nmounts);
 	spec_free(&s);
 }
+
+/* Specs made from a host's stat carry the type bits in fileMode: runc drops
+ * them, and so do we; the devices reach the sandbox as the agent's MKNODs. */
+Test(spec_vm, devices_keep_their_permissions_without_the_type_bits)
+{
+	const char *text = "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+			   " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"linux\": {\"devices\": ["
+			   "{\"path\": \"/dev/fuse\", \"type\": \"c\", \"major\": 10, \"minor\": 229,"
+			   " \"fileMode\": 8630, \"uid\": 7}]}}";
+	struct oci_spec s;
+	struct sandbox_config cfg = { 0 };
+	struct sandbox_mount *ms;
+	struct rv_err err = { 0 };
+
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	cr_assert_eq(cfg.ndevices, 1);
+	cr_expect_str_eq(cfg.devices[0].target, "/dev/fuse");
+	cr_expect_eq(cfg.devices[0].mode, 0666);
+	cr_expect_eq(cfg.devices[0].kind, 'c');
+	cr_expect_eq(cfg.devices[0].uid, 7);
+	spec_vm_free(ms, cfg.nmounts);
+	spec_free(&s);
+}
+
+/* In a user namespace a tmpfs belongs to the container's root, as runc's
+ * (mounted inside the namespace) does; an owner the spec names stays. */
+Test(spec_vm, a_user_namespaces_tmpfs_belongs_to_its_root)
+{
+	const char *text = "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+			   " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"mounts\": ["
+			   "{\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+			   " \"options\": [\"mode=755\"]},"
+			   "{\"destination\": \"/tmp\", \"type\": \"tmpfs\", \"options\": [\"uid=7\"]},"
+			   "{\"destination\": \"/proc\", \"type\": \"proc\"}],"
+			   " \"linux\": {\"namespaces\": [{\"type\": \"user\"}],"
+			   " \"uidMappings\": [{\"containerID\": 0, \"hostID\": 100000, \"size\": 65536}],"
+			   " \"gidMappings\": [{\"containerID\": 0, \"hostID\": 200000, \"size\": 65536}]}}";
+	struct oci_spec s;
+	struct sandbox_config cfg = { 0 };
+	struct sandbox_mount *ms;
+	struct rv_err err = { 0 };
+
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	cr_expect_str_eq(ms[0].data, "mode=755,uid=100000,gid=200000");
+	cr_expect_str_eq(ms[1].data, "uid=7");
+	cr_expect_null(ms[2].data);
+	spec_vm_free(ms, cfg.nmounts);
+	spec_free(&s);
+}
