@@ -371,7 +371,8 @@ static int walk_mount(struct codec *c, struct proto_mount *x)
 {
 	if (c_str(c, &x->source, "source", -1) < 0 || c_str(c, &x->target, "target", -1) < 0 ||
 	    c_str(c, &x->fstype, "fstype", -1) < 0 || c_u32(c, &x->flags, "flags", -1) < 0 ||
-	    c_str(c, &x->data, "data", -1) < 0 || c_u32(c, &x->opts, "opts", -1) < 0)
+	    c_str(c, &x->data, "data", -1) < 0 || c_u32(c, &x->opts, "opts", -1) < 0 ||
+	    c_u32(c, &x->propagation, "propagation", -1) < 0)
 		return -1;
 	return 0;
 }

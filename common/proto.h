@@ -48,7 +48,8 @@
  * version 5 EXEC's OCI process attributes after the size: umask,
  * oom_score_adj, capabilities, rlimits, the hostname, domainname,
  * sysctls and a seccomp filter; and MOUNT's opts after its data; version 6
- * EXEC's user namespace maps after the seccomp filter, and MKNOD. */
+ * EXEC's user namespace maps after the seccomp filter, MOUNT's propagation
+ * after its opts, and MKNOD. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -171,6 +172,9 @@ struct proto_mount {
 	uint32_t flags;              /* MS_* bits of <sys/mount.h> */
 	const char *data;            /* filesystem options, "" for none */
 	uint32_t opts;               /* PROTO_MOUNT_* */
+	uint32_t propagation;        /* 0, or one of MS_PRIVATE, MS_SLAVE, MS_SHARED,
+				      * MS_UNBINDABLE, maybe with MS_REC: applied to
+				      * target once mounted */
 };
 
 /* MOUNT's opts. IF_EXISTS: a missing target is no error and nothing is

@@ -2,6 +2,7 @@
  * the encoder will not make, beyond the layout proto.c walks. */
 #include <errno.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #include "common/proto_priv.h"
 
@@ -146,6 +147,15 @@ static int check_mknod(const struct codec *c, const struct proto_mknod *x, int c
 	return 0;
 }
 
+/* mount(2) takes one propagation type a call. */
+static bool propagation_ok(uint32_t p)
+{
+	uint32_t type = p & ~(uint32_t)MS_REC;
+
+	return p == 0 || type == MS_PRIVATE || type == MS_SLAVE || type == MS_SHARED ||
+	       type == MS_UNBINDABLE;
+}
+
 /* Values a receiver would otherwise have to check before using them as
  * indexes or masks; the same rules bind the encoder. */
 int proto_check_values(const struct codec *c, const struct proto_msg *m)
@@ -193,6 +203,9 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_MOUNT && (m->mount.opts & ~PROTO_MOUNT_OPTS))
 		return codec_fail(c, code, "opts 0x%x has unknown bits (known: 0x%x)", m->mount.opts,
 			          PROTO_MOUNT_OPTS);
+	if (m->type == PROTO_MOUNT && !propagation_ok(m->mount.propagation))
+		return codec_fail(c, code, "propagation 0x%x: want 0 or one of private, slave, shared, "
+				  "unbindable (maybe recursive)", m->mount.propagation);
 	return 0;
 }
 

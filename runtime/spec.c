@@ -411,6 +411,7 @@ static int parse_linux(const struct json_val *top, struct oci_spec *s, struct rv
 
 	if (json_get(top, "linux", JSON_OBJECT, JSON_OPTIONAL, &lnx, err) < 0 ||
 	    spec_get_copy(lnx, "cgroupsPath", JSON_OPTIONAL, &s->cgroups_path, err) < 0 ||
+	    spec_get_copy(lnx, "rootfsPropagation", JSON_OPTIONAL, &s->rootfs_propagation, err) < 0 ||
 	    parse_resources(lnx, s, err) < 0 || spec_parse_devices(lnx, s, err) < 0 ||
 	    parse_paths(lnx, "maskedPaths", &s->masked_paths, &s->nmasked, err) < 0 ||
 	    parse_paths(lnx, "readonlyPaths", &s->readonly_paths, &s->nreadonly, err) < 0 ||
@@ -524,6 +525,7 @@ void spec_free(struct oci_spec *s)
 	}
 	free(s->annotations);
 	free(s->cgroups_path);
+	free(s->rootfs_propagation);
 	for (size_t i = 0; i < s->ndevices; i++)
 		free((char *)s->devices[i].target);
 	free(s->devices);

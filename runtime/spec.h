@@ -81,6 +81,7 @@ struct oci_spec {
 	 * and place, as runc's map keeps the last. */
 	struct oci_kv *annotations; size_t nannotations;
 	char *cgroups_path;    /* linux.cgroupsPath, NULL when absent */
+	char *rootfs_propagation;   /* linux.rootfsPropagation as written, NULL when absent */
 	/* As written: quota -1 (or any value <= 0) means no limit, period 0 absent. */
 	bool has_cpu_quota; int64_t cpu_quota; uint64_t cpu_period;   /* linux.resources.cpu */
 	/* As written: a limit <= 0 (runc's -1) means none. */

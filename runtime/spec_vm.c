@@ -23,8 +23,7 @@ static const struct {
 	{ "relatime", MS_RELATIME, 0 }, { "norelatime", 0, MS_RELATIME },
 	{ "strictatime", MS_STRICTATIME, 0 }, { "nostrictatime", 0, MS_STRICTATIME },
 	{ "bind", MS_BIND, 0 }, { "rbind", MS_BIND | MS_REC, 0 },
-	/* Propagation applies inside the guest only, where nothing shares our
-	 * mounts; runc's defaults name it, so it is accepted. */
+	/* Propagation: no flag of the mount itself; propagation_of reads it. */
 	{ "private", 0, 0 }, { "rprivate", 0, 0 }, { "shared", 0, 0 }, { "rshared", 0, 0 },
 	{ "slave", 0, 0 }, { "rslave", 0, 0 }, { "unbindable", 0, 0 }, { "runbindable", 0, 0 },
 };
@@ -96,6 +95,34 @@ static int bind_source(const struct oci_mount *m, const char *bundle, char **out
 	return *out ? 0 : rv_fail(err, ENOMEM, "source %s", path);
 }
 
+/* A propagation's MS_* type (with MS_REC for an "r" one), 0 for another
+ * word. It applies in the guest: what shares a mount there is the
+ * container's own. */
+static uint32_t propagation_named(const char *o)
+{
+	static const struct { const char *name; uint32_t type; } types[] = {
+		{ "private", MS_PRIVATE }, { "shared", MS_SHARED }, { "slave", MS_SLAVE },
+		{ "unbindable", MS_UNBINDABLE },
+	};
+	bool rec = o[0] == 'r';   /* "rw" and "relatime" name no type after it */
+
+	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++)
+		if (!strcmp(o + rec, types[k].name))
+			return types[k].type | (rec ? MS_REC : 0);
+	return 0;
+}
+
+/* The last propagation option's, 0 without one. */
+static uint32_t propagation_of(const struct oci_mount *m)
+{
+	uint32_t prop = 0;
+
+	for (size_t i = 0; i < m->noptions; i++)
+		if (propagation_named(m->options[i]))
+			prop = propagation_named(m->options[i]);
+	return prop;
+}
+
 static int translate_mount(const struct oci_mount *m, const char *bundle, struct sandbox_mount *o,
 			   struct rv_err *err)
 {
@@ -106,6 +133,7 @@ static int translate_mount(const struct oci_mount *m, const char *bundle, struct
 		return -1;
 	o->destination = m->destination;
 	o->data = data;
+	o->propagation = propagation_of(m);
 	if (bind) {
 		if (bind_source(m, bundle, &src, err) < 0)
 			return -1;
@@ -167,6 +195,12 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 			spec_vm_free(ms, i + 1);
 			return rv_wrap(err, "mounts[%zu] %s", i, s->mounts[i].destination);
 		}
+	}
+	if (s->rootfs_propagation && !(cfg->rootfs_propagation =
+					       propagation_named(s->rootfs_propagation))) {
+		spec_vm_free(ms, s->nmounts);
+		return rv_failx(err, EINVAL, "linux.rootfsPropagation: \"%.64s\": use private, shared, "
+				"slave or unbindable, maybe with r (rprivate)", s->rootfs_propagation);
 	}
 	*mounts = ms;
 	cfg->rootfs = s->root_path;

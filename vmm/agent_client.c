@@ -526,11 +526,20 @@ int agent_mount_opts(const struct agent_client *c, const char *source, const cha
 		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
 		     struct rv_err *err)
 {
-	struct proto_msg m = { .type = PROTO_MOUNT, .id = REQ_MOUNT };
+	struct proto_mount m = { .source = source, .target = target, .fstype = fstype,
+				 .flags = flags, .data = data, .opts = opts };
 
-	m.mount = (struct proto_mount){ .source = source ? source : "", .target = target,
-					.fstype = fstype ? fstype : "", .flags = flags,
-					.data = data ? data : "", .opts = opts };
+	return agent_mount_msg(c, &m, err);
+}
+
+int agent_mount_msg(const struct agent_client *c, const struct proto_mount *mnt,
+		    struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = REQ_MOUNT, .mount = *mnt };
+
+	m.mount.source = mnt->source ? mnt->source : "";
+	m.mount.fstype = mnt->fstype ? mnt->fstype : "";
+	m.mount.data = mnt->data ? mnt->data : "";
 	return one_request(c, &m, err);   /* the agent's message names source and target */
 }
 

@@ -143,6 +143,8 @@ int agent_mount(const struct agent_client *c, const char *source, const char *ta
 int agent_mount_opts(const struct agent_client *c, const char *source, const char *target,
 		     const char *fstype, uint32_t flags, const char *data, uint32_t opts,
 		     struct rv_err *err);
+/* The whole MOUNT, propagation too; NULL strings are sent as "". */
+int agent_mount_msg(const struct agent_client *c, const struct proto_mount *m, struct rv_err *err);
 
 /* A device node in the guest (OCI linux.devices), replacing what is there. */
 int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struct rv_err *err);

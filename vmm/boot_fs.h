@@ -29,6 +29,7 @@ struct boot_volume {
 struct boot_fs {
 	const char *rootfs;
 	bool readonly, writeback;
+	uint32_t root_propagation;   /* of the rootfs mount in the guest, MS_* bits */
 	const char *cache_arg;       /* --fs-cache as given; NULL: auto */
 	enum fs_cache cache;
 	bool has_proc, has_dev, has_sys;

@@ -31,12 +31,17 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 		const struct boot_volume *v = &sb->fs->vol[sb->vol_of[i]];
 		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, sb->vol_of[i]);
 		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
-		return agent_mount(a, src, target, NULL, m->flags | MS_BIND, NULL, err);
+		struct proto_mount bind = { .source = src, .target = target, .flags = m->flags | MS_BIND,
+					    .propagation = m->propagation };
+		return agent_mount_msg(a, &bind, err);
 	}
 	if (boot_fs_resolve(sb->cfg->rootfs, m->destination, rel, sizeof(rel), &exists, err) < 0)
 		return -1;
 	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
-	return agent_mount_opts(a, m->source, target, m->fstype, m->flags, m->data, m->opts, err);
+	struct proto_mount mnt = { .source = m->source, .target = target, .fstype = m->fstype,
+				   .flags = m->flags, .data = m->data, .opts = m->opts,
+				   .propagation = m->propagation };
+	return agent_mount_msg(a, &mnt, err);
 }
 
 /* A device's owner as the container's user namespace maps it; an id the
@@ -107,6 +112,7 @@ static int make_exports(struct sandbox *sb, struct rv_err *err)
 
 	sb->fs->rootfs = cfg->rootfs;
 	sb->fs->readonly = cfg->readonly;
+	sb->fs->root_propagation = cfg->rootfs_propagation;
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		const struct sandbox_mount *m = &cfg->mounts[i];
 		if (!m->host_source)

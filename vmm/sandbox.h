@@ -21,6 +21,7 @@ struct sandbox_mount {
 	const char *source, *fstype, *data;   /* mount(2)'s, for a guest mount */
 	uint32_t flags;            /* MS_*; MS_RDONLY makes a bind read-only */
 	uint32_t opts;             /* PROTO_MOUNT_*: DEVICES for a tmpfs /dev */
+	uint32_t propagation;      /* MS_PRIVATE, MS_SHARED, ... (| MS_REC), or 0 */
 };
 
 struct sandbox_config {
@@ -28,6 +29,7 @@ struct sandbox_config {
 	struct vm_config vm;       /* shape, kernel, initrd, device fd, log */
 	const char *rootfs;        /* host directory */
 	bool readonly;
+	uint32_t rootfs_propagation;   /* linux.rootfsPropagation as MS_* bits, 0: none */
 	const struct sandbox_mount *mounts;
 	size_t nmounts;
 	/* linux.maskedPaths and linux.readonlyPaths, absolute in the container;

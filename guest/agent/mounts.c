@@ -253,6 +253,14 @@ void mounts_on_mount(struct conn *c, const struct proto_msg *req)
 	}
 	if (!strcmp(m->fstype, "virtiofs") && !(m->flags & (MS_BIND | MS_REMOUNT)))
 		widen_readahead(m->target);
+	step = "set its propagation";
+	if (m->propagation && mount(NULL, m->target, NULL, m->propagation, NULL) < 0) {
+		int code = errno;
+		umount2(m->target, MNT_DETACH);
+		conn_reply_error(c, req->id, code, "%s '%s' on %s: %s: %s", what, m->source, m->target,
+				 step, strerror(code));
+		return;
+	}
 	if ((m->opts & PROTO_MOUNT_DEVICES) && devnodes_populate(m->target, &step) < 0) {
 		int code = errno;
 		umount2(m->target, MNT_DETACH);   /* no half-made /dev */

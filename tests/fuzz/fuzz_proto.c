@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #include "common/proto.h"
 
@@ -84,6 +85,11 @@ static void check_mount_same(const struct proto_mount *a, const struct proto_mou
 	CHECK(strcmp(a->fstype, b->fstype) == 0 && a->flags == b->flags);
 	CHECK(strcmp(a->data, b->data) == 0);
 	CHECK(a->opts == b->opts && (a->opts & ~PROTO_MOUNT_OPTS) == 0);
+	/* What mount(2) is given as a propagation: one type, maybe MS_REC. */
+	uint32_t type = a->propagation & ~(uint32_t)MS_REC;
+	CHECK(a->propagation == b->propagation);
+	CHECK(a->propagation == 0 || type == MS_PRIVATE || type == MS_SHARED || type == MS_SLAVE ||
+	      type == MS_UNBINDABLE);
 }
 
 static void check_ps_same(const struct proto_ps *a, const struct proto_ps *b)

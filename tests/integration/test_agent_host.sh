@@ -335,7 +335,7 @@ raw "a frame cut short: the agent does not wait forever" "EOF"
 # --- MOUNT and EXEC's root -------------------------------------------------------
 # mount_req ID SOURCE TARGET FSTYPE FLAGS DATA: a MOUNT frame (MS_BIND 4096,
 # MS_RDONLY 1, MS_REMOUNT 32)
-mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")$(u32 0)"; }
+mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")$(u32 0)$(u32 0)"; }
 # exec_root ID EXEC_ID ROOT CWD SCRIPT: EXEC of sh -c SCRIPT, no streams, then START
 exec_root() {
 	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(exec_v5)"

@@ -50,6 +50,8 @@ c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                     "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=1777"]})
 c["mounts"].append({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                     "options": ["nosuid", "noexec", "nodev"]})
+c["mounts"].append({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]})
+c["linux"]["rootfsPropagation"] = "rshared"
 # /proc/kcore is missing in runvm's guest kernel: skipped, as a missing path is.
 c["linux"]["maskedPaths"] = ["/proc/cmdline", "/sys/firmware", "/proc/kcore", "/no/such/path"]
 c["linux"]["readonlyPaths"] = ["/proc/sys", "/proc/no-such"]
@@ -124,6 +126,9 @@ expect_in "devpts: newinstance with ptmxmode and mode" "$(mount_of /dev/pts)" "m
 expect_in "sysfs: read-only with its flags" "$(mount_of /sys)" "ro,nosuid,nodev,noexec"
 expect_in "mqueue: mounted with its flags" "$(mount_of /dev/mqueue)" "nosuid,nodev,noexec"
 expect_in "/dev/shm: a tmpfs with its flags" "$(mount_of /dev/shm)" "nosuid,nodev,noexec"
+expect_in "propagation: an rshared mount is shared in the guest" "$(mount_of /run)" " shared:"
+expect_in "rootfsPropagation: the container's root is shared (rshared)" \
+	"$(awk '$5 == "/"' <<<"$mountinfo" | tail -n 1)" " shared:"
 run_capture rv exec c1 sh -c 'for d in null zero full random urandom tty ptmx; do [ -c /dev/$d ] && printf "%s " $d; done;
 	head -c 4 /dev/urandom | wc -c; echo x >/dev/full'
 expect_eq "the standard devices are there (urandom gives bytes)" "$(echo $out)" \

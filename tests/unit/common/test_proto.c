@@ -37,6 +37,7 @@ static void wmount(struct wire *w, const char *target, size_t target_len)
 	w32(w, 0);                  /* flags */
 	wstr(w, "", 0);             /* data */
 	w32(w, 0);                  /* opts (version 5) */
+	w32(w, 0);                  /* propagation (version 6) */
 	wseal(w);
 }
 
@@ -256,10 +257,11 @@ Test(proto, encodes_mount_fields_in_wire_order)
 	struct proto_msg m = { .type = PROTO_MOUNT, .id = 1,
 			       .mount = { .source = "s", .target = "/t", .fstype = "f",
 					  .flags = 0x1001, .data = "d",
-					  .opts = PROTO_MOUNT_IF_EXISTS } };
-	const uint8_t want[] = { 29, 0, 0, 0,  11, 0,  0, 0,  1, 0, 0, 0,
+					  .opts = PROTO_MOUNT_IF_EXISTS, .propagation = 0x104000 } };
+	const uint8_t want[] = { 33, 0, 0, 0,  11, 0,  0, 0,  1, 0, 0, 0,
 				 1, 0, 0, 0, 's',  2, 0, 0, 0, '/', 't',  1, 0, 0, 0, 'f',
-				 0x01, 0x10, 0, 0,  1, 0, 0, 0, 'd',  1, 0, 0, 0 };
+				 0x01, 0x10, 0, 0,  1, 0, 0, 0, 'd',  1, 0, 0, 0,
+				 0x00, 0x40, 0x10, 0x00 };
 	uint8_t *buf;
 	size_t len;
 
@@ -568,19 +570,33 @@ Test(proto, rejects_mount_without_data)
 	decode_fails(&w, EPROTO, "MOUNT frame: data needs 4 bytes, only 0 are left");
 }
 
-Test(proto, rejects_a_version_4_mount_and_unknown_opts)
+Test(proto, rejects_an_old_mount_and_unknown_opts_or_propagation)
 {
 	struct wire w;
 
 	wmount(&w, "/mnt", 4);
-	w.n -= 4;                   /* no opts */
+	w.n -= 8;                   /* version 4's: no opts, no propagation */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "MOUNT frame: opts needs 4 bytes, only 0 are left");
 	wmount(&w, "/mnt", 4);
-	w.n -= 4;
+	w.n -= 4;                   /* version 5's */
+	wseal(&w);
+	decode_fails(&w, EPROTO, "MOUNT frame: propagation needs 4 bytes, only 0 are left");
+	wmount(&w, "/mnt", 4);
+	w.n -= 8;
 	w32(&w, 8);
+	w32(&w, 0);
 	wseal(&w);
 	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x8 has unknown bits (known: 0x7)");
+	static const uint32_t bad[] = { 0x1 /* MS_RDONLY */, 0x40000 | 0x100000 /* private+shared */,
+					0x4000 /* MS_REC alone */ };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		wmount(&w, "/mnt", 4);
+		w.n -= 4;
+		w32(&w, bad[i]);
+		wseal(&w);
+		decode_fails(&w, EPROTO, "propagation 0x");
+	}
 }
 
 Test(proto, rejects_mount_with_trailing_bytes)

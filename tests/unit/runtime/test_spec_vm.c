@@ -111,3 +111,37 @@ Test(spec_vm, a_user_namespaces_tmpfs_belongs_to_its_root)
 	spec_vm_free(ms, cfg.nmounts);
 	spec_free(&s);
 }
+
+/* Propagation options apply in the guest (the last one wins), and
+ * linux.rootfsPropagation to the container's root mount. */
+Test(spec_vm, propagation_options_and_the_roots_reach_the_guest)
+{
+	const char *text = "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+			   " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"mounts\": ["
+			   "{\"destination\": \"/a\", \"type\": \"tmpfs\", \"options\": [\"rshared\"]},"
+			   "{\"destination\": \"/b\", \"type\": \"tmpfs\", \"options\": [\"rw\", \"slave\","
+			   " \"rprivate\", \"relatime\"]},"
+			   "{\"destination\": \"/c\", \"type\": \"tmpfs\", \"options\": [\"rw\", \"relatime\"]}],"
+			   " \"linux\": {\"rootfsPropagation\": \"runbindable\"}}";
+	struct oci_spec s;
+	struct sandbox_config cfg = { 0 };
+	struct sandbox_mount *ms;
+	struct rv_err err = { 0 };
+
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	cr_expect_eq(ms[0].propagation, MS_SHARED | MS_REC);
+	cr_expect_eq(ms[1].propagation, MS_PRIVATE | MS_REC);
+	cr_expect_eq(ms[2].propagation, 0, "rw and relatime are no propagation");
+	cr_expect_eq(cfg.rootfs_propagation, MS_UNBINDABLE | MS_REC);
+	spec_vm_free(ms, cfg.nmounts);
+	spec_free(&s);
+
+	text = "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+	       " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"linux\": {\"rootfsPropagation\": \"x\"}}";
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
+	cr_expect_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), -1);
+	cr_expect_not_null(strstr(err.msg, "linux.rootfsPropagation: \"x\": use private, shared"), "%s",
+			   err.msg);
+	spec_free(&s);
+}
