@@ -341,7 +341,7 @@ static int parse_namespaces(const struct json_val *lnx, struct oci_spec *s, stru
 	return 0;
 }
 
-static bool has_dotdot(const char *path)
+bool spec_has_dotdot(const char *path)
 {
 	for (const char *p = path; *p;) {
 		p += strspn(p, "/");
@@ -365,7 +365,7 @@ static int parse_paths(const struct json_val *lnx, const char *key, char ***out,
 		return -1;
 	for (size_t i = 0; i < *n; i++) {
 		const char *p = (*out)[i];
-		if (p[0] != '/' || has_dotdot(p))
+		if (p[0] != '/' || spec_has_dotdot(p))
 			return json_fail(json_item(arr, i), NULL, err, "%s: give an absolute path "
 					 "without \"..\"", spec_quote(q, p));
 	}

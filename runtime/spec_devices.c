@@ -15,16 +15,7 @@ static bool path_ok(const char *path)
 {
 	const char *last = strrchr(path, '/');
 
-	if (path[0] != '/' || !last[1] || !strcmp(last, "/."))
-		return false;
-	for (const char *p = path; *p;) {
-		p += strspn(p, "/");
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return false;
-		p += n;
-	}
-	return true;
+	return path[0] == '/' && last[1] && strcmp(last, "/.") && !spec_has_dotdot(path);
 }
 
 static int parse_kind(const struct json_val *dev, uint32_t *kind, struct rv_err *err)

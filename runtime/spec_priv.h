@@ -15,6 +15,8 @@ int spec_copy_str(const char *s, char **out, struct rv_err *err);
 int spec_get_copy(const struct json_val *obj, const char *key, enum json_need need, char **out,
 		  struct rv_err *err);
 void spec_strv_free(char **v);
+/* A ".." component anywhere in path. */
+bool spec_has_dotdot(const char *path);
 /* The strings of array ARR (NULL: none) as a NULL-terminated vector. */
 int spec_copy_strv(const struct json_val *arr, char ***out, size_t *n, struct rv_err *err);
 

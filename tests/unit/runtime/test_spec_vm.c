@@ -17,13 +17,19 @@ static const char config[] =
 	"{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\","
 	" \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]}]}";
 
-static void translate(struct oci_spec *s, struct sandbox_config *cfg, struct sandbox_mount **ms)
+static void translate_text(const char *text, struct oci_spec *s, struct sandbox_config *cfg,
+			   struct sandbox_mount **ms)
 {
 	struct rv_err err = { 0 };
 
-	cr_assert_eq(spec_parse(config, strlen(config), "/b", s, &err), 0, "%s", err.msg);
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", s, &err), 0, "%s", err.msg);
 	*cfg = (struct sandbox_config){ 0 };
 	cr_assert_eq(spec_to_sandbox(s, "/b", cfg, ms, &err), 0, "%s", err.msg);
+}
+
+static void translate(struct oci_spec *s, struct sandbox_config *cfg, struct sandbox_mount **ms)
+{
+	translate_text(config, s, cfg, ms);
 	cr_assert_eq(cfg->nmounts, 4);
 }
 
@@ -70,12 +76,10 @@ Test(spec_vm, devices_keep_their_permissions_without_the_type_bits)
 			   "{\"path\": \"/dev/fuse\", \"type\": \"c\", \"major\": 10, \"minor\": 229,"
 			   " \"fileMode\": 8630, \"uid\": 7}]}}";
 	struct oci_spec s;
-	struct sandbox_config cfg = { 0 };
+	struct sandbox_config cfg;
 	struct sandbox_mount *ms;
-	struct rv_err err = { 0 };
 
-	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
-	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	translate_text(text, &s, &cfg, &ms);
 	cr_assert_eq(cfg.ndevices, 1);
 	cr_expect_str_eq(cfg.devices[0].target, "/dev/fuse");
 	cr_expect_eq(cfg.devices[0].mode, 0666);
@@ -99,12 +103,10 @@ Test(spec_vm, a_user_namespaces_tmpfs_belongs_to_its_root)
 			   " \"uidMappings\": [{\"containerID\": 0, \"hostID\": 100000, \"size\": 65536}],"
 			   " \"gidMappings\": [{\"containerID\": 0, \"hostID\": 200000, \"size\": 65536}]}}";
 	struct oci_spec s;
-	struct sandbox_config cfg = { 0 };
+	struct sandbox_config cfg;
 	struct sandbox_mount *ms;
-	struct rv_err err = { 0 };
 
-	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
-	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	translate_text(text, &s, &cfg, &ms);
 	cr_expect_str_eq(ms[0].data, "mode=755,uid=100000,gid=200000");
 	cr_expect_str_eq(ms[1].data, "uid=7");
 	cr_expect_null(ms[2].data);
@@ -124,12 +126,10 @@ Test(spec_vm, propagation_options_and_the_roots_reach_the_guest)
 			   "{\"destination\": \"/c\", \"type\": \"tmpfs\", \"options\": [\"rw\", \"relatime\"]}],"
 			   " \"linux\": {\"rootfsPropagation\": \"runbindable\"}}";
 	struct oci_spec s;
-	struct sandbox_config cfg = { 0 };
+	struct sandbox_config cfg;
 	struct sandbox_mount *ms;
-	struct rv_err err = { 0 };
 
-	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
-	cr_assert_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), 0, "%s", err.msg);
+	translate_text(text, &s, &cfg, &ms);
 	cr_expect_eq(ms[0].propagation, MS_SHARED | MS_REC);
 	cr_expect_eq(ms[1].propagation, MS_PRIVATE | MS_REC);
 	cr_expect_eq(ms[2].propagation, 0, "rw and relatime are no propagation");
@@ -139,6 +139,7 @@ Test(spec_vm, propagation_options_and_the_roots_reach_the_guest)
 
 	text = "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
 	       " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"linux\": {\"rootfsPropagation\": \"x\"}}";
+	struct rv_err err = { 0 };
 	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, &err), 0, "%s", err.msg);
 	cr_expect_eq(spec_to_sandbox(&s, "/b", &cfg, &ms, &err), -1);
 	cr_expect_not_null(strstr(err.msg, "linux.rootfsPropagation: \"x\": use private, shared"), "%s",
