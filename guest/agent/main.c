@@ -202,6 +202,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int r = agent_loop(&a);
+	userns_release(&a);
 	if (a.pid1)
 		power_off();
 	if (unix_path)

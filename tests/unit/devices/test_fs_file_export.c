@@ -31,7 +31,8 @@ static int call(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arg_le
 	size_t len = sizeof(struct fuse_in_header);
 	struct fuse_out_header oh;
 
-	memcpy(buf + len, arg, arg_len);
+	if (arg_len)
+		memcpy(buf + len, arg, arg_len);
 	len += arg_len;
 	if (name) {
 		memcpy(buf + len, name, strlen(name) + 1);
