@@ -191,11 +191,11 @@ struct proto_mount {
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 #define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
 #define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */
+#define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
 /* The outside id a user namespace map (EXEC's uid_map or gid_map: n values,
  * 3 a line) gives inside id; false when no line maps it. */
 bool proto_id_map_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *outside);
-#define PROTO_SECCOMP_FLAGS 7u          /* SECCOMP_FILTER_FLAG_TSYNC, LOG, SPEC_ALLOW */
 
 /* A device node of the guest's kernel (OCI linux.devices: the number names
  * the guest's device of that kind, never the host's). The agent resolves

@@ -209,7 +209,6 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	return 0;
 }
 
-
 bool proto_id_map_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t *outside)
 {
 	for (uint32_t i = 0; i + 2 < n; i += 3) {

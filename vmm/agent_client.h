@@ -146,7 +146,8 @@ int agent_mount_opts(const struct agent_client *c, const char *source, const cha
 /* The whole MOUNT, propagation too; NULL strings are sent as "". */
 int agent_mount_msg(const struct agent_client *c, const struct proto_mount *m, struct rv_err *err);
 
-/* A device node in the guest (OCI linux.devices), replacing what is there. */
+/* A device node in the guest (OCI linux.devices), resolved inside d->root;
+ * a node or FIFO already there gives way, anything else is an error. */
 int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struct rv_err *err);
 
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */

@@ -174,7 +174,11 @@ int userns_get(struct agent *a, const struct proto_exec *x, int *fd, struct rv_e
 void userns_release(struct agent *a);
 
 /* devnodes.c: the standard device nodes and links in the directory target
- * (a container's fresh /dev). On failure, errno and *what name the entry. */
+ * (a container's fresh /dev). On failure, errno and *what name the entry.
+ * devnodes_make makes d's node as name in dir, with its exact mode and
+ * owner, replacing a node or FIFO there (anything else: EEXIST); *step
+ * names what failed. */
 int devnodes_populate(const char *target, const char **what);
+int devnodes_make(int dir, const char *name, const struct proto_mknod *d, const char **step);
 
 #endif

@@ -27,12 +27,30 @@ static const struct { const char *name, *to; } std_links[] = {
 	{ "stderr", "/proc/self/fd/2" }, { "ptmx", "pts/ptmx" },
 };
 
-/* The umask takes bits off mknod's mode; fchmodat sets the whole of it. */
-static int make_node(int dir, const char *name, unsigned major, unsigned minor)
+int devnodes_make(int dir, const char *name, const struct proto_mknod *d, const char **step)
 {
-	if (mknodat(dir, name, S_IFCHR | DEV_NODE_MODE, makedev(major, minor)) < 0 && errno != EEXIST)
+	mode_t type = d->kind == 'c' ? S_IFCHR : d->kind == 'b' ? S_IFBLK : S_IFIFO;
+	struct stat st;
+
+	/* A node there (our standard /dev ones) gives way; a file or directory
+	 * of the container's never does. */
+	*step = "replace what is there";
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+			errno = EEXIST;
+			return -1;
+		}
+		if (unlinkat(dir, name, 0) < 0)
+			return -1;
+	}
+	*step = "mknod";
+	if (mknodat(dir, name, type | d->mode, makedev(d->major, d->minor)) < 0)
 		return -1;
-	return fchmodat(dir, name, DEV_NODE_MODE, 0);
+	*step = "set its mode";   /* the umask took bits off mknod's */
+	if (fchmodat(dir, name, d->mode, 0) < 0)
+		return -1;
+	*step = "set its owner";
+	return fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW);
 }
 
 int devnodes_populate(const char *target, const char **what)
@@ -43,8 +61,11 @@ int devnodes_populate(const char *target, const char **what)
 	if (dir < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(std_nodes) / sizeof(std_nodes[0]); i++) {
+		struct proto_mknod d = { .kind = 'c', .major = std_nodes[i].major,
+					 .minor = std_nodes[i].minor, .mode = DEV_NODE_MODE };
+		const char *step;
 		*what = std_nodes[i].name;
-		if (make_node(dir, std_nodes[i].name, std_nodes[i].major, std_nodes[i].minor) < 0)
+		if (devnodes_make(dir, std_nodes[i].name, &d, &step) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < sizeof(std_links) / sizeof(std_links[0]); i++) {

@@ -306,32 +306,6 @@ static int open_parent(int root, char *dir_path, const char **step)
 	return dir;
 }
 
-static int make_node(int dir, const char *name, const struct proto_mknod *d, const char **step)
-{
-	mode_t type = d->kind == 'c' ? S_IFCHR : d->kind == 'b' ? S_IFBLK : S_IFIFO;
-	struct stat st;
-
-	/* A node there (our standard /dev ones) gives way; a file or directory
-	 * of the container's never does. */
-	*step = "replace what is there";
-	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
-			errno = EEXIST;
-			return -1;
-		}
-		if (unlinkat(dir, name, 0) < 0)
-			return -1;
-	}
-	*step = "mknod";
-	if (mknodat(dir, name, type | d->mode, makedev(d->major, d->minor)) < 0)
-		return -1;
-	*step = "set its mode";
-	if (fchmodat(dir, name, d->mode, 0) < 0)
-		return -1;
-	*step = "set its owner";
-	return fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW);
-}
-
 void mounts_on_mknod(struct conn *c, const struct proto_msg *req)
 {
 	const struct proto_mknod *d = &req->mknod;
@@ -347,7 +321,7 @@ void mounts_on_mknod(struct conn *c, const struct proto_msg *req)
 	snprintf(dir_path, (size_t)(name - d->target), "%s", d->target + 1);
 	_cleanup_close_ int root = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int dir = root >= 0 ? open_parent(root, dir_path, &step) : -1;
-	if (dir < 0 || make_node(dir, name, d, &step) < 0) {
+	if (dir < 0 || devnodes_make(dir, name, d, &step) < 0) {
 		int code = errno;
 		conn_reply_error(c, req->id, code, "device node %s (%c %u:%u): %s: %s", d->target,
 				 (char)d->kind, d->major, d->minor, step, strerror(code));
