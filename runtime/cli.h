@@ -38,6 +38,6 @@ int cmd_events(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_spec(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_features(struct cli *cli, int argc, char **argv, struct rv_err *err);
 int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err);
-int cmd_guest_verb(struct cli *cli, int argc, char **argv, struct rv_err *err);
+int cmd_do(struct cli *cli, int argc, char **argv, struct rv_err *err);
 
 #endif

@@ -100,9 +100,21 @@ static const struct verb verbs[] = {
 	{ "features", cmd_features, "print what this build and host support (JSON)", "",
 	  "Print as JSON what this build supports, as runc features does, and whether\n"
 	  "this host's KVM can boot guests (annotation io.runvm.kvm.bootable).\n" },
-	{ "do", cmd_guest_verb, "run a command in a VM over the host's root", "-- COMMAND [ARG...]",
-	  "Run COMMAND in a VM over the host's root, as runsc do. This build checks the\n"
-	  "host's KVM and stops there.\n" },
+	{ "do", cmd_do, "run a command in a VM over the host's root",
+	  "[FLAGS] -- COMMAND [ARG...]",
+	  "Run COMMAND in a VM of its own, as runsc do: over the host's root (or --root),\n"
+	  "read-only below a writable layer that is gone with the VM, so nothing it writes\n"
+	  "reaches the host. It gets your environment, your current directory, your stdio\n"
+	  "(a terminal when stdin is one) and your signals; runvm exits with its status.\n"
+	  "No state is kept. The host's /proc, /sys and /dev are not shown to the VM: it\n"
+	  "has its own.\n\n"
+	  "  --root DIR          the root the command sees (default /)\n"
+	  "  --cwd DIR           its directory (default: the current one)\n"
+	  "  --cpus N            vCPUs (default 1)\n"
+	  "  --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M); the writable\n"
+	  "                      layer lives in it\n"
+	  "  --network none      loopback only (the default; the only choice so far)\n"
+	  "  --quiet             accepted for runsc compatibility; runvm prints only errors\n" },
 	{ "boot", cmd_boot, "(internal) the VMM of one sandbox",
 	  "--bundle DIR --spec-fd N --controller-fd N --start-sync-fd N [FLAGS] ID\n"
 	  "   or: runvm boot [FLAGS] -- COMMAND [ARG...]",

@@ -93,12 +93,6 @@ static int check_host_memory(unsigned long long bytes, struct rv_err *err)
 	return 0;
 }
 
-struct boot_command {
-	char **argv;                 /* NULL: a payload guest, no agent */
-	int exec_failed;             /* exit status for a command that never started */
-	const struct boot_fs *fs;    /* NULL: CMD runs in the initramfs */
-};
-
 /* SRC:DST[:ro]. DST stays as given until the rootfs is known (check_volume). */
 static int parse_volume(const char *arg, struct boot_fs *f, struct rv_err *err)
 {
@@ -267,21 +261,42 @@ static bool fd_open(int fd)
 
 /* The controller for `boot -- CMD`: CMD in the guest with our stdio, in the
  * rootfs when there is one. */
+struct started_ctx {
+	struct boot_command *bc;
+	const struct agent_client *agent;
+};
+
+static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
+{
+	struct started_ctx *s = arg;
+
+	(void)guest_pid;
+	s->bc->started(s->bc->arg, s->agent, exec_id);
+}
+
 static int run_command(void *arg, struct vm *vm, const struct agent_client *agent,
 		       uint32_t *status, struct rv_err *err)
 {
 	(void)vm;
 	struct boot_command *bc = arg;
-	struct agent_exec x = { .argv = (const char *const *)bc->argv, .cwd = "/",
-				.root = bc->fs ? BOOT_GUEST_ROOTFS : NULL,
+	struct started_ctx started = { bc, agent };
+	struct agent_exec x = { .argv = (const char *const *)bc->argv, .envp = bc->envp,
+				.cwd = bc->cwd ? bc->cwd : "/",
+				.root = bc->fs ? boot_fs_guest_root(bc->fs) : NULL,
 				.stdin_fd = fd_open(STDIN_FILENO) ? STDIN_FILENO : -1,
 				.stdout_fd = fd_open(STDOUT_FILENO) ? STDOUT_FILENO : -1,
-				.stderr_fd = fd_open(STDERR_FILENO) ? STDERR_FILENO : -1 };
+				.stderr_fd = fd_open(STDERR_FILENO) ? STDERR_FILENO : -1,
+				.attrs = { .hostname = bc->hostname },
+				.tty = bc->tty, .rows = bc->rows, .cols = bc->cols,
+				.started = bc->started ? on_started : NULL, .started_arg = &started };
 	struct agent_status st;
 
 	if (bc->fs && boot_fs_mount(agent, bc->fs, err) < 0)
 		return -1;
-	if (agent_run(agent, &x, &st, err) < 0) {
+	int rc = agent_run(agent, &x, &st, err);
+	if (bc->ended)
+		bc->ended(bc->arg);
+	if (rc < 0) {
 		/* As a shell says it: 127 not found, 126 not runnable. */
 		bc->exec_failed = err->code == ENOENT ? 127 : err->code == EACCES ? 126 : 0;
 		return -1;
@@ -295,7 +310,6 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 	struct vm_config cfg = { .cpus = 1, .mem_bytes = VM_DEFAULT_MEM_BYTES, .device_fd = -1,
 				 .console_fd = -1, .log = log };
 	struct boot_command bc = { 0 };
-	struct vm_result res;
 	char kernel[PATH_MAX], initrd[PATH_MAX];
 	/* 16 volumes of two paths each: too big for the stack of a library call. */
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
@@ -309,35 +323,46 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 		return -1;
 	if (!cfg.kernel && !(cfg.kernel = boot_shipped_file(BOOT_DEFAULT_KERNEL_REL, kernel, sizeof(kernel))))
 		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
-	if (bc.argv) {
-		if (!cfg.initrd && !(cfg.initrd = boot_shipped_file(BOOT_DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
-			return rv_failx(err, EINVAL, "no --initrd given and no initramfs.img next to runvm");
-		cfg.controller = run_command;
-		cfg.controller_arg = &bc;
+	if (bc.argv && !cfg.initrd &&
+	    !(cfg.initrd = boot_shipped_file(BOOT_DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
+		return rv_failx(err, EINVAL, "no --initrd given and no initramfs.img next to runvm");
+	if (boot_run_command(&cfg, fs, &bc, exit_code, err) < 0)
+		return -1;
+	if (bc.signal)
+		boot_reraise(bc.signal);
+	return 0;
+}
+
+int boot_run_command(struct vm_config *cfg, struct boot_fs *fs, struct boot_command *bc,
+		     int *exit_code, struct rv_err *err)
+{
+	struct vm_result res;
+
+	if (bc->argv) {
+		cfg->controller = run_command;
+		cfg->controller_arg = bc;
 		/* A reader that goes away is the guest process's SIGPIPE, not ours. */
 		signal(SIGPIPE, SIG_IGN);
 	}
-	if (boot_fs_make_server(fs, log, &cfg.fs, err) < 0) {
-		fs_server_free(cfg.fs);
+	if (boot_fs_make_server(fs, cfg->log, &cfg->fs, err) < 0) {
+		fs_server_free(cfg->fs);
 		return -1;
 	}
-	if (cfg.fs) {
-		cfg.fs_tag = BOOT_FS_TAG;
-		bc.fs = fs;
+	if (cfg->fs) {
+		cfg->fs_tag = BOOT_FS_TAG;
+		bc->fs = fs;
 	}
-	int rc = vm_run(&cfg, &res, err);
-	fs_server_free(cfg.fs);   /* the device and its workers are gone with the VM */
-	if (rc < 0 && bc.exec_failed)
-		*exit_code = bc.exec_failed;
-	rv_logf(log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first KVM_RUN: %.1f",
-		cfg.cpus, (unsigned long long)(cfg.mem_bytes >> 20), res.cpu_ms_before_run);
+	int rc = vm_run(cfg, &res, err);
+	fs_server_free(cfg->fs);   /* the device and its workers are gone with the VM */
+	cfg->fs = NULL;
+	if (rc < 0 && bc->exec_failed)
+		*exit_code = bc->exec_failed;
+	rv_logf(cfg->log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first KVM_RUN: %.1f",
+		cfg->cpus, (unsigned long long)(cfg->mem_bytes >> 20), res.cpu_ms_before_run);
 	if (rc < 0) {
 		boot_print_console_tail(&res, stderr);
 		return -1;
 	}
-	int sig;
-	*exit_code = boot_exit_status(&res, &sig);
-	if (sig)
-		boot_reraise(sig);
+	*exit_code = boot_exit_status(&res, &bc->signal);
 	return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "vmm/agent_client.h"
 #include "vmm/vm.h"
 
 /* Parses boot's flags, runs the VM and sets *exit_code to the guest's status.
@@ -17,6 +18,33 @@
  * re-raises that signal after tearing everything down, so the VMM's wait status
  * is the container's, as containerd's shim expects (DESIGN §1). */
 int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, struct rv_err *err);
+
+struct boot_fs;
+
+/* One command in a VM, with our stdio (`boot -- CMD`, `runvm do`). */
+struct boot_command {
+	char **argv;
+	const char *const *envp;     /* NULL: the agent's default environment */
+	const char *cwd;             /* NULL: "/" */
+	const char *hostname;        /* NULL: the guest's own */
+	bool tty;                    /* a guest pty relayed to stdin/stdout (agent_exec.tty) */
+	uint16_t rows, cols;
+	const struct boot_fs *fs;    /* NULL: CMD runs in the initramfs */
+	/* Optional: told once the process runs and once it has ended, on the
+	 * controller's thread; agent is valid in between. Must not block. */
+	void (*started)(void *arg, const struct agent_client *agent, uint32_t exec_id);
+	void (*ended)(void *arg);
+	void *arg;
+	int exec_failed;             /* set: the exit status of a command that never started */
+	int signal;                  /* set: the signal that ended it (or the VMM), for
+				      * the caller to re-raise once it has cleaned up */
+};
+
+/* Boots cfg (its kernel and initramfs given), serves fs (rootfs NULL:
+ * none), runs bc in the guest and sets *exit_code to its status (128 + the
+ * signal, named in bc->signal, when one ended it). */
+int boot_run_command(struct vm_config *cfg, struct boot_fs *fs, struct boot_command *bc,
+		     int *exit_code, struct rv_err *err);
 
 /* "512M", "2G", "1048576": bytes; -1 with err naming --total-memory on junk. */
 int parse_mem_size(const char *s, unsigned long long *bytes, struct rv_err *err);

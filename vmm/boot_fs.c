@@ -159,7 +159,8 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 	if (!*srv)
 		return -1;
 	struct fs_export_cfg root = { .name = "rootfs", .path = f->rootfs,
-				      .readonly = f->readonly, .cache = f->cache };
+				      .readonly = f->readonly || f->overlay, .cache = f->cache,
+				      .hide_kernel_fs = f->overlay };
 	if (fs_server_add_export(*srv, &root, err) < 0)
 		return rv_wrap(err, "--rootfs %s", f->rootfs);
 	for (unsigned i = 0; i < f->nvolumes; i++) {
@@ -184,6 +185,26 @@ int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, st
 	return 0;
 }
 
+const char *boot_fs_guest_root(const struct boot_fs *f)
+{
+	return f->overlay ? BOOT_GUEST_OVERLAY : BOOT_GUEST_ROOTFS;
+}
+
+/* The rootfs read-only below a tmpfs layer: the agent makes the layer's
+ * directories (MOUNT of an overlay). */
+static int mount_overlay(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
+{
+	static const char data[] = "lowerdir=" BOOT_GUEST_ROOTFS ",upperdir=" BOOT_GUEST_LAYER
+				   "/upper,workdir=" BOOT_GUEST_LAYER "/work";
+
+	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0)
+		return rv_wrap(err, "root %s", f->rootfs);
+	if (agent_mount(a, "tmpfs", BOOT_GUEST_LAYER, "tmpfs", 0, "mode=0755", err) < 0 ||
+	    agent_mount(a, "overlay", BOOT_GUEST_OVERLAY, "overlay", 0, data, err) < 0)
+		return rv_wrap(err, "root %s: its writable layer", f->rootfs);
+	return 0;
+}
+
 /* The container's filesystems, mounted by the agent before CMD runs in
  * them: the file service, the rootfs as a mount of its own (so that
  * --readonly can remount it), the kernel's filesystems where the rootfs has
@@ -202,13 +223,14 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
 		{ "sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f->has_sys },
 	};
 	char src[64], dst[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
+	const char *root = boot_fs_guest_root(f);
 
-	if (boot_fs_mount_root(a, f, err) < 0)
+	if ((f->overlay ? mount_overlay(a, f, err) : boot_fs_mount_root(a, f, err)) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
-		if (!kernel_fs[i].wanted)
+		if (!kernel_fs[i].wanted && !f->overlay)
 			continue;
-		snprintf(dst, sizeof(dst), "%s/%s", BOOT_GUEST_ROOTFS, kernel_fs[i].dir);
+		snprintf(dst, sizeof(dst), "%s/%s", root, kernel_fs[i].dir);
 		if (agent_mount(a, kernel_fs[i].source, dst, kernel_fs[i].fstype,
 				kernel_fs[i].flags, NULL, err) < 0)
 			return rv_wrap(err, "--rootfs %s: /%s", f->rootfs, kernel_fs[i].dir);
@@ -216,7 +238,7 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
 	for (unsigned i = 0; i < f->nvolumes; i++) {
 		const struct boot_volume *v = &f->vol[i];
 		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, i);
-		snprintf(dst, sizeof(dst), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
+		snprintf(dst, sizeof(dst), "%s%s", root, v->dst);
 		if (agent_mount(a, src, dst, NULL, MS_BIND | MS_REC | (v->readonly ? MS_RDONLY : 0),
 				NULL, err) < 0)
 			return rv_wrap(err, "--volume %s", v->arg);

@@ -17,6 +17,10 @@
 #define BOOT_GUEST_FS "/run/runvm/fs"
 #define BOOT_GUEST_ROOTFS BOOT_GUEST_FS "/rootfs"
 #define BOOT_MAX_VOLUMES 16u
+/* With a writable layer (boot_fs.overlay): a tmpfs holding the overlay's
+ * upper and work directories, and the overlay, the process's root. */
+#define BOOT_GUEST_LAYER "/run/runvm/layer"
+#define BOOT_GUEST_OVERLAY "/run/runvm/root"
 
 struct boot_volume {
 	const char *arg;             /* SRC:DST[:ro] as given, for errors */
@@ -29,6 +33,11 @@ struct boot_volume {
 struct boot_fs {
 	const char *rootfs;
 	bool readonly, writeback;
+	/* The rootfs exported read-only under a writable layer in the guest
+	 * (overlayfs over a tmpfs): the guest writes, the host never sees it
+	 * (`runvm do`). The export hides the host's kernel filesystems; the
+	 * guest gets its own /proc, /sys and /dev. */
+	bool overlay;
 	uint32_t root_propagation;   /* of the rootfs mount in the guest, MS_* bits */
 	const char *cache_arg;       /* --fs-cache as given; NULL: auto */
 	enum fs_cache cache;
@@ -58,6 +67,9 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
  * its own, /proc /dev /sys where the rootfs has them, the volumes, and last
  * the read-only remount. */
 int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err);
+
+/* Where the process's root is in the guest. */
+const char *boot_fs_guest_root(const struct boot_fs *f);
 
 /* The first two of those: the virtio-fs tag at BOOT_GUEST_FS and the rootfs
  * bound onto itself, so that it can be remounted read-only later. */

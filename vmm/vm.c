@@ -248,23 +248,35 @@ static void kick_handler(int sig)
 	(void)sig;      /* only interrupts KVM_RUN */
 }
 
-/* The signals that stop the VMM; they arrive on the main loop's signalfd. */
-static void stop_signals(sigset_t *set)
+/* The signals that stop the VMM, and those its caller takes as well
+ * (vm_config.on_signal); they arrive on the main loop's signalfd. */
+static void watched_signals(const struct vm_config *cfg, sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
+	if (!cfg->on_signal)
+		return;
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGWINCH);
+}
+
+static bool stops_vm(int sig)
+{
+	return sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
 }
 
 /* The VMM's own signals arrive on a signalfd; vCPU threads inherit the mask
  * and unblock only the kick. */
-static int block_signals(sigset_t *old, struct rv_err *err)
+static int block_signals(const struct vm_config *cfg, sigset_t *old, struct rv_err *err)
 {
 	sigset_t set;
 	struct sigaction sa = { .sa_handler = kick_handler };
 
-	stop_signals(&set);
+	watched_signals(cfg, &set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
 		return rv_fail(err, errno, "install vCPU kick handler");
@@ -308,8 +320,13 @@ static void on_signal(struct ev_handler *h, uint32_t events)
 	struct signalfd_siginfo si;
 
 	(void)events;
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
-		w->res->host_signal = (int)si.ssi_signo;
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	int sig = (int)si.ssi_signo;
+	const struct vm_config *cfg = w->vm->cfg;
+	if ((cfg->on_signal && cfg->on_signal(cfg->on_signal_arg, sig)) || !stops_vm(sig))
+		return;
+	w->res->host_signal = sig;
 	vm_request_stop(w->vm, VM_STOP_HOST_SIGNAL, NULL);
 	*w->done = true;
 }
@@ -353,8 +370,8 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	bool done = false;
 	_cleanup_close_ int sigfd = -1, timerfd = -1;
 
-	stop_signals(&sigs);
-	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	watched_signals(vm->cfg, &sigs);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0)
 		return rv_fail(err, errno, "set up the event loop");
 	if (vm->cfg->timeout_ms && (timerfd = make_timer(vm->cfg->timeout_ms, err)) < 0)
@@ -435,7 +452,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *er
 	sigset_t old;
 
 	memset(res, 0, sizeof(*res));
-	if (block_signals(&old, err) < 0)
+	if (block_signals(cfg, &old, err) < 0)
 		return -1;
 	pthread_mutex_init(&vm.stop_lock, NULL);
 	vcpu_gate_init(&vm.gate);

@@ -42,6 +42,14 @@ struct vm_config {
 	 * caller, who frees it after vm_run returns. NULL: no virtio-fs device. */
 	struct fs_server *fs;
 	const char *fs_tag;          /* the guest's mount tag; NULL: "runvm" */
+	/* Optional: host signals for the caller (`runvm do` forwards them to the
+	 * guest process). SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
+	 * SIGWINCH are then blocked in every VMM thread and each one that arrives
+	 * goes to on_signal on the main loop's thread, which must not block. One
+	 * it does not take (false) ends the VM as without it (SIGTERM, SIGINT,
+	 * SIGHUP) or is dropped (the others). */
+	bool (*on_signal)(void *arg, int sig);
+	void *on_signal_arg;
 };
 
 #define VM_AGENT_TIMEOUT_MS 120000u

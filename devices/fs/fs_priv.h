@@ -45,6 +45,9 @@ struct fs_export {
 	int mount_id;                   /* handles only for inodes on the root's own mount */
 	bool readonly;
 	enum fs_cache cache;
+	bool hide_kernel_fs;
+	dev_t host_dev_fs;              /* hide_kernel_fs: the host's /dev (a devtmpfs
+					 * says it is a tmpfs), 0 when not known */
 	struct fs_inode *root;
 };
 
@@ -126,6 +129,9 @@ const char *fs_arg_str(struct fs_req *r, size_t *off, size_t max);  /* any bytes
 void fs_attr_from_stat(struct fuse_attr *a, const struct stat *st);
 void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint32_t *nsec);
 bool fs_export_readonly(const struct fs_server *s, unsigned export);
+/* Whether fd (st its stat), reached from a directory on another device,
+ * is on a filesystem the export hides (fs_export_cfg.hide_kernel_fs). */
+bool fs_export_hides(const struct fs_server *s, unsigned export, int fd, const struct stat *st);
 
 /* inode.c. fs_inode_get: a nodeid the client holds, with a request reference
  * (fs_inode_put drops it); NULL if it was never handed out or is forgotten. */

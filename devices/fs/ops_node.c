@@ -77,6 +77,10 @@ int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *na
 		close(fd);
 		return err;
 	}
+	if (st.st_dev != parent->dev && fs_export_hides(s, parent->export, fd, &st)) {
+		close(fd);
+		return -ENOENT;
+	}
 	if (!(i = fs_inode_found(s, fd, &st, parent->export, fresh, &err)))
 		return -err;
 	fs_entry_fill(s, i, &st, e);

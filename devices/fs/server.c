@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -143,6 +145,47 @@ void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint
 bool fs_export_readonly(const struct fs_server *s, unsigned export)
 {
 	return export >= s->nexports || s->exports[export].readonly;
+}
+
+/* The kernel's own filesystems, by statfs f_type: what they hold is the
+ * host kernel's state, not files a guest should read. */
+static bool kernel_fs_type(long type)
+{
+	static const long types[] = {
+		0x9fa0,      /* proc */
+		0x62656572,  /* sysfs */
+		0x64626720,  /* debugfs */
+		0x74726163,  /* tracefs */
+		0x73636673,  /* securityfs */
+		0xcafe4a11,  /* bpf */
+		0x27e0eb,    /* cgroup */
+		0x63677270,  /* cgroup2 */
+		0x1cd1,      /* devpts */
+		0x6165676c,  /* pstore */
+		0xde5e81e4,  /* efivarfs */
+		0x62656570,  /* configfs */
+		0x42494e4d,  /* binfmt_misc */
+		0x65735543,  /* fusectl */
+		0x19800202,  /* mqueue */
+		0x958458f6,  /* hugetlbfs */
+		0x6e736673,  /* nsfs */
+	};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if ((type & 0xffffffffL) == types[i])
+			return true;
+	return false;
+}
+
+bool fs_export_hides(const struct fs_server *s, unsigned export, int fd, const struct stat *st)
+{
+	struct statfs sf;
+
+	if (export >= s->nexports || !s->exports[export].hide_kernel_fs)
+		return false;
+	if (s->exports[export].host_dev_fs && st->st_dev == s->exports[export].host_dev_fs)
+		return true;
+	return fstatfs(fd, &sf) < 0 || kernel_fs_type((long)sf.f_type);
 }
 
 void fs_creds_enter(const struct fs_req *r, struct fs_creds *saved)
@@ -489,6 +532,14 @@ static void anchor_handles(const struct fs_server *s, struct fs_export *e, int r
 	}
 }
 
+/* The host's /dev when it is a filesystem of its own, other than root's. */
+static dev_t host_dev_fs(const struct stat *root)
+{
+	struct stat st;
+
+	return stat("/dev", &st) == 0 && st.st_dev != root->st_dev ? st.st_dev : 0;
+}
+
 int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, struct rv_err *err)
 {
 	struct stat st;
@@ -511,6 +562,12 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 		return rv_failx(err, EINVAL, "export %s: %s is neither a directory nor a regular file",
 				cfg->name, cfg->path);
 	}
+	struct statfs sf;
+	if (cfg->hide_kernel_fs && (fstatfs(fd, &sf) < 0 || kernel_fs_type((long)sf.f_type))) {
+		close(fd);
+		return rv_failx(err, EINVAL, "export %s: %s is one of the kernel's own filesystems "
+				"(proc, sysfs, ...), which this export hides", cfg->name, cfg->path);
+	}
 	pthread_mutex_lock(&s->lock);
 	int rc = 0;
 	for (unsigned i = 0; i < s->nexports && rc == 0; i++)
@@ -524,6 +581,8 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 		anchor_handles(s, e, fd);
 		e->readonly = cfg->readonly;
 		e->cache = cfg->cache;
+		e->hide_kernel_fs = cfg->hide_kernel_fs;
+		e->host_dev_fs = host_dev_fs(&st);
 		if (fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0) {
 			rc = rv_fail(err, ENOMEM, "export %s", cfg->name);
 			if (e->mount_fd >= 0)

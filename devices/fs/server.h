@@ -51,6 +51,12 @@ struct fs_export_cfg {
 	const char *path;       /* host directory (opened at once; later renames don't matter) */
 	bool readonly;
 	enum fs_cache cache;
+	/* An export of a host's whole root (`runvm do`): the kernel's own
+	 * filesystems mounted in it (proc, sysfs, debugfs, cgroup, the host's
+	 * /dev and the like) are not there for the guest; a lookup that would
+	 * cross into one answers ENOENT. Their files are the host kernel's
+	 * (/proc/kcore, /sys/kernel/...) and regular files to an open(). */
+	bool hide_kernel_fs;
 };
 
 struct fs_options {

@@ -168,6 +168,9 @@ void console_setup(void);
 void mounts_on_mount(struct conn *c, const struct proto_msg *m);
 void mounts_on_mknod(struct conn *c, const struct proto_msg *m);
 
+/* netif.c: lo up in PID 1's (the guest's) network namespace */
+void netif_loopback_up(void);
+
 /* userns.c: *fd is the user namespace x's maps ask for (made on first use,
  * then kept: the agent's until userns_release), -1 when x asks for none. */
 int userns_get(struct agent *a, const struct proto_exec *x, int *fd, struct rv_err *err);

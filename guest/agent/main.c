@@ -146,8 +146,10 @@ static int setup(struct agent *a, const char *unix_path, struct rv_err *err)
 {
 	if (a->pid1)
 		console_setup();
-	if (!unix_path)
+	if (!unix_path) {
 		mounts_setup();
+		netif_loopback_up();
+	}
 	if (!a->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return rv_fail(err, errno, "become a child subreaper");
 	tidy_fds();

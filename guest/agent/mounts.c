@@ -127,6 +127,39 @@ static int mkdir_prefix(const char *path, size_t len)
 	}
 }
 
+/* An overlay's upperdir and workdir, made when missing: both live on a
+ * fresh tmpfs the host mounted just before (`runvm do`'s writable layer),
+ * and the host has no other way to make a directory in the guest. Only
+ * absolute paths without "..", as for a target. */
+static int make_overlay_dirs(const char *data, const char **step)
+{
+	static const char *const keys[] = { "upperdir=", "workdir=" };
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		size_t klen = strlen(keys[k]);
+		for (const char *p = data; *p; p += strcspn(p, ","), p += *p == ',') {
+			if (strncmp(p, keys[k], klen))
+				continue;
+			char dir[PATH_MAX];
+			size_t n = strcspn(p + klen, ",");
+			if (n >= sizeof(dir)) {
+				errno = ENAMETOOLONG;
+				return -1;
+			}
+			memcpy(dir, p + klen, n);
+			dir[n] = '\0';
+			*step = "create the overlay's upperdir and workdir";
+			if (!target_ok(dir)) {
+				errno = EINVAL;
+				return -1;
+			}
+			if (mkdir_prefix(dir, n) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 /* A mount point for m: a directory, or an empty file when m binds a file
  * (the kernel wants the kinds to match). Existing ones are left alone. */
 static int make_mount_point(const struct proto_mount *m, const char **step)
@@ -136,6 +169,8 @@ static int make_mount_point(const struct proto_mount *m, const char **step)
 		    stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
 
 	*step = "create the mount point";
+	if (!file && !strcmp(m->fstype, "overlay") && make_overlay_dirs(m->data, step) < 0)
+		return -1;
 	if (!file)
 		return mkdir_prefix(m->target, strlen(m->target));
 	if (lstat(m->target, &st) == 0)

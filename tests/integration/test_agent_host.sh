@@ -458,6 +458,21 @@ if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
 	[ "$rc" != 0 ] && [ ! -e "$tmp/src/new" ] && pass "and it refuses writes from then on" ||
 		fail "and it refuses writes from then on" "rc=$rc" "stderr: $err"
 
+	# runvm do's writable layer: an overlay whose upper and work dirs the
+	# agent makes on the tmpfs mounted just before.
+	mkdir -p "$tmp/lower" && echo from-lower >"$tmp/lower/f"
+	{ hello; mount_req 3 overlay "$tmp/mnt/ovl" overlay 0 \
+		"lowerdir=$tmp/lower,upperdir=$tmp/mnt/tmp/up/per,workdir=$tmp/mnt/tmp/work"; } >"$tmp/frames"
+	expect_in "an overlay MOUNT whose upperdir and workdir are missing is answered OK" "$(mraw)" "OK id=3"
+	run_capture mar -- sh -c "cat $tmp/mnt/ovl/f && echo new >$tmp/mnt/ovl/f && cat $tmp/mnt/ovl/f"
+	[ "$out" = "from-lower
+new" ] && [ "$(cat "$tmp/lower/f")" = from-lower ] &&
+		pass "its writes go to the upper layer, the lower one unchanged" ||
+		fail "its writes go to the upper layer, the lower one unchanged" "stdout: $out" "stderr: $err"
+	{ hello; mount_req 3 overlay "$tmp/mnt/ovl2" overlay 0 "lowerdir=$tmp/lower,upperdir=up,workdir=$tmp/mnt/tmp/w2"; } >"$tmp/frames"
+	expect_in "an overlay whose upperdir is relative: ERROR EINVAL" "$(mraw)" \
+		"ERROR id=3 code=22 overlay 'overlay' on $tmp/mnt/ovl2: create the overlay's upperdir and workdir: Invalid argument"
+
 	{ hello; mount_req 3 none "$tmp/mnt/bad" no-such-fs 0 ""; } >"$tmp/frames"
 	expect_in "an unknown fstype: ERROR ENODEV naming it and the target" "$(mraw)" \
 		"ERROR id=3 code=19 no-such-fs 'none' on $tmp/mnt/bad: mount: No such device"

@@ -1,6 +1,8 @@
-/* An export that is one regular file (an OCI bind of /etc/hosts): the guest
- * reads and writes that file and reaches nothing beside it; anything but a
- * directory or a regular file is refused as an export. */
+/* Exports of their own kind. One regular file (an OCI bind of /etc/hosts):
+ * the guest reads and writes that file and reaches nothing beside it;
+ * anything but a directory or a regular file is refused as an export. A
+ * host's whole root (`runvm do`): the kernel's filesystems mounted in it
+ * are not there for the guest. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -141,4 +145,91 @@ Test(fs_file_export, a_socket_is_no_export)
 	cr_expect_not_null(strstr(err.msg, "is neither a directory nor a regular file"), "%s",
 			   err.msg);
 	close(fd);
+}
+
+/* --- hide_kernel_fs ----------------------------------------------------------- */
+
+/* top holds data/ (a plain directory), proc/ (a procfs) and sys/ (a sysfs),
+ * mounted in a mount namespace of this test's own; exported twice, hiding
+ * and not. */
+static void setup_root(void)
+{
+	struct rv_err err;
+	struct fuse_init_in init = { .major = 7, .minor = 38, .max_readahead = 1 << 20 };
+	char path[128];
+
+	cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare: %s", strerror(errno));
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	snprintf(top, sizeof(top), "/tmp/runvm-fs-root.XXXXXX");
+	cr_assert_not_null(mkdtemp(top));
+	const char *dirs[] = { "data", "proc", "sys" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", top, dirs[i]);
+		cr_assert_eq(mkdir(path, 0755), 0);
+	}
+	snprintf(path, sizeof(path), "%s/proc", top);
+	cr_assert_eq(mount("proc", path, "proc", 0, NULL), 0, "mount proc: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/sys", top);
+	cr_assert_eq(mount("sysfs", path, "sysfs", 0, NULL), 0, "mount sysfs: %s", strerror(errno));
+	struct fs_options opt = { 0 };
+	srv = fs_server_new(&opt, NULL, &err);
+	cr_assert_not_null(srv, "%s", err.msg);
+	struct fs_export_cfg hiding = { .name = "root", .path = top, .readonly = true,
+					.hide_kernel_fs = true };
+	struct fs_export_cfg plain = { .name = "plain", .path = top, .readonly = true };
+	cr_assert_eq(fs_server_add_export(srv, &hiding, &err), 0, "%s", err.msg);
+	cr_assert_eq(fs_server_add_export(srv, &plain, &err), 0, "%s", err.msg);
+	cr_assert_eq(call(FUSE_INIT, 0, &init, sizeof(init), NULL, NULL, NULL), 0);
+}
+
+static void teardown_root(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/proc", top);
+	umount2(path, MNT_DETACH);
+	snprintf(path, sizeof(path), "%s/sys", top);
+	umount2(path, MNT_DETACH);
+	teardown();       /* frees the server, removes top */
+}
+
+static uint64_t lookup_export(const char *name)
+{
+	const uint8_t *body;
+	size_t len;
+	struct fuse_entry_out e;
+
+	cr_assert_eq(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, name, &body, &len), 0);
+	memcpy(&e, body, sizeof(e));
+	return e.nodeid;
+}
+
+TestSuite(fs_hide_kernel_fs, .init = setup_root, .fini = teardown_root);
+
+Test(fs_hide_kernel_fs, proc_and_sysfs_are_not_there)
+{
+	uint64_t root = lookup_export("root");
+
+	cr_expect_eq(call(FUSE_LOOKUP, root, NULL, 0, "data", NULL, NULL), 0);
+	cr_expect_eq(call(FUSE_LOOKUP, root, NULL, 0, "proc", NULL, NULL), ENOENT);
+	cr_expect_eq(call(FUSE_LOOKUP, root, NULL, 0, "sys", NULL, NULL), ENOENT);
+}
+
+Test(fs_hide_kernel_fs, only_where_the_export_asks)
+{
+	uint64_t plain = lookup_export("plain");
+
+	cr_expect_eq(call(FUSE_LOOKUP, plain, NULL, 0, "proc", NULL, NULL), 0);
+	cr_expect_eq(call(FUSE_LOOKUP, plain, NULL, 0, "sys", NULL, NULL), 0);
+}
+
+Test(fs_hide_kernel_fs, a_kernel_fs_is_no_such_export)
+{
+	struct rv_err err;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/proc", top);
+	struct fs_export_cfg proc = { .name = "proc", .path = path, .hide_kernel_fs = true };
+	cr_expect_eq(fs_server_add_export(srv, &proc, &err), -1);
+	cr_expect_not_null(strstr(err.msg, "one of the kernel's own filesystems"), "%s", err.msg);
 }

@@ -1,0 +1,324 @@
+/* runvm do [FLAGS] -- CMD ARGS...: CMD in a VM of its own over the host's
+ * root (or --root), read-only below a writable layer that goes with the VM,
+ * as `runsc do` does. No bundle, no state: the VMM runs in this process,
+ * with our stdio (a terminal when stdin is one), our environment and
+ * current directory, and its signals go to CMD. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runtime/cli.h"
+#include "vmm/boot_cli.h"
+#include "vmm/boot_fs.h"
+#include "vmm/kvm_host.h"
+
+extern char **environ;
+
+#define DO_DEFAULT_MEM (512ull << 20)
+#define DO_MIN_MEM (64ull << 20)
+#define DO_MAX_CPUS 64u
+
+struct do_opts {
+	const char *root, *cwd, *network;
+	bool quiet;
+	unsigned cpus;
+	unsigned long long mem;
+	char **argv;
+};
+
+/* The guest process as signals find it: known once it runs, gone once it
+ * has ended. The main loop (on_signal) hands signals to the forwarder
+ * thread through a pipe: it must not block on the agent. */
+struct forward {
+	pthread_mutex_t lock;
+	const struct agent_client *agent;
+	uint32_t exec_id;
+	atomic_bool running;
+	bool tty;
+	int pipe[2];
+	const struct rv_log *log;
+};
+
+/* What vm_config.on_signal hands over (vmm/vm.h). */
+static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+enum { OPT_ROOT = 256, OPT_CWD, OPT_NETWORK, OPT_QUIET, OPT_CPUS, OPT_MEM };
+
+static int parse_cpus(const char *s, unsigned *out, struct rv_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > DO_MAX_CPUS)
+		return rv_failx(err, EINVAL, "do: --cpus '%s': give a whole number from 1 to %u", s,
+				DO_MAX_CPUS);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_memory(const char *s, unsigned long long *out, struct rv_err *err)
+{
+	if (parse_mem_size(s, out, err) < 0 || *out < DO_MIN_MEM)
+		return rv_failx(err, EINVAL, "do: --memory '%s': give a size of at least 64M, such "
+				"as 512M or 2G", s);
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct do_opts *o, struct rv_err *err)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "cwd", required_argument, NULL, OPT_CWD },
+		{ "network", required_argument, NULL, OPT_NETWORK },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "memory", required_argument, NULL, OPT_MEM },
+		{ 0 },
+	};
+	int c, rc = 0;
+
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT: o->root = optarg; break;
+		case OPT_CWD: o->cwd = optarg; break;
+		case OPT_NETWORK: o->network = optarg; break;
+		case OPT_QUIET: o->quiet = true; break;
+		case OPT_CPUS: rc = parse_cpus(optarg, &o->cpus, err); break;
+		case OPT_MEM: rc = parse_memory(optarg, &o->mem, err); break;
+		default:
+			return rv_failx(err, EINVAL, "do: unknown flag '%s' (see runvm help do)",
+					argv[optind - 1]);
+		}
+	}
+	if (rc < 0)
+		return -1;
+	if (optind >= argc)
+		return rv_failx(err, EINVAL, "do: no command given: runvm do [FLAGS] -- COMMAND [ARG...]");
+	/* A network device is not built yet: the guest has its loopback only,
+	 * which is what `none` asks for; nothing else is offered as if it worked. */
+	if (strcmp(o->network, "none"))
+		return rv_failx(err, EINVAL, "do: --network '%s': only 'none' (loopback only) is "
+				"available: runvm has no network device yet", o->network);
+	o->argv = argv + optind;
+	return 0;
+}
+
+/* --root as an absolute host directory without "..", "." or "//": the
+ * export's path and the base that --cwd is checked against. */
+static int resolve_root(const char *arg, char *out, struct rv_err *err)
+{
+	struct stat st;
+
+	if (!realpath(arg, out))
+		return rv_fail(err, errno, "do: --root %s", arg);
+	if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTDIR, "do: --root %s: not a directory", arg);
+	return 0;
+}
+
+/* The process's directory inside the root: --cwd, else ours. A relative
+ * --cwd is taken from ours, as a shell would. With the host's root it is
+ * the same path; under another --root it must lie inside that root. */
+static int resolve_cwd(const struct do_opts *o, const char *root, char *out, struct rv_err *err)
+{
+	char here[PATH_MAX], host[PATH_MAX];
+	const char *want = o->cwd ? o->cwd : ".";
+	struct stat st;
+
+	if (!getcwd(here, sizeof(here)))
+		return rv_fail(err, errno, "do: the current directory");
+	if (want[0] == '/')
+		snprintf(host, sizeof(host), "%s", want);
+	else if (snprintf(host, sizeof(host), "%s/%s", here, want) >= (int)sizeof(host))
+		return rv_failx(err, ENAMETOOLONG, "do: --cwd %s: too long", want);
+	if (!realpath(host, out) || stat(out, &st) < 0)
+		return rv_fail(err, errno, "do: --cwd %s", want);
+	if (!S_ISDIR(st.st_mode))
+		return rv_failx(err, ENOTDIR, "do: --cwd %s: not a directory", want);
+	if (!strcmp(root, "/"))
+		return 0;
+	size_t n = strlen(root);
+	if (strncmp(out, root, n) || (out[n] && out[n] != '/')) {
+		if (o->cwd)
+			return rv_failx(err, EINVAL, "do: --cwd %s: not inside --root %s", want, root);
+		strcpy(out, "/");      /* our own directory is elsewhere: the root's top */
+		return 0;
+	}
+	memmove(out, out + n, strlen(out + n) + 1);
+	if (!out[0])
+		strcpy(out, "/");
+	return 0;
+}
+
+static void *forwarder(void *arg)
+{
+	struct forward *f = arg;
+	unsigned char sig;
+	struct rv_err err;
+
+	while (read(f->pipe[0], &sig, 1) == 1) {
+		struct winsize ws;
+		pthread_mutex_lock(&f->lock);
+		int rc = 0;
+		if (!f->agent)
+			rc = 0;         /* ended meanwhile */
+		else if (sig == SIGWINCH)
+			rc = ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 ? 0 :
+			     agent_resize(f->agent, f->exec_id, ws.ws_row, ws.ws_col, &err);
+		else
+			rc = agent_signal(f->agent, f->exec_id, sig, &err);
+		pthread_mutex_unlock(&f->lock);
+		if (rc < 0)
+			rv_logf(f->log, RV_LOG_DEBUG, "do: signal %d to the command: %s", sig, err.msg);
+	}
+	return NULL;
+}
+
+/* Main loop thread. Before the command runs, SIGINT and the like end the VM
+ * (false): nothing else could stop a guest that hangs on its way up. */
+static bool on_signal(void *arg, int sig)
+{
+	struct forward *f = arg;
+	unsigned char b = (unsigned char)sig;
+
+	if (!atomic_load(&f->running))
+		return sig == SIGWINCH;
+	if (sig == SIGWINCH && !f->tty)
+		return true;
+	if (write(f->pipe[1], &b, 1) != 1) {
+		/* The pipe holds 64 KiB of pending signals: this one is dropped. */
+	}
+	return true;
+}
+
+static void on_started(void *arg, const struct agent_client *agent, uint32_t exec_id)
+{
+	struct forward *f = arg;
+	unsigned char winch = SIGWINCH;
+
+	pthread_mutex_lock(&f->lock);
+	f->agent = agent;
+	f->exec_id = exec_id;
+	pthread_mutex_unlock(&f->lock);
+	atomic_store(&f->running, true);
+	/* A resize while the VM booted is seen now. */
+	if (f->tty && write(f->pipe[1], &winch, 1) != 1) {
+		/* only the size is late */
+	}
+}
+
+static void on_ended(void *arg)
+{
+	struct forward *f = arg;
+
+	atomic_store(&f->running, false);
+	pthread_mutex_lock(&f->lock);
+	f->agent = NULL;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* stdin a terminal: the command gets one too, ours in raw mode meanwhile. */
+static bool start_tty(struct boot_command *bc, struct termios *saved)
+{
+	struct winsize ws;
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) < 0)
+		return false;
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+		bc->rows = ws.ws_row;
+		bc->cols = ws.ws_col;
+	}
+	raw = *saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+		return false;
+	bc->tty = true;
+	return true;
+}
+
+static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
+{
+	char root[PATH_MAX], cwd[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX], host[256] = "";
+	struct vm_config cfg = { .cpus = o->cpus, .mem_bytes = o->mem, .device_fd = -1,
+				 .console_fd = -1, .log = &cli->log };
+	struct forward f = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .log = &cli->log };
+	struct termios saved;
+	pthread_t thread;
+	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
+
+	if (!fs)
+		return rv_fail(err, ENOMEM, "do");
+	if (resolve_root(o->root, root, err) < 0 || resolve_cwd(o, root, cwd, err) < 0)
+		return -1;
+	if (!(cfg.kernel = boot_shipped_file(BOOT_DEFAULT_KERNEL_REL, kernel, sizeof(kernel))) ||
+	    !(cfg.initrd = boot_shipped_file(BOOT_DEFAULT_INITRD_REL, initrd, sizeof(initrd))))
+		return rv_failx(err, ENOENT, "do: the guest kernel and initramfs belong in "
+				"share/runvm/ next to bin/runvm: install runvm with make install");
+	gethostname(host, sizeof(host) - 1);
+	*fs = (struct boot_fs){ .rootfs = root, .overlay = true };
+	struct boot_command bc = { .argv = o->argv, .envp = (const char *const *)environ,
+				   .cwd = cwd, .hostname = host[0] ? host : NULL,
+				   .started = on_started, .ended = on_ended, .arg = &f };
+	if (pipe2(f.pipe, O_CLOEXEC) < 0)
+		return rv_fail(err, errno, "do: pipe");
+	/* Signals are for the VMM's signalfd, never this thread's. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&thread, NULL, forwarder, &f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		close(f.pipe[0]);
+		close(f.pipe[1]);
+		return rv_fail(err, rc, "do: start the signal thread");
+	}
+	/* Held from here until the terminal is ours again: one that comes as the
+	 * VM ends would otherwise end us with the terminal still raw. */
+	sigset_t held;
+	sigemptyset(&held);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&held, forwarded[i]);
+	pthread_sigmask(SIG_BLOCK, &held, &old);
+	f.tty = start_tty(&bc, &saved);
+	cfg.on_signal = on_signal;
+	cfg.on_signal_arg = &f;
+	rc = boot_run_command(&cfg, fs, &bc, &cli->exit_code, err);
+	if (f.tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(f.pipe[1]);
+	pthread_join(thread, NULL);
+	close(f.pipe[0]);
+	if (rc == 0 && bc.signal)
+		boot_reraise(bc.signal);    /* died of it: so do we, as its stand-in */
+	return rc;
+}
+
+int cmd_do(struct cli *cli, int argc, char **argv, struct rv_err *err)
+{
+	struct do_opts o = { .root = "/", .network = "none", .cpus = 1, .mem = DO_DEFAULT_MEM };
+	struct kvm_host host;
+
+	if (parse(argc, argv, &o, err) < 0)
+		return -1;
+	kvm_host_detect("/", &host);
+	if (kvm_host_check_bootable(&host, err) < 0)
+		return rv_wrap(err, "do");
+	return run(cli, &o, err);
+}
