@@ -10,7 +10,7 @@ runvm=${1:?usage: demo-do.sh RUNVM}
 show() { echo "==> $*"; "$@"; }
 
 show "$runvm" do -- uname -a || exit 1
-echo "==> this machine runs $(uname -sr); the VM ran its own kernel above"
+echo "==> this machine runs $(uname -srv): the VM ran a kernel of its own"
 script='echo "in the VM: $(nproc) CPUs, $(cat /etc/hostname) in /etc/hostname";
 echo changed-in-the-vm >/etc/hostname; rm -f /usr/bin/ls;
 echo "in the VM after writing: $(cat /etc/hostname); ls is $(command -v ls || echo gone)"'
