@@ -250,6 +250,9 @@ FUZZ_SRCS_fuse := $(wildcard devices/fs/server.c devices/fs/inode.c devices/fs/l
 FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
 FUZZ_SRCS_spec := runtime/spec.c runtime/spec_process.c runtime/spec_hooks.c runtime/spec_userns.c runtime/spec_devices.c runtime/hooks.c runtime/caps.c runtime/json.c common/jsonw.c common/err.c
 FUZZ_LIBS_spec := -lyajl
+FUZZ_SRCS_net := tests/unit/devices/vdriver.c devices/net/net.c devices/virtio/mmio.c \
+	devices/virtio/virtio.c devices/virtio/queue.c common/evloop.c common/log.c common/jsonw.c \
+	common/err.c vmm/guest_mem.c
 FUZZ_SRCS_vsock := tests/unit/devices/vdriver.c devices/vsock/vsock.c devices/vsock/conn.c \
 	devices/vsock/packet.c devices/virtio/mmio.c devices/virtio/virtio.c devices/virtio/queue.c \
 	common/evloop.c common/log.c common/jsonw.c common/err.c vmm/guest_mem.c

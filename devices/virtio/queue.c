@@ -177,6 +177,11 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, struct rv_err *err)
 	return walk(q, c, err);
 }
 
+void virtq_unpop(struct virtq *q, uint16_t n)
+{
+	q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
 	uint8_t *e = q->used + USED_RING_OFF + USED_ELEM_BYTES * (q->used_idx % q->size);
@@ -212,12 +217,17 @@ bool virtq_should_interrupt(struct virtq *q)
 
 bool virtq_enable_notify(struct virtq *q)
 {
+	return virtq_enable_notify_at(q, q->last_avail);
+}
+
+bool virtq_enable_notify_at(struct virtq *q, uint16_t seen)
+{
 	if (!q->ready || q->broken || !q->avail)
 		return false;
 	if (q->event_idx)
-		store16(q->used + USED_RING_OFF + USED_ELEM_BYTES * q->size, q->last_avail);
+		store16(q->used + USED_RING_OFF + USED_ELEM_BYTES * q->size, seen);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return load16(q->avail + 2) != q->last_avail;
+	return load16(q->avail + 2) != seen;
 }
 
 uint16_t virtq_avail_idx(const struct virtq *q) { return q->avail ? load16(q->avail + 2) : 0; }

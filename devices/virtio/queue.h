@@ -59,6 +59,10 @@ void virtq_reset(struct virtq *q);
  * ring itself is broken (q->broken) the queue is dead until reset. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c, struct rv_err *err);
 
+/* Gives back the last n chains taken and not pushed: the next pops take
+ * them again (a receive that found too few buffers for a frame). */
+void virtq_unpop(struct virtq *q, uint16_t n);
+
 /* Returns a chain to the driver with `written` bytes put in its writable part. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 
@@ -70,6 +74,10 @@ bool virtq_should_interrupt(struct virtq *q);
  * Returns true if something is available already (re-check after enabling, so
  * a racing kick is never lost). */
 bool virtq_enable_notify(struct virtq *q);
+/* The same for a device that took what was there and gave it back (unpop)
+ * for want of more: a notification once the avail index passes `seen`, the
+ * one it had reached. */
+bool virtq_enable_notify_at(struct virtq *q, uint16_t seen);
 
 /* The ring's driver-written indices, for diagnostics. */
 uint16_t virtq_avail_idx(const struct virtq *q);
