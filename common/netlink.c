@@ -89,6 +89,20 @@ static void nest_end(struct nl_msg *m, struct rtattr *nest)
 
 typedef int (*nl_each_fn)(void *ctx, const struct nlmsghdr *h);
 
+/* NLMSG_OK and NLMSG_NEXT without their signed arithmetic. */
+static bool msg_ok(const struct nlmsghdr *h, size_t left)
+{
+	return left >= sizeof(*h) && h->nlmsg_len >= sizeof(*h) && h->nlmsg_len <= left;
+}
+
+static const struct nlmsghdr *msg_next(const struct nlmsghdr *h, size_t *left)
+{
+	size_t step = NLMSG_ALIGN(h->nlmsg_len);
+
+	*left = step < *left ? *left - step : 0;
+	return (const struct nlmsghdr *)((const uint8_t *)h + step);
+}
+
 /* Sends m and reads the answer: every message of a dump to each(), or the
  * kernel's ack. A negative errno from the kernel becomes err with `what`. */
 static int transact(struct nl *nl, struct nl_msg *m, nl_each_fn each, void *ctx, const char *what,
@@ -110,9 +124,9 @@ static int transact(struct nl *nl, struct nl_msg *m, nl_each_fn each, void *ctx,
 			continue;
 		if (n < 0)
 			return rv_fail(err, errno, "%s: netlink receive", what);
-		int len = (int)n;
-		for (const struct nlmsghdr *h = (struct nlmsghdr *)rbuf; NLMSG_OK(h, len);
-		     h = NLMSG_NEXT(h, len)) {
+		size_t len = (size_t)n;
+		for (const struct nlmsghdr *h = (struct nlmsghdr *)rbuf; msg_ok(h, len);
+		     h = msg_next(h, &len)) {
 			if (h->nlmsg_seq != nl->seq)
 				continue;       /* an answer to an earlier request */
 			if (h->nlmsg_type == NLMSG_DONE)
@@ -379,11 +393,10 @@ int nl_redirect(struct nl *nl, int from, int to, struct rv_err *err)
 	 * in every kernel (this one's hosts lack it); Kata uses the same. */
 	attr_put(&m, TCA_KIND, "u32", sizeof("u32"));
 	struct rtattr *opts = attr_put(&m, TCA_OPTIONS, NULL, 0);
-	struct {
-		struct tc_u32_sel sel;
-		struct tc_u32_key key;
-	} any = { .sel = { .flags = TC_U32_TERMINAL, .nkeys = 1 } };
-	attr_put(&m, TCA_U32_SEL, &any, sizeof(any));
+	struct tc_u32_sel sel = { .flags = TC_U32_TERMINAL, .nkeys = 1 };
+	uint8_t any[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)] = { 0 };
+	memcpy(any, &sel, sizeof(sel));        /* then one key of all zeros */
+	attr_put(&m, TCA_U32_SEL, any, sizeof(any));
 	struct rtattr *acts = attr_put(&m, TCA_U32_ACT, NULL, 0);
 	struct rtattr *act = attr_put(&m, 1, NULL, 0);
 	attr_put(&m, TCA_ACT_KIND, "mirred", sizeof("mirred"));
