@@ -28,6 +28,7 @@
 #include "common/evloop.h"
 #include "devices/net/net.h"
 #include "devices/virtio/mmio.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/unit/devices/vdriver.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,32 +55,6 @@ static uint64_t features;
 static uint32_t rx_room[QSIZE];
 static bool tainted;                  /* raw descriptors written: the driver's lists are void */
 static uint8_t scratch[NET_HDR_BYTES + NET_MAX_FRAME_BYTES + 64];
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static uint16_t take16(struct input *in) { return (uint16_t)(take8(in) | take8(in) << 8); }
-static uint32_t take32(struct input *in) { return (uint32_t)take16(in) | (uint32_t)take16(in) << 16; }
-
-static const uint8_t *take_bytes(struct input *in, size_t *len)
-{
-	const uint8_t *p = in->p;
-	if (*len > in->n)
-		*len = in->n;
-	in->p += *len;
-	in->n -= *len;
-	return p;
-}
 
 static void pump(void)
 {

@@ -34,6 +34,7 @@
 #include "common/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/vsock/vsock_priv.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/unit/devices/vdriver.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -69,39 +70,6 @@ static int fds[MAX_FDS];
 static unsigned nfds;
 static uint32_t host_ports[2];
 static uint8_t scratch[VSOCK_MAX_PKT_BYTES + 64];
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static uint16_t take16(struct input *in)
-{
-	return (uint16_t)(take8(in) | take8(in) << 8);
-}
-
-static uint32_t take32(struct input *in)
-{
-	return (uint32_t)take16(in) | (uint32_t)take16(in) << 16;
-}
-
-static const uint8_t *take_bytes(struct input *in, size_t *len)
-{
-	const uint8_t *p = in->p;
-	if (*len > in->n)
-		*len = in->n;
-	in->p += *len;
-	in->n -= *len;
-	return p;
-}
 
 static void add_fd(int fd)
 {
