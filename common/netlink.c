@@ -105,11 +105,40 @@ static const struct nlmsghdr *msg_next(const struct nlmsghdr *h, size_t *left)
 
 /* Sends m and reads the answer: every message of a dump to each(), or the
  * kernel's ack. A negative errno from the kernel becomes err with `what`. */
+/* How one answer message ends the transaction: 1 not yet, 0 done, -1 err. */
+static int on_answer(const struct nlmsghdr *h, nl_each_fn each, void *ctx, int *overflow,
+		     bool *intr, const char *what, struct rv_err *err)
+{
+	if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+		*intr = true;
+	if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+		/* Both carry an errno: DONE's a dump the kernel cut short. */
+		int code = 0;
+		if (h->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
+			return rv_failx(err, EPROTO, "%s: a short netlink answer", what);
+		memcpy(&code, NLMSG_DATA(h), sizeof(code));
+		if (code)
+			return rv_fail(err, -code, "%s", what);
+		if (*overflow)
+			return rv_failx(err, EOVERFLOW, "%s: more than runvm handles", what);
+		if (*intr)
+			return rv_failx(err, EAGAIN, "%s: the namespace changed while it was read", what);
+		return 0;
+	}
+	if (each && !*overflow && each(ctx, h) < 0)
+		*overflow = 1;          /* read on to the end: the socket stays usable */
+	return 1;
+}
+
+/* Sends m and reads the answer: every message of a dump to each(), or the
+ * kernel's ack. A negative errno from the kernel becomes err with `what`. */
 static int transact(struct nl *nl, struct nl_msg *m, nl_each_fn each, void *ctx, const char *what,
 		    struct rv_err *err)
 {
 	static __thread uint8_t rbuf[NL_RECV_BYTES];
 	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	int overflow = 0;
+	bool intr = false;
 
 	m->h.nlmsg_seq = ++nl->seq;
 	/* NLM_F_DUMP is two bits, one of them NLM_F_REPLACE's on a NEW request. */
@@ -119,28 +148,21 @@ static int transact(struct nl *nl, struct nl_msg *m, nl_each_fn each, void *ctx,
 	if (sendto(nl->fd, m->buf, m->h.nlmsg_len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return rv_fail(err, errno, "%s: netlink send", what);
 	for (;;) {
-		ssize_t n = recv(nl->fd, rbuf, sizeof(rbuf), 0);
+		ssize_t n = recv(nl->fd, rbuf, sizeof(rbuf), MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return rv_fail(err, errno, "%s: netlink receive", what);
+		if ((size_t)n > sizeof(rbuf))
+			return rv_failx(err, EMSGSIZE, "%s: a netlink answer of %zd bytes", what, n);
 		size_t len = (size_t)n;
 		for (const struct nlmsghdr *h = (struct nlmsghdr *)rbuf; msg_ok(h, len);
 		     h = msg_next(h, &len)) {
 			if (h->nlmsg_seq != nl->seq)
 				continue;       /* an answer to an earlier request */
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					return rv_failx(err, EPROTO, "%s: a short netlink error", what);
-				if (e->error == 0)
-					return 0;
-				return rv_fail(err, -e->error, "%s", what);
-			}
-			if (each && each(ctx, h) < 0)
-				return rv_failx(err, EOVERFLOW, "%s: more than runvm handles", what);
+			int rc = on_answer(h, each, ctx, &overflow, &intr, what, err);
+			if (rc <= 0)
+				return rc;
 		}
 	}
 }
@@ -241,6 +263,14 @@ static size_t addr_len(uint8_t family)
 	return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
 }
 
+static bool has_attr(const struct nlmsghdr *h, size_t fixed, unsigned short type)
+{
+	FOR_ATTRS(a, h, fixed, left)
+		if (a->rta_type == type)
+			return true;
+	return false;
+}
+
 struct addr_list {
 	int index;
 	struct nl_addr *out;
@@ -257,7 +287,12 @@ static int on_addr(void *ctx, const struct nlmsghdr *h)
 	    !addr_len(ifa->ifa_family))
 		return 0;
 	FOR_ATTRS(a, h, sizeof(*ifa), left) {
-		if (a->rta_type != IFA_ADDRESS || RTA_PAYLOAD(a) != addr_len(ifa->ifa_family))
+		/* IFA_LOCAL is the link's own address; IFA_ADDRESS is the peer's on
+		 * a point-to-point link, and the only one IPv6 gives. */
+		if ((a->rta_type != IFA_LOCAL && a->rta_type != IFA_ADDRESS) ||
+		    RTA_PAYLOAD(a) != addr_len(ifa->ifa_family))
+			continue;
+		if (a->rta_type == IFA_ADDRESS && has_attr(h, sizeof(*ifa), IFA_LOCAL))
 			continue;
 		if (l->n == l->max)
 			return -1;

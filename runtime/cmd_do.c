@@ -38,16 +38,22 @@ struct do_opts {
 	char **argv;
 };
 
-/* The guest process as signals find it: known once it runs, gone once it
- * has ended. The main loop (on_signal) hands signals to the forwarder
- * thread through a pipe: it must not block on the agent. */
+/* The guest process as signals find it: booting, running, ended. The main
+ * loop (on_signal) must not block on the agent, so it marks the signal
+ * pending and wakes the forwarder thread with one byte on a pipe; pending
+ * signals are a set, so a storm of them (SIGWINCH) is one request each. */
+enum cmd_phase { PHASE_BOOTING, PHASE_RUNNING, PHASE_ENDED };
+
 struct forward {
 	pthread_mutex_t lock;
 	const struct agent_client *agent;
 	uint32_t exec_id;
-	atomic_bool running;
-	bool tty;
-	int pipe[2];
+	atomic_int phase;
+	atomic_ullong pending;       /* bit n-1: signal n */
+	bool tty;                    /* the command has a terminal; ours goes raw once it runs */
+	struct termios saved;
+	atomic_bool raw;
+	int pipe[2];                 /* [1] non-blocking */
 	const struct rv_log *log;
 };
 
@@ -165,89 +171,106 @@ static int resolve_cwd(const struct do_opts *o, const char *root, char *out, str
 	return 0;
 }
 
+static void forward_one(struct forward *f, int sig)
+{
+	struct winsize ws;
+	struct rv_err err;
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->agent)
+		rc = 0;                 /* ended meanwhile */
+	else if (sig == SIGWINCH)
+		rc = ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 ? 0 :
+		     agent_resize(f->agent, f->exec_id, ws.ws_row, ws.ws_col, &err);
+	else
+		rc = agent_signal(f->agent, f->exec_id, sig, &err);
+	pthread_mutex_unlock(&f->lock);
+	if (rc < 0)
+		rv_logf(f->log, RV_LOG_DEBUG, "do: signal %d to the command: %s", sig, err.msg);
+}
+
 static void *forwarder(void *arg)
 {
 	struct forward *f = arg;
-	unsigned char sig;
-	struct rv_err err;
+	unsigned char b;
 
-	while (read(f->pipe[0], &sig, 1) == 1) {
-		struct winsize ws;
-		pthread_mutex_lock(&f->lock);
-		int rc = 0;
-		if (!f->agent)
-			rc = 0;         /* ended meanwhile */
-		else if (sig == SIGWINCH)
-			rc = ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 ? 0 :
-			     agent_resize(f->agent, f->exec_id, ws.ws_row, ws.ws_col, &err);
-		else
-			rc = agent_signal(f->agent, f->exec_id, sig, &err);
-		pthread_mutex_unlock(&f->lock);
-		if (rc < 0)
-			rv_logf(f->log, RV_LOG_DEBUG, "do: signal %d to the command: %s", sig, err.msg);
+	while (read(f->pipe[0], &b, 1) == 1) {
+		unsigned long long set = atomic_exchange(&f->pending, 0);
+		for (int sig = 1; sig <= 64; sig++)
+			if (set & (1ull << (sig - 1)))
+				forward_one(f, sig);
 	}
 	return NULL;
 }
 
-/* Main loop thread. Before the command runs, SIGINT and the like end the VM
- * (false): nothing else could stop a guest that hangs on its way up. */
+static void wake_forwarder(struct forward *f, int sig)
+{
+	unsigned char b = 0;
+
+	if (atomic_fetch_or(&f->pending, 1ull << (sig - 1)) == 0 && write(f->pipe[1], &b, 1) != 1) {
+		/* full: a wake-up byte is there already, and it reads the whole set */
+	}
+}
+
+/* Main loop thread. While the VM boots, SIGINT and the like end it (false):
+ * nothing else could stop a guest that hangs on its way up. Once the
+ * command has ended, its status stands: a late signal changes nothing. */
 static bool on_signal(void *arg, int sig)
 {
 	struct forward *f = arg;
-	unsigned char b = (unsigned char)sig;
+	int phase = atomic_load(&f->phase);
 
-	if (!atomic_load(&f->running))
+	if (phase == PHASE_BOOTING)
 		return sig == SIGWINCH;
-	if (sig == SIGWINCH && !f->tty)
-		return true;
-	if (write(f->pipe[1], &b, 1) != 1) {
-		/* The pipe holds 64 KiB of pending signals: this one is dropped. */
-	}
+	if (phase == PHASE_RUNNING && (sig != SIGWINCH || f->tty))
+		wake_forwarder(f, sig);
 	return true;
 }
 
 static void on_started(void *arg, const struct agent_client *agent, uint32_t exec_id)
 {
 	struct forward *f = arg;
-	unsigned char winch = SIGWINCH;
 
 	pthread_mutex_lock(&f->lock);
 	f->agent = agent;
 	f->exec_id = exec_id;
 	pthread_mutex_unlock(&f->lock);
-	atomic_store(&f->running, true);
-	/* A resize while the VM booted is seen now. */
-	if (f->tty && write(f->pipe[1], &winch, 1) != 1) {
-		/* only the size is late */
-	}
+	atomic_store(&f->phase, PHASE_RUNNING);
+	if (!f->tty)
+		return;
+	/* Raw only now: until the command runs, Ctrl-C is our SIGINT and ends
+	 * the boot. From here it is a byte its terminal turns into one. */
+	struct termios raw = f->saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+		atomic_store(&f->raw, true);
+	wake_forwarder(f, SIGWINCH);    /* a resize while the VM booted */
 }
 
 static void on_ended(void *arg)
 {
 	struct forward *f = arg;
 
-	atomic_store(&f->running, false);
+	atomic_store(&f->phase, PHASE_ENDED);
 	pthread_mutex_lock(&f->lock);
 	f->agent = NULL;
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* stdin a terminal: the command gets one too, ours in raw mode meanwhile. */
-static bool start_tty(struct boot_command *bc, struct termios *saved)
+/* A terminal on both ends: the command gets one too, of its size. With
+ * output going to a file or pipe, it gets plain streams, as docker's -t
+ * is not the default either. */
+static bool want_tty(struct boot_command *bc, struct termios *saved)
 {
 	struct winsize ws;
-	struct termios raw;
 
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) < 0)
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) || tcgetattr(STDIN_FILENO, saved) < 0)
 		return false;
 	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
 		bc->rows = ws.ws_row;
 		bc->cols = ws.ws_col;
 	}
-	raw = *saved;
-	cfmakeraw(&raw);
-	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
-		return false;
 	bc->tty = true;
 	return true;
 }
@@ -258,7 +281,6 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	struct vm_config cfg = { .cpus = o->cpus, .mem_bytes = o->mem, .device_fd = -1,
 				 .console_fd = -1, .log = &cli->log };
 	struct forward f = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .log = &cli->log };
-	struct termios saved;
 	pthread_t thread;
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
 
@@ -277,6 +299,7 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 				   .started = on_started, .ended = on_ended, .arg = &f };
 	if (pipe2(f.pipe, O_CLOEXEC) < 0)
 		return rv_fail(err, errno, "do: pipe");
+	fcntl(f.pipe[1], F_SETFL, O_NONBLOCK);   /* the main loop never waits on it */
 	/* Signals are for the VMM's signalfd, never this thread's. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -295,12 +318,12 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&held, forwarded[i]);
 	pthread_sigmask(SIG_BLOCK, &held, &old);
-	f.tty = start_tty(&bc, &saved);
+	f.tty = want_tty(&bc, &f.saved);
 	cfg.on_signal = on_signal;
 	cfg.on_signal_arg = &f;
 	rc = boot_run_command(&cfg, fs, &bc, &cli->exit_code, err);
-	if (f.tty)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (atomic_load(&f.raw))
+		tcsetattr(STDIN_FILENO, TCSANOW, &f.saved);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(f.pipe[1]);
 	pthread_join(thread, NULL);

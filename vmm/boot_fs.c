@@ -243,7 +243,7 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
 				NULL, err) < 0)
 			return rv_wrap(err, "--volume %s", v->arg);
 	}
-	if (f->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
+	if (f->readonly && !f->overlay && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
 				       MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
 		return rv_wrap(err, "--readonly");
 	return 0;

@@ -31,8 +31,9 @@ static bool negotiated(const struct vnet *n, uint64_t f)
  * we pass on is one we vouch for. */
 static bool tx_header_ok(const struct vnet *n, const struct virtio_net_hdr *h, uint64_t frame_len)
 {
-	uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+	uint8_t gso = h->gso_type;
 
+	/* No ECN bit: HOST_ECN is not offered. */
 	if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
 		return false;
 	if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
@@ -40,7 +41,7 @@ static bool tx_header_ok(const struct vnet *n, const struct virtio_net_hdr *h, u
 	     (uint64_t)le16toh(h->csum_start) + le16toh(h->csum_offset) + 2 > frame_len))
 		return false;
 	if (gso == VIRTIO_NET_HDR_GSO_NONE)
-		return h->gso_type == VIRTIO_NET_HDR_GSO_NONE;
+		return true;
 	if (gso == VIRTIO_NET_HDR_GSO_TCPV4)
 		return negotiated(n, VIRTIO_NET_F_HOST_TSO4) && h->gso_size != 0;
 	if (gso == VIRTIO_NET_HDR_GSO_TCPV6)
@@ -186,6 +187,23 @@ static int rx_deliver(struct vnet *n)
 	return 1;
 }
 
+/* The tap's header as the driver may see it: offload flags only where it
+ * negotiated them (the tap marks DATA_VALID whatever it was told); a GSO
+ * frame it cannot take is dropped (false). */
+static bool rx_header_fix(struct vnet *n)
+{
+	struct virtio_net_hdr *h = (struct virtio_net_hdr *)n->frame;
+	uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+
+	if (!negotiated(n, VIRTIO_NET_F_GUEST_CSUM))
+		h->flags = 0;
+	h->num_buffers = htole16(1);
+	if (gso == VIRTIO_NET_HDR_GSO_NONE)
+		return true;
+	return (gso == VIRTIO_NET_HDR_GSO_TCPV4 && negotiated(n, VIRTIO_NET_F_GUEST_TSO4)) ||
+	       (gso == VIRTIO_NET_HDR_GSO_TCPV6 && negotiated(n, VIRTIO_NET_F_GUEST_TSO6));
+}
+
 /* Lock held. Frames from the tap into the guest until either runs dry or
  * the budget does (true: more to do). With no buffers left, the tap is
  * left unwatched until the driver adds some (rx queue notify). */
@@ -195,8 +213,10 @@ static bool rx_pump(struct vnet *n)
 	unsigned budget = VIRTIO_NOTIFY_BUDGET;
 	bool more = false;
 
-	if (!virtio_dev_active(&n->dev) || !q->ready)
+	if (!virtio_dev_active(&n->dev) || !q->ready) {
+		watch_tap(n, false);    /* level-triggered: nobody would read it */
 		return false;
+	}
 	while (budget--) {
 		if (!n->frame_len) {
 			ssize_t r = read(n->tap_fd, n->frame, NET_HDR_BYTES + NET_MAX_FRAME_BYTES);
@@ -210,7 +230,8 @@ static bool rx_pump(struct vnet *n)
 				watch_tap(n, false);
 				break;
 			}
-			if (r < (ssize_t)NET_HDR_BYTES + 14) {
+			if (r < (ssize_t)NET_HDR_BYTES + 14 ||
+			    r > (ssize_t)(NET_HDR_BYTES + NET_MAX_FRAME_BYTES) || !rx_header_fix(n)) {
 				n->stats.rx_dropped++;
 				continue;
 			}
@@ -283,7 +304,7 @@ static void net_activate(struct virtio_dev *d)
 	}
 	if (ioctl(n->tap_fd, TUNSETOFFLOAD, off) < 0 && errno != ENOTTY)
 		virtio_dev_warn(d, "tap offloads 0x%x: %s", off, strerror(errno));
-	watch_tap(n, true);
+	watch_tap(n, d->queues[NET_RXQ].ready);
 }
 
 static void net_reset(struct virtio_dev *d)
@@ -341,7 +362,8 @@ void vnet_destroy(struct vnet *n)
 		close(n->tap_fd);
 		n->tap_fd = -1;
 	}
-	virtio_dev_destroy(&n->dev);
+	if (n->dev.ops)         /* a failed vnet_init stops before it */
+		virtio_dev_destroy(&n->dev);
 	free(n->frame);
 	n->frame = NULL;
 }

@@ -288,3 +288,35 @@ Test(net, a_readable_rx_buffer_comes_back_empty_and_rx_goes_on)
 	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
 	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 100), 0);
 }
+
+Test(net, the_tap_header_says_only_what_the_driver_negotiated)
+{
+	uint8_t buf[NET_HDR_BYTES + 200], got[4096];
+	struct virtio_net_hdr valid = { .flags = 2 /* DATA_VALID */ };
+	struct virtio_net_hdr tso = { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = htole16(1448) };
+	unsigned nbufs;
+
+	start(BASE_FEATURES);                  /* no GUEST_CSUM, no GUEST_TSO4 */
+	post_rx(4, 2048);
+	size_t len = make_frame(buf, &tso, 100, 1);
+	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	len = make_frame(buf, &valid, 100, 2);
+	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	pump();
+	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len, "the TSO frame is dropped");
+	struct virtio_net_hdr h;
+	memcpy(&h, got, sizeof(h));
+	cr_expect_eq(h.flags, 0, "no checksum flags without GUEST_CSUM");
+	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 100), 0);
+}
+
+Test(net, an_ecn_gso_frame_is_dropped_without_host_ecn)
+{
+	uint8_t buf[NET_HDR_BYTES + 200], got[sizeof(buf)];
+	struct virtio_net_hdr ecn = { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN,
+				      .gso_size = htole16(1448) };
+
+	start(BASE_FEATURES | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4);
+	guest_send(buf, make_frame(buf, &ecn, 150, 1));
+	cr_expect_eq(read(wire, got, sizeof(got)), -1);
+}
