@@ -2,7 +2,7 @@
 # tests/testbed/run as its users run it: exit statuses, streams, cwd, env, the
 # read-only host root with its throwaway layer, the read-write checkout, every
 # bad-input path, and that nothing is left behind. Ends with a stress run under
-# a CPU hog (RUNVM_TESTBED_STRESS_RUNS, default 10) proving L2 never hangs.
+# a CPU hog (RUNVM_TESTBED_STRESS_RUNS, default 5) proving L2 never hangs.
 set -u
 t_suite=testbed
 here=$(cd "$(dirname "$0")" && pwd)
@@ -153,7 +153,7 @@ rc=$?
 expect_clean "every failure path"
 
 # --- stress: never hang under a CPU hog ---------------------------------------
-runs=${RUNVM_TESTBED_STRESS_RUNS:-10}
+runs=${RUNVM_TESTBED_STRESS_RUNS:-5}
 hogs=()
 for _ in $(seq "$(nproc)"); do (while :; do :; done) & hogs+=($!); done
 times=() hung=0 bad=0
