@@ -119,7 +119,8 @@ $(PAYLOAD_INITRD): build/tests/payload-init
 # host-mode tests (DESIGN §10, layer 4) run it with --unix, or under SAN=1 a
 # sanitized dynamic build of the same sources, $(B)/tests/runvm-agent-host.
 AGENT := build/bin/runvm-agent
-AGENT_SRCS := $(wildcard guest/agent/*.c) common/proto.c common/proto_check.c common/err.c
+AGENT_SRCS := $(wildcard guest/agent/*.c) common/proto.c common/proto_check.c common/err.c \
+	common/netaddr.c common/netlink.c
 AGENT_HOST := $(B)/tests/runvm-agent-host
 AGENT_RUN := $(B)/tests/agent-run
 AGENT_INITRD := $(GUEST)/initramfs.img
@@ -245,7 +246,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 
 # FUZZ_LIBS_<name> := -l...   libraries a target links, when it needs any.
-FUZZ_SRCS_proto := common/proto.c common/proto_check.c common/err.c
+FUZZ_SRCS_proto := common/proto.c common/proto_check.c common/netaddr.c common/err.c
 FUZZ_SRCS_fuse := $(wildcard devices/fs/server.c devices/fs/inode.c devices/fs/locks.c devices/fs/ops_*.c) common/err.c common/log.c common/jsonw.c
 FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
 FUZZ_SRCS_spec := runtime/spec.c runtime/spec_process.c runtime/spec_hooks.c runtime/spec_userns.c runtime/spec_devices.c runtime/hooks.c runtime/caps.c runtime/json.c common/jsonw.c common/err.c

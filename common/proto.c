@@ -38,6 +38,7 @@ static const char *const type_names[] = {
 	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT", [PROTO_SIGNAL_ALL] = "SIGNAL_ALL",
 	[PROTO_PS] = "PS",           [PROTO_PS_REPLY] = "PS_REPLY", [PROTO_STATS] = "STATS",
 	[PROTO_STATS_REPLY] = "STATS_REPLY", [PROTO_RESIZE] = "RESIZE", [PROTO_MKNOD] = "MKNOD",
+	[PROTO_NETCONF] = "NETCONF",
 };
 
 static bool type_known(uint32_t type)
@@ -388,6 +389,15 @@ static int walk_mknod(struct codec *c, struct proto_mknod *x)
 	return 0;
 }
 
+static int walk_netconf(struct codec *c, struct proto_netconf *x)
+{
+	if (c_str(c, &x->mac, "mac", -1) < 0 || c_u32(c, &x->mtu, "mtu", -1) < 0 ||
+	    c_strv(c, &x->naddrs, (const char ***)&x->addrs, "addrs") < 0 ||
+	    c_strv(c, &x->nroutes, (const char ***)&x->routes, "routes") < 0)
+		return -1;
+	return 0;
+}
+
 static bool is_letter(uint32_t v)
 {
 	return (v >= 'A' && v <= 'Z') || (v >= 'a' && v <= 'z');
@@ -487,6 +497,8 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 		return walk_mount(c, &m->mount);
 	case PROTO_MKNOD:
 		return walk_mknod(c, &m->mknod);
+	case PROTO_NETCONF:
+		return walk_netconf(c, &m->netconf);
 	case PROTO_SIGNAL_ALL:
 		return c_u32(c, &m->signal_all.signo, "signo", -1);
 	case PROTO_PS_REPLY:

@@ -49,7 +49,7 @@
  * oom_score_adj, capabilities, rlimits, the hostname, domainname,
  * sysctls and a seccomp filter; and MOUNT's opts after its data; version 6
  * EXEC's user namespace maps after the seccomp filter, MOUNT's propagation
- * after its opts, and MKNOD. */
+ * after its opts, and MKNOD; version 7 NETCONF. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -59,7 +59,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 6
+#define PROTO_VERSION 7
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -98,7 +98,8 @@ enum proto_type {
 	PROTO_STATS_REPLY,   /* agent: the figures */
 	PROTO_RESIZE,        /* host: exec id, rows, cols of its terminal */
 	PROTO_MKNOD,         /* host: make a device node (OCI linux.devices) */
-	PROTO_TYPE_MAX = PROTO_MKNOD,
+	PROTO_NETCONF,       /* host: address the guest's network interface */
+	PROTO_TYPE_MAX = PROTO_NETCONF,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -214,6 +215,21 @@ struct proto_mknod {
 #define PROTO_MAX_DEV_MAJOR 4095u       /* the kernel's MAJOR() is 12 bits */
 #define PROTO_MAX_DEV_MINOR 1048575u    /* and MINOR() 20 */
 
+/* The guest's interface with this MAC (its virtio-net device) gets the
+ * MTU (0: the device's), is brought up, and gets the addresses and routes,
+ * written as ip(8) writes them (common/netaddr.h): "10.0.0.2/24",
+ * "default via 10.0.0.1", "10.1.0.0/16". NETCONF -> OK or ERROR. */
+struct proto_netconf {
+	const char *mac;             /* "52:54:00:12:34:56" */
+	uint32_t mtu;                /* 0, or 68..65535 */
+	uint32_t naddrs;
+	const char *const *addrs;
+	uint32_t nroutes;
+	const char *const *routes;
+};
+#define PROTO_MAX_NET_ADDRS 16u
+#define PROTO_MAX_NET_ROUTES 32u
+
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
 struct proto_proc {
 	uint32_t pid, ppid;
@@ -269,6 +285,7 @@ struct proto_msg {
 		struct proto_stats stats;                /* STATS_REPLY */
 		struct { uint32_t exec_id; uint16_t rows, cols; } resize;
 		struct proto_mknod mknod;
+		struct proto_netconf netconf;
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

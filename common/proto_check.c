@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mount.h>
 
+#include "common/netaddr.h"
 #include "common/proto_priv.h"
 
 /* Figures that cannot be: the host prints them, divides by clk_tck. */
@@ -147,6 +148,33 @@ static int check_mknod(const struct codec *c, const struct proto_mknod *x, int c
 	return 0;
 }
 
+/* Every line of a NETCONF as common/netaddr parses it: the agent then has
+ * only the kernel's answers to handle. */
+static int check_netconf(const struct codec *c, const struct proto_netconf *x, int code)
+{
+	uint8_t mac[6];
+	struct nl_addr a;
+	struct nl_route r;
+
+	if (!x->mac || net_parse_mac(x->mac, mac) < 0)
+		return codec_fail(c, code, "mac '%.32s' is not six hex bytes with ':'",
+				  x->mac ? x->mac : "");
+	if (x->mtu && (x->mtu < 68 || x->mtu > 65535))
+		return codec_fail(c, code, "mtu %u is not 68..65535", x->mtu);
+	if (x->naddrs > PROTO_MAX_NET_ADDRS || x->nroutes > PROTO_MAX_NET_ROUTES)
+		return codec_fail(c, code, "%u addresses and %u routes: at most %u and %u", x->naddrs,
+				  x->nroutes, PROTO_MAX_NET_ADDRS, PROTO_MAX_NET_ROUTES);
+	for (uint32_t i = 0; x->addrs && i < x->naddrs; i++)
+		if (net_parse_cidr(x->addrs[i], &a) < 0)
+			return codec_fail(c, code, "addrs[%u] '%.64s' is not ADDRESS/PREFIX", i,
+					  x->addrs[i]);
+	for (uint32_t i = 0; x->routes && i < x->nroutes; i++)
+		if (net_parse_route(x->routes[i], &r) < 0)
+			return codec_fail(c, code, "routes[%u] '%.96s' is none of 'default via GW', "
+					  "'DST/LEN via GW', 'DST/LEN'", i, x->routes[i]);
+	return 0;
+}
+
 /* mount(2) takes one propagation type a call. */
 static bool propagation_ok(uint32_t p)
 {
@@ -192,6 +220,8 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	const char *target = m->type == PROTO_MOUNT ? m->mount.target :
 			     m->type == PROTO_MKNOD ? m->mknod.target : NULL;
 
+	if (m->type == PROTO_NETCONF && check_netconf(c, &m->netconf, code) < 0)
+		return -1;
 	if (root && (root[0] || m->type == PROTO_MKNOD) && root[0] != '/')
 		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
 	/* Its arrays, which decoding fills on the same walk as the strings. */

@@ -23,7 +23,7 @@
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
 
 enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT, REQ_SIGNAL_ALL,
-       REQ_PS, REQ_STATS, REQ_RESIZE, REQ_MKNOD };
+       REQ_PS, REQ_STATS, REQ_RESIZE, REQ_MKNOD, REQ_NETCONF };
 
 _Static_assert(AGENT_SIGNO_MAX == PROTO_MAX_SIGNO && AGENT_PS_MAX == PROTO_MAX_PROCS &&
 	       AGENT_COMM_BYTES == PROTO_MAX_COMM_BYTES + 1 && AGENT_MAX_CPUS == PROTO_MAX_CPUS,
@@ -554,6 +554,13 @@ int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struc
 	struct proto_msg m = { .type = PROTO_MKNOD, .id = REQ_MKNOD, .mknod = *d };
 
 	return one_request(c, &m, err);   /* the agent's message names the node */
+}
+
+int agent_netconf(const struct agent_client *c, const struct proto_netconf *n, struct rv_err *err)
+{
+	struct proto_msg m = { .type = PROTO_NETCONF, .id = REQ_NETCONF, .netconf = *n };
+
+	return one_request(c, &m, err);   /* the agent's message names the line */
 }
 
 int agent_shutdown(const struct agent_client *c, struct rv_err *err)

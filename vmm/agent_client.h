@@ -149,6 +149,8 @@ int agent_mount_msg(const struct agent_client *c, const struct proto_mount *m, s
 /* A device node in the guest (OCI linux.devices), resolved inside d->root;
  * a node or FIFO already there gives way, anything else is an error. */
 int agent_mknod(const struct agent_client *c, const struct proto_mknod *d, struct rv_err *err);
+/* NETCONF: the guest's interface with n->mac gets n's MTU, addresses and routes. */
+int agent_netconf(const struct agent_client *c, const struct proto_netconf *n, struct rv_err *err);
 
 /* Asks the agent to power the VM off. Returns once the agent acknowledged. */
 int agent_shutdown(const struct agent_client *c, struct rv_err *err);

@@ -168,8 +168,9 @@ void console_setup(void);
 void mounts_on_mount(struct conn *c, const struct proto_msg *m);
 void mounts_on_mknod(struct conn *c, const struct proto_msg *m);
 
-/* netif.c: lo up in PID 1's (the guest's) network namespace */
+/* netif.c: lo up in PID 1's (the guest's) network namespace; NETCONF */
 void netif_loopback_up(void);
+void netif_on_netconf(struct conn *c, const struct proto_msg *m);
 
 /* userns.c: *fd is the user namespace x's maps ask for (made on first use,
  * then kept: the agent's until userns_release), -1 when x asks for none. */

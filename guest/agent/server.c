@@ -244,6 +244,9 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 	case PROTO_MKNOD:
 		mounts_on_mknod(c, m);
 		break;
+	case PROTO_NETCONF:
+		netif_on_netconf(c, m);
+		break;
 	case PROTO_SHUTDOWN:
 		on_shutdown(c, m);
 		break;

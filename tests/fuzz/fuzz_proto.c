@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 
+#include "common/netaddr.h"
 #include "common/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -124,6 +125,23 @@ static void check_stats_same(const struct proto_stats *a, const struct proto_sta
 	CHECK(a->pids_current == b->pids_current);
 }
 
+static void check_netconf_same(const struct proto_netconf *a, const struct proto_netconf *b)
+{
+	uint8_t mac[6];
+	struct nl_addr addr;
+	struct nl_route route;
+
+	CHECK(strcmp(a->mac, b->mac) == 0 && net_parse_mac(a->mac, mac) == 0);
+	CHECK(a->mtu == b->mtu && (a->mtu == 0 || (a->mtu >= 68 && a->mtu <= 65535)));
+	CHECK(a->naddrs == b->naddrs && a->naddrs <= PROTO_MAX_NET_ADDRS);
+	CHECK(a->nroutes == b->nroutes && a->nroutes <= PROTO_MAX_NET_ROUTES);
+	for (uint32_t i = 0; i < a->naddrs; i++)
+		CHECK(strcmp(a->addrs[i], b->addrs[i]) == 0 && net_parse_cidr(a->addrs[i], &addr) == 0);
+	for (uint32_t i = 0; i < a->nroutes; i++)
+		CHECK(strcmp(a->routes[i], b->routes[i]) == 0 &&
+		      net_parse_route(a->routes[i], &route) == 0);
+}
+
 static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 {
 	CHECK(a->type == b->type && a->id == b->id);
@@ -185,6 +203,9 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 		CHECK(a->mknod.kind == 'c' || a->mknod.kind == 'b' || a->mknod.kind == 'p');
 		CHECK(a->mknod.mode <= 07777 && a->mknod.major <= PROTO_MAX_DEV_MAJOR &&
 		      a->mknod.minor <= PROTO_MAX_DEV_MINOR);
+		break;
+	case PROTO_NETCONF:   /* each line as common/netaddr parses it, the agent's input */
+		check_netconf_same(&a->netconf, &b->netconf);
 		break;
 	default:
 		CHECK(!"decoded an unknown type");

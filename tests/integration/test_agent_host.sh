@@ -251,7 +251,7 @@ frame() {
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
-hello() { frame 1 1 "$(u32 6)"; }
+hello() { frame 1 1 "$(u32 7)"; }
 # EXEC's version 5 and 6 tail: umask 022, no oom_score_adj, caps, rlimits,
 # hostname, domainname, sysctls, seccomp filter or user namespace maps
 exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(u32 0)"; }
@@ -286,9 +286,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 6"
-{ frame 1 1 "$(u32 5)"; } >"$tmp/frames"
-raw "version 5 (before the user namespace maps): ERROR" "unsupported protocol version 5, this agent speaks 6"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 7"
+{ frame 1 1 "$(u32 6)"; } >"$tmp/frames"
+raw "version 6 (before NETCONF): ERROR" "unsupported protocol version 6, this agent speaks 7"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -573,6 +573,50 @@ run_capture ar0 --signal-all 9
 [ "$(wait_rc many)" = 137 ] && [ -z "$(pgrep -f "sleep 1000 $long")" ] &&
 	pass "signal-all SIGKILL: the shell and its 100 children are gone" ||
 	fail "signal-all SIGKILL: the shell and its 100 children are gone" "status $(cat "$tmp/many.rc" 2>&1)"
+
+# NETCONF: an agent in a network namespace of its own, whose veth end
+# stands for the guest's virtio-net interface, found by its MAC.
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+	nsock=$tmp/n.sock
+	unshare -n sh -c 'ip link add eth0 address 52:54:00:aa:bb:01 type veth peer name peer0 &&
+		ip link set peer0 up && exec "$0" --unix "$1"' "$agent" "$nsock" 2>"$tmp/n.log" &
+	agent_pids+=("$!")
+	for i in $(seq 100); do [ -S "$nsock" ] && break; sleep 0.05; done
+	nraw() { timeout 10 "$run" --unix "$nsock" --raw <"$tmp/frames"; }
+	nar() { "$run" --unix "$nsock" --timeout-ms 5000 "$@" </dev/null; }
+	netconf() { # ID MAC MTU ADDRS... -- ROUTES...
+		local id=$1 mac=$2 mtu=$3 addrs="" routes="" na=0 nr=0 in_routes=
+		shift 3
+		for x in "$@"; do
+			if [ "$x" = -- ]; then in_routes=1; continue; fi
+			if [ -n "$in_routes" ]; then routes+=$(str "$x"); nr=$((nr + 1))
+			else addrs+=$(str "$x"); na=$((na + 1)); fi
+		done
+		frame 19 "$id" "$(str "$mac")$(u32 "$mtu")$(u32 $na)$addrs$(u32 $nr)$routes"
+	}
+	{ hello; netconf 3 52:54:00:aa:bb:01 1400 10.77.0.2/24 fd77::2/64 -- 10.78.0.0/16 "default via 10.77.0.1"; } >"$tmp/frames"
+	expect_in "NETCONF of the interface with that MAC is answered OK" "$(nraw)" "OK id=3"
+	run_capture nar -- ip -o addr show dev eth0
+	expect_in "it has the IPv4 address" "$out" "inet 10.77.0.2/24"
+	expect_in "and the IPv6 one" "$out" "inet6 fd77::2/64"
+	run_capture nar -- ip link show dev eth0
+	expect_in "it is up, with the MTU" "$out" "mtu 1400"
+	run_capture nar -- ip route show
+	expect_in "the default route goes by the gateway" "$out" "default via 10.77.0.1 dev eth0"
+	expect_in "an on-link route is on the interface" "$out" "10.78.0.0/16 dev eth0"
+	{ hello; netconf 3 52:54:00:aa:bb:99 0 10.1.0.2/24; } >"$tmp/frames"
+	expect_in "NETCONF of a MAC no interface has: ERROR ENODEV naming it" "$(nraw)" \
+		"ERROR id=3 code=19 network: no interface with MAC 52:54:00:aa:bb:99"
+	{ hello; netconf 3 52:54:00:aa:bb:01 0 10.1.0.2; } >"$tmp/frames"
+	expect_in "an address without its prefix: refused by the decoder" "$(nraw)" \
+		"addrs[0] '10.1.0.2' is not ADDRESS/PREFIX"
+	{ hello; netconf 3 52:54:00:aa:bb:01 0 -- "default via 10.99.0.1 "; } >"$tmp/frames"
+	expect_in "a route that does not parse: refused, naming it" "$(nraw)" "routes[0] 'default via 10.99.0.1 '"
+	log=$(cat "$tmp/n.log")
+	[ -z "$log" ] && pass "the networking agent logged nothing" || fail "the networking agent logged nothing" "${log:0:2000}"
+else
+	skip "NETCONF in a network namespace" "needs root and unshare -n"
+fi
 
 # --- the agent dies mid-stream: an error, never a hang ---------------------------
 start_agent "$tmp/b.sock" "$tmp/b.log" || { summary; exit 1; }

@@ -51,9 +51,10 @@ static void wresize(struct wire *w, uint32_t exec_id, uint16_t rows, uint16_t co
 
 Test(proto_tty, version_and_name)
 {
-	cr_assert_eq(PROTO_VERSION, 6, "EXEC's user namespace maps: a new version");
+	cr_assert_eq(PROTO_VERSION, 7, "NETCONF: a new version");
 	cr_assert_str_eq(proto_type_name(PROTO_RESIZE), "RESIZE");
-	cr_assert_eq(PROTO_TYPE_MAX, PROTO_MKNOD, "MKNOD (version 6) is the last type");
+	cr_assert_str_eq(proto_type_name(PROTO_NETCONF), "NETCONF");
+	cr_assert_eq(PROTO_TYPE_MAX, PROTO_NETCONF, "NETCONF (version 7) is the last type");
 }
 
 Test(proto_tty, round_trips_exec_on_a_terminal_at_every_size_extreme)
@@ -213,7 +214,7 @@ Test(proto_tty, rejects_resize_cut_short_or_with_trailing_bytes)
 	decode_fails(&w, EPROTO, "RESIZE frame: 2 bytes after the last field");
 }
 
-Test(proto_tty, frame_check_knows_resize_and_mknod_and_nothing_after_them)
+Test(proto_tty, frame_check_knows_resize_mknod_netconf_and_nothing_after_them)
 {
 	struct rv_err err;
 	struct wire w;
@@ -222,9 +223,11 @@ Test(proto_tty, frame_check_knows_resize_and_mknod_and_nothing_after_them)
 	cr_assert_eq(proto_frame_check(w.b, w.n, &err), (long)w.n);
 	whdr(&w, PROTO_MKNOD, 0, 1);
 	cr_assert_eq(proto_frame_check(w.b, w.n, &err), (long)w.n);
-	whdr(&w, PROTO_MKNOD + 1, 0, 1);
+	whdr(&w, PROTO_NETCONF, 0, 1);
+	cr_assert_eq(proto_frame_check(w.b, w.n, &err), (long)w.n);
+	whdr(&w, PROTO_NETCONF + 1, 0, 1);
 	cr_assert_eq(proto_frame_check(w.b, w.n, &err), -1);
-	cr_assert(strstr(err.msg, "unknown message type 19"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "unknown message type 20"), "%s", err.msg);
 }
 
 /* --- encoder refusals ------------------------------------------------------------- */
