@@ -20,6 +20,11 @@ oci_vm_cleanup() {
 	rm -rf --one-file-system "$scratch"
 }
 rv() { "$build/bin/runvm" --root "$root" "$@"; }
+# JSON field of `runvm state` (flat string or number fields only).
+field() { sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" <<<"$1"; }
+# A VMM's command line: runvm --log ROOT/ID/vmm.log ... boot ... ID
+vmm_processes() { pgrep -f "runvm --log $root/" | wc -l; }
+
 mkbundle() { "$top/tests/integration/make-bundle.sh" "$@" >/dev/null; }
 
 # The client's side of a console socket, as containerd's or podman's: takes
