@@ -4,7 +4,7 @@
 # listed, then deleted with nothing left. A suite of its own so that a
 # testbed fault here costs a retry of this part only. 20 on a host with
 # hardware KVM; 10 in the testbed, whose 2 emulated CPUs booting 20 guests
-# failed 5 runs in 6 (a guest triple-faulted, or an agent missed its 120 s
+# failed 6 attempts of the last 7 (a guest triple-faulted, or an agent missed its 120 s
 # while the others booted): RUNVM_LIFECYCLE_MANY=20 asks for them there too.
 # usage: tests/integration/test_lifecycle_many_vm.sh BUILD_DIR
 set -u
