@@ -392,8 +392,8 @@ static int walk_mknod(struct codec *c, struct proto_mknod *x)
 static int walk_netconf(struct codec *c, struct proto_netconf *x)
 {
 	if (c_str(c, &x->mac, "mac", -1) < 0 || c_u32(c, &x->mtu, "mtu", -1) < 0 ||
-	    c_strv(c, &x->naddrs, (const char ***)&x->addrs, "addrs") < 0 ||
-	    c_strv(c, &x->nroutes, (const char ***)&x->routes, "routes") < 0)
+	    c_strv(c, &x->naddrs, &x->addrs, "addrs") < 0 ||
+	    c_strv(c, &x->nroutes, &x->routes, "routes") < 0)
 		return -1;
 	return 0;
 }

@@ -223,9 +223,9 @@ struct proto_netconf {
 	const char *mac;             /* "52:54:00:12:34:56" */
 	uint32_t mtu;                /* 0, or 68..65535 */
 	uint32_t naddrs;
-	const char *const *addrs;
+	const char **addrs;
 	uint32_t nroutes;
-	const char *const *routes;
+	const char **routes;
 };
 #define PROTO_MAX_NET_ADDRS 16u
 #define PROTO_MAX_NET_ROUTES 32u

@@ -57,9 +57,6 @@ struct forward {
 	const struct rv_log *log;
 };
 
-/* What vm_config.on_signal hands over (vmm/vm.h). */
-static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
-
 enum { OPT_ROOT = 256, OPT_CWD, OPT_NETWORK, OPT_QUIET, OPT_CPUS, OPT_MEM };
 
 static int parse_cpus(const char *s, unsigned *out, struct rv_err *err)
@@ -314,9 +311,7 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	/* Held from here until the terminal is ours again: one that comes as the
 	 * VM ends would otherwise end us with the terminal still raw. */
 	sigset_t held;
-	sigemptyset(&held);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(&held, forwarded[i]);
+	vm_caller_signals(&held);
 	pthread_sigmask(SIG_BLOCK, &held, &old);
 	f.tty = want_tty(&bc, &f.saved);
 	cfg.on_signal = on_signal;

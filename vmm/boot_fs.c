@@ -148,9 +148,10 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 		return rv_fail(err, errno, "--rootfs %s", f->rootfs);
 	if (!S_ISDIR(st.st_mode))
 		return rv_failx(err, ENOTDIR, "--rootfs %s: not a directory", f->rootfs);
-	f->has_proc = rootfs_has_dir(f->rootfs, "proc");
-	f->has_dev = rootfs_has_dir(f->rootfs, "dev");
-	f->has_sys = rootfs_has_dir(f->rootfs, "sys");
+	/* Under a writable layer the guest makes their places itself. */
+	f->has_proc = f->overlay || rootfs_has_dir(f->rootfs, "proc");
+	f->has_dev = f->overlay || rootfs_has_dir(f->rootfs, "dev");
+	f->has_sys = f->overlay || rootfs_has_dir(f->rootfs, "sys");
 	for (unsigned i = 0; i < f->nvolumes; i++)
 		if (boot_fs_check_volume(f, &f->vol[i], err) < 0)
 			return -1;
@@ -228,7 +229,7 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
 	if ((f->overlay ? mount_overlay(a, f, err) : boot_fs_mount_root(a, f, err)) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
-		if (!kernel_fs[i].wanted && !f->overlay)
+		if (!kernel_fs[i].wanted)
 			continue;
 		snprintf(dst, sizeof(dst), "%s/%s", root, kernel_fs[i].dir);
 		if (agent_mount(a, kernel_fs[i].source, dst, kernel_fs[i].fstype,

@@ -250,18 +250,28 @@ static void kick_handler(int sig)
 
 /* The signals that stop the VMM, and those its caller takes as well
  * (vm_config.on_signal); they arrive on the main loop's signalfd. */
-static void watched_signals(const struct vm_config *cfg, sigset_t *set)
+void vm_caller_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
-	if (!cfg->on_signal)
-		return;
 	sigaddset(set, SIGQUIT);
 	sigaddset(set, SIGUSR1);
 	sigaddset(set, SIGUSR2);
 	sigaddset(set, SIGWINCH);
+}
+
+static void watched_signals(const struct vm_config *cfg, sigset_t *set)
+{
+	if (cfg->on_signal) {
+		vm_caller_signals(set);
+		return;
+	}
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
 }
 
 static bool stops_vm(int sig)

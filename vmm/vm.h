@@ -4,6 +4,7 @@
 #define RV_VM_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -51,6 +52,10 @@ struct vm_config {
 	bool (*on_signal)(void *arg, int sig);
 	void *on_signal_arg;
 };
+
+/* The signals vm_config.on_signal is handed, for a caller that holds them
+ * blocked around vm_run too. */
+void vm_caller_signals(sigset_t *set);
 
 #define VM_AGENT_TIMEOUT_MS 120000u
 #define VM_SHUTDOWN_GRACE_MS 2000u

@@ -54,7 +54,7 @@ static uint32_t tx_one(struct virtio_dev *d, const struct virtq_chain *c)
 	struct vnet *n = d->priv;
 	struct virtio_net_hdr h;
 
-	if (c->nwrite || c->read_bytes < NET_HDR_BYTES + 14 ||
+	if (c->nwrite || c->read_bytes < NET_MIN_FRAME_BYTES ||
 	    c->read_bytes > NET_HDR_BYTES + NET_MAX_FRAME_BYTES) {
 		virtio_dev_warn(d, "tx: dropped a buffer of %llu bytes (%u writable segments)",
 				(unsigned long long)c->read_bytes, c->nwrite);
@@ -197,7 +197,6 @@ static bool rx_header_fix(struct vnet *n)
 
 	if (!negotiated(n, VIRTIO_NET_F_GUEST_CSUM))
 		h->flags = 0;
-	h->num_buffers = htole16(1);
 	if (gso == VIRTIO_NET_HDR_GSO_NONE)
 		return true;
 	return (gso == VIRTIO_NET_HDR_GSO_TCPV4 && negotiated(n, VIRTIO_NET_F_GUEST_TSO4)) ||
@@ -230,7 +229,7 @@ static bool rx_pump(struct vnet *n)
 				watch_tap(n, false);
 				break;
 			}
-			if (r < (ssize_t)NET_HDR_BYTES + 14 ||
+			if (r < (ssize_t)NET_MIN_FRAME_BYTES ||
 			    r > (ssize_t)(NET_HDR_BYTES + NET_MAX_FRAME_BYTES) || !rx_header_fix(n)) {
 				n->stats.rx_dropped++;
 				continue;

@@ -47,6 +47,8 @@ struct virtio_net_hdr {
 #define NET_QUEUE_SIZE 256u
 /* The largest frame either way: a 64 KiB TSO segment with its headers. */
 #define NET_MAX_FRAME_BYTES (65535u + 14u + 4u)
+/* The least either way: the header and an Ethernet header. */
+#define NET_MIN_FRAME_BYTES (NET_HDR_BYTES + 14u)
 #define NET_DEFAULT_MTU 1500u
 
 enum { NET_RXQ = 0, NET_TXQ = 1 };

@@ -43,8 +43,9 @@ static int link_by_mac(struct nl *nl, const uint8_t mac[6], struct nl_link *out,
 			return 0;
 		}
 	}
-	return rv_failx(err, ENODEV, "no interface with MAC %02x:%02x:%02x:%02x:%02x:%02x", mac[0],
-			mac[1], mac[2], mac[3], mac[4], mac[5]);
+	char text[18];
+	net_format_mac(mac, text);
+	return rv_failx(err, ENODEV, "no interface with MAC %s", text);
 }
 
 /* The decoder checked every line (proto_check); parsing cannot fail here. */

@@ -6,8 +6,8 @@
 
 #include "common/proto.h"
 
-static const char *const addrs[] = { "10.0.0.2/24", "fd00::2/64" };
-static const char *const routes[] = { "10.1.0.0/16", "default via 10.0.0.1" };
+static const char *addrs[] = { "10.0.0.2/24", "fd00::2/64" };
+static const char *routes[] = { "10.1.0.0/16", "default via 10.0.0.1" };
 
 static int encode(const struct proto_netconf *n, uint8_t **buf, size_t *len, struct rv_err *err)
 {
@@ -43,9 +43,9 @@ Test(proto_netconf, round_trips)
 
 Test(proto_netconf, refuses_what_the_agent_could_not_apply)
 {
-	static const char *const bad_addr[] = { "10.0.0.2" };
-	static const char *const bad_route[] = { "default" };
-	static const char *const many[17] = { [0 ... 16] = "10.0.0.2/24" };
+	static const char *bad_addr[] = { "10.0.0.2" };
+	static const char *bad_route[] = { "default" };
+	static const char *many[17] = { [0 ... 16] = "10.0.0.2/24" };
 	const struct { struct proto_netconf n; const char *why; } cases[] = {
 		{ { .mac = "52:54:00:12:34" }, "mac '52:54:00:12:34'" },
 		{ { .mac = "52:54:00:12:34:56", .mtu = 67 }, "mtu 67" },
