@@ -9,6 +9,7 @@
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/tc_act/tc_mirred.h>
+#include <linux/veth.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,16 @@ static struct rtattr *attr_put(struct nl_msg *m, uint16_t type, const void *data
 		memcpy(RTA_DATA(a), data, len);
 	m->h.nlmsg_len = (uint32_t)(NLMSG_ALIGN(m->h.nlmsg_len) + RTA_ALIGN(a->rta_len));
 	return a;
+}
+
+/* A fixed header inside an attribute (VETH_INFO_PEER's ifinfomsg). */
+static void *raw_put(struct nl_msg *m, size_t len)
+{
+	uint8_t *p = m->buf + NLMSG_ALIGN(m->h.nlmsg_len);
+
+	memset(p, 0, NLMSG_ALIGN(len));
+	m->h.nlmsg_len = (uint32_t)(NLMSG_ALIGN(m->h.nlmsg_len) + NLMSG_ALIGN(len));
+	return p;
 }
 
 static void nest_end(struct nl_msg *m, struct rtattr *nest)
@@ -239,6 +250,45 @@ int nl_link_by_name(struct nl *nl, const char *name, struct nl_link *out, struct
 	return 0;
 }
 
+int nl_veth_add(struct nl *nl, const char *name, const char *peer, int peer_netns,
+		struct rv_err *err)
+{
+	struct nl_msg m;
+	struct ifinfomsg *ifi = msg_init(&m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(*ifi));
+	char what[64];
+
+	if (strlen(name) >= NL_IFNAME_MAX || strlen(peer) >= NL_IFNAME_MAX)
+		return rv_failx(err, ENAMETOOLONG, "veth %s/%s: names have at most %u characters",
+				name, peer, NL_IFNAME_MAX - 1);
+	ifi->ifi_family = AF_UNSPEC;
+	attr_put(&m, IFLA_IFNAME, name, strlen(name) + 1);
+	struct rtattr *info = attr_put(&m, IFLA_LINKINFO, NULL, 0);
+	attr_put(&m, IFLA_INFO_KIND, "veth", strlen("veth"));
+	struct rtattr *data = attr_put(&m, IFLA_INFO_DATA, NULL, 0);
+	struct rtattr *peer_info = attr_put(&m, VETH_INFO_PEER, NULL, 0);
+	((struct ifinfomsg *)raw_put(&m, sizeof(struct ifinfomsg)))->ifi_family = AF_UNSPEC;
+	attr_put(&m, IFLA_IFNAME, peer, strlen(peer) + 1);
+	if (peer_netns >= 0) {
+		uint32_t fd = (uint32_t)peer_netns;
+		attr_put(&m, IFLA_NET_NS_FD, &fd, sizeof(fd));
+	}
+	nest_end(&m, peer_info);
+	nest_end(&m, data);
+	nest_end(&m, info);
+	snprintf(what, sizeof(what), "add veth %s (peer %s)", name, peer);
+	return transact(nl, &m, NULL, NULL, what, err);
+}
+
+int nl_link_del(struct nl *nl, int index, struct rv_err *err)
+{
+	struct nl_msg m;
+	struct ifinfomsg *ifi = msg_init(&m, RTM_DELLINK, 0, sizeof(*ifi));
+
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = index;
+	return transact(nl, &m, NULL, NULL, "delete link", err);
+}
+
 int nl_link_set(struct nl *nl, int index, bool up, unsigned mtu, const uint8_t *mac,
 		struct rv_err *err)
 {
@@ -361,7 +411,7 @@ static int on_route(void *ctx, const struct nlmsghdr *h)
 		} else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= 4)
 			memcpy(&r.oif, RTA_DATA(a), 4);
 	}
-	if (r.oif != l->oif || r.dst_len > alen * 8)
+	if ((l->oif && r.oif != l->oif) || r.dst_len > alen * 8)
 		return 0;
 	if (l->n == l->max)
 		return -1;
@@ -444,4 +494,20 @@ int nl_redirect(struct nl *nl, int from, int to, struct rv_err *err)
 	nest_end(&m, acts);
 	nest_end(&m, opts);
 	return transact(nl, &m, NULL, NULL, "add a redirect filter", err);
+}
+
+int nl_redirect_remove(struct nl *nl, int from, struct rv_err *err)
+{
+	struct nl_msg m;
+	struct tcmsg *tc = msg_init(&m, RTM_DELQDISC, 0, sizeof(*tc));
+
+	tc->tcm_family = AF_UNSPEC;
+	tc->tcm_ifindex = from;
+	tc->tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0);
+	tc->tcm_parent = TC_H_INGRESS;
+	/* ENOENT: no qdisc; EINVAL: the link has none of that kind. */
+	if (transact(nl, &m, NULL, NULL, "remove the ingress qdisc", err) < 0 &&
+	    err->code != ENOENT && err->code != EINVAL)
+		return -1;
+	return 0;
 }

@@ -52,6 +52,12 @@ void nl_close(struct nl *nl);
 /* Every link of the namespace, up to max. */
 int nl_links(struct nl *nl, struct nl_link *out, unsigned max, unsigned *n, struct rv_err *err);
 int nl_link_by_name(struct nl *nl, const char *name, struct nl_link *out, struct rv_err *err);
+/* A veth pair: `name` here and `peer` in the network namespace of the fd
+ * peer_netns (-1: here too). EEXIST when either name is taken. */
+int nl_veth_add(struct nl *nl, const char *name, const char *peer, int peer_netns,
+		struct rv_err *err);
+/* Deletes a link (a veth takes its peer along). */
+int nl_link_del(struct nl *nl, int index, struct rv_err *err);
 /* Up (or down), and mtu/mac when given (0/NULL: unchanged). */
 int nl_link_set(struct nl *nl, int index, bool up, unsigned mtu, const uint8_t *mac,
 		struct rv_err *err);
@@ -62,7 +68,7 @@ int nl_addrs(struct nl *nl, int index, struct nl_addr *out, unsigned max, unsign
 	     struct rv_err *err);
 int nl_addr_add(struct nl *nl, int index, const struct nl_addr *a, struct rv_err *err);
 
-/* Unicast routes of the main table through link oif. */
+/* Unicast routes of the main table through link oif (0: through any). */
 int nl_routes(struct nl *nl, int oif, struct nl_route *out, unsigned max, unsigned *n,
 	      struct rv_err *err);
 int nl_route_add(struct nl *nl, const struct nl_route *r, struct rv_err *err);
@@ -71,5 +77,8 @@ int nl_route_add(struct nl *nl, const struct nl_route *r, struct rv_err *err);
  * on `from` and a match-anything u32 filter whose mirred action redirects
  * to `to`. */
 int nl_redirect(struct nl *nl, int from, int to, struct rv_err *err);
+/* Undoes nl_redirect on `from` (its ingress qdisc, and the filter with it);
+ * none there is not an error. */
+int nl_redirect_remove(struct nl *nl, int from, struct rv_err *err);
 
 #endif

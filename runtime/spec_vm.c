@@ -231,6 +231,11 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	cfg->nreadonly = s->nreadonly;
 	cfg->devices = s->devices;
 	cfg->ndevices = s->ndevices;
+	/* A pod's namespace, made by CNI, is joined; a new one (no path) or none
+	 * at all leaves the guest its loopback, as a VM cannot share the host's. */
+	for (size_t i = 0; i < s->nnamespaces; i++)
+		if (!strcmp(s->namespaces[i].type, "network"))
+			cfg->netns_path = s->namespaces[i].path;
 	return 0;
 }
 

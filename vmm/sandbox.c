@@ -14,6 +14,7 @@
 #include "vmm/boot_cli.h"
 #include "vmm/boot_fs.h"
 #include "vmm/control.h"
+#include "vmm/pod_net.h"
 #include "vmm/sandbox_ctl.h"
 
 /* The guest side of the container's mounts, in the spec's order: each
@@ -90,8 +91,27 @@ static int protect_paths(const struct sandbox_config *cfg, const struct agent_cl
 	return 0;
 }
 
+/* The pod's addresses and routes on the guest's interface, before anything
+ * in the container (a createContainer hook, say) looks for them. */
+static int configure_net(const struct pod_net *pn, const struct agent_client *a,
+			 struct rv_err *err)
+{
+	struct proto_netconf nc;
+	char mac[18];
+	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
+
+	if (pn->tap_fd < 0)
+		return 0;
+	pod_net_netconf(pn, &nc, mac, addrs, routes);
+	if (agent_netconf(a, &nc, err) < 0)
+		return rv_wrap(err, "the guest's interface for %s", pn->veth);
+	return 0;
+}
+
 static int mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
 {
+	if (configure_net(sb->net, a, err) < 0)
+		return -1;
 	if (boot_fs_mount_root(a, sb->fs, err) < 0)
 		return -1;
 	for (size_t i = 0; i < sb->cfg->nmounts; i++)
@@ -159,12 +179,15 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
 	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
 	struct vm_result res;
+	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
+	struct vm_net vnet;
 	int rc = -1, sig;
 
 	if (!sb || !fs || !vol_of)
 		return rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
 	sandbox_init(sb, cfg, fs, vol_of);
 	sb->mount = mount_container;
+	sb->net = &net;
 	/* A reader that goes away is the container's SIGPIPE, not ours. */
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->terminal) {
@@ -175,12 +198,24 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		sigaddset(&winch, SIGWINCH);
 		pthread_sigmask(SIG_BLOCK, &winch, NULL);
 	}
+	/* First: setns must come before the threads below, which would
+	 * otherwise inherit the pod's namespace. */
+	if (cfg->netns_path && pod_net_attach(cfg->netns_path, &net, err) < 0) {
+		rv_wrap(err, "linux.namespaces network");
+		goto out;
+	}
+	if (net.tap_fd >= 0) {
+		vnet = (struct vm_net){ .tap_fd = net.tap_fd, .mtu = (uint16_t)net.mtu };
+		memcpy(vnet.mac, net.mac, sizeof(vnet.mac));
+		sb->vm_cfg.net = &vnet;
+	}
 	if (make_exports(sb, err) < 0 ||
 	    (cfg->terminal && sandbox_console_start(sb, err) < 0))
 		goto out;
 	if (control_server_start(cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
 		goto out;
 	rc = vm_run(&sb->vm_cfg, &res, err);
+	pod_net_detach(&net);   /* before a re-raised signal ends us */
 	rv_logf(cfg->vm.log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first "
 		"KVM_RUN: %.1f", cfg->vm.cpus, (unsigned long long)(cfg->vm.mem_bytes >> 20),
 		res.cpu_ms_before_run);
@@ -199,6 +234,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 out:
 	sandbox_console_stop(sb);
 	fs_server_free(sb->vm_cfg.fs);
+	pod_net_detach(&net);
 	sandbox_destroy(sb);
 	return rc < 0 ? rv_wrap(err, "sandbox %s", cfg->id) : 0;
 }

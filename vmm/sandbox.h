@@ -41,6 +41,9 @@ struct sandbox_config {
 	 * namespace maps them to. */
 	const struct proto_mknod *devices;
 	size_t ndevices;
+	/* linux.namespaces' network path: its interface becomes the guest's
+	 * (vmm/pod_net.h). NULL: the guest has its loopback only. */
+	const char *netns_path;
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,32 +93,46 @@ static void status_write(void *opaque, uint64_t offset, const uint8_t *data, uin
 
 static uint64_t mmio_base(unsigned i) { return VIRTIO_MMIO_BASE_GPA + (uint64_t)i * VIRTIO_MMIO_WINDOW_BYTES; }
 
-_Static_assert(VIRTIO_MMIO_FIRST_IRQ + VM_MMIO_COUNT <= 16, "virtio-mmio IRQs are ISA IRQs");
+_Static_assert(VIRTIO_MMIO_FIRST_IRQ + VM_MMIO_MAX <= 16, "virtio-mmio IRQs are ISA IRQs");
 
-/* The windows in use: the fs device comes last, so the others keep their
- * addresses and IRQs whether or not it is there. */
-static unsigned mmio_count(const struct vm *vm)
+/* Before the cmdline is written, which announces each window. */
+static void plan_mmio(struct vm *vm)
 {
-	return vm->cfg->fs ? VM_MMIO_COUNT : VM_MMIO_FS;
+	vm->slots[vm->nslots++] = (struct vm_mmio_slot){ "virtio-rng", &vm->rng.dev };
+	vm->slots[vm->nslots++] = (struct vm_mmio_slot){ "virtio-vsock", &vm->vsock.dev };
+	if (vm->cfg->net)
+		vm->slots[vm->nslots++] = (struct vm_mmio_slot){ "virtio-net", &vm->net.dev };
+	if (vm->cfg->fs)
+		vm->slots[vm->nslots++] = (struct vm_mmio_slot){ "virtio-fs", &vm->fs.dev };
+}
+
+static int add_net(struct vm *vm, struct rv_err *err)
+{
+	const struct vm_net *net = vm->cfg->net;
+	int fd = fcntl(net->tap_fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "virtio-net: the tap");
+	vm->net_up = true;
+	return vnet_init(&vm->net, fd, net->mac, net->mtu, &vm->mem, &vm->loop, vm->cfg->log, err);
 }
 
 static int add_virtio_devices(struct vm *vm, struct rv_err *err)
 {
-	static const char *const names[VM_MMIO_COUNT] = { "virtio-rng", "virtio-vsock", "virtio-fs" };
-	struct virtio_dev *devs[VM_MMIO_COUNT] = { &vm->rng.dev, &vm->vsock.dev, &vm->fs.dev };
-
 	rng_init(&vm->rng, &vm->mem, vm->cfg->log);
 	vsock_init(&vm->vsock, VSOCK_GUEST_CID, &vm->mem, &vm->loop, vm->cfg->log);
 	vm->devices_up = true;
 	struct virtio_fs_config fs_cfg = { .tag = vm->cfg->fs_tag };
 	if (vm->cfg->fs && virtio_fs_init(&vm->fs, &fs_cfg, vm->cfg->fs, &vm->mem, vm->cfg->log, err) < 0)
 		return -1;
-	for (unsigned i = 0; i < mmio_count(vm); i++) {
+	if (vm->cfg->net && add_net(vm, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->nslots; i++) {
 		struct virtio_mmio *m = &vm->mmio_dev[i];
-		if (virtio_mmio_init(m, devs[i], mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, vm->kvm.vm_fd,
-				     &vm->loop, err) < 0)
+		if (virtio_mmio_init(m, vm->slots[i].dev, mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i,
+				     vm->kvm.vm_fd, &vm->loop, err) < 0)
 			return -1;
-		struct bus_device b = { names[i], mmio_base(i), VIRTIO_MMIO_WINDOW_BYTES, m,
+		struct bus_device b = { vm->slots[i].name, mmio_base(i), VIRTIO_MMIO_WINDOW_BYTES, m,
 					virtio_mmio_read, virtio_mmio_write };
 		if (bus_add(&vm->mmio, &b, err) < 0)
 			return -1;
@@ -138,7 +153,9 @@ static void remove_virtio_devices(struct vm *vm)
 	/* Joins the workers (each finishes the request in hand) before the
 	 * transport closes the interrupt eventfd they raise. */
 	virtio_fs_destroy(&vm->fs);
-	for (unsigned i = 0; i < VM_MMIO_COUNT; i++)
+	if (vm->net_up)
+		vnet_destroy(&vm->net);
+	for (unsigned i = 0; i < VM_MMIO_MAX; i++)
 		virtio_mmio_destroy(&vm->mmio_dev[i]);
 	vm->devices_up = false;
 }
@@ -168,7 +185,7 @@ static int add_devices(struct vm *vm, struct rv_err *err)
 static int build_cmdline(const struct vm *vm, struct cmdline *c, struct rv_err *err)
 {
 	cmdline_init(c, vm->kernel.cmdline_max);
-	for (unsigned i = 0; i < mmio_count(vm); i++) {
+	for (unsigned i = 0; i < vm->nslots; i++) {
 		char dev[64];
 		if (virtio_mmio_cmdline(mmio_base(i), VIRTIO_MMIO_FIRST_IRQ + i, dev, sizeof(dev)) < 0 ||
 		    cmdline_add(c, dev, err) < 0)
@@ -223,6 +240,7 @@ static int vm_setup(struct vm *vm, struct rv_err *err)
 {
 	const struct vm_config *cfg = vm->cfg;
 
+	plan_mmio(vm);
 	if (evloop_init(&vm->loop, err) < 0)
 		return -1;
 	if (kvm_open(&vm->kvm, cfg->device_fd, err) < 0 || check_config(cfg, &vm->kvm, err) < 0)
@@ -347,6 +365,8 @@ void vm_dump_devices(struct vm *vm)
 	virtio_dev_dump(&vm->rng.dev, vm->cfg->log);
 	if (vm->cfg->fs)
 		virtio_fs_dump(&vm->fs, vm->cfg->log);
+	if (vm->net_up)
+		virtio_dev_dump(&vm->net.dev, vm->cfg->log);
 }
 
 static void on_timeout(struct ev_handler *h, uint32_t events)
@@ -403,7 +423,7 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 		if (evloop_run_once(&vm->loop, VIRTIO_IRQ_RETRY_MS / 2, err) < 0)
 			return -1;
 		/* A paused guest acknowledges nothing: no interrupt is lost. */
-		for (unsigned i = 0; i < mmio_count(vm) && !vm_is_paused(vm); i++)
+		for (unsigned i = 0; i < vm->nslots && !vm_is_paused(vm); i++)
 			virtio_dev_watchdog(vm->mmio_dev[i].dev);
 	}
 	evloop_del(&vm->loop, vm->stop_fd);

@@ -21,6 +21,12 @@ struct vm;
 #define VM_STATUS_PORT 0x4f0
 #define VM_STATUS_SIGNALED 0x100u
 
+struct vm_net {
+	int tap_fd;
+	uint8_t mac[6];
+	uint16_t mtu;                /* 0: 1500 */
+};
+
 struct vm_config {
 	unsigned cpus;
 	uint64_t mem_bytes;
@@ -43,6 +49,9 @@ struct vm_config {
 	 * caller, who frees it after vm_run returns. NULL: no virtio-fs device. */
 	struct fs_server *fs;
 	const char *fs_tag;          /* the guest's mount tag; NULL: "runvm" */
+	/* A virtio-net interface over this tap (vmm/pod_net.h), which the VM
+	 * uses through a dup of tap_fd. NULL: no network device. */
+	const struct vm_net *net;
 	/* Optional: host signals for the caller (`runvm do` forwards them to the
 	 * guest process). SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
 	 * SIGWINCH are then blocked in every VMM thread and each one that arrives

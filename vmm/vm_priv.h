@@ -10,6 +10,7 @@
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "devices/net/net.h"
 #include "devices/rng/rng.h"
 #include "devices/virtio/mmio.h"
 #include "devices/vsock/vsock.h"
@@ -33,8 +34,15 @@ struct vcpu {
 	uint64_t started_ms, exits;     /* for errors: how far the guest got */
 };
 
-/* virtio-mmio windows in order; the fs device only with cfg->fs. */
-enum { VM_MMIO_RNG, VM_MMIO_VSOCK, VM_MMIO_FS, VM_MMIO_COUNT };
+/* virtio-mmio windows, in this order: rng, vsock, then net with cfg->net and
+ * fs with cfg->fs, so a device's address and IRQ depend only on which of
+ * those come before it. */
+#define VM_MMIO_MAX 4u
+
+struct vm_mmio_slot {
+	const char *name;
+	struct virtio_dev *dev;
+};
 
 /* Pause and resume of the vCPU threads (vm_pause): a small state machine of
  * its own, so that it can be tested with plain threads. A vCPU thread calls
@@ -97,8 +105,12 @@ struct vm {
 	struct rng rng;
 	struct vsock vsock;
 	struct virtio_fs fs;
-	struct virtio_mmio mmio_dev[VM_MMIO_COUNT];
+	struct vnet net;
+	struct vm_mmio_slot slots[VM_MMIO_MAX];
+	unsigned nslots;
+	struct virtio_mmio mmio_dev[VM_MMIO_MAX];
 	bool devices_up;
+	bool net_up;                  /* vm->net to destroy */
 	struct vm_agent agent;
 	struct kvm kvm;
 	struct guest_mem mem;

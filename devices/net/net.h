@@ -72,6 +72,12 @@ struct vnet {
 	struct net_stats stats;
 };
 
+/* A tap in the caller's network namespace, named after `name` (a "%d" in it
+ * picks the first free number), with IFF_VNET_HDR and 12-byte headers,
+ * non-blocking. Its name in out_name. Returns the fd, or -1 with err. The
+ * tap goes away with its last fd. */
+int net_tap_open(const char *name, char out_name[16], struct rv_err *err);
+
 /* tap_fd: a tap opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR (net_tap_open),
  * or for tests anything that reads and writes one frame, with its header, per
  * call (a SOCK_SEQPACKET socket). The device owns it from here, also on

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
@@ -131,4 +133,60 @@ Test(netlink, a_redirect_is_an_ingress_qdisc_and_a_mirred_filter, .timeout = 20)
 	pclose(p);
 	cr_expect_not_null(strstr(line, "u32"), "%s", line);
 	cr_expect_not_null(strstr(line, "Egress Redirect to device v1"), "%s", line);
+}
+
+Test(netlink, a_redirect_removed_leaves_no_qdisc_and_can_be_made_again, .timeout = 20)
+{
+	struct rv_err err;
+	struct nl_link v0 = link_named("v0"), v1 = link_named("v1");
+	char line[512];
+
+	cr_assert_eq(nl_redirect(&nl, v0.index, v1.index, &err), 0, "%s", err.msg);
+	cr_assert_eq(nl_redirect_remove(&nl, v0.index, &err), 0, "%s", err.msg);
+	FILE *p = popen("tc qdisc show dev v0", "r");
+	cr_assert_not_null(p);
+	size_t got = fread(line, 1, sizeof(line) - 1, p);
+	line[got] = '\0';
+	pclose(p);
+	cr_expect_null(strstr(line, "ingress"), "%s", line);
+	cr_expect_eq(nl_redirect_remove(&nl, v0.index, &err), 0, "none left is fine: %s", err.msg);
+	cr_expect_eq(nl_redirect(&nl, v0.index, v1.index, &err), 0, "%s", err.msg);
+}
+
+Test(netlink, makes_a_veth_pair_refuses_a_taken_name_and_deletes_both_ends)
+{
+	struct rv_err err;
+	struct nl_link a, k;
+
+	cr_assert_eq(nl_veth_add(&nl, "va", "vb", -1, &err), 0, "%s", err.msg);
+	a = link_named("va");
+	link_named("vb");
+	cr_expect_eq(nl_veth_add(&nl, "va", "vc", -1, &err), -1);
+	cr_expect_eq(err.code, EEXIST, "%s", err.msg);
+	cr_expect_not_null(strstr(err.msg, "va"), "%s", err.msg);
+	cr_expect_eq(nl_veth_add(&nl, "a-name-too-long-for-linux", "vd", -1, &err), -1);
+	cr_expect_eq(err.code, ENAMETOOLONG);
+	cr_assert_eq(nl_link_del(&nl, a.index, &err), 0, "%s", err.msg);
+	cr_expect_eq(nl_link_by_name(&nl, "vb", &k, &err), -1, "the peer went with it");
+}
+
+Test(netlink, puts_a_veths_peer_in_another_namespace)
+{
+	struct rv_err err;
+	struct nl_link k;
+	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	cr_assert_eq(unshare(CLONE_NEWNET), 0);
+	int other = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	cr_assert_eq(setns(home, CLONE_NEWNET), 0);
+	cr_assert_eq(nl_veth_add(&nl, "here0", "there0", other, &err), 0, "%s", err.msg);
+	link_named("here0");
+	cr_expect_eq(nl_link_by_name(&nl, "there0", &k, &err), -1, "not in this namespace");
+	struct nl there;
+	cr_assert_eq(setns(other, CLONE_NEWNET), 0);
+	cr_assert_eq(nl_open(&there, &err), 0, "%s", err.msg);
+	cr_expect_eq(nl_link_by_name(&there, "there0", &k, &err), 0, "%s", err.msg);
+	nl_close(&there);
+	close(other);
+	close(home);
 }

@@ -1,0 +1,141 @@
+#include "vmm/pod_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "devices/net/net.h"
+
+#define POD_NET_MAX_LINKS 64u
+
+/* The one Ethernet interface besides lo: 1, 0 when there is none, -1 with
+ * err when there are several (sit0 and friends have no MAC and do not count). */
+static int find_veth(struct nl *nl, struct nl_link *veth, struct rv_err *err)
+{
+	struct nl_link links[POD_NET_MAX_LINKS];
+	unsigned n, found = 0;
+	char names[128] = "";
+
+	if (nl_links(nl, links, POD_NET_MAX_LINKS, &n, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (links[i].loopback || !links[i].has_mac)
+			continue;
+		if (found++ == 0)
+			*veth = links[i];
+		size_t used = strlen(names);
+		snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", links[i].name);
+	}
+	if (found > 1)
+		return rv_failx(err, ENOTSUP, "%u interfaces besides lo (%s): runvm gives the guest "
+				"one; leave one in the namespace", found, names);
+	return found == 1;
+}
+
+/* What the guest's interface gets: the veth's addresses and routes, as text. */
+static int read_config(struct pod_net *pn, const struct nl_link *veth, struct rv_err *err)
+{
+	struct nl_addr addrs[NL_MAX_ADDRS];
+	struct nl_route routes[NL_MAX_ROUTES];
+	unsigned n;
+
+	if (nl_addrs(&pn->nl, veth->index, addrs, NL_MAX_ADDRS, &n, err) < 0)
+		return rv_wrap(err, "%s", veth->name);
+	for (unsigned i = 0; i < n; i++)
+		if (net_format_cidr(&addrs[i], pn->addrs[pn->naddrs], NETADDR_TEXT_MAX) == 0)
+			pn->naddrs++;
+	if (nl_routes(&pn->nl, veth->index, routes, NL_MAX_ROUTES, &n, err) < 0)
+		return rv_wrap(err, "%s", veth->name);
+	/* On-link routes first: a gateway outside the address's subnet (Calico's
+	 * 169.254.1.1) is reachable only once its own route is in. */
+	for (int gw = 0; gw <= 1; gw++)
+		for (unsigned i = 0; i < n; i++)
+			if (routes[i].has_gw == gw &&
+			    net_format_route(&routes[i], pn->routes[pn->nroutes], NETADDR_TEXT_MAX) == 0)
+				pn->nroutes++;
+	memcpy(pn->mac, veth->mac, sizeof(pn->mac));
+	pn->mtu = veth->mtu;
+	snprintf(pn->veth, sizeof(pn->veth), "%s", veth->name);
+	return 0;
+}
+
+/* Inside the namespace: the tap, up with the veth's MTU, and the redirects. */
+static int attach_inside(struct pod_net *pn, struct rv_err *err)
+{
+	struct nl_link veth, tap;
+
+	if (nl_open(&pn->nl, err) < 0)
+		return -1;
+	int found = find_veth(&pn->nl, &veth, err);
+	if (found <= 0)
+		return found;
+	if (read_config(pn, &veth, err) < 0)
+		return -1;
+	pn->tap_fd = net_tap_open(POD_NET_TAP_NAME, pn->tap, err);
+	if (pn->tap_fd < 0 || nl_link_by_name(&pn->nl, pn->tap, &tap, err) < 0 ||
+	    nl_link_set(&pn->nl, tap.index, true, pn->mtu, NULL, err) < 0)
+		return -1;
+	/* A VMM killed outright leaves its redirect on the veth. */
+	if (nl_redirect_remove(&pn->nl, veth.index, err) < 0)
+		return rv_wrap(err, "%s", veth.name);
+	pn->veth_index = veth.index;
+	if (nl_redirect(&pn->nl, veth.index, tap.index, err) < 0 ||
+	    nl_redirect(&pn->nl, tap.index, veth.index, err) < 0)
+		return rv_wrap(err, "join %s and %s", veth.name, pn->tap);
+	return 0;
+}
+
+int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *err)
+{
+	memset(pn, 0, sizeof(*pn));
+	pn->tap_fd = -1;
+	pn->nl.fd = -1;
+
+	_cleanup_close_ int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return rv_fail(err, errno, "network namespace %s", netns_path);
+	_cleanup_close_ int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (home < 0)
+		return rv_fail(err, errno, "open this thread's network namespace");
+	if (setns(target, CLONE_NEWNET) < 0)
+		return rv_fail(err, errno, "enter network namespace %s%s", netns_path,
+			       errno == EINVAL ? " (not a network namespace)" :
+			       errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+	int rc = attach_inside(pn, err);
+	if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
+		rc = rv_fail(err, errno, "return to the VMM's network namespace");
+	if (rc < 0) {
+		pod_net_detach(pn);
+		return rv_wrap(err, "network namespace %s", netns_path);
+	}
+	return 0;
+}
+
+void pod_net_detach(struct pod_net *pn)
+{
+	struct rv_err ignored;
+
+	if (pn->nl.fd >= 0 && pn->veth_index > 0)
+		nl_redirect_remove(&pn->nl, pn->veth_index, &ignored);
+	pn->veth_index = 0;
+	nl_close(&pn->nl);
+	if (pn->tap_fd >= 0)
+		close(pn->tap_fd);
+	pn->tap_fd = -1;
+}
+
+void pod_net_netconf(const struct pod_net *pn, struct proto_netconf *nc, char mac[18],
+		     const char *addrs[NL_MAX_ADDRS], const char *routes[NL_MAX_ROUTES])
+{
+	net_format_mac(pn->mac, mac);
+	for (unsigned i = 0; i < pn->naddrs; i++)
+		addrs[i] = pn->addrs[i];
+	for (unsigned i = 0; i < pn->nroutes; i++)
+		routes[i] = pn->routes[i];
+	*nc = (struct proto_netconf){ .mac = mac, .mtu = pn->mtu, .naddrs = pn->naddrs,
+				      .addrs = addrs, .nroutes = pn->nroutes, .routes = routes };
+}
