@@ -20,6 +20,7 @@
 
 #include "common/cleanup.h"
 #include "runtime/cli.h"
+#include "runtime/do_net.h"
 #include "vmm/boot_cli.h"
 #include "vmm/boot_fs.h"
 #include "vmm/kvm_host.h"
@@ -31,7 +32,7 @@ extern char **environ;
 #define DO_MAX_CPUS 64u
 
 struct do_opts {
-	const char *root, *cwd, *network;
+	const char *root, *cwd, *network, *ip;
 	bool quiet;
 	unsigned cpus;
 	unsigned long long mem;
@@ -57,7 +58,7 @@ struct forward {
 	const struct rv_log *log;
 };
 
-enum { OPT_ROOT = 256, OPT_CWD, OPT_NETWORK, OPT_QUIET, OPT_CPUS, OPT_MEM };
+enum { OPT_ROOT = 256, OPT_CWD, OPT_NETWORK, OPT_IP, OPT_QUIET, OPT_CPUS, OPT_MEM };
 
 static int parse_cpus(const char *s, unsigned *out, struct rv_err *err)
 {
@@ -86,6 +87,7 @@ static int parse(int argc, char **argv, struct do_opts *o, struct rv_err *err)
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "cwd", required_argument, NULL, OPT_CWD },
 		{ "network", required_argument, NULL, OPT_NETWORK },
+		{ "ip", required_argument, NULL, OPT_IP },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEM },
@@ -100,6 +102,7 @@ static int parse(int argc, char **argv, struct do_opts *o, struct rv_err *err)
 		case OPT_ROOT: o->root = optarg; break;
 		case OPT_CWD: o->cwd = optarg; break;
 		case OPT_NETWORK: o->network = optarg; break;
+		case OPT_IP: o->ip = optarg; break;
 		case OPT_QUIET: o->quiet = true; break;
 		case OPT_CPUS: rc = parse_cpus(optarg, &o->cpus, err); break;
 		case OPT_MEM: rc = parse_memory(optarg, &o->mem, err); break;
@@ -112,11 +115,20 @@ static int parse(int argc, char **argv, struct do_opts *o, struct rv_err *err)
 		return -1;
 	if (optind >= argc)
 		return rv_failx(err, EINVAL, "do: no command given: runvm do [FLAGS] -- COMMAND [ARG...]");
-	/* A network device is not built yet: the guest has its loopback only,
-	 * which is what `none` asks for; nothing else is offered as if it worked. */
-	if (strcmp(o->network, "none"))
-		return rv_failx(err, EINVAL, "do: --network '%s': only 'none' (loopback only) is "
-				"available: runvm has no network device yet", o->network);
+	/* --ip alone asks for a network; loopback only stays the default, as
+	 * a network needs root and changes this host (a veth, NAT rules). */
+	if (!o->network)
+		o->network = o->ip ? "sandbox" : "none";
+	if (strcmp(o->network, "none") && strcmp(o->network, "sandbox"))
+		return rv_failx(err, EINVAL, "do: --network '%s': use none (loopback only) or "
+				"sandbox (a veth and NAT of the VM's own)", o->network);
+	if (!strcmp(o->network, "none") && o->ip)
+		return rv_failx(err, EINVAL, "do: --ip %s with --network none: drop one of them",
+				o->ip);
+	if (!o->ip)
+		o->ip = DO_NET_DEFAULT_IP;
+	if (do_net_check_ip(o->ip, err) < 0)
+		return -1;
 	o->argv = argv + optind;
 	return 0;
 }
@@ -272,6 +284,33 @@ static bool want_tty(struct boot_command *bc, struct termios *saved)
 	return true;
 }
 
+/* --network sandbox: what the VM and its agent are told of do_net's work. */
+struct do_netconf {
+	struct do_net net;
+	struct vm_net vnet;
+	struct proto_netconf nc;
+	char mac[18];
+	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
+};
+
+static int network_up(const struct do_opts *o, struct do_netconf *d, struct vm_config *cfg,
+		      struct boot_command *bc, struct rv_err *err)
+{
+	if (strcmp(o->network, "sandbox"))
+		return 0;
+	if (do_net_up(&d->net, o->ip, err) < 0)
+		return -1;
+	d->vnet = (struct vm_net){ .tap_fd = d->net.pod.tap_fd, .mtu = (uint16_t)d->net.pod.mtu };
+	memcpy(d->vnet.mac, d->net.pod.mac, sizeof(d->vnet.mac));
+	pod_net_netconf(&d->net.pod, &d->nc, d->mac, d->addrs, d->routes);
+	cfg->net = &d->vnet;
+	bc->netconf = &d->nc;
+	if (!o->quiet && d->net.no_nat_why)
+		fprintf(stderr, "runvm do: the VM (%s) reaches this host (%s) only: %s\n", d->net.ip,
+			d->net.peer_ip, d->net.no_nat_why);
+	return 0;
+}
+
 static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 {
 	char root[PATH_MAX], cwd[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX], host[256] = "";
@@ -280,9 +319,11 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	struct forward f = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .log = &cli->log };
 	pthread_t thread;
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
+	_cleanup_free_ struct do_netconf *netconf = calloc(1, sizeof(*netconf));
 
-	if (!fs)
+	if (!fs || !netconf)
 		return rv_fail(err, ENOMEM, "do");
+	netconf->net = (struct do_net){ .netns_fd = -1, .pod = { .tap_fd = -1, .nl = { .fd = -1 } } };
 	if (resolve_root(o->root, root, err) < 0 || resolve_cwd(o, root, cwd, err) < 0)
 		return -1;
 	if (!(cfg.kernel = boot_shipped_file(BOOT_DEFAULT_KERNEL_REL, kernel, sizeof(kernel))) ||
@@ -316,7 +357,10 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	f.tty = want_tty(&bc, &f.saved);
 	cfg.on_signal = on_signal;
 	cfg.on_signal_arg = &f;
-	rc = boot_run_command(&cfg, fs, &bc, &cli->exit_code, err);
+	rc = network_up(o, netconf, &cfg, &bc, err);
+	if (rc == 0)
+		rc = boot_run_command(&cfg, fs, &bc, &cli->exit_code, err);
+	do_net_down(&netconf->net);
 	if (atomic_load(&f.raw))
 		tcsetattr(STDIN_FILENO, TCSANOW, &f.saved);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -330,7 +374,7 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 
 int cmd_do(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {
-	struct do_opts o = { .root = "/", .network = "none", .cpus = 1, .mem = DO_DEFAULT_MEM };
+	struct do_opts o = { .root = "/", .cpus = 1, .mem = DO_DEFAULT_MEM };
 	struct kvm_host host;
 
 	if (parse(argc, argv, &o, err) < 0)

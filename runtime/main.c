@@ -113,8 +113,13 @@ static const struct verb verbs[] = {
 	  "  --cpus N            vCPUs (default 1)\n"
 	  "  --memory SIZE       guest RAM, e.g. 512M, 2G (default 512M); the writable\n"
 	  "                      layer lives in it\n"
-	  "  --network none      loopback only (the default; the only choice so far)\n"
-	  "  --quiet             accepted for runsc compatibility; runvm prints only errors\n" },
+	  "  --network none      loopback only (the default without --ip)\n"
+	  "  --network sandbox   a network of the VM's own, as runsc do makes it (root):\n"
+	  "                      a veth from this host, the VM at --ip/24, this host at\n"
+	  "                      the next address as its gateway, NAT out through this\n"
+	  "                      host's default route (with iptables); all removed on exit\n"
+	  "  --ip ADDR           the VM's address (default 192.168.10.2); implies sandbox\n"
+	  "  --quiet             no notes from runvm (that the VM has no NAT, say)\n" },
 	{ "boot", cmd_boot, "(internal) the VMM of one sandbox",
 	  "--bundle DIR --spec-fd N --controller-fd N --start-sync-fd N [FLAGS] ID\n"
 	  "   or: runvm boot [FLAGS] -- COMMAND [ARG...]",

@@ -16,6 +16,9 @@ packages=(
 	# virtio-fs: real workloads in the file-service tests (git, SQLite, fio's
 	# verify, xattrs), and bindfs, the libfuse passthrough bench/fs.sh compares with
 	git sqlite3 fio attr python3 bindfs
+	# networking: ip and tc in the network tests; iptables for runvm do's NAT,
+	# as runsc do uses it
+	iproute2 iptables
 )
 
 missing=()

@@ -291,6 +291,8 @@ static int run_command(void *arg, struct vm *vm, const struct agent_client *agen
 				.started = bc->started ? on_started : NULL, .started_arg = &started };
 	struct agent_status st;
 
+	if (bc->netconf && agent_netconf(agent, bc->netconf, err) < 0)
+		return rv_wrap(err, "the guest's network interface");
 	if (bc->fs && boot_fs_mount(agent, bc->fs, err) < 0)
 		return -1;
 	int rc = agent_run(agent, &x, &st, err);

@@ -30,6 +30,9 @@ struct boot_command {
 	bool tty;                    /* a guest pty relayed to stdin/stdout (agent_exec.tty) */
 	uint16_t rows, cols;
 	const struct boot_fs *fs;    /* NULL: CMD runs in the initramfs */
+	/* The guest's interface (vm_config.net), configured before CMD runs;
+	 * NULL: none. */
+	const struct proto_netconf *netconf;
 	/* Optional: told once the process runs and once it has ended, on the
 	 * controller's thread; agent is valid in between. Must not block. */
 	void (*started)(void *arg, const struct agent_client *agent, uint32_t exec_id);

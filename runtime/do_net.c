@@ -1,0 +1,275 @@
+#include "runtime/do_net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+#define DO_NET_PREFIX 24u
+#define DO_NET_INNER_IF "eth0"
+#define DO_NET_MAX_LINKS 256u
+#define IP_FORWARD_SYSCTL "/proc/sys/net/ipv4/ip_forward"
+
+extern char **environ;
+
+/* ADDR and the address of our end: the next one up, or the one below for
+ * .254, inside the same /24. */
+static int parse_ip(const char *arg, struct do_net *dn, struct rv_err *err)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, arg, &a) != 1)
+		return rv_failx(err, EINVAL, "do: --ip '%s': an IPv4 address, as %s", arg,
+				DO_NET_DEFAULT_IP);
+	uint32_t host = ntohl(a.s_addr), last = host & 0xff;
+	if (last == 0 || last == 255)
+		return rv_failx(err, EINVAL, "do: --ip %s: the VM's /%u names its network or "
+				"broadcast address; pick .1 to .254", arg, DO_NET_PREFIX);
+	struct in_addr peer = { htonl(last == 254 ? host - 1 : host + 1) };
+	inet_ntop(AF_INET, &a, dn->ip, sizeof(dn->ip));
+	inet_ntop(AF_INET, &peer, dn->peer_ip, sizeof(dn->peer_ip));
+	return 0;
+}
+
+int do_net_check_ip(const char *ip, struct rv_err *err)
+{
+	struct do_net dn;
+
+	return parse_ip(ip, &dn, err);
+}
+
+static struct nl_addr cidr(const char *ip)
+{
+	struct nl_addr a = { .family = AF_INET, .prefix = DO_NET_PREFIX };
+
+	inet_pton(AF_INET, ip, a.addr);
+	return a;
+}
+
+/* Our end's address on a link already would make two routes to one /24. */
+static int check_clash(struct nl *nl, const struct do_net *dn, struct rv_err *err)
+{
+	struct nl_link links[DO_NET_MAX_LINKS];
+	struct nl_addr addrs[NL_MAX_ADDRS];
+	struct nl_addr want = cidr(dn->peer_ip);
+	unsigned n, na;
+
+	if (nl_links(nl, links, DO_NET_MAX_LINKS, &n, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (nl_addrs(nl, links[i].index, addrs, NL_MAX_ADDRS, &na, err) < 0)
+			return -1;
+		for (unsigned k = 0; k < na; k++)
+			if (addrs[k].family == AF_INET && !memcmp(addrs[k].addr, want.addr, 4))
+				return rv_failx(err, EADDRINUSE, "do: --ip %s: its peer %s is already "
+						"on %s (another runvm do?): pick another --ip",
+						dn->ip, dn->peer_ip, links[i].name);
+	}
+	return 0;
+}
+
+/* A namespace held by an fd only: it goes when we do. */
+static int make_netns(struct do_net *dn, struct rv_err *err)
+{
+	_cleanup_close_ int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	if (home < 0)
+		return rv_fail(err, errno, "do: open this thread's network namespace");
+	if (unshare(CLONE_NEWNET) < 0)
+		return rv_fail(err, errno, "do: create a network namespace%s",
+			       errno == EPERM ? " (--ip needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN)" : "");
+	dn->netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int code = errno;
+	if (setns(home, CLONE_NEWNET) < 0)
+		return rv_fail(err, errno, "do: return to our network namespace");
+	return dn->netns_fd < 0 ? rv_fail(err, code, "do: open the new network namespace") : 0;
+}
+
+/* Inside: the inner end gets ADDR/24 and the default route through us. */
+static int setup_inside(struct do_net *dn, struct rv_err *err)
+{
+	_cleanup_close_ int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	struct nl nl = { .fd = -1 };
+	struct nl_link lo, inner;
+	struct nl_addr addr = cidr(dn->ip);
+	struct nl_route def = { .family = AF_INET, .has_gw = true };
+
+	inet_pton(AF_INET, dn->peer_ip, def.gw);
+	if (home < 0 || setns(dn->netns_fd, CLONE_NEWNET) < 0)
+		return rv_fail(err, errno, "do: enter the VM's network namespace");
+	int rc = nl_open(&nl, err);
+	if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
+		rc = rv_fail(err, errno, "do: return to our network namespace");
+	if (rc == 0 &&
+	    (nl_link_by_name(&nl, "lo", &lo, err) < 0 || nl_link_set(&nl, lo.index, true, 0, NULL, err) < 0 ||
+	     nl_link_by_name(&nl, DO_NET_INNER_IF, &inner, err) < 0 ||
+	     nl_addr_add(&nl, inner.index, &addr, err) < 0 ||
+	     nl_link_set(&nl, inner.index, true, 0, NULL, err) < 0 ||
+	     (def.oif = inner.index, nl_route_add(&nl, &def, err)) < 0))
+		rc = rv_wrap(err, "do: the VM's side of the veth");
+	nl_close(&nl);
+	return rc;
+}
+
+static int setup_outside(struct nl *nl, struct do_net *dn, struct rv_err *err)
+{
+	struct nl_link host;
+	struct nl_addr addr = cidr(dn->peer_ip);
+
+	snprintf(dn->host_if, sizeof(dn->host_if), "rvdo%d", (int)getpid());
+	if (nl_veth_add(nl, dn->host_if, DO_NET_INNER_IF, dn->netns_fd, err) < 0)
+		return rv_wrap(err, "do");
+	dn->veth_made = true;
+	if (nl_link_by_name(nl, dn->host_if, &host, err) < 0 ||
+	    nl_addr_add(nl, host.index, &addr, err) < 0 ||
+	    nl_link_set(nl, host.index, true, 0, NULL, err) < 0)
+		return rv_wrap(err, "do: %s", dn->host_if);
+	return 0;
+}
+
+/* iptables ARGS... with -w (wait for the xtables lock); 0 when it exits 0. */
+static int iptables(const char *const args[], struct rv_err *err)
+{
+	const char *argv[16] = { "iptables", "-w" };
+	unsigned n = 2;
+	pid_t pid;
+	int status;
+
+	for (; *args && n < 15; args++)
+		argv[n++] = *args;
+	int rc = posix_spawnp(&pid, "iptables", NULL, NULL, (char *const *)argv, environ);
+	if (rc)
+		return rv_fail(err, rc, "do: run iptables");
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return rv_fail(err, errno, "do: wait for iptables");
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return rv_failx(err, EIO, "do: iptables %s %s %s ... failed (status %d)", argv[2],
+				argv[3], argv[4], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+/* The three rules runsc do adds, with op "-A" or "-D". */
+static int nat_rules(const struct do_net *dn, const char *op, struct rv_err *err)
+{
+	const char *masq[] = { "-t", "nat", op, "POSTROUTING", "-s", dn->ip, "-o", dn->out_if,
+			       "-j", "MASQUERADE", NULL };
+	const char *in[] = { op, "FORWARD", "-i", dn->out_if, "-o", dn->host_if, "-j", "ACCEPT", NULL };
+	const char *out[] = { op, "FORWARD", "-o", dn->out_if, "-i", dn->host_if, "-j", "ACCEPT", NULL };
+	int rc = iptables(masq, err);
+
+	if (iptables(in, err) < 0)
+		rc = -1;
+	if (iptables(out, err) < 0)
+		rc = -1;
+	return rc;
+}
+
+static bool have_iptables(void)
+{
+	pid_t pid;
+	int status;
+	const char *argv[] = { "iptables", "--version", NULL };
+	posix_spawn_file_actions_t fa;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+	int rc = posix_spawnp(&pid, "iptables", &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc)
+		return false;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Out through the host's default route, when there is one and iptables. */
+static int setup_nat(struct nl *nl, struct do_net *dn, struct rv_err *err)
+{
+	struct nl_route routes[NL_MAX_ROUTES];
+	struct nl_link links[DO_NET_MAX_LINKS];
+	unsigned n, nl_n;
+	int oif = 0;
+
+	if (nl_routes(nl, 0, routes, NL_MAX_ROUTES, &n, err) < 0)
+		return rv_wrap(err, "do: the host's default route");
+	for (unsigned i = 0; i < n && !oif; i++)
+		if (routes[i].family == AF_INET && routes[i].dst_len == 0)
+			oif = routes[i].oif;
+	if (!oif) {
+		dn->no_nat_why = "this host has no default route";
+		return 0;
+	}
+	if (!have_iptables()) {
+		dn->no_nat_why = "iptables is not installed (Debian package iptables)";
+		return 0;
+	}
+	if (nl_links(nl, links, DO_NET_MAX_LINKS, &nl_n, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < nl_n; i++)
+		if (links[i].index == oif)
+			snprintf(dn->out_if, sizeof(dn->out_if), "%s", links[i].name);
+	FILE *f = fopen(IP_FORWARD_SYSCTL, "w");
+	if (!f || fputs("1\n", f) < 0 || fclose(f) != 0)
+		return rv_fail(err, errno, "do: enable forwarding (%s)", IP_FORWARD_SYSCTL);
+	dn->nat_made = true;
+	return nat_rules(dn, "-A", err);
+}
+
+int do_net_up(struct do_net *dn, const char *ip, struct rv_err *err)
+{
+	struct nl nl = { .fd = -1 };
+	char path[64];
+
+	*dn = (struct do_net){ .netns_fd = -1, .pod = { .tap_fd = -1, .nl = { .fd = -1 } } };
+	if (parse_ip(ip, dn, err) < 0)
+		return -1;
+	int rc = nl_open(&nl, err);
+	if (rc == 0)
+		rc = check_clash(&nl, dn, err);
+	if (rc == 0)
+		rc = make_netns(dn, err);
+	if (rc == 0)
+		rc = setup_outside(&nl, dn, err);
+	if (rc == 0)
+		rc = setup_inside(dn, err);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dn->netns_fd);
+	if (rc == 0)
+		rc = pod_net_attach(path, &dn->pod, err);
+	if (rc == 0)
+		rc = setup_nat(&nl, dn, err);
+	nl_close(&nl);
+	if (rc < 0)
+		do_net_down(dn);
+	return rc;
+}
+
+void do_net_down(struct do_net *dn)
+{
+	struct rv_err ignored;
+	struct nl nl;
+	struct nl_link host;
+
+	if (dn->nat_made)
+		nat_rules(dn, "-D", &ignored);
+	dn->nat_made = false;
+	pod_net_detach(&dn->pod);
+	if (dn->veth_made && nl_open(&nl, &ignored) == 0) {
+		if (nl_link_by_name(&nl, dn->host_if, &host, &ignored) == 0)
+			nl_link_del(&nl, host.index, &ignored);
+		nl_close(&nl);
+	}
+	dn->veth_made = false;
+	if (dn->netns_fd >= 0)
+		close(dn->netns_fd);
+	dn->netns_fd = -1;
+}
