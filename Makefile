@@ -38,6 +38,7 @@ AGENT_STRESS := $(B)/tests/agent-stress
 FS_MOUNT := $(B)/tests/fs-mount
 FS_ESCAPE := $(B)/tests/fs-escape
 VSOCK_BENCH := $(B)/bench/vsock-bench
+NET_BENCH := $(B)/bench/net-bench
 
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
@@ -45,7 +46,7 @@ PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 
 .PHONY: check-clang
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) guest-kernel $(PAYLOAD_INITRD)
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -90,6 +91,11 @@ $(FS_MOUNT): $(B)/obj/tests/fs/fs_mount.o $(B)/lib.a
 $(FS_ESCAPE): tests/fs/fs_escape.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -pthread -o $@ $<
+
+# Static: bench/net.sh copies it into a busybox container; never sanitized.
+$(NET_BENCH): bench/net_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -o $@ $<
 
 $(VSOCK_BENCH): $(B)/obj/bench/vsock_bench.o $(B)/lib.a
 	@mkdir -p $(dir $@)

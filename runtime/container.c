@@ -13,6 +13,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/ctl.h"
 #include "runtime/hooks.h"
+#include "vmm/pod_net.h"
 
 #define KILL_WAIT_MS 10000
 #define KILL_POLL_MS 10
@@ -97,6 +98,25 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A VMM killed outright (delete --force) left its redirect on the pod's
+ * veth; the next sandbox there would replace it, but the pod is the
+ * engine's, and it gets it back as it was. */
+static void release_pod_net(const struct container *c)
+{
+	struct oci_spec spec;
+	struct rv_err err;
+
+	if (container_spec(c, &spec, &err) < 0)
+		return;
+	for (size_t i = 0; i < spec.nnamespaces; i++) {
+		const struct oci_namespace *ns = &spec.namespaces[i];
+		if (!strcmp(ns->type, "network") && ns->path && pod_net_release(ns->path, &err) < 0 &&
+		    err.code != ENOENT)
+			rv_logf(&c->cli->log, RV_LOG_WARN, "delete %s: %s", c->id, err.msg);
+	}
+	spec_free(&spec);
+}
+
 int container_kill_vmm(const struct container *c, struct rv_err *err)
 {
 	if (!vmm_alive(c))
@@ -104,8 +124,10 @@ int container_kill_vmm(const struct container *c, struct rv_err *err)
 	if (kill(c->st.pid, SIGKILL) < 0 && errno != ESRCH)
 		return rv_fail(err, errno, "kill the VMM of '%s' (pid %d)", c->id, (int)c->st.pid);
 	for (long waited = 0; waited < KILL_WAIT_MS; waited += KILL_POLL_MS) {
-		if (!vmm_alive(c))
+		if (!vmm_alive(c)) {
+			release_pod_net(c);
 			return 0;
+		}
 		sleep_ms(KILL_POLL_MS);
 	}
 	return rv_failx(err, ETIMEDOUT, "the VMM of '%s' (pid %d) did not die within %d s of SIGKILL",

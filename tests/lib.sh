@@ -2,6 +2,11 @@
 # "SUITE: N passed, N failed, N skipped" that tests/check.sh adds up.
 # shellcheck shell=bash
 
+# Debian's tools first, the ones scripts/install-deps.sh installs: a PATH
+# with other interpreters ahead (a pyenv python3 shim: 13 s a start in the
+# testbed, against 2 for Debian's) would test against those, slowly.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
 t_pass=0 t_fail=0 t_skip=0
 t_suite=${t_suite:-tests}
 

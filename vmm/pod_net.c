@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,8 +13,18 @@
 
 #define POD_NET_MAX_LINKS 64u
 
-/* The one Ethernet interface besides lo: 1, 0 when there is none, -1 with
- * err when there are several (sit0 and friends have no MAC and do not count). */
+/* A tap of ours (POD_NET_TAP_NAME): a running VMM's, or the one being made. */
+static bool is_our_tap(const char *name)
+{
+	size_t prefix = strcspn(POD_NET_TAP_NAME, "%");
+
+	return !strncmp(name, POD_NET_TAP_NAME, prefix) && name[prefix] &&
+	       strspn(name + prefix, "0123456789") == strlen(name + prefix);
+}
+
+/* The one Ethernet interface besides lo and our taps: 1, 0 when there is
+ * none, -1 with err when there are several (sit0 and friends have no MAC and
+ * do not count). */
 static int find_veth(struct nl *nl, struct nl_link *veth, struct rv_err *err)
 {
 	struct nl_link links[POD_NET_MAX_LINKS];
@@ -23,7 +34,7 @@ static int find_veth(struct nl *nl, struct nl_link *veth, struct rv_err *err)
 	if (nl_links(nl, links, POD_NET_MAX_LINKS, &n, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
-		if (links[i].loopback || !links[i].has_mac)
+		if (links[i].loopback || !links[i].has_mac || is_our_tap(links[i].name))
 			continue;
 		if (found++ == 0)
 			*veth = links[i];
@@ -89,12 +100,10 @@ static int attach_inside(struct pod_net *pn, struct rv_err *err)
 	return 0;
 }
 
-int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *err)
+/* fn(arg) on this thread inside the namespace at netns_path, and back. */
+static int in_netns(const char *netns_path, int (*fn)(void *arg, struct rv_err *err), void *arg,
+		    struct rv_err *err)
 {
-	memset(pn, 0, sizeof(*pn));
-	pn->tap_fd = -1;
-	pn->nl.fd = -1;
-
 	_cleanup_close_ int target = open(netns_path, O_RDONLY | O_CLOEXEC);
 	if (target < 0)
 		return rv_fail(err, errno, "network namespace %s", netns_path);
@@ -105,14 +114,46 @@ int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *er
 		return rv_fail(err, errno, "enter network namespace %s%s", netns_path,
 			       errno == EINVAL ? " (not a network namespace)" :
 			       errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
-	int rc = attach_inside(pn, err);
+	int rc = fn(arg, err);
 	if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
 		rc = rv_fail(err, errno, "return to the VMM's network namespace");
-	if (rc < 0) {
+	return rc < 0 ? rv_wrap(err, "network namespace %s", netns_path) : 0;
+}
+
+static int attach_fn(void *arg, struct rv_err *err)
+{
+	return attach_inside(arg, err);
+}
+
+int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *err)
+{
+	memset(pn, 0, sizeof(*pn));
+	pn->tap_fd = -1;
+	pn->nl.fd = -1;
+	if (in_netns(netns_path, attach_fn, pn, err) < 0) {
 		pod_net_detach(pn);
-		return rv_wrap(err, "network namespace %s", netns_path);
+		return -1;
 	}
 	return 0;
+}
+
+static int release_fn(void *arg, struct rv_err *err)
+{
+	struct nl nl;
+	struct nl_link veth;
+
+	(void)arg;
+	if (nl_open(&nl, err) < 0)
+		return -1;
+	int found = find_veth(&nl, &veth, err);
+	int rc = found > 0 ? nl_redirect_remove(&nl, veth.index, err) : found;
+	nl_close(&nl);
+	return rc;
+}
+
+int pod_net_release(const char *netns_path, struct rv_err *err)
+{
+	return in_netns(netns_path, release_fn, NULL, err);
 }
 
 void pod_net_detach(struct pod_net *pn)

@@ -41,6 +41,11 @@ int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *er
  * attached, and twice. */
 void pod_net_detach(struct pod_net *pn);
 
+/* What pod_net_detach does to the veth, for a VMM that could not (killed
+ * outright: delete --force): from any process, a namespace gone or with no
+ * interface is not an error. */
+int pod_net_release(const char *netns_path, struct rv_err *err);
+
 /* NETCONF for the agent, pointing into pn and the caller's arrays. */
 void pod_net_netconf(const struct pod_net *pn, struct proto_netconf *nc, char mac[18],
 		     const char *addrs[NL_MAX_ADDRS], const char *routes[NL_MAX_ROUTES]);

@@ -105,8 +105,10 @@ expect_in "Ctrl-C ends the command with SIGINT, and runvm do with it" "$out" "st
 # --- bad input ----------------------------------------------------------------------
 run_capture "$runvm" do
 expect_rc "no command: exit 1" 1 && expect_in "no command: says how to give one" "$err" "no command given"
-run_capture rvdo --network sandbox -- true
-expect_rc "--network sandbox: refused" 1 && expect_in "--network: names the flag and what is there" "$err" "--network 'sandbox'"
+run_capture rvdo --network host -- true
+expect_rc "--network host: refused" 1 && expect_in "--network: names the flag and what is there" "$err" "--network 'host'"
+run_capture rvdo --network none --ip 10.0.0.2 -- true
+expect_rc "--network none with --ip: refused" 1 && expect_in "naming both" "$err" "--ip 10.0.0.2 with --network none"
 run_capture rvdo --cwd /no/such/dir -- true
 expect_rc "--cwd of a missing dir: exit 1" 1 && expect_in "--cwd: names it" "$err" "--cwd /no/such/dir"
 run_capture rvdo --root /no/such/root -- true

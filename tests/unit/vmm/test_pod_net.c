@@ -179,3 +179,19 @@ Test(pod_net, a_file_that_is_not_a_namespace_is_named)
 	cr_assert_eq(pod_net_attach("/etc/hostname", &pn, &err), -1);
 	cr_expect_not_null(strstr(err.msg, "not a network namespace"), "%s", err.msg);
 }
+
+Test(pod_net, release_removes_what_a_killed_vmm_left)
+{
+	struct pod_net pn;
+	struct rv_err err;
+	char cmd[128];
+
+	cr_assert_eq(pod_net_attach(pod_path, &pn, &err), 0, "%s", err.msg);
+	cr_assert_eq(pod_net_release(pod_path, &err), 0, "%s", err.msg);
+	snprintf(cmd, sizeof(cmd), "tc -n %s qdisc show dev eth0", pod);
+	cr_expect_null(strstr(output(cmd), "ingress"));
+	cr_expect_eq(pod_net_release(pod_path, &err), 0, "nothing left is fine: %s", err.msg);
+	cr_expect_eq(pod_net_release("/run/netns/rvut-no-such-pod", &err), -1);
+	cr_expect_eq(err.code, ENOENT);
+	pod_net_detach(&pn);
+}
