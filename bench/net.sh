@@ -84,5 +84,5 @@ r=$(printf '%s\n' "${rv_mbps[@]}" | median)
 v=$(printf '%s\n' "${veth_mbps[@]}" | median)
 rr=$(printf '%s\n' "${rv_rr[@]}" | median)
 vrr=$(printf '%s\n' "${veth_rr[@]}" | median)
-ratio=$(awk -v a="$r" -v b="$v" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }')
+ratio=$(awk -v a="$r" -v b="$v" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 echo "net: runvm_mbps=$r veth_mbps=$v ratio=$ratio rr_us=$rr veth_rr_us=$vrr"
