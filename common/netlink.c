@@ -283,10 +283,12 @@ int nl_link_del(struct nl *nl, int index, struct rv_err *err)
 {
 	struct nl_msg m;
 	struct ifinfomsg *ifi = msg_init(&m, RTM_DELLINK, 0, sizeof(*ifi));
+	char what[32];
 
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = index;
-	return transact(nl, &m, NULL, NULL, "delete link", err);
+	snprintf(what, sizeof(what), "delete link %d", index);
+	return transact(nl, &m, NULL, NULL, what, err);
 }
 
 int nl_link_set(struct nl *nl, int index, bool up, unsigned mtu, const uint8_t *mac,
@@ -294,6 +296,7 @@ int nl_link_set(struct nl *nl, int index, bool up, unsigned mtu, const uint8_t *
 {
 	struct nl_msg m;
 	struct ifinfomsg *ifi = msg_init(&m, RTM_NEWLINK, 0, sizeof(*ifi));
+	char what[32];
 
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = index;
@@ -303,7 +306,8 @@ int nl_link_set(struct nl *nl, int index, bool up, unsigned mtu, const uint8_t *
 		attr_put(&m, IFLA_MTU, &mtu, sizeof(mtu));
 	if (mac)
 		attr_put(&m, IFLA_ADDRESS, mac, 6);
-	return transact(nl, &m, NULL, NULL, "set link", err);
+	snprintf(what, sizeof(what), "set link %d", index);
+	return transact(nl, &m, NULL, NULL, what, err);
 }
 
 /* --- addresses and routes ----------------------------------------------------- */

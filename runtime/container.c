@@ -98,8 +98,8 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A VMM killed outright (delete --force) left its redirect on the pod's
- * veth; the next sandbox there would replace it, but the pod is the
+/* A VMM killed outright (delete --force) or crashed left its redirect on
+ * the pod's veth, where it drops everything that comes in: the pod is the
  * engine's, and it gets it back as it was. */
 static void release_pod_net(const struct container *c)
 {
@@ -124,10 +124,8 @@ int container_kill_vmm(const struct container *c, struct rv_err *err)
 	if (kill(c->st.pid, SIGKILL) < 0 && errno != ESRCH)
 		return rv_fail(err, errno, "kill the VMM of '%s' (pid %d)", c->id, (int)c->st.pid);
 	for (long waited = 0; waited < KILL_WAIT_MS; waited += KILL_POLL_MS) {
-		if (!vmm_alive(c)) {
-			release_pod_net(c);
+		if (!vmm_alive(c))
 			return 0;
-		}
 		sleep_ms(KILL_POLL_MS);
 	}
 	return rv_failx(err, ETIMEDOUT, "the VMM of '%s' (pid %d) did not die within %d s of SIGKILL",
@@ -249,6 +247,7 @@ int container_start(const struct cli *cli, const char *id, struct rv_err *err)
 
 int container_destroy(struct container *c, struct rv_err *err)
 {
+	release_pod_net(c);
 	hooks_warn(c, HOOK_POSTSTOP, "stopped");
 	/* Only once the VMM is gone: a cgroup with a task cannot go. */
 	if (c->st.cgroup)

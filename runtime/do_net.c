@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -14,7 +16,7 @@
 
 #define DO_NET_PREFIX 24u
 #define DO_NET_INNER_IF "eth0"
-#define DO_NET_MAX_LINKS 256u
+#define DO_NET_MAX_LINKS 1024u
 #define IP_FORWARD_SYSCTL "/proc/sys/net/ipv4/ip_forward"
 
 extern char **environ;
@@ -53,24 +55,29 @@ static struct nl_addr cidr(const char *ip)
 	return a;
 }
 
-/* Our end's address on a link already would make two routes to one /24. */
+/* An address of this host in the VM's /24 (another runvm do's, a LAN's)
+ * would make two routes to it, and one of the two networks unreachable. */
 static int check_clash(struct nl *nl, const struct do_net *dn, struct rv_err *err)
 {
-	struct nl_link links[DO_NET_MAX_LINKS];
+	static __thread struct nl_link links[DO_NET_MAX_LINKS];
 	struct nl_addr addrs[NL_MAX_ADDRS];
-	struct nl_addr want = cidr(dn->peer_ip);
+	struct nl_addr want = cidr(dn->ip);
 	unsigned n, na;
+	char have[INET_ADDRSTRLEN];
 
 	if (nl_links(nl, links, DO_NET_MAX_LINKS, &n, err) < 0)
-		return -1;
+		return rv_wrap(err, "do: this host's links");
 	for (unsigned i = 0; i < n; i++) {
 		if (nl_addrs(nl, links[i].index, addrs, NL_MAX_ADDRS, &na, err) < 0)
-			return -1;
-		for (unsigned k = 0; k < na; k++)
-			if (addrs[k].family == AF_INET && !memcmp(addrs[k].addr, want.addr, 4))
-				return rv_failx(err, EADDRINUSE, "do: --ip %s: its peer %s is already "
-						"on %s (another runvm do?): pick another --ip",
-						dn->ip, dn->peer_ip, links[i].name);
+			return rv_wrap(err, "do: the addresses of %s", links[i].name);
+		for (unsigned k = 0; k < na; k++) {
+			if (addrs[k].family != AF_INET || memcmp(addrs[k].addr, want.addr, 3))
+				continue;
+			inet_ntop(AF_INET, addrs[k].addr, have, sizeof(have));
+			return rv_failx(err, EADDRINUSE, "do: --ip %s: this host already has %s on %s, "
+					"in the same /%u (another runvm do?): pick another --ip",
+					dn->ip, have, links[i].name, DO_NET_PREFIX);
+		}
 	}
 	return 0;
 }
@@ -104,18 +111,24 @@ static int setup_inside(struct do_net *dn, struct rv_err *err)
 	inet_pton(AF_INET, dn->peer_ip, def.gw);
 	if (home < 0 || setns(dn->netns_fd, CLONE_NEWNET) < 0)
 		return rv_fail(err, errno, "do: enter the VM's network namespace");
+	/* A socket made inside keeps talking to the namespace from outside. */
 	int rc = nl_open(&nl, err);
-	if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
-		rc = rv_fail(err, errno, "do: return to our network namespace");
-	if (rc == 0 &&
-	    (nl_link_by_name(&nl, "lo", &lo, err) < 0 || nl_link_set(&nl, lo.index, true, 0, NULL, err) < 0 ||
-	     nl_link_by_name(&nl, DO_NET_INNER_IF, &inner, err) < 0 ||
-	     nl_addr_add(&nl, inner.index, &addr, err) < 0 ||
-	     nl_link_set(&nl, inner.index, true, 0, NULL, err) < 0 ||
-	     (def.oif = inner.index, nl_route_add(&nl, &def, err)) < 0))
-		rc = rv_wrap(err, "do: the VM's side of the veth");
+	if (setns(home, CLONE_NEWNET) < 0) {
+		nl_close(&nl);
+		return rv_fail(err, errno, "do: return to our network namespace");
+	}
+	if (rc == 0 && nl_link_by_name(&nl, "lo", &lo, err) == 0 &&
+	    nl_link_set(&nl, lo.index, true, 0, NULL, err) == 0 &&
+	    nl_link_by_name(&nl, DO_NET_INNER_IF, &inner, err) == 0) {
+		def.oif = inner.index;
+		rc = nl_addr_add(&nl, inner.index, &addr, err) < 0 ||
+		     nl_link_set(&nl, inner.index, true, 0, NULL, err) < 0 ||
+		     nl_route_add(&nl, &def, err) < 0 ? -1 : 0;
+	} else {
+		rc = -1;
+	}
 	nl_close(&nl);
-	return rc;
+	return rc < 0 ? rv_wrap(err, "do: the VM's side of the veth") : 0;
 }
 
 static int setup_outside(struct nl *nl, struct do_net *dn, struct rv_err *err)
@@ -134,25 +147,38 @@ static int setup_outside(struct nl *nl, struct do_net *dn, struct rv_err *err)
 	return 0;
 }
 
-/* iptables ARGS... with -w (wait for the xtables lock); 0 when it exits 0. */
+/* iptables ARGS...; 0 when it exits 0. It waits 5 s at most for the
+ * xtables lock, and takes signals again (ours are blocked while the VM
+ * runs): a stuck rule change must not hold `runvm do` at exit. */
 static int iptables(const char *const args[], struct rv_err *err)
 {
-	const char *argv[16] = { "iptables", "-w" };
-	unsigned n = 2;
+	const char *argv[16] = { "iptables", "-w", "5" };
+	unsigned n = 3;
+	char line[256] = "";
 	pid_t pid;
 	int status;
+	posix_spawnattr_t attr;
+	sigset_t none;
 
-	for (; *args && n < 15; args++)
+	for (; *args && n < 15; args++) {
 		argv[n++] = *args;
-	int rc = posix_spawnp(&pid, "iptables", NULL, NULL, (char *const *)argv, environ);
+		size_t used = strlen(line);
+		snprintf(line + used, sizeof(line) - used, " %s", *args);
+	}
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	int rc = posix_spawnp(&pid, "iptables", NULL, &attr, (char *const *)argv, environ);
+	posix_spawnattr_destroy(&attr);
 	if (rc)
-		return rv_fail(err, rc, "do: run iptables");
+		return rv_fail(err, rc, "do: run iptables%s", line);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return rv_fail(err, errno, "do: wait for iptables");
+			return rv_fail(err, errno, "do: wait for iptables%s", line);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return rv_failx(err, EIO, "do: iptables %s %s %s ... failed (status %d)", argv[2],
-				argv[3], argv[4], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return rv_failx(err, EIO, "do: iptables%s: failed (status %d)", line,
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return 0;
 }
 
@@ -192,11 +218,51 @@ static bool have_iptables(void)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/* net.ipv4.ip_forward: "0\n" or "1\n"; -1 with err. */
+static int forwarding(char *val, const char *set, struct rv_err *err)
+{
+	errno = 0;
+	FILE *f = fopen(IP_FORWARD_SYSCTL, set ? "we" : "re");
+
+	if (!f)
+		return rv_fail(err, errno, "do: %s", IP_FORWARD_SYSCTL);
+	bool ok = set ? fputs(set, f) >= 0 : fgets(val, 4, f) != NULL;
+	if (fclose(f) != 0 || !ok)
+		return rv_fail(err, errno ? errno : EIO, "do: %s", IP_FORWARD_SYSCTL);
+	return 0;
+}
+
+/* On, as NAT needs; do_net_down puts back a 0 it found, once no other
+ * runvm do's veth is left to need it. */
+static int set_forwarding(struct do_net *dn, struct rv_err *err)
+{
+	char was[4] = "";
+
+	if (forwarding(was, NULL, err) < 0)
+		return -1;
+	dn->forwarding_was_off = was[0] == '0';
+	return forwarding(NULL, "1\n", err);
+}
+
+static bool other_do_veths(struct nl *nl, const struct do_net *dn)
+{
+	static __thread struct nl_link links[DO_NET_MAX_LINKS];
+	struct rv_err ignored;
+	unsigned n;
+
+	if (nl_links(nl, links, DO_NET_MAX_LINKS, &n, &ignored) < 0)
+		return true;      /* unknown: leave forwarding on */
+	for (unsigned i = 0; i < n; i++)
+		if (!strncmp(links[i].name, "rvdo", 4) && strcmp(links[i].name, dn->host_if))
+			return true;
+	return false;
+}
+
 /* Out through the host's default route, when there is one and iptables. */
 static int setup_nat(struct nl *nl, struct do_net *dn, struct rv_err *err)
 {
 	struct nl_route routes[NL_MAX_ROUTES];
-	struct nl_link links[DO_NET_MAX_LINKS];
+	static __thread struct nl_link links[DO_NET_MAX_LINKS];
 	unsigned n, nl_n;
 	int oif = 0;
 
@@ -218,9 +284,12 @@ static int setup_nat(struct nl *nl, struct do_net *dn, struct rv_err *err)
 	for (unsigned i = 0; i < nl_n; i++)
 		if (links[i].index == oif)
 			snprintf(dn->out_if, sizeof(dn->out_if), "%s", links[i].name);
-	FILE *f = fopen(IP_FORWARD_SYSCTL, "w");
-	if (!f || fputs("1\n", f) < 0 || fclose(f) != 0)
-		return rv_fail(err, errno, "do: enable forwarding (%s)", IP_FORWARD_SYSCTL);
+	if (!dn->out_if[0]) {
+		dn->no_nat_why = "this host's default route leaves by a link it does not list";
+		return 0;
+	}
+	if (set_forwarding(dn, err) < 0)
+		return -1;
 	dn->nat_made = true;
 	return nat_rules(dn, "-A", err);
 }
@@ -263,11 +332,14 @@ void do_net_down(struct do_net *dn)
 		nat_rules(dn, "-D", &ignored);
 	dn->nat_made = false;
 	pod_net_detach(&dn->pod);
-	if (dn->veth_made && nl_open(&nl, &ignored) == 0) {
-		if (nl_link_by_name(&nl, dn->host_if, &host, &ignored) == 0)
+	if (nl_open(&nl, &ignored) == 0) {
+		if (dn->forwarding_was_off && !other_do_veths(&nl, dn))
+			forwarding(NULL, "0\n", &ignored);
+		if (dn->veth_made && nl_link_by_name(&nl, dn->host_if, &host, &ignored) == 0)
 			nl_link_del(&nl, host.index, &ignored);
 		nl_close(&nl);
 	}
+	dn->forwarding_was_off = false;
 	dn->veth_made = false;
 	if (dn->netns_fd >= 0)
 		close(dn->netns_fd);

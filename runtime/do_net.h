@@ -4,7 +4,9 @@
  * inside, the next address on our side, the default route through us), the
  * guest's virtio-net interface standing in for the inner end (vmm/pod_net.h),
  * and, when this host has a default route and iptables, masquerading of
- * ADDR's traffic out through that route. do_net_down undoes all of it. */
+ * ADDR's traffic out through that route, with forwarding on. do_net_down
+ * undoes all of it (forwarding once no other runvm do needs it). A SIGKILL
+ * leaves the NAT rules and forwarding; the namespace and the veth go. */
 #ifndef RV_DO_NET_H
 #define RV_DO_NET_H
 
@@ -22,6 +24,7 @@ struct do_net {
 	int netns_fd;               /* the VM's namespace; -1 */
 	struct pod_net pod;
 	bool veth_made, nat_made;
+	bool forwarding_was_off;    /* net.ipv4.ip_forward was 0 before us */
 	const char *no_nat_why;     /* set when there is no NAT, for the user */
 };
 

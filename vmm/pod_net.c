@@ -24,16 +24,21 @@ static bool is_our_tap(const char *name)
 
 /* The one Ethernet interface besides lo and our taps: 1, 0 when there is
  * none, -1 with err when there are several (sit0 and friends have no MAC and
- * do not count). */
-static int find_veth(struct nl *nl, struct nl_link *veth, struct rv_err *err)
+ * do not count). A tap of ours lives exactly as long as its VMM: one there
+ * names a live sandbox, in *busy. */
+static int find_veth(struct nl *nl, struct nl_link *veth, char busy[NL_IFNAME_MAX],
+		     struct rv_err *err)
 {
 	struct nl_link links[POD_NET_MAX_LINKS];
 	unsigned n, found = 0;
 	char names[128] = "";
 
+	busy[0] = '\0';
 	if (nl_links(nl, links, POD_NET_MAX_LINKS, &n, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
+		if (is_our_tap(links[i].name))
+			snprintf(busy, NL_IFNAME_MAX, "%s", links[i].name);
 		if (links[i].loopback || !links[i].has_mac || is_our_tap(links[i].name))
 			continue;
 		if (found++ == 0)
@@ -79,17 +84,25 @@ static int attach_inside(struct pod_net *pn, struct rv_err *err)
 {
 	struct nl_link veth, tap;
 
+	char busy[NL_IFNAME_MAX];
+
 	if (nl_open(&pn->nl, err) < 0)
 		return -1;
-	int found = find_veth(&pn->nl, &veth, err);
+	int found = find_veth(&pn->nl, &veth, busy, err);
 	if (found <= 0)
 		return found;
+	/* Two guests on one veth would take each other's traffic and, the
+	 * first to end, the other's redirect: one sandbox per pod network. */
+	if (busy[0])
+		return rv_failx(err, EBUSY, "%s is already another runvm sandbox's (its tap %s is "
+				"there): runvm gives each network namespace one sandbox", veth.name,
+				busy);
 	if (read_config(pn, &veth, err) < 0)
 		return -1;
 	pn->tap_fd = net_tap_open(POD_NET_TAP_NAME, pn->tap, err);
 	if (pn->tap_fd < 0 || nl_link_by_name(&pn->nl, pn->tap, &tap, err) < 0 ||
 	    nl_link_set(&pn->nl, tap.index, true, pn->mtu, NULL, err) < 0)
-		return -1;
+		return rv_wrap(err, "tap %s", pn->tap);
 	/* A VMM killed outright leaves its redirect on the veth. */
 	if (nl_redirect_remove(&pn->nl, veth.index, err) < 0)
 		return rv_wrap(err, "%s", veth.name);
@@ -115,8 +128,10 @@ static int in_netns(const char *netns_path, int (*fn)(void *arg, struct rv_err *
 			       errno == EINVAL ? " (not a network namespace)" :
 			       errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	int rc = fn(arg, err);
-	if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
-		rc = rv_fail(err, errno, "return to the VMM's network namespace");
+	/* Staying in the pod's namespace would be worse than any error of fn's:
+	 * this one wins. */
+	if (setns(home, CLONE_NEWNET) < 0)
+		return rv_fail(err, errno, "return from network namespace %s to our own", netns_path);
 	return rc < 0 ? rv_wrap(err, "network namespace %s", netns_path) : 0;
 }
 
@@ -142,11 +157,14 @@ static int release_fn(void *arg, struct rv_err *err)
 	struct nl nl;
 	struct nl_link veth;
 
+	char busy[NL_IFNAME_MAX];
+
 	(void)arg;
 	if (nl_open(&nl, err) < 0)
 		return -1;
-	int found = find_veth(&nl, &veth, err);
-	int rc = found > 0 ? nl_redirect_remove(&nl, veth.index, err) : found;
+	int found = find_veth(&nl, &veth, busy, err);
+	/* A live sandbox's redirect is its own to remove. */
+	int rc = found > 0 && !busy[0] ? nl_redirect_remove(&nl, veth.index, err) : found < 0 ? -1 : 0;
 	nl_close(&nl);
 	return rc;
 }

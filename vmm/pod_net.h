@@ -30,11 +30,12 @@ struct pod_net {
 	int veth_index;
 };
 
-/* Enters the namespace at netns_path on the calling thread (call it before
- * other threads exist: they inherit it otherwise), reads its interface,
- * makes the tap and the redirects, and returns to the caller's namespace,
- * also on failure. One interface besides lo is supported: more is an error
- * naming them. On failure nothing is left in the namespace. */
+/* Enters the namespace at netns_path on the calling thread, reads its
+ * interface, makes the tap and the redirects, and returns to the caller's
+ * namespace, also on failure (no thread may be started meanwhile: it would
+ * be born in the pod's). One interface besides lo is supported: more is an
+ * error naming them; so is a namespace another runvm sandbox already uses
+ * (EBUSY). On failure nothing is left in the namespace. */
 int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *err);
 
 /* The redirect on the veth and the tap go. Safe on a pod_net that never
@@ -42,8 +43,8 @@ int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *er
 void pod_net_detach(struct pod_net *pn);
 
 /* What pod_net_detach does to the veth, for a VMM that could not (killed
- * outright: delete --force): from any process, a namespace gone or with no
- * interface is not an error. */
+ * outright, or crashed): from any process. Nothing is done while a sandbox
+ * still runs there; a namespace with no interface is not an error. */
 int pod_net_release(const char *netns_path, struct rv_err *err);
 
 /* NETCONF for the agent, pointing into pn and the caller's arrays. */

@@ -198,8 +198,8 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		sigaddset(&winch, SIGWINCH);
 		pthread_sigmask(SIG_BLOCK, &winch, NULL);
 	}
-	/* First: setns must come before the threads below, which would
-	 * otherwise inherit the pod's namespace. */
+	/* Before the threads below: none may start while this thread is in
+	 * the pod's namespace. */
 	if (cfg->netns_path && pod_net_attach(cfg->netns_path, &net, err) < 0) {
 		rv_wrap(err, "linux.namespaces network");
 		goto out;

@@ -346,6 +346,7 @@ int vnet_init(struct vnet *n, int tap_fd, const uint8_t mac[6], uint16_t mtu,
 	 * is only a mod. */
 	if (evloop_add(loop, tap_fd, 0, &n->tap_h, err) < 0) {
 		free(n->frame);
+		n->frame = NULL;
 		close(tap_fd);
 		n->tap_fd = -1;
 		return rv_wrap(err, "virtio-net: the tap");

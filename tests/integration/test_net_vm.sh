@@ -24,7 +24,7 @@ cleanup() {
 	[ -z "${do_pid:-}" ] || kill -9 "$do_pid" 2>/dev/null
 	for n in "$ns" "$ns2" "$dohost" "$up"; do ip netns del "$n" 2>/dev/null; done
 	ip link del "$host_if" 2>/dev/null
-	[ -z "${httpd_pid:-}" ] || kill "$httpd_pid" 2>/dev/null
+	for p in ${up_httpd:-} ${recv_pid:-}; do kill "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
 bb=/bin/busybox
@@ -149,6 +149,12 @@ out=$(cat "$scratch/recv.out")
 expect_in "100 MB from the host arrive intact (md5 $want)" "$out" "$want"
 expect_in "the bundle's resolv.conf is the container's" "$out" "nameserver $host_ip"
 rm -f "$scratch/big"
+run_capture rv create -b "$b/show" second
+[ "$rc" != 0 ] && pass "a second sandbox in a pod's namespace in use: create fails" ||
+	fail "a second sandbox in a pod's namespace in use: create fails" "rc $rc"
+expect_in "saying whose it is" "$err" "already another runvm sandbox's"
+fetch "http://$guest_ip/hello.txt" 30 >/dev/null && pass "and the first keeps its network" ||
+	fail "and the first keeps its network" "no answer from $guest_ip"
 rv delete --force srv >/dev/null 2>&1
 qdisc=$(tc -n "$ns" qdisc show dev eth0)
 [[ "$qdisc" != *ingress* ]] && pass "delete --force leaves no redirect on the veth" ||
@@ -171,16 +177,18 @@ expect_in "and names it" "$err" "/run/netns/no-such-pod"
 [ -z "$(rv list -q)" ] && [ "$(vmm_processes)" = 0 ] &&
 	pass "and leaves no container and no VMM" || fail "and leaves no container and no VMM" "$(rv list)"
 
-ip netns add "$ns2" && ip -n "$ns2" link add a0 type veth peer name a1 ||
+if ip netns add "$ns2" && ip -n "$ns2" link add a0 type veth peer name a1; then
+	mkbundle "$b/two" true
+	with_net "$b/two" "/run/netns/$ns2"
+	run_capture rv create -b "$b/two" two
+	[ "$rc" != 0 ] && pass "a namespace with two interfaces: create fails" ||
+		fail "a namespace with two interfaces: create fails" "rc $rc"
+	expect_in "and names both (a0)" "$err" "a0" && expect_in "and names both (a1)" "$err" "a1"
+	[ -z "$(ip -n "$ns2" -o link | grep runvm)" ] && [[ "$(tc -n "$ns2" qdisc show)" != *ingress* ]] &&
+		pass "and leaves no tap or redirect there" || fail "and leaves no tap or redirect there" "$(ip -n "$ns2" -o link)"
+else
 	fail "a namespace with two interfaces" "setup failed"
-mkbundle "$b/two" true
-with_net "$b/two" "/run/netns/$ns2"
-run_capture rv create -b "$b/two" two
-[ "$rc" != 0 ] && pass "a namespace with two interfaces: create fails" ||
-	fail "a namespace with two interfaces: create fails" "rc $rc"
-expect_in "and names both (a0)" "$err" "a0" && expect_in "and names both (a1)" "$err" "a1"
-[ -z "$(ip -n "$ns2" -o link | grep runvm)" ] && [[ "$(tc -n "$ns2" qdisc show)" != *ingress* ]] &&
-	pass "and leaves no tap or redirect there" || fail "and leaves no tap or redirect there" "$(ip -n "$ns2" -o link)"
+fi
 
 # --- runvm do --ip: a network of the VM's own, NAT out ----------------------------
 # In a namespace standing for the host, whose default route leads to an
@@ -198,9 +206,10 @@ mkdir -p "$scratch/upwww"
 echo from-upstream >"$scratch/upwww/up.txt"
 ip netns exec "$up" $bb httpd -f -p 10.88.0.2:80 -h "$scratch/upwww" &
 up_httpd=$!
-left_behind() { # what do --ip may not leave: a veth, a rule
+left_behind() { # what do --ip may not leave: a veth, a rule, forwarding on
 	{ ip -n "$dohost" -o link | grep rvdo; ip netns exec "$dohost" iptables -w -S | grep -- -A;
-	  ip netns exec "$dohost" iptables -w -t nat -S | grep -- -A; } 2>&1
+	  ip netns exec "$dohost" iptables -w -t nat -S | grep -- -A
+	  ip netns exec "$dohost" sysctl -n net.ipv4.ip_forward | grep -v '^0$'; } 2>&1
 }
 rvdo_in() { timeout -k 10 240 ip netns exec "$dohost" "$build/bin/runvm" do "$@"; }
 # The VM runs this host's root: its busybox and python.
@@ -240,7 +249,7 @@ ip -n "$dohost" addr add 192.168.78.3/32 dev lo
 run_capture rvdo_in --ip 192.168.78.2 -- true
 [ "$rc" != 0 ] && pass "an --ip whose peer address is taken: refused" ||
 	fail "an --ip whose peer address is taken: refused" "rc $rc"
-expect_in "naming the link that has it" "$err" "already on lo"
+expect_in "naming the address and link in its /24" "$err" "already has 192.168.78.3 on lo"
 run_capture rvdo_in --ip 192.168.78 -- true
 expect_rc "a malformed --ip: exit 1" 1 && expect_in "naming the flag" "$err" "--ip '192.168.78'"
 left=$(left_behind)

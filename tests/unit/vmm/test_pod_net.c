@@ -122,14 +122,43 @@ Test(pod_net, gives_the_guest_the_veths_mac_mtu_addresses_and_routes)
 	pod_net_detach(&pn);   /* twice is fine */
 }
 
+/* A killed VMM's filter redirects to a tap that is gone; left there, it
+ * would match first and drop everything. */
 Test(pod_net, replaces_a_redirect_a_killed_vmm_left)
 {
 	struct pod_net pn;
 	struct rv_err err;
+	char cmd[256];
 
-	sh("tc -n %s qdisc add dev eth0 ingress", pod);
+	sh("ip -n %s link add gone0 type veth peer name gone1", pod);
+	sh("tc -n %s qdisc add dev eth0 ingress && tc -n %s filter add dev eth0 parent ffff: "
+	   "protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev gone0", pod, pod);
+	sh("ip -n %s link del gone0", pod);
 	cr_assert_eq(pod_net_attach(pod_path, &pn, &err), 0, "%s", err.msg);
+	snprintf(cmd, sizeof(cmd), "tc -n %s filter show dev eth0 ingress | grep -c 'Egress Redirect'", pod);
+	cr_expect_eq(atoi(output(cmd)), 1, "one redirect");
+	snprintf(cmd, sizeof(cmd), "tc -n %s filter show dev eth0 ingress", pod);
+	char want[64];
+	snprintf(want, sizeof(want), "Egress Redirect to device %s", pn.tap);
+	cr_expect_not_null(strstr(output(cmd), want), "%s", output(cmd));
 	pod_net_detach(&pn);
+}
+
+Test(pod_net, a_namespace_another_sandbox_uses_is_refused_and_kept)
+{
+	struct pod_net first, second;
+	struct rv_err err;
+	char cmd[256], want[64];
+
+	cr_assert_eq(pod_net_attach(pod_path, &first, &err), 0, "%s", err.msg);
+	cr_assert_eq(pod_net_attach(pod_path, &second, &err), -1);
+	cr_expect_eq(err.code, EBUSY);
+	cr_expect_not_null(strstr(err.msg, first.tap), "%s", err.msg);
+	cr_assert_eq(pod_net_release(pod_path, &err), 0, "%s", err.msg);
+	snprintf(cmd, sizeof(cmd), "tc -n %s filter show dev eth0 ingress", pod);
+	snprintf(want, sizeof(want), "Egress Redirect to device %s", first.tap);
+	cr_expect_not_null(strstr(output(cmd), want), "neither the refusal nor a release undid it");
+	pod_net_detach(&first);
 }
 
 Test(pod_net, a_namespace_with_lo_only_gives_no_interface)
@@ -186,7 +215,10 @@ Test(pod_net, release_removes_what_a_killed_vmm_left)
 	struct rv_err err;
 	char cmd[128];
 
+	/* A killed VMM: its tap went with its fd, its redirect stayed. */
 	cr_assert_eq(pod_net_attach(pod_path, &pn, &err), 0, "%s", err.msg);
+	close(pn.tap_fd);
+	pn.tap_fd = -1;
 	cr_assert_eq(pod_net_release(pod_path, &err), 0, "%s", err.msg);
 	snprintf(cmd, sizeof(cmd), "tc -n %s qdisc show dev eth0", pod);
 	cr_expect_null(strstr(output(cmd), "ingress"));
