@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "vmm/kvm_host.h"
-#include "vmm/x86/cpuid.h"
 #include "vmm/x86/layout.h"
 
 #define CPUID_MAX_ENTRIES 256
@@ -47,8 +46,6 @@ static int get_supported_cpuid(struct kvm *kvm, struct rv_err *err)
 	kvm->cpuid->nent = CPUID_MAX_ENTRIES;
 	if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) < 0)
 		return rv_fail(err, errno, "KVM_GET_SUPPORTED_CPUID");
-	if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
-		cpuid_add_tsc_deadline(kvm->cpuid->entries, kvm->cpuid->nent);
 	return 0;
 }
 

@@ -24,7 +24,6 @@
 #define CPUID_1_ECX_DS_CPL           (1u << 4)
 #define CPUID_1_ECX_VMX              (1u << 5)
 #define CPUID_1_ECX_PDCM             (1u << 15)
-#define CPUID_1_ECX_TSC_DEADLINE     (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR       (1u << 31)
 #define CPUID_1_EDX_HTT              (1u << 28)
 
@@ -222,13 +221,6 @@ static void fix_entry(struct kvm_cpuid_entry2 *e, const struct cpuid_topology *t
 	/* On Intel these extended registers are reserved: leave them as KVM gave. */
 	if (vendor == CPUID_VENDOR_AMD)
 		fix_amd(e, t);
-}
-
-void cpuid_add_tsc_deadline(struct kvm_cpuid_entry2 *entries, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (entries[i].function == CPUID_LEAF_FEATURES)
-			entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
 }
 
 int cpuid_apply(struct kvm_cpuid_entry2 *entries, unsigned n, const struct cpuid_topology *t,

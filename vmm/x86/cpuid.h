@@ -19,14 +19,6 @@ struct cpuid_topology {
 /* From leaf 0; Hygon counts as AMD. OTHER when leaf 0 is missing. */
 enum cpuid_vendor cpuid_vendor(const struct kvm_cpuid_entry2 *entries, unsigned n);
 
-/* KVM emulates the TSC-deadline timer in its LAPIC but reports it through
- * KVM_CAP_TSC_DEADLINE_TIMER, not in KVM_GET_SUPPORTED_CPUID: this sets the
- * CPUID bit (leaf 1, ECX[24]) when the caller has seen the capability. Without
- * it a guest calibrates its APIC timer against the PIT, which costs boot time
- * and, when the calibration fails (as under nested emulation), leaves the guest
- * without a per-CPU timer. */
-void cpuid_add_tsc_deadline(struct kvm_cpuid_entry2 *entries, unsigned n);
-
 /* Rewrite, in place, a copy of what KVM_GET_SUPPORTED_CPUID returned into what
  * vCPU `t->cpu_index` should see. Pure function: no ioctls, unit-testable.
  * Returns 0, or -1 with err set when the topology is invalid (ncpus 0 or

@@ -129,26 +129,6 @@ Test(cpuid, leaf1_hides_vmx_mwait_and_debug_store)
 	cr_assert_eq(get(&t, 0x1, 0)->ecx, 1u | 1u << 31, "only SSE3 and hypervisor remain");
 }
 
-Test(cpuid, tsc_deadline_is_added_to_leaf1_only_and_survives_apply)
-{
-	struct table t, before;
-	struct cpuid_topology topo = { .cpu_index = 0, .ncpus = 2 };
-	struct rv_err err = { 0 };
-
-	make_table(&t, "AuthenticAMD");
-	before = t;
-	cpuid_add_tsc_deadline(t.e, t.n);
-	for (unsigned i = 0; i < t.n; i++) {
-		struct kvm_cpuid_entry2 want = before.e[i];
-		if (want.function == 0x1)
-			want.ecx |= 1u << 24;
-		cr_assert_eq(memcmp(&t.e[i], &want, sizeof(want)), 0, "entry 0x%x.%u",
-			     want.function, want.index);
-	}
-	cr_assert_eq(cpuid_apply(t.e, t.n, &topo, &err), 0, "%s", err.msg);
-	cr_assert(get(&t, 0x1, 0)->ecx & (1u << 24), "cpuid_apply keeps it");
-}
-
 Test(cpuid, amd_hides_svm_and_marks_cmp_legacy)
 {
 	struct table t;
