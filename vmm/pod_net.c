@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "devices/net/net.h"
 
 #define POD_NET_MAX_LINKS 64u
+#define POD_NET_TAP_GONE_POLLS 30u
+#define POD_NET_TAP_GONE_POLL_NS 100000000L
 
 /* A tap of ours (POD_NET_TAP_NAME): a running VMM's, or the one being made. */
 static bool is_our_tap(const char *name)
@@ -163,6 +166,12 @@ static int release_fn(void *arg, struct rv_err *err)
 	if (nl_open(&nl, err) < 0)
 		return -1;
 	int found = find_veth(&nl, &veth, busy, err);
+	/* A VMM just killed: its tap goes once the kernel has closed the last
+	 * fd and unregistered the device, a moment after the process is gone. */
+	for (unsigned i = 0; found > 0 && busy[0] && i < POD_NET_TAP_GONE_POLLS; i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = POD_NET_TAP_GONE_POLL_NS }, NULL);
+		found = find_veth(&nl, &veth, busy, err);
+	}
 	/* A live sandbox's redirect is its own to remove. */
 	int rc = found > 0 && !busy[0] ? nl_redirect_remove(&nl, veth.index, err) : found < 0 ? -1 : 0;
 	nl_close(&nl);

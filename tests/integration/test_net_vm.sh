@@ -164,7 +164,9 @@ qdisc=$(tc -n "$ns" qdisc show dev eth0)
 mkbundle "$b/lo" sh -c "ip -o link | cut -d: -f2"
 run_capture rv run -b "$b/lo" lo
 expect_rc "without a network namespace path: exit 0" 0
-[ "$(echo $out)" = lo ] && pass "the guest has its loopback only" ||
+# sit0, the guest kernel's own IPv6-in-IPv4 device, is no interface to a network.
+[ "$(echo $out | tr ' ' '\n' | grep -v '^sit0' | tr '\n' ' ')" = "lo " ] &&
+	pass "the guest has its loopback only" ||
 	fail "the guest has its loopback only" "links: $out"
 
 # --- bad input ------------------------------------------------------------------------
