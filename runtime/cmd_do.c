@@ -284,13 +284,10 @@ static bool want_tty(struct boot_command *bc, struct termios *saved)
 	return true;
 }
 
-/* --network sandbox: what the VM and its agent are told of do_net's work. */
+/* --network sandbox: do_net's work and what the VM and its agent are told of it. */
 struct do_netconf {
 	struct do_net net;
-	struct vm_net vnet;
-	struct proto_netconf nc;
-	char mac[18];
-	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
+	struct pod_net_conf conf;
 };
 
 static int network_up(const struct do_opts *o, struct do_netconf *d, struct vm_config *cfg,
@@ -300,11 +297,9 @@ static int network_up(const struct do_opts *o, struct do_netconf *d, struct vm_c
 		return 0;
 	if (do_net_up(&d->net, o->ip, err) < 0)
 		return -1;
-	d->vnet = (struct vm_net){ .tap_fd = d->net.pod.tap_fd, .mtu = (uint16_t)d->net.pod.mtu };
-	memcpy(d->vnet.mac, d->net.pod.mac, sizeof(d->vnet.mac));
-	pod_net_netconf(&d->net.pod, &d->nc, d->mac, d->addrs, d->routes);
-	cfg->net = &d->vnet;
-	bc->netconf = &d->nc;
+	pod_net_conf(&d->net.pod, &d->conf);
+	cfg->net = &d->conf.vnet;
+	bc->netconf = &d->conf.nc;
 	if (!o->quiet && d->net.no_nat_why)
 		fprintf(stderr, "runvm do: the VM (%s) reaches this host (%s) only: %s\n", d->net.ip,
 			d->net.peer_ip, d->net.no_nat_why);

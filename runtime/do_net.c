@@ -16,6 +16,7 @@
 
 #define DO_NET_PREFIX 24u
 #define DO_NET_INNER_IF "eth0"
+#define DO_NET_HOST_IF_PREFIX "rvdo"   /* + our pid: the host's end of a veth */
 #define DO_NET_MAX_LINKS 1024u
 #define IP_FORWARD_SYSCTL "/proc/sys/net/ipv4/ip_forward"
 
@@ -96,27 +97,28 @@ static int make_netns(struct do_net *dn, struct rv_err *err)
 	int code = errno;
 	if (setns(home, CLONE_NEWNET) < 0)
 		return rv_fail(err, errno, "do: return to our network namespace");
-	return dn->netns_fd < 0 ? rv_fail(err, code, "do: open the new network namespace") : 0;
+	if (dn->netns_fd < 0)
+		return rv_fail(err, code, "do: open the new network namespace");
+	snprintf(dn->netns_path, sizeof(dn->netns_path), "/proc/self/fd/%d", dn->netns_fd);
+	return 0;
+}
+
+static int open_nl(void *nl, struct rv_err *err)
+{
+	return nl_open(nl, err);
 }
 
 /* Inside: the inner end gets ADDR/24 and the default route through us. */
 static int setup_inside(struct do_net *dn, struct rv_err *err)
 {
-	_cleanup_close_ int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	struct nl nl = { .fd = -1 };
 	struct nl_link lo, inner;
 	struct nl_addr addr = cidr(dn->ip);
 	struct nl_route def = { .family = AF_INET, .has_gw = true };
 
 	inet_pton(AF_INET, dn->peer_ip, def.gw);
-	if (home < 0 || setns(dn->netns_fd, CLONE_NEWNET) < 0)
-		return rv_fail(err, errno, "do: enter the VM's network namespace");
 	/* A socket made inside keeps talking to the namespace from outside. */
-	int rc = nl_open(&nl, err);
-	if (setns(home, CLONE_NEWNET) < 0) {
-		nl_close(&nl);
-		return rv_fail(err, errno, "do: return to our network namespace");
-	}
+	int rc = pod_net_in_netns(dn->netns_path, open_nl, &nl, err);
 	if (rc == 0 && nl_link_by_name(&nl, "lo", &lo, err) == 0 &&
 	    nl_link_set(&nl, lo.index, true, 0, NULL, err) == 0 &&
 	    nl_link_by_name(&nl, DO_NET_INNER_IF, &inner, err) == 0) {
@@ -136,7 +138,7 @@ static int setup_outside(struct nl *nl, struct do_net *dn, struct rv_err *err)
 	struct nl_link host;
 	struct nl_addr addr = cidr(dn->peer_ip);
 
-	snprintf(dn->host_if, sizeof(dn->host_if), "rvdo%d", (int)getpid());
+	snprintf(dn->host_if, sizeof(dn->host_if), DO_NET_HOST_IF_PREFIX "%d", (int)getpid());
 	if (nl_veth_add(nl, dn->host_if, DO_NET_INNER_IF, dn->netns_fd, err) < 0)
 		return rv_wrap(err, "do");
 	dn->veth_made = true;
@@ -147,35 +149,53 @@ static int setup_outside(struct nl *nl, struct do_net *dn, struct rv_err *err)
 	return 0;
 }
 
+/* argv[0] from PATH, waited for; its status, or -1 with err. It takes
+ * signals again (ours are blocked while the VM runs), and with quiet its
+ * output goes to /dev/null. */
+static int spawn_wait(const char *const argv[], bool quiet, struct rv_err *err)
+{
+	pid_t pid;
+	int status;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
+	sigset_t none;
+
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	posix_spawn_file_actions_init(&fa);
+	if (quiet) {
+		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+	}
+	int rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (rc)
+		return rv_fail(err, rc, "run %s", argv[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return rv_fail(err, errno, "wait for %s", argv[0]);
+	return status;
+}
+
 /* iptables ARGS...; 0 when it exits 0. It waits 5 s at most for the
- * xtables lock, and takes signals again (ours are blocked while the VM
- * runs): a stuck rule change must not hold `runvm do` at exit. */
+ * xtables lock: a stuck rule change must not hold `runvm do` at exit. */
 static int iptables(const char *const args[], struct rv_err *err)
 {
 	const char *argv[16] = { "iptables", "-w", "5" };
 	unsigned n = 3;
 	char line[256] = "";
-	pid_t pid;
-	int status;
-	posix_spawnattr_t attr;
-	sigset_t none;
 
 	for (; *args && n < 15; args++) {
 		argv[n++] = *args;
 		size_t used = strlen(line);
 		snprintf(line + used, sizeof(line) - used, " %s", *args);
 	}
-	sigemptyset(&none);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-	int rc = posix_spawnp(&pid, "iptables", NULL, &attr, (char *const *)argv, environ);
-	posix_spawnattr_destroy(&attr);
-	if (rc)
-		return rv_fail(err, rc, "do: run iptables%s", line);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return rv_fail(err, errno, "do: wait for iptables%s", line);
+	int status = spawn_wait(argv, false, err);
+	if (status < 0)
+		return rv_wrap(err, "do: iptables%s", line);
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		return rv_failx(err, EIO, "do: iptables%s: failed (status %d)", line,
 				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
@@ -200,22 +220,11 @@ static int nat_rules(const struct do_net *dn, const char *op, struct rv_err *err
 
 static bool have_iptables(void)
 {
-	pid_t pid;
-	int status;
 	const char *argv[] = { "iptables", "--version", NULL };
-	posix_spawn_file_actions_t fa;
+	struct rv_err ignored;
+	int status = spawn_wait(argv, true, &ignored);
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-	int rc = posix_spawnp(&pid, "iptables", &fa, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc)
-		return false;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return false;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* net.ipv4.ip_forward: "0\n" or "1\n"; -1 with err. */
@@ -253,7 +262,8 @@ static bool other_do_veths(struct nl *nl, const struct do_net *dn)
 	if (nl_links(nl, links, DO_NET_MAX_LINKS, &n, &ignored) < 0)
 		return true;      /* unknown: leave forwarding on */
 	for (unsigned i = 0; i < n; i++)
-		if (!strncmp(links[i].name, "rvdo", 4) && strcmp(links[i].name, dn->host_if))
+		if (!strncmp(links[i].name, DO_NET_HOST_IF_PREFIX, strlen(DO_NET_HOST_IF_PREFIX)) &&
+		    strcmp(links[i].name, dn->host_if))
 			return true;
 	return false;
 }
@@ -297,8 +307,6 @@ static int setup_nat(struct nl *nl, struct do_net *dn, struct rv_err *err)
 int do_net_up(struct do_net *dn, const char *ip, struct rv_err *err)
 {
 	struct nl nl = { .fd = -1 };
-	char path[64];
-
 	*dn = (struct do_net){ .netns_fd = -1, .pod = { .tap_fd = -1, .nl = { .fd = -1 } } };
 	if (parse_ip(ip, dn, err) < 0)
 		return -1;
@@ -311,9 +319,8 @@ int do_net_up(struct do_net *dn, const char *ip, struct rv_err *err)
 		rc = setup_outside(&nl, dn, err);
 	if (rc == 0)
 		rc = setup_inside(dn, err);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", dn->netns_fd);
 	if (rc == 0)
-		rc = pod_net_attach(path, &dn->pod, err);
+		rc = pod_net_attach(dn->netns_path, &dn->pod, err);
 	if (rc == 0)
 		rc = setup_nat(&nl, dn, err);
 	nl_close(&nl);

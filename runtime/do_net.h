@@ -22,6 +22,7 @@ struct do_net {
 	char host_if[NL_IFNAME_MAX];
 	char out_if[NL_IFNAME_MAX]; /* the host's default route's link: "" without NAT */
 	int netns_fd;               /* the VM's namespace; -1 */
+	char netns_path[32];        /* /proc/self/fd/N of netns_fd */
 	struct pod_net pod;
 	bool veth_made, nat_made;
 	bool forwarding_was_off;    /* net.ipv4.ip_forward was 0 before us */

@@ -116,9 +116,8 @@ static int attach_inside(struct pod_net *pn, struct rv_err *err)
 	return 0;
 }
 
-/* fn(arg) on this thread inside the namespace at netns_path, and back. */
-static int in_netns(const char *netns_path, int (*fn)(void *arg, struct rv_err *err), void *arg,
-		    struct rv_err *err)
+int pod_net_in_netns(const char *netns_path, int (*fn)(void *arg, struct rv_err *err), void *arg,
+		     struct rv_err *err)
 {
 	_cleanup_close_ int target = open(netns_path, O_RDONLY | O_CLOEXEC);
 	if (target < 0)
@@ -148,7 +147,7 @@ int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *er
 	memset(pn, 0, sizeof(*pn));
 	pn->tap_fd = -1;
 	pn->nl.fd = -1;
-	if (in_netns(netns_path, attach_fn, pn, err) < 0) {
+	if (pod_net_in_netns(netns_path, attach_fn, pn, err) < 0) {
 		pod_net_detach(pn);
 		return -1;
 	}
@@ -159,7 +158,6 @@ static int release_fn(void *arg, struct rv_err *err)
 {
 	struct nl nl;
 	struct nl_link veth;
-
 	char busy[NL_IFNAME_MAX];
 
 	(void)arg;
@@ -180,7 +178,7 @@ static int release_fn(void *arg, struct rv_err *err)
 
 int pod_net_release(const char *netns_path, struct rv_err *err)
 {
-	return in_netns(netns_path, release_fn, NULL, err);
+	return pod_net_in_netns(netns_path, release_fn, NULL, err);
 }
 
 void pod_net_detach(struct pod_net *pn)
@@ -196,14 +194,17 @@ void pod_net_detach(struct pod_net *pn)
 	pn->tap_fd = -1;
 }
 
-void pod_net_netconf(const struct pod_net *pn, struct proto_netconf *nc, char mac[18],
-		     const char *addrs[NL_MAX_ADDRS], const char *routes[NL_MAX_ROUTES])
+void pod_net_conf(const struct pod_net *pn, struct pod_net_conf *out)
 {
-	net_format_mac(pn->mac, mac);
+	out->veth = pn->veth;
+	out->vnet = (struct vm_net){ .tap_fd = pn->tap_fd, .mtu = (uint16_t)pn->mtu };
+	memcpy(out->vnet.mac, pn->mac, sizeof(out->vnet.mac));
+	net_format_mac(pn->mac, out->mac);
 	for (unsigned i = 0; i < pn->naddrs; i++)
-		addrs[i] = pn->addrs[i];
+		out->addrs[i] = pn->addrs[i];
 	for (unsigned i = 0; i < pn->nroutes; i++)
-		routes[i] = pn->routes[i];
-	*nc = (struct proto_netconf){ .mac = mac, .mtu = pn->mtu, .naddrs = pn->naddrs,
-				      .addrs = addrs, .nroutes = pn->nroutes, .routes = routes };
+		out->routes[i] = pn->routes[i];
+	out->nc = (struct proto_netconf){ .mac = out->mac, .mtu = pn->mtu, .naddrs = pn->naddrs,
+					  .addrs = out->addrs, .nroutes = pn->nroutes,
+					  .routes = out->routes };
 }

@@ -13,6 +13,7 @@
 #include "common/netaddr.h"
 #include "common/netlink.h"
 #include "common/proto.h"
+#include "vmm/vm.h"
 
 #define POD_NET_TAP_NAME "runvm%d"
 
@@ -47,8 +48,21 @@ void pod_net_detach(struct pod_net *pn);
  * still runs there; a namespace with no interface is not an error. */
 int pod_net_release(const char *netns_path, struct rv_err *err);
 
-/* NETCONF for the agent, pointing into pn and the caller's arrays. */
-void pod_net_netconf(const struct pod_net *pn, struct proto_netconf *nc, char mac[18],
-		     const char *addrs[NL_MAX_ADDRS], const char *routes[NL_MAX_ROUTES]);
+/* What the VM and its agent are told of pn: the device (its tap, MAC and
+ * MTU) and NETCONF, whose strings point into pn and the struct itself. */
+struct pod_net_conf {
+	const char *veth;            /* pn's, for errors */
+	struct vm_net vnet;
+	struct proto_netconf nc;
+	char mac[18];
+	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
+};
+void pod_net_conf(const struct pod_net *pn, struct pod_net_conf *out);
+
+/* fn(arg) on this thread inside the network namespace at netns_path, and
+ * back, also when fn fails; failing to come back is the error then. No
+ * thread may be started by fn: it would be born in that namespace. */
+int pod_net_in_netns(const char *netns_path, int (*fn)(void *arg, struct rv_err *err), void *arg,
+		     struct rv_err *err);
 
 #endif

@@ -93,24 +93,19 @@ static int protect_paths(const struct sandbox_config *cfg, const struct agent_cl
 
 /* The pod's addresses and routes on the guest's interface, before anything
  * in the container (a createContainer hook, say) looks for them. */
-static int configure_net(const struct pod_net *pn, const struct agent_client *a,
+static int configure_net(const struct sandbox *sb, const struct agent_client *a,
 			 struct rv_err *err)
 {
-	struct proto_netconf nc;
-	char mac[18];
-	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
-
-	if (pn->tap_fd < 0)
+	if (!sb->vm_cfg.net)
 		return 0;
-	pod_net_netconf(pn, &nc, mac, addrs, routes);
-	if (agent_netconf(a, &nc, err) < 0)
-		return rv_wrap(err, "the guest's interface for %s", pn->veth);
+	if (agent_netconf(a, &sb->net->nc, err) < 0)
+		return rv_wrap(err, "the guest's interface for %s", sb->net->veth);
 	return 0;
 }
 
 static int mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
 {
-	if (configure_net(sb->net, a, err) < 0)
+	if (configure_net(sb, a, err) < 0)
 		return -1;
 	if (boot_fs_mount_root(a, sb->fs, err) < 0)
 		return -1;
@@ -180,14 +175,14 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
 	struct vm_result res;
 	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
-	struct vm_net vnet;
+	struct pod_net_conf conf;
 	int rc = -1, sig;
 
 	if (!sb || !fs || !vol_of)
 		return rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
 	sandbox_init(sb, cfg, fs, vol_of);
 	sb->mount = mount_container;
-	sb->net = &net;
+	sb->net = &conf;
 	/* A reader that goes away is the container's SIGPIPE, not ours. */
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->terminal) {
@@ -205,9 +200,8 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		goto out;
 	}
 	if (net.tap_fd >= 0) {
-		vnet = (struct vm_net){ .tap_fd = net.tap_fd, .mtu = (uint16_t)net.mtu };
-		memcpy(vnet.mac, net.mac, sizeof(vnet.mac));
-		sb->vm_cfg.net = &vnet;
+		pod_net_conf(&net, &conf);
+		sb->vm_cfg.net = &conf.vnet;
 	}
 	if (make_exports(sb, err) < 0 ||
 	    (cfg->terminal && sandbox_console_start(sb, err) < 0))

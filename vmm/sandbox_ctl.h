@@ -16,14 +16,14 @@
 /* runc's statuses; paused is a flag on top of running. */
 enum sandbox_status { SB_CREATING, SB_CREATED, SB_RUNNING, SB_STOPPED };
 
-struct pod_net;
+struct pod_net_conf;
 
 struct sandbox {
 	const struct sandbox_config *cfg;
 	struct vm_config vm_cfg;
 	struct boot_fs *fs;
 	unsigned *vol_of;                /* mount index -> its volume */
-	const struct pod_net *net;       /* the pod's interface; tap_fd -1: none */
+	const struct pod_net_conf *net;  /* the pod's interface, when vm_cfg.net is set */
 	struct control_server *ctl;
 	int (*mount)(struct sandbox *sb, const struct agent_client *a, struct rv_err *err);
 

@@ -32,6 +32,19 @@ static void teardown(void)
 
 TestSuite(netlink, .init = setup, .fini = teardown, .timeout = 20);
 
+/* What a command prints (tc's view), for checks by substring. */
+static const char *output(const char *cmd)
+{
+	static char buf[512];
+	FILE *p = popen(cmd, "r");
+
+	cr_assert_not_null(p, "%s", cmd);
+	size_t got = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[got] = '\0';
+	pclose(p);
+	return buf;
+}
+
 static struct nl_link link_named(const char *name)
 {
 	struct nl_link k;
@@ -123,14 +136,9 @@ Test(netlink, a_redirect_is_an_ingress_qdisc_and_a_mirred_filter, .timeout = 20)
 {
 	struct rv_err err;
 	struct nl_link v0 = link_named("v0"), v1 = link_named("v1");
-	char line[512];
 
 	cr_assert_eq(nl_redirect(&nl, v0.index, v1.index, &err), 0, "%s", err.msg);
-	FILE *p = popen("tc filter show dev v0 ingress", "r");
-	cr_assert_not_null(p);
-	size_t got = fread(line, 1, sizeof(line) - 1, p);
-	line[got] = '\0';
-	pclose(p);
+	const char *line = output("tc filter show dev v0 ingress");
 	cr_expect_not_null(strstr(line, "u32"), "%s", line);
 	cr_expect_not_null(strstr(line, "Egress Redirect to device v1"), "%s", line);
 }
@@ -139,15 +147,10 @@ Test(netlink, a_redirect_removed_leaves_no_qdisc_and_can_be_made_again, .timeout
 {
 	struct rv_err err;
 	struct nl_link v0 = link_named("v0"), v1 = link_named("v1");
-	char line[512];
 
 	cr_assert_eq(nl_redirect(&nl, v0.index, v1.index, &err), 0, "%s", err.msg);
 	cr_assert_eq(nl_redirect_remove(&nl, v0.index, &err), 0, "%s", err.msg);
-	FILE *p = popen("tc qdisc show dev v0", "r");
-	cr_assert_not_null(p);
-	size_t got = fread(line, 1, sizeof(line) - 1, p);
-	line[got] = '\0';
-	pclose(p);
+	const char *line = output("tc qdisc show dev v0");
 	cr_expect_null(strstr(line, "ingress"), "%s", line);
 	cr_expect_eq(nl_redirect_remove(&nl, v0.index, &err), 0, "none left is fine: %s", err.msg);
 	cr_expect_eq(nl_redirect(&nl, v0.index, v1.index, &err), 0, "%s", err.msg);

@@ -93,14 +93,15 @@ Test(pod_net, gives_the_guest_the_veths_mac_mtu_addresses_and_routes)
 	snprintf(cmd, sizeof(cmd), "ip -n %s -o link show eth0", pod);
 	cr_expect_not_null(strstr(output(cmd), want_mac), "the MAC is eth0's");
 
-	struct proto_netconf nc;
-	char mac[18];
-	const char *addrs[NL_MAX_ADDRS], *routes[NL_MAX_ROUTES];
-	pod_net_netconf(&pn, &nc, mac, addrs, routes);
-	cr_expect_str_eq(nc.mac, want_mac);
-	cr_expect_eq(nc.mtu, 1400);
-	cr_expect_eq(nc.naddrs, 1);
-	cr_expect_str_eq(nc.routes[1], "default via 10.5.0.1");
+	struct pod_net_conf conf;
+	pod_net_conf(&pn, &conf);
+	cr_expect_str_eq(conf.nc.mac, want_mac);
+	cr_expect_eq(conf.nc.mtu, 1400);
+	cr_expect_eq(conf.nc.naddrs, 1);
+	cr_expect_str_eq(conf.nc.routes[1], "default via 10.5.0.1");
+	cr_expect_eq(conf.vnet.tap_fd, pn.tap_fd);
+	cr_expect_eq(conf.vnet.mtu, 1400);
+	cr_expect_eq(memcmp(conf.vnet.mac, pn.mac, 6), 0);
 
 	snprintf(cmd, sizeof(cmd), "ip -n %s -o link show %s", pod, pn.tap);
 	const char *tap = output(cmd);
