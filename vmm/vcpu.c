@@ -164,13 +164,56 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* The local APIC registers that say why an interrupt is not taken: a vector
+ * still in service (no EOI), one pending, the task priority, the timer. */
+#define LAPIC_TPR 0x80
+#define LAPIC_ISR 0x100
+#define LAPIC_IRR 0x200
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_COUNT 0x390
+
+static uint32_t lapic_reg(const struct kvm_lapic_state *s, unsigned off)
+{
+	uint32_t v;
+
+	memcpy(&v, s->regs + off, sizeof(v));
+	return v;
+}
+
+/* The highest vector set in a 256-bit APIC register bank, or -1. */
+static int lapic_top_vector(const struct kvm_lapic_state *s, unsigned bank)
+{
+	for (int word = 7; word >= 0; word--) {
+		uint32_t bits = lapic_reg(s, bank + (unsigned)word * 0x10);
+		if (bits)
+			return word * 32 + 31 - __builtin_clz(bits);
+	}
+	return -1;
+}
+
+static void describe_interrupts(struct vcpu *v, char *buf, size_t size)
+{
+	struct kvm_regs regs;
+	struct kvm_lapic_state lapic;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0) {
+		snprintf(buf, size, "interrupt state unreadable");
+		return;
+	}
+	snprintf(buf, size, "interrupts %s, APIC in service %d, pending %d, TPR 0x%x, "
+		 "timer LVT 0x%x count %u", regs.rflags & (1u << 9) ? "on" : "off",
+		 lapic_top_vector(&lapic, LAPIC_ISR), lapic_top_vector(&lapic, LAPIC_IRR),
+		 lapic_reg(&lapic, LAPIC_TPR), lapic_reg(&lapic, LAPIC_LVT_TIMER),
+		 lapic_reg(&lapic, LAPIC_TIMER_COUNT));
+}
+
 /* A VM stopped for an error elsewhere (--timeout, a device): where each vCPU
  * was says whether the guest hung in a loop, waited idle for an interrupt
  * (a HLT, mp_state 3) or was busy. */
 static void log_where_stopped(struct vcpu *v)
 {
 	struct kvm_mp_state mp = { 0 };
-	char where[300];
+	char where[300], irqs[160];
 
 	pthread_mutex_lock(&v->vm->stop_lock);
 	bool error = v->vm->reason == VM_STOP_ERROR;
@@ -178,9 +221,10 @@ static void log_where_stopped(struct vcpu *v)
 	if (!error || !v->vm->cfg->log || v->vm->cfg->log->min_level > RV_LOG_DEBUG)
 		return;
 	describe_rip(v, where, sizeof(where));
+	describe_interrupts(v, irqs, sizeof(irqs));
 	ioctl(v->fd, KVM_GET_MP_STATE, &mp);
-	rv_logf(v->vm->cfg->log, RV_LOG_DEBUG, "vCPU %u stopped at %s, mp_state %u", v->index, where,
-		mp.mp_state);
+	rv_logf(v->vm->cfg->log, RV_LOG_DEBUG, "vCPU %u stopped at %s, mp_state %u; %s", v->index,
+		where, mp.mp_state, irqs);
 }
 
 /* --- the pause gate (vm_priv.h) ------------------------------------------------- */

@@ -359,8 +359,27 @@ static void on_signal(struct ev_handler *h, uint32_t events)
 	*w->done = true;
 }
 
+/* Each virtio pin of the I/O APIC: a masked pin or a level pin whose remote
+ * IRR was never cleared by an EOI would leave a device's interrupts unseen. */
+static void dump_ioapic(struct vm *vm)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+	if (ioctl(vm->kvm.vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+		return;
+	for (unsigned i = 0; i < vm->nslots; i++) {
+		unsigned pin = VIRTIO_MMIO_FIRST_IRQ + i;
+		const typeof(chip.chip.ioapic.redirtbl[0]) *e = &chip.chip.ioapic.redirtbl[pin];
+		rv_logf(vm->cfg->log, RV_LOG_DEBUG, "I/O APIC pin %u: vector %u, %s, %s%s, dest %u",
+			pin, e->fields.vector, e->fields.mask ? "masked" : "unmasked",
+			e->fields.trig_mode ? "level" : "edge", e->fields.remote_irr ? " remote IRR" : "",
+			e->fields.dest_id);
+	}
+}
+
 void vm_dump_devices(struct vm *vm)
 {
+	dump_ioapic(vm);
 	vsock_dump(&vm->vsock, vm->cfg->log);
 	virtio_dev_dump(&vm->rng.dev, vm->cfg->log);
 	if (vm->cfg->fs)

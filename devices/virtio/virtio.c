@@ -58,8 +58,10 @@ static void pulse_irq(struct virtio_dev *d)
 
 static void raise_irq(struct virtio_dev *d, uint32_t why)
 {
-	if (!d->isr)
+	if (!d->isr) {
 		d->isr_since_ms = now_ms();
+		d->isr_retries = 0;
+	}
 	d->isr |= why;
 	pulse_irq(d);
 }
@@ -72,6 +74,11 @@ static void retry_irq(struct virtio_dev *d)
 		rv_logf(d->log, RV_LOG_DEBUG, "virtio-%s: interrupt 0x%x not acknowledged for %u ms; "
 			"raising it again", d->ops->name, d->isr, VIRTIO_IRQ_RETRY_MS);
 	d->isr_since_ms = now_ms();
+	/* Counted in retries, which stop while the VM is paused, not in time. */
+	if (++d->isr_retries == VIRTIO_IRQ_STALL_MS / VIRTIO_IRQ_RETRY_MS)
+		virtio_dev_warn(d, "the guest has left interrupt 0x%x unacknowledged for %u s while "
+				"its vCPUs ran; it has stopped taking interrupts", d->isr,
+				VIRTIO_IRQ_STALL_MS / 1000);
 	pulse_irq(d);
 }
 

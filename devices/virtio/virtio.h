@@ -72,7 +72,8 @@ struct virtio_dev {
 	int irq_fd;                    /* eventfd wired to the guest IRQ (irqfd), -1: none */
 	int defer_fd[VIRTIO_MAX_QUEUES];   /* the transport's kick eventfds: "run again later" */
 	unsigned warnings;             /* logged so far: a guest cannot flood the log */
-	uint64_t isr_since_ms;         /* CLOCK_MONOTONIC when isr last went from 0 to set */
+	uint64_t isr_since_ms;         /* CLOCK_MONOTONIC when isr was last raised (again) */
+	unsigned isr_retries;          /* raised again since isr last went from 0 to set */
 	unsigned irq_retries;          /* interrupts raised again by virtio_dev_watchdog */
 	unsigned kick_polls;           /* buffers found waiting without a notification */
 	uint16_t watchdog_avail[VIRTIO_MAX_QUEUES];   /* last_avail at the previous pass */
@@ -81,6 +82,10 @@ struct virtio_dev {
 #define VIRTIO_MAX_WARNINGS 32u
 /* An interrupt the driver has not acknowledged after this long is raised again. */
 #define VIRTIO_IRQ_RETRY_MS 1000u
+/* An interrupt unacknowledged this long means a guest that stopped taking
+ * interrupts (seen only under nested emulation): said once, as a warning, so
+ * that whoever waits on the guest learns why. */
+#define VIRTIO_IRQ_STALL_MS 10000u
 
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops, void *priv,
 		     const struct guest_mem *mem, const struct rv_log *log);

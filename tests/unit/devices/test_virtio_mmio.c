@@ -2,6 +2,7 @@
  * registers by the test driver, with virtio-rng as the device behind them. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -506,4 +507,46 @@ Test(virtio_mmio, watchdog_raises_an_unacknowledged_interrupt_again)
 	usleep((VIRTIO_IRQ_RETRY_MS + 50) * 1000);
 	virtio_dev_watchdog(&rng.dev);
 	cr_assert_eq(vdriver_irqs(&drv), 0, "an acknowledged interrupt is not raised again");
+}
+
+/* Without sleeping VIRTIO_IRQ_STALL_MS: each pass finds the last raise one
+ * retry period old. */
+static void age_and_watch(unsigned passes)
+{
+	for (unsigned i = 0; i < passes; i++) {
+		rng.dev.isr_since_ms -= VIRTIO_IRQ_RETRY_MS;
+		virtio_dev_watchdog(&rng.dev);
+	}
+}
+
+Test(virtio_mmio, an_interrupt_unacknowledged_for_long_is_reported_once_as_a_warning)
+{
+	int p[2];
+	char buf[1024] = { 0 };
+
+	cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
+	struct rv_log log = { .fd = p[1], .format = RV_LOG_TEXT, .min_level = RV_LOG_WARN };
+	rng.dev.log = &log;
+	cr_assert_eq(vdriver_start(&drv, VIRTIO_F_VERSION_1, 1, 8), 0);
+	struct vdriver_buf b = { vdriver_alloc(&drv, 16, 16), 16, true };
+	vdriver_add(&drv, 0, &b, 1, false);
+	vdriver_notify(&drv, 0);
+	age_and_watch(VIRTIO_IRQ_STALL_MS / VIRTIO_IRQ_RETRY_MS - 1);
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), -1, "nothing said before VIRTIO_IRQ_STALL_MS");
+	age_and_watch(5);
+	cr_assert_gt(read(p[0], buf, sizeof(buf) - 1), 0);
+	cr_assert(strstr(buf, "virtio-rng") && strstr(buf, "unacknowledged for 10 s"), "%s", buf);
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), -1, "said once, not at every retry");
+
+	/* Acknowledged, then raised again: a new interrupt with a clock of its own. */
+	vdriver_isr_ack(&drv);
+	vdriver_add(&drv, 0, &b, 1, false);
+	vdriver_notify(&drv, 0);
+	age_and_watch(VIRTIO_IRQ_STALL_MS / VIRTIO_IRQ_RETRY_MS - 1);
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), -1, "the count starts again at the new interrupt");
+	age_and_watch(1);
+	cr_assert_gt(read(p[0], buf, sizeof(buf)), 0);
+	rng.dev.log = NULL;
+	close(p[0]);
+	close(p[1]);
 }
