@@ -140,7 +140,9 @@ static int listen_control(const char *root, const char *id, struct rv_err *err)
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return rv_fail(err, errno, "socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	/* 0600 whatever the caller's umask: connecting needs write permission. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(sa.sun_path, 0600) < 0 ||
+	    listen(fd, 64) < 0) {
 		int e = errno;
 		close(fd);
 		return rv_fail(err, e, "control socket %s", sa.sun_path);

@@ -83,9 +83,34 @@ static void close_call_fds(struct control_call *call)
 	call->nfds = 0;
 }
 
-/* One connection: requests until the client hangs up or we stop. */
+bool control_peer_allowed(uid_t peer, uid_t owner)
+{
+	return peer == 0 || peer == owner;
+}
+
+/* The socket's mode (0600 in a 0700 dir) already keeps others out; the peer's
+ * credentials hold even where a mode cannot (a socket passed on by fd, a
+ * state dir whose mode someone loosened). */
+static int check_peer(int fd, struct rv_err *err)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return rv_fail(err, errno, "control socket: the caller's credentials");
+	if (!control_peer_allowed(cred.uid, geteuid()))
+		return rv_failx(err, EACCES, "control socket: uid %u may not drive this sandbox "
+				"(only uid %u and root may)", (unsigned)cred.uid, (unsigned)geteuid());
+	return 0;
+}
+
+/* One connection: requests until the client hangs up or we stop. A caller
+ * refused by check_peer gets that error for every request. */
 static void serve(struct control_server *s, int fd, char *req, char *reply)
 {
+	struct rv_err refused = { 0 };
+	bool stranger = check_peer(fd, &refused) < 0;
+
 	for (;;) {
 		struct control_call call = { .fd = fd, .fds = { -1, -1, -1 } };
 		bool bad_fds;
@@ -96,7 +121,10 @@ static void serve(struct control_server *s, int fd, char *req, char *reply)
 		}
 		struct rv_err err = { 0 };
 		int rc;
-		if ((size_t)n > CONTROL_REQ_MAX_BYTES || memchr(req, '\0', (size_t)n)) {
+		if (stranger) {
+			err = refused;
+			rc = -1;
+		} else if ((size_t)n > CONTROL_REQ_MAX_BYTES || memchr(req, '\0', (size_t)n)) {
 			rc = rv_failx(&err, EINVAL, "malformed control request");
 		} else if (bad_fds) {
 			rc = rv_failx(&err, EINVAL, "a control request carries at most %u fds",

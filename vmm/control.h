@@ -9,7 +9,9 @@
 #ifndef RV_CONTROL_H
 #define RV_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -52,6 +54,9 @@ int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
 /* Stops accepting, ends every connection and returns once no handler runs.
  * A handler that blocks must have been woken by its owner first. NULL: no-op. */
 void control_server_stop(struct control_server *s);
+
+/* Who may call: root and the VMM's own user (SO_PEERCRED). */
+bool control_peer_allowed(uid_t peer, uid_t owner);
 
 /* The client is runtime/ctl.h. */
 

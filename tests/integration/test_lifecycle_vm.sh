@@ -46,6 +46,12 @@ pid=$(field "$out" pid)
 	pass "the pid file and state hold the VMM's pid, and it runs" ||
 	fail "the pid file and state hold the VMM's pid, and it runs" "state pid '$pid', file '$(cat "$scratch/c1.pid" 2>&1)'"
 expect_in "state names the bundle" "$out" "\"bundle\": \"$b/exit3\""
+modes=$(stat -c '%a %U' "$root/c1" "$root/c1/control.sock" | tr '\n' ' ')
+[ "$modes" = "700 root 600 root " ] && pass "its state dir is 0700 and its control socket 0600" ||
+	fail "its state dir is 0700 and its control socket 0600" "$modes"
+run_capture setpriv --reuid 65534 --regid 65534 --clear-groups "$build/bin/runvm" --root "$root" kill c1 KILL
+[ "$rc" != 0 ] && kill -0 "$pid" 2>/dev/null && pass "another user cannot kill it" ||
+	fail "another user cannot kill it" "rc $rc" "stderr: $err"
 run_capture rv list
 expect_in "list shows it created" "$out" "created"
 run_capture rv start c1
