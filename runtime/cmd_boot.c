@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -219,6 +220,10 @@ int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {
 	struct kvm_host host;
 
+	/* Before any thread: they all inherit it. Nothing the VMM runs may gain
+	 * privileges through a set-id or file-capability binary. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return rv_fail(err, errno, "boot: set no_new_privs");
 	if (is_sandbox(argc, argv))
 		return cmd_boot_sandbox(cli, argc, argv, err);
 	kvm_host_detect("/", &host);

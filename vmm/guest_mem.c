@@ -40,6 +40,9 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err)
 		return rv_fail(err, errno, "map %llu MiB of guest memory",
 			       (unsigned long long)(size >> 20));
 	mem->base = base;
+	/* A crashing VMM must not write a tenant's memory into a host core file
+	 * (QEMU's dump-guest-core=off); where the kernel lacks it, dumps carry it. */
+	madvise(base, size, MADV_DONTDUMP);
 	uint64_t offset = 0;
 	for (unsigned i = 0; i < mem->nregions; i++) {
 		mem->regions[i].host = mem->base + offset;

@@ -49,6 +49,11 @@ expect_in "state names the bundle" "$out" "\"bundle\": \"$b/exit3\""
 modes=$(stat -c '%a %U' "$root/c1" "$root/c1/control.sock" | tr '\n' ' ')
 [ "$modes" = "700 root 600 root " ] && pass "its state dir is 0700 and its control socket 0600" ||
 	fail "its state dir is 0700 and its control socket 0600" "$modes"
+grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" && pass "the VMM runs with no_new_privs" ||
+	fail "the VMM runs with no_new_privs" "$(grep NoNewPrivs "/proc/$pid/status")"
+ram_flags=$(awk '/runvm-guest-ram/ { m = 1 } m && /^VmFlags/ { print; exit }' "/proc/$pid/smaps")
+[[ " ${ram_flags#VmFlags:} " == *" dd "* ]] && pass "guest memory is left out of core dumps" ||
+	fail "guest memory is left out of core dumps" "${ram_flags:-no runvm-guest-ram mapping}"
 run_capture setpriv --reuid 65534 --regid 65534 --clear-groups "$build/bin/runvm" --root "$root" kill c1 KILL
 [ "$rc" != 0 ] && kill -0 "$pid" 2>/dev/null && pass "another user cannot kill it" ||
 	fail "another user cannot kill it" "rc $rc" "stderr: $err"

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "vmm/guest_mem.h"
 #include "vmm/x86/e820.h"
@@ -82,4 +84,38 @@ Test(e820, ram_total_is_memory_minus_the_legacy_hole)
 Test(e820, entries_are_packed_like_the_zero_page)
 {
 	cr_assert_eq(sizeof(struct e820_entry), 20);
+}
+
+/* The VmFlags line of the mapping that starts at addr, from /proc/self/smaps. */
+static bool mapping_flags(const void *addr, char *out, size_t size)
+{
+	char line[512], start[32];
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	snprintf(start, sizeof(start), "%lx-", (unsigned long)addr);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' '))
+			in = strncmp(line, start, strlen(start)) == 0;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(out, size, "%s", line + 8);
+			fclose(f);
+			return true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return false;
+}
+
+Test(guest_mem, ram_is_left_out_of_core_dumps)
+{
+	struct guest_mem m;
+	struct rv_err err;
+	char flags[512];
+
+	cr_assert_eq(guest_mem_create(&m, 16 * MiB, &err), 0, "%s", err.msg);
+	cr_assert(mapping_flags(m.base, flags, sizeof(flags)), "guest RAM's mapping in smaps");
+	cr_assert(strstr(flags, " dd"), "VmFlags:%s", flags);
+	guest_mem_destroy(&m);
 }
