@@ -52,6 +52,9 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DRUNVM_VERSION='"$(VERSION)"' -c -o $@ $<
 
+# What lib.a needs at link time (vmm/jail.c: libseccomp).
+LIB_LDLIBS := -lseccomp -lpthread
+
 $(B)/lib.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -71,20 +74,20 @@ $(UNIT): $(UNIT_OBJS) $(B)/runtime.a $(B)/lib.a
 
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(BOOT_LOOP): $(B)/obj/tests/integration/boot_loop.o $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(AGENT_STRESS): $(B)/obj/tests/integration/agent_stress.o $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 # The FUSE server on a host mount through /dev/fuse (DESIGN §10, layer 3).
 $(FS_MOUNT): $(B)/obj/tests/fs/fs_mount.o $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 # The hostile client jails itself inside a mount: static, so it runs with no
 # host libraries in sight, and never sanitized (it is not code under test).
@@ -99,7 +102,7 @@ $(NET_BENCH): bench/net_bench.c
 
 $(VSOCK_BENCH): $(B)/obj/bench/vsock_bench.o $(B)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 # --- guest artifacts: our kernel (vmlinux for PVH, bzImage) -------------------
 guest-kernel:

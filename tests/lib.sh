@@ -6,6 +6,9 @@
 # with other interpreters ahead (a pyenv python3 shim: 13 s a start in the
 # testbed, against 2 for Debian's) would test against those, slowly.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A VMM that makes a call its seccomp filter forbids says which (vmm/jail.h)
+# instead of dying silently by SIGSYS: a failing test then names it.
+export RUNVM_SECCOMP_REPORT=1
 
 t_pass=0 t_fail=0 t_skip=0
 t_suite=${t_suite:-tests}

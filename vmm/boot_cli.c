@@ -15,6 +15,7 @@
 #include "common/cleanup.h"
 #include "devices/fs/server.h"
 #include "vmm/boot_fs.h"
+#include "vmm/jail.h"
 #include "vmm/vm.h"
 
 
@@ -138,7 +139,17 @@ static int parse_cache(const char *s, struct boot_fs *f, struct rv_err *err)
 
 enum { OPT_CPUS = 256, OPT_MEM, OPT_DEVICE_FD, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE,
        OPT_CONSOLE, OPT_TIMEOUT, OPT_ROOTFS, OPT_READONLY, OPT_VOLUME, OPT_FS_CACHE,
-       OPT_FS_WRITEBACK };
+       OPT_FS_WRITEBACK, OPT_SECCOMP_SELFTEST };
+
+static int parse_selftest(const char *s, struct vm_config *cfg, struct rv_err *err)
+{
+	enum jail_role role;
+
+	if (jail_role_parse(s, &role, err) < 0)
+		return rv_wrap(err, "--seccomp-selftest");
+	cfg->jail_selftest = 1u + role;
+	return 0;
+}
 
 static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct boot_fs *fs,
 		       char ***command, struct rv_err *err)
@@ -158,6 +169,8 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct boot
 		{ "volume", required_argument, NULL, OPT_VOLUME },
 		{ "fs-cache", required_argument, NULL, OPT_FS_CACHE },
 		{ "fs-writeback", no_argument, NULL, OPT_FS_WRITEBACK },
+		/* Tests only: ROLE's thread makes a call its filter forbids. */
+		{ "seccomp-selftest", required_argument, NULL, OPT_SECCOMP_SELFTEST },
 		{ 0 },
 	};
 	unsigned long long mem;
@@ -187,6 +200,7 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg, struct boot
 		case OPT_VOLUME: rc = parse_volume(optarg, fs, err); break;
 		case OPT_FS_CACHE: rc = parse_cache(optarg, fs, err); break;
 		case OPT_FS_WRITEBACK: fs->writeback = true; break;
+		case OPT_SECCOMP_SELFTEST: rc = parse_selftest(optarg, cfg, err); break;
 		default:
 			return rv_failx(err, EINVAL, "unknown flag '%s' (see runvm boot --help)",
 					argv[optind - 1]);
@@ -310,7 +324,7 @@ static int run_command(void *arg, struct vm *vm, const struct agent_client *agen
 int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, struct rv_err *err)
 {
 	struct vm_config cfg = { .cpus = 1, .mem_bytes = VM_DEFAULT_MEM_BYTES, .device_fd = -1,
-				 .console_fd = -1, .log = log };
+				 .console_fd = -1, .log = log, .jail = true };
 	struct boot_command bc = { 0 };
 	char kernel[PATH_MAX], initrd[PATH_MAX];
 	/* 16 volumes of two paths each: too big for the stack of a library call. */

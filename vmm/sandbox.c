@@ -168,6 +168,17 @@ static void print_tail(const struct sandbox_config *cfg, const struct vm_result 
 		close(fd);
 }
 
+/* Started once the VMM is jailed, so that they inherit its filter. No
+ * client waits: `create` hears from us only when the container is ready. */
+static int start_threads(void *arg, struct rv_err *err)
+{
+	struct sandbox *sb = arg;
+
+	if (sb->cfg->terminal && sandbox_console_start(sb, err) < 0)
+		return -1;
+	return control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err);
+}
+
 int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
 {
 	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
@@ -203,11 +214,11 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		pod_net_conf(&net, &conf);
 		sb->vm_cfg.net = &conf.vnet;
 	}
-	if (make_exports(sb, err) < 0 ||
-	    (cfg->terminal && sandbox_console_start(sb, err) < 0))
+	if (make_exports(sb, err) < 0)
 		goto out;
-	if (control_server_start(cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
-		goto out;
+	sb->vm_cfg.jail = true;
+	sb->vm_cfg.on_run = start_threads;
+	sb->vm_cfg.on_run_arg = sb;
 	rc = vm_run(&sb->vm_cfg, &res, err);
 	pod_net_detach(&net);   /* before a re-raised signal ends us */
 	rv_logf(cfg->vm.log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first "

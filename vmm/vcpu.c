@@ -108,7 +108,7 @@ static void describe_rip(struct vcpu *v, char *buf, size_t size)
 	uint64_t linear = sregs.cs.base + regs.rip;
 	n += (size_t)snprintf(buf + n, size - n, "RIP 0x%llx", (unsigned long long)regs.rip);
 	char sym[128];
-	if (n < size && ksym_lookup(v->vm->cfg->kernel, regs.rip, sym, sizeof(sym)) == 0)
+	if (n < size && ksym_lookup(v->vm->kernel_fd, regs.rip, sym, sizeof(sym)) == 0)
 		n += (size_t)snprintf(buf + n, size - n, " (%s)", sym);
 	struct kvm_translation tr = { .linear_address = linear };
 	const uint8_t *insn = NULL;
@@ -358,6 +358,10 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	v->started_ms = rv_now_ms(CLOCK_MONOTONIC);
+	if (vm_jail_thread(v->vm, JAIL_VCPU) < 0) {
+		vcpu_gate_leave(&v->vm->gate);
+		return NULL;
+	}
 	while (!atomic_load(&v->vm->stopping)) {
 		if (vcpu_gate_should_park(&v->vm->gate)) {
 			vcpu_gate_park(&v->vm->gate);

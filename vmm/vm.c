@@ -117,12 +117,40 @@ static int add_net(struct vm *vm, struct rv_err *err)
 	return vnet_init(&vm->net, fd, net->mac, net->mtu, &vm->mem, &vm->loop, vm->cfg->log, err);
 }
 
+int vm_jail_thread(struct vm *vm, enum jail_role role)
+{
+	struct rv_err err;
+
+	sigset_t sys;
+
+	if (!vm->cfg->jail)
+		return 0;
+	/* A thread with SIGSYS blocked is killed by a trapped call instead of
+	 * reporting it (JAIL_REPORT_ENV); the file workers block everything. */
+	sigemptyset(&sys);
+	sigaddset(&sys, SIGSYS);
+	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	if (jail_load(role, &err) < 0) {
+		vm_request_stop(vm, VM_STOP_ERROR, &err);
+		return -1;
+	}
+	if (vm->cfg->jail_selftest == 1u + role)
+		jail_forbidden_call();
+	return 0;
+}
+
+static int fs_worker_start(void *arg)
+{
+	return vm_jail_thread(arg, JAIL_FS_WORKER);
+}
+
 static int add_virtio_devices(struct vm *vm, struct rv_err *err)
 {
 	rng_init(&vm->rng, &vm->mem, vm->cfg->log);
 	vsock_init(&vm->vsock, VSOCK_GUEST_CID, &vm->mem, &vm->loop, vm->cfg->log);
 	vm->devices_up = true;
-	struct virtio_fs_config fs_cfg = { .tag = vm->cfg->fs_tag };
+	struct virtio_fs_config fs_cfg = { .tag = vm->cfg->fs_tag, .worker_start = fs_worker_start,
+					   .worker_start_arg = vm };
 	if (vm->cfg->fs && virtio_fs_init(&vm->fs, &fs_cfg, vm->cfg->fs, &vm->mem, vm->cfg->log, err) < 0)
 		return -1;
 	if (vm->cfg->net && add_net(vm, err) < 0)
@@ -206,6 +234,8 @@ static int load_guest(struct vm *vm, struct rv_err *err)
 
 	if (kernel_load(vm->cfg->kernel, &vm->mem, &vm->kernel, err) < 0)
 		return -1;
+	/* Opened now: once jailed, no vCPU may open a file to name a symbol. */
+	vm->kernel_fd = open(vm->cfg->kernel, O_RDONLY | O_CLOEXEC);
 	if (vm->cfg->initrd && initrd_load(vm->cfg->initrd, &vm->mem, &vm->kernel,
 					   &info.initrd_gpa, &info.initrd_size, err) < 0)
 		return -1;
@@ -411,6 +441,20 @@ static void note_cpu_before_run(struct vm_result *res)
 					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
+/* The main thread's filter goes on last of all setup, and before the threads
+ * that inherit it: the vCPUs (which narrow it), the agent's, and whatever the
+ * caller's on_run starts. */
+static int jail_main(struct vm *vm, struct rv_err *err)
+{
+	if (vm->cfg->jail) {
+		if (jail_load(JAIL_VMM, err) < 0)
+			return -1;
+		if (vm->cfg->jail_selftest == 1u + JAIL_VMM)
+			jail_forbidden_call();
+	}
+	return vm->cfg->on_run ? vm->cfg->on_run(vm->cfg->on_run_arg, err) : 0;
+}
+
 /* Main thread: devices and host sockets, until a vCPU stops the VM, a signal
  * arrives or the timeout fires. */
 static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
@@ -433,6 +477,8 @@ static int vm_loop(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	    (timerfd >= 0 && evloop_add(&vm->loop, timerfd, EPOLLIN, &timer.h, err) < 0))
 		return -1;
 	note_cpu_before_run(res);
+	if (jail_main(vm, err) < 0)
+		return -1;
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
 		if (vcpu_start(&vm->vcpus[i], err) < 0)
 			return -1;
@@ -469,6 +515,8 @@ static void vm_teardown(struct vm *vm, struct vm_result *res)
 		close(vm->serial_irq_fd);
 	}
 	guest_mem_destroy(&vm->mem);
+	if (vm->kernel_fd >= 0)
+		close(vm->kernel_fd);
 	kvm_close(&vm->kvm);
 	evloop_destroy(&vm->loop);
 	close(vm->stop_fd);
@@ -496,7 +544,8 @@ static int vm_outcome(struct vm *vm, struct vm_result *res, struct rv_err *err)
 
 int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err)
 {
-	struct vm vm = { .cfg = cfg, .serial_irq_fd = -1, .kvm = { .sys_fd = -1, .vm_fd = -1 },
+	struct vm vm = { .cfg = cfg, .serial_irq_fd = -1, .kernel_fd = -1,
+			 .kvm = { .sys_fd = -1, .vm_fd = -1 },
 			 .mem = { .memfd = -1 }, .loop = { .epfd = -1 } };
 	sigset_t old;
 

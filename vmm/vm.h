@@ -60,6 +60,17 @@ struct vm_config {
 	 * SIGHUP) or is dropped (the others). */
 	bool (*on_signal)(void *arg, int sig);
 	void *on_signal_arg;
+	/* Each VMM thread loads its seccomp filter (vmm/jail.h) before the guest
+	 * runs; the caller's own threads load theirs. */
+	bool jail;
+	/* Optional: called on the main thread once it is jailed, just before the
+	 * first vCPU runs; threads it starts inherit the VMM's filter. An error
+	 * ends the VM with it. */
+	int (*on_run)(void *arg, struct rv_err *err);
+	void *on_run_arg;
+	/* Tests only: 1 + enum jail_role, whose thread then makes a forbidden
+	 * call (the VMM must die of it); 0: none. */
+	unsigned jail_selftest;
 };
 
 /* The signals vm_config.on_signal is handed, for a caller that holds them

@@ -16,6 +16,7 @@
 #include "devices/vsock/vsock.h"
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
+#include "vmm/jail.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
 #include "vmm/x86/kernel.h"
@@ -119,6 +120,7 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	int serial_irq_fd;
+	int kernel_fd;                /* for symbols in errors; -1: none (vmm/x86/ksym.h) */
 	struct vcpu *vcpus;
 	struct vcpu_gate gate;        /* vm_pause, vm_resume */
 	atomic_bool stopping;
@@ -129,6 +131,11 @@ struct vm {
 	atomic_bool has_status;
 	atomic_uint status;
 };
+
+/* With cfg->jail, loads role's seccomp filter on the calling thread (and
+ * makes the selftest's forbidden call when it names role); a failure stops
+ * the VM with its error and returns -1. A no-op without cfg->jail. */
+int vm_jail_thread(struct vm *vm, enum jail_role role);
 
 /* Called from any thread; the first caller's reason and error are kept. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why);

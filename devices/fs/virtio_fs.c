@@ -136,6 +136,8 @@ static void *worker_main(void *arg)
 	struct virtio_fs *f = w->f;
 	struct virtio_dev *d = &f->dev;
 
+	if (f->worker_start && f->worker_start(f->worker_start_arg) < 0)
+		return NULL;
 	pthread_mutex_lock(&d->lock);
 	while (!f->stop) {
 		int qi = take(f, &w->chain);
@@ -264,6 +266,10 @@ int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, stru
 		return rv_fail(err, ENOMEM, "virtio-fs: allocate %u workers", n);
 	memcpy(f->tag, tag, tag_len);
 	f->server = srv;
+	if (cfg) {
+		f->worker_start = cfg->worker_start;
+		f->worker_start_arg = cfg->worker_start_arg;
+	}
 	virtio_dev_init(&f->dev, &fs_ops, f, mem, log);
 	pthread_cond_init(&f->work, NULL);
 	/* The reset wait is bounded in monotonic time: clock changes don't matter. */

@@ -26,6 +26,11 @@
 struct virtio_fs_config {
 	const char *tag;        /* what the guest mounts (mount -t virtiofs TAG); NULL: "runvm" */
 	unsigned workers;       /* threads serving requests; 0: VIRTIO_FS_DEFAULT_WORKERS */
+	/* Optional: run first on each worker's own thread (the VMM loads the
+	 * worker's seccomp filter there). A worker whose hook fails serves
+	 * nothing; the hook reports why. */
+	int (*worker_start)(void *arg);
+	void *worker_start_arg;
 };
 
 struct virtio_fs_worker;
@@ -43,6 +48,8 @@ struct virtio_fs {
 	bool stop;
 	unsigned nworkers;
 	struct virtio_fs_worker *workers;
+	int (*worker_start)(void *arg);    /* virtio_fs_config's */
+	void *worker_start_arg;
 };
 
 /* Starts cfg->workers threads serving srv, which must outlive the device.

@@ -131,6 +131,39 @@ case "$err" in
 esac
 [ $((SECONDS - start)) -lt 60 ] && pass "and it does not hang" || fail "and it does not hang" "$((SECONDS - start)) s"
 
+# --- the VMM's seccomp filters (vmm/jail.h) ---------------------------------------
+mkdir -p "$scratch/root/bin" && cp /bin/busybox "$scratch/root/bin/busybox"
+"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 --rootfs "$scratch/root" \
+	-- /bin/busybox sleep 30 >/dev/null 2>&1 &
+bg=$!
+threads=""
+for _ in $(seq 600); do
+	# main, a vCPU, the agent's thread and the file workers: all there once it runs
+	[ "$(ls "/proc/$bg/task" 2>/dev/null | wc -l)" -ge 4 ] &&
+		threads=$(grep -h '^Seccomp:' /proc/$bg/task/*/status 2>/dev/null | sort | uniq -c) &&
+		[ "$(wc -l <<<"$threads")" = 1 ] && [[ "$threads" == *"Seccomp:"*2 ]] && break
+	sleep 0.1
+done
+[[ "$threads" == *"Seccomp:"*2 ]] && [ "$(wc -l <<<"$threads")" = 1 ] &&
+	pass "every VMM thread runs under a seccomp filter ($(echo $threads | cut -d' ' -f1) threads)" ||
+	fail "every VMM thread runs under a seccomp filter" "${threads:-no threads seen}"
+kill "$bg" 2>/dev/null; wait "$bg" 2>/dev/null
+# As shipped: killed by SIGSYS, without a word (perl reports how it ended).
+for role in vmm vcpu fs-worker; do
+	run_capture env RUNVM_SECCOMP_REPORT=0 perl -e 'system(@ARGV); print $? & 127' \
+		"$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 --rootfs "$scratch/root" \
+		--seccomp-selftest "$role" -- /bin/busybox true
+	[ "$out" = 31 ] && pass "a forbidden call on a $role thread kills the VMM by SIGSYS" ||
+		fail "a forbidden call on a $role thread kills the VMM by SIGSYS" "ended by signal '$out'" \
+			"stderr: ${err:0:300}"
+done
+# As the tests run it (tests/lib.sh): the call named, the same status.
+run_capture vm --rootfs "$scratch/root" --seccomp-selftest vcpu -- /bin/busybox true
+expect_rc "RUNVM_SECCOMP_REPORT=1: the VMM ends with 128 + SIGSYS" 159 &&
+	expect_in "and names the call (personality, 135)" "$err" "made system call 135, which its filter forbids"
+run_capture vm --seccomp-selftest gpu -- true
+expect_rc "--seccomp-selftest with no such role" 1 && expect_in "names the roles" "$err" "vmm, vcpu or fs-worker"
+
 left=$(pgrep -f "$runvm boot" || true)
 [ -z "$left" ] && pass "no VMM left running" || fail "no VMM left running" "pids: $left"
 summary

@@ -14,13 +14,21 @@
 
 int file_bytes_map(struct file_bytes *f, const char *path, const char *what, struct rv_err *err)
 {
-	struct stat st;
-
 	f->data = NULL;
 	f->size = 0;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
+	return file_bytes_map_fd(f, fd, path, what, err);
+}
+
+int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
+		      struct rv_err *err)
+{
+	struct stat st;
+
+	f->data = NULL;
+	f->size = 0;
 	if (fstat(fd, &st) < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))

@@ -33,6 +33,9 @@ struct file_bytes {
 
 /* Map a file read-only; `what` names it in errors (e.g. "--kernel"). */
 int file_bytes_map(struct file_bytes *f, const char *path, const char *what, struct rv_err *err);
+/* The same from an open fd (left open); path only names it in errors. */
+int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
+		      struct rv_err *err);
 void file_bytes_unmap(struct file_bytes *f);
 
 /* Parsers of the two formats, on bytes already in memory (fuzzable, testable). */

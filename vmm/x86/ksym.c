@@ -50,12 +50,12 @@ int ksym_lookup_bytes(const struct file_bytes *f, uint64_t addr, char *buf, size
 	return -1;
 }
 
-int ksym_lookup(const char *path, uint64_t addr, char *buf, size_t size)
+int ksym_lookup(int fd, uint64_t addr, char *buf, size_t size)
 {
 	struct file_bytes f;
 	struct rv_err ignored;
 
-	if (!path || file_bytes_map(&f, path, "--kernel", &ignored) < 0)
+	if (fd < 0 || file_bytes_map_fd(&f, fd, "", "--kernel", &ignored) < 0)
 		return -1;
 	int rc = ksym_lookup_bytes(&f, addr, buf, size);
 	file_bytes_unmap(&f);

@@ -1,0 +1,49 @@
+/* The VMM's seccomp filters (DESIGN §8): one allow-list per thread role,
+ * anything else kills the whole VMM (SECCOMP_RET_KILL_PROCESS).
+ *
+ * Each thread loads its role's filter itself, once its setup is done; a
+ * thread started later inherits its creator's filter and may only narrow
+ * it. So the main thread loads JAIL_VMM just before the first vCPU runs, and
+ * the vCPU threads, started after, add JAIL_VCPU; threads started before then
+ * (the control socket's, the console's, the virtio-fs workers) load their
+ * own at their start: JAIL_VMM, or JAIL_FS_WORKER for the file workers. */
+#ifndef RV_JAIL_H
+#define RV_JAIL_H
+
+#include <stdbool.h>
+
+#include "common/err.h"
+
+enum jail_role {
+	JAIL_VMM,        /* main loop and devices, control socket, agent, console */
+	JAIL_VCPU,       /* KVM_RUN and the exits it hands us */
+	JAIL_FS_WORKER,  /* virtio-fs requests: host file calls, no sockets, no ioctl */
+	JAIL_ROLES
+};
+
+/* "vmm", "vcpu", "fs-worker". */
+const char *jail_role_name(enum jail_role role);
+int jail_role_parse(const char *name, enum jail_role *out, struct rv_err *err);
+
+/* Test builds under ASan (make check-sanitize, never shipped) also let the
+ * sanitizer runtime open files and clone its leak checker (jail.c). */
+#ifdef __SANITIZE_ADDRESS__
+#define JAIL_SANITIZER_BUILD true
+#else
+#define JAIL_SANITIZER_BUILD false
+#endif
+
+/* JAIL_REPORT_ENV=1 (tests set it): a forbidden call is trapped, named on
+ * stderr ("runvm: seccomp: a VMM thread made system call N ...") and the VMM
+ * exits with 128 + SIGSYS, where it would otherwise be killed by SIGSYS
+ * without a word. Either way the call is never made. */
+#define JAIL_REPORT_ENV "RUNVM_SECCOMP_REPORT"
+
+/* Loads role's filter on the calling thread. */
+int jail_load(enum jail_role role, struct rv_err *err);
+
+/* The test-only trigger of `runvm boot --seccomp-selftest ROLE`: a system
+ * call no role allows (and that does nothing where none is loaded). */
+void jail_forbidden_call(void);
+
+#endif
