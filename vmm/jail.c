@@ -63,7 +63,8 @@ static const char *const fs_worker_calls[] = {
  * /proc/self/task. */
 static const char *const sanitizer_calls[] = {
 	"sigaltstack", "prctl", "openat", "getdents64", "readlink", "clone", "ptrace", "wait4",
-	"getppid", "rt_sigaction", "pipe2", "sched_getparam", "sched_getscheduler",
+	"getppid", "rt_sigaction", "pipe2", "sched_getparam", "sched_getscheduler", "kill",
+	"tkill", "tgkill", "process_vm_readv",
 	NULL,
 };
 #else
