@@ -4,9 +4,13 @@
  * Each thread loads its role's filter itself, once its setup is done; a
  * thread started later inherits its creator's filter and may only narrow
  * it. So the main thread loads JAIL_VMM just before the first vCPU runs, and
- * the vCPU threads, started after, add JAIL_VCPU; threads started before then
- * (the control socket's, the console's, the virtio-fs workers) load their
- * own at their start: JAIL_VMM, or JAIL_FS_WORKER for the file workers. */
+ * every thread started after inherits it: the vCPUs, which add JAIL_VCPU, the
+ * agent's, the control socket's and the console's (vm_config.on_run). The
+ * virtio-fs workers, started during setup, load JAIL_FS_WORKER at their start.
+ *
+ * The threads share one address space: a role's list bounds what its own code
+ * paths can do, while code run by an attacker in any thread can, in the end,
+ * reach what the vmm and fs-worker lists allow together. */
 #ifndef RV_JAIL_H
 #define RV_JAIL_H
 

@@ -214,7 +214,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		pod_net_conf(&net, &conf);
 		sb->vm_cfg.net = &conf.vnet;
 	}
-	if (make_exports(sb, err) < 0)
+	if (make_exports(sb, err) < 0 || (cfg->terminal && sandbox_console_claim(sb, err) < 0))
 		goto out;
 	sb->vm_cfg.jail = true;
 	sb->vm_cfg.on_run = start_threads;

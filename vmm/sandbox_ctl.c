@@ -191,12 +191,17 @@ static void *winch_thread(void *arg)
 	return NULL;
 }
 
-int sandbox_console_start(struct sandbox *sb, struct rv_err *err)
+int sandbox_console_claim(struct sandbox *sb, struct rv_err *err)
 {
 	/* `create` made us a session leader: the console becomes our terminal,
 	 * so that the kernel tells us (SIGWINCH) when the client resizes it. */
 	if (ioctl(sb->cfg->stdio[0], TIOCSCTTY, 0) < 0)
 		return rv_fail(err, errno, "make the console our terminal");
+	return 0;
+}
+
+int sandbox_console_start(struct sandbox *sb, struct rv_err *err)
+{
 	int rc = pthread_create(&sb->winch, NULL, winch_thread, sb);
 	if (rc)
 		return rv_fail(err, rc, "start the console thread");

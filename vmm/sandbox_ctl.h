@@ -55,9 +55,10 @@ void sandbox_destroy(struct sandbox *sb);
 /* The VM is over: wakes every waiter (wait, start) with exit_code. */
 void sandbox_finish(struct sandbox *sb, int exit_code);
 
-/* With a terminal: makes the console our controlling terminal and forwards
- * its window-size changes (SIGWINCH, which every thread must block) to the
- * guest process. */
+/* With a terminal: claim makes the console our controlling terminal (before
+ * the VMM's filters, which allow no TIOCSCTTY); start forwards its window-size
+ * changes (SIGWINCH, which every thread must block) to the guest process. */
+int sandbox_console_claim(struct sandbox *sb, struct rv_err *err);
 int sandbox_console_start(struct sandbox *sb, struct rv_err *err);
 void sandbox_console_stop(struct sandbox *sb);
 

@@ -134,16 +134,12 @@ esac
 # --- the VMM's seccomp filters (vmm/jail.h) ---------------------------------------
 mkdir -p "$scratch/root/bin" && cp /bin/busybox "$scratch/root/bin/busybox"
 "$runvm" boot --kernel "$kernel" --initrd "$initrd" --timeout 300 --rootfs "$scratch/root" \
-	-- /bin/busybox sleep 30 >/dev/null 2>&1 &
+	-- /bin/busybox sh -c 'echo up >/up; /bin/busybox sleep 30' >/dev/null 2>&1 &
 bg=$!
-threads=""
-for _ in $(seq 600); do
-	# main, a vCPU, the agent's thread and the file workers: all there once it runs
-	[ "$(ls "/proc/$bg/task" 2>/dev/null | wc -l)" -ge 4 ] &&
-		threads=$(grep -h '^Seccomp:' /proc/$bg/task/*/status 2>/dev/null | sort | uniq -c) &&
-		[ "$(wc -l <<<"$threads")" = 1 ] && [[ "$threads" == *"Seccomp:"*2 ]] && break
-	sleep 0.1
-done
+# Once the command has written through virtio-fs, every thread is there:
+# main, the vCPU, the agent's and the file workers.
+for _ in $(seq 1200); do [ -e "$scratch/root/up" ] && break; sleep 0.1; done
+threads=$(grep -h '^Seccomp:' /proc/$bg/task/*/status 2>/dev/null | sort | uniq -c)
 [[ "$threads" == *"Seccomp:"*2 ]] && [ "$(wc -l <<<"$threads")" = 1 ] &&
 	pass "every VMM thread runs under a seccomp filter ($(echo $threads | cut -d' ' -f1) threads)" ||
 	fail "every VMM thread runs under a seccomp filter" "${threads:-no threads seen}"

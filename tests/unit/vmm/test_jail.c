@@ -15,24 +15,36 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/kvm.h>
+#include <sys/stat.h>
+#include <stdio.h>
+
 #include "vmm/jail.h"
 
 typedef int (*act_fn)(void);
 
-/* Runs act in a child under role's filter: its exit code, or 1000 + the
- * signal that killed it. */
-static int jailed(enum jail_role role, act_fn act)
+/* Runs act in a child under role's filter, stacked on first's when first
+ * is not JAIL_ROLES (as a vCPU's is on the VMM's): its exit code, or 1000 +
+ * the signal that killed it. */
+static int jailed_on(enum jail_role first, enum jail_role role, act_fn act)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct rv_err err;
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || jail_load(role, &err) < 0)
+		unsetenv(JAIL_REPORT_ENV);      /* killed, as shipped */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    (first != JAIL_ROLES && jail_load(first, &err) < 0) || jail_load(role, &err) < 0)
 			_exit(99);
 		_exit(act());
 	}
 	int status;
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int jailed(enum jail_role role, act_fn act)
+{
+	return jailed_on(JAIL_ROLES, role, act);
 }
 
 #define KILLED_BY_SIGSYS (1000 + SIGSYS)
@@ -45,10 +57,40 @@ static int exec_mapping(void)
 	       MAP_FAILED;
 }
 static int make_socket(void) { return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 2; }
-static int open_file(void) { return open("/etc/hostname", O_RDONLY) >= 0 ? 0 : errno; }
+static int open_file(void) { return open("/", O_RDONLY | O_DIRECTORY) >= 0 ? 0 : errno; }
+static int kvm_run(void) { return ioctl(-1, KVM_RUN, 0) < 0 && errno == EBADF ? 0 : 2; }
+
+/* What the file workers do to a tree (devices/fs/ops_*.c), through the same
+ * glibc calls, below a directory the parent made: none may be killed. */
+static char work_dir[] = "/tmp/runvm-jail-XXXXXX";
+
+static int file_work(void)
+{
+	struct stat st;
+	struct timespec times[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+	char buf[64];
+	int d = open(work_dir, O_PATH | O_DIRECTORY);
+	int f = d < 0 ? -1 : openat(d, "f", O_CREAT | O_EXCL | O_RDWR, 0600);
+
+	int bad = f < 0 || pwrite(f, "data", 4, 0) != 4 || pread(f, buf, 4, 0) != 4 ||
+		  fsync(f) < 0 || fdatasync(f) < 0 || ftruncate(f, 2) < 0 || fstat(f, &st) < 0 ||
+		  fallocate(f, 0, 0, 4096) < 0 || lseek(f, 0, SEEK_DATA) < 0 ||
+		  fchmodat(d, "f", 0644, 0) < 0 || fchownat(f, "", 0, 0, AT_EMPTY_PATH) < 0 ||
+		  utimensat(d, "f", times, 0) < 0 || linkat(d, "f", d, "g", 0) < 0 ||
+		  renameat(d, "g", d, "h") < 0 || renameat2(d, "h", d, "i", RENAME_NOREPLACE) < 0 ||
+		  symlinkat("f", d, "s") < 0 || readlinkat(d, "s", buf, sizeof(buf)) < 0 ||
+		  mkdirat(d, "sub", 0700) < 0 || mknodat(d, "p", S_IFIFO | 0600, 0) < 0 ||
+		  fstatat(d, "p", &st, AT_SYMLINK_NOFOLLOW) < 0;
+	const char *names[] = { "f", "i", "s", "p" };
+	for (unsigned i = 0; i < 4; i++)
+		bad |= unlinkat(d, names[i], 0) < 0;
+	bad |= unlinkat(d, "sub", AT_REMOVEDIR) < 0;
+	return bad ? 4 : 0;
+}
+
 static int fork_process(void) { return fork() >= 0 ? 0 : 2; }
 static int clone3_call(void) { return syscall(SYS_clone3, NULL, 0) < 0 && errno == ENOSYS ? 0 : 2; }
-static int kvm_create_vm(void) { return ioctl(0, 0xAE01 /* KVM_CREATE_VM */, 0) < 0 ? 0 : 2; }
+static int kvm_create_vm(void) { return ioctl(0, KVM_CREATE_VM, 0) < 0 ? 0 : 2; }
 
 static void *nothing(void *arg) { return arg; }
 static int start_thread(void)
@@ -91,6 +133,21 @@ Test(jail, only_file_workers_open_files_and_others_are_refused_not_killed)
 		return;         /* the sanitizer runtime opens files (jail.h) */
 	cr_assert_eq(jailed(JAIL_VCPU, open_file), EACCES);
 	cr_assert_eq(jailed(JAIL_VMM, open_file), EACCES);
+}
+
+Test(jail, file_workers_do_every_file_operation_they_serve)
+{
+	cr_assert_not_null(mkdtemp(work_dir));
+	int rc = jailed(JAIL_FS_WORKER, file_work);
+	rmdir(work_dir);
+	cr_assert_eq(rc, 0, "file_work ended with %d", rc);
+}
+
+Test(jail, a_vcpu_under_the_vmms_filter_still_runs)
+{
+	cr_assert_eq(jailed_on(JAIL_VMM, JAIL_VCPU, kvm_run), 0, "KVM_RUN through both filters");
+	cr_assert_eq(jailed_on(JAIL_VMM, JAIL_VCPU, malloc_and_free), 0);
+	cr_assert_eq(jailed_on(JAIL_VMM, JAIL_VCPU, forbidden), KILLED_BY_SIGSYS);
 }
 
 Test(jail, no_role_makes_a_network_socket)
