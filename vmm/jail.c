@@ -61,9 +61,13 @@ static const char *const fs_worker_calls[] = {
 #if JAIL_SANITIZER_BUILD
 /* ASan's per-thread signal stack and reports, and LeakSanitizer at exit,
  * which stops the threads from a clone that ptraces them after listing
- * /proc/self/task. */
+ * /proc/PID/task. On x86-64 the sanitizer runtime makes the legacy calls
+ * (open, getdents, stat) where glibc makes the *at ones; its tracer blocks
+ * SIGSYS, so a call refused there kills it silently and LeakSanitizer waits
+ * for it for ever. */
 static const char *const sanitizer_calls[] = {
-	"sigaltstack", "prctl", "openat", "getdents64", "readlink", "clone", "ptrace", "wait4",
+	"sigaltstack", "prctl", "openat", "open", "getdents64", "getdents", "stat", "lstat",
+	"access", "dup2", "readlink", "clone", "ptrace", "wait4",
 	"getppid", "rt_sigaction", "pipe2", "sched_getparam", "sched_getscheduler", "kill",
 	"tkill", "tgkill", "process_vm_readv",
 	NULL,
