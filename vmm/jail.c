@@ -32,8 +32,8 @@ static const char *const common_calls[] = {
  * VM: signals re-raised, the pod's redirect removed over the netlink socket
  * opened before. Also everything a vCPU does, whose filter stacks on this. */
 static const char *const vmm_calls[] = {
-	"epoll_wait", "epoll_pwait", "epoll_ctl", "readv", "writev", "sendmsg", "recvmsg",
-	"sendto", "recvfrom", "accept4", "socketpair", "getsockopt", "setsockopt", "shutdown", "poll",
+	"epoll_wait", "epoll_pwait", "epoll_ctl", "readv", "sendmsg", "recvmsg", "sendto",
+	"recvfrom", "accept4", "socketpair", "getsockopt", "setsockopt", "shutdown", "poll",
 	"ppoll", "fcntl", "dup", "lseek", "newfstatat", "fstat", "readlink", "eventfd2",
 	"getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction", "rt_sigtimedwait",
 	"seccomp",
@@ -51,8 +51,8 @@ static const char *const vcpu_calls[] = {
 static const char *const fs_worker_calls[] = {
 	"openat", "open_by_handle_at", "name_to_handle_at", "newfstatat", "fstat", "fstatfs",
 	"getdents64", "lseek", "readlinkat", "mkdirat", "mknodat", "symlinkat", "unlinkat",
-	"renameat2", "renameat", "linkat", "fchmodat", "fchownat", "utimensat", "ftruncate", "fallocate",
-	"fsync", "fdatasync", "preadv", "pwritev", "pread64", "pwrite64", "copy_file_range",
+	"renameat2", "renameat", "linkat", "fchmodat", "fchownat", "utimensat", "ftruncate",
+	"fallocate", "fsync", "fdatasync", "preadv", "pwritev", "pread64", "pwrite64", "copy_file_range",
 	"setxattr", "getxattr", "listxattr", "removexattr", "fcntl", "flock", "setfsuid",
 	"setfsgid", "capget", "capset",
 	NULL,
@@ -222,11 +222,15 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 	static const char head[] = "runvm: seccomp: a VMM thread made system call ";
 	static const char tail[] = ", which its filter forbids; the VMM stops\n";
 	char num[16], *digits = format_uint((unsigned)si->si_syscall, num + sizeof(num));
+	size_t ndigits = (size_t)(num + sizeof(num) - digits);
+	char msg[sizeof(head) + sizeof(num) + sizeof(tail)];
 
 	(void)ctx;
-	if (write(STDERR_FILENO, head, sizeof(head) - 1) < 0 ||
-	    write(STDERR_FILENO, digits, (size_t)(num + sizeof(num) - digits)) < 0 ||
-	    write(STDERR_FILENO, tail, sizeof(tail) - 1) < 0) {
+	/* One write: threads trapped at once do not interleave their lines. */
+	memcpy(msg, head, sizeof(head) - 1);
+	memcpy(msg + sizeof(head) - 1, digits, ndigits);
+	memcpy(msg + sizeof(head) - 1 + ndigits, tail, sizeof(tail) - 1);
+	if (write(STDERR_FILENO, msg, sizeof(head) - 1 + ndigits + sizeof(tail) - 1) < 0) {
 		/* nothing more to say it with */
 	}
 	syscall(SYS_exit_group, 128 + sig);
