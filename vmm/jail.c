@@ -52,8 +52,8 @@ static const char *const fs_worker_calls[] = {
 	"openat", "open_by_handle_at", "name_to_handle_at", "newfstatat", "fstat", "fstatfs",
 	"getdents64", "lseek", "readlinkat", "mkdirat", "mknodat", "symlinkat", "unlinkat",
 	"renameat2", "renameat", "linkat", "fchmodat", "fchownat", "utimensat", "ftruncate",
-	"fallocate", "fsync", "fdatasync", "preadv", "pwritev", "pread64", "pwrite64", "copy_file_range",
-	"setxattr", "getxattr", "listxattr", "removexattr", "fcntl", "flock", "setfsuid",
+	"fallocate", "fsync", "fdatasync", "preadv", "pwritev", "pread64", "pwrite64",
+	"copy_file_range", "setxattr", "getxattr", "listxattr", "removexattr", "fcntl", "flock", "setfsuid",
 	"setfsgid", "capget", "capset",
 	NULL,
 };
@@ -76,18 +76,16 @@ static const char *const sanitizer_calls[] = {
 static const char *const sanitizer_calls[] = { NULL };
 #endif
 
-/* ioctls on the VMM's fds after start: a vCPU's (which runs under both
- * filters), a stop's diagnostics, virtio-net's offloads at activation, the
- * console's window size. */
-static const unsigned long vmm_ioctls[] = {
-	KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_LAPIC, KVM_GET_MP_STATE,
-	KVM_GET_IRQCHIP, TUNSETOFFLOAD, TIOCGWINSZ, TCGETS, 0,
-};
+/* A vCPU's ioctls: KVM_RUN, a stop's diagnostics, virtio-net's offloads at
+ * activation. The VMM's list holds them too, as a vCPU runs under both. */
+#define VCPU_IOCTLS KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_LAPIC, \
+		    KVM_GET_MP_STATE, TUNSETOFFLOAD
 
-static const unsigned long vcpu_ioctls[] = {
-	KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_LAPIC, KVM_GET_MP_STATE,
-	TUNSETOFFLOAD, 0,
-};
+static const unsigned long vcpu_ioctls[] = { VCPU_IOCTLS, 0 };
+
+/* Also the I/O APIC for a stop's diagnostics, the console's window size and
+ * what stdio asks of a stream it opens (print_tail's fdopen). */
+static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGWINSZ, TCGETS, 0 };
 
 static const unsigned long no_ioctls[] = { 0 };
 

@@ -117,10 +117,20 @@ static int add_net(struct vm *vm, struct rv_err *err)
 	return vnet_init(&vm->net, fd, net->mac, net->mtu, &vm->mem, &vm->loop, vm->cfg->log, err);
 }
 
+/* Loads role's filter on the calling thread, then makes the selftest's
+ * forbidden call when it names role. */
+static int jail_as(const struct vm *vm, enum jail_role role, struct rv_err *err)
+{
+	if (jail_load(role, err) < 0)
+		return -1;
+	if (vm->cfg->jail_selftest == 1u + role)
+		jail_forbidden_call();
+	return 0;
+}
+
 int vm_jail_thread(struct vm *vm, enum jail_role role)
 {
 	struct rv_err err;
-
 	sigset_t sys;
 
 	if (!vm->cfg->jail)
@@ -130,12 +140,10 @@ int vm_jail_thread(struct vm *vm, enum jail_role role)
 	sigemptyset(&sys);
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
-	if (jail_load(role, &err) < 0) {
+	if (jail_as(vm, role, &err) < 0) {
 		vm_request_stop(vm, VM_STOP_ERROR, &err);
 		return -1;
 	}
-	if (vm->cfg->jail_selftest == 1u + role)
-		jail_forbidden_call();
 	return 0;
 }
 
@@ -446,12 +454,8 @@ static void note_cpu_before_run(struct vm_result *res)
  * caller's on_run starts. */
 static int jail_main(struct vm *vm, struct rv_err *err)
 {
-	if (vm->cfg->jail) {
-		if (jail_load(JAIL_VMM, err) < 0)
-			return -1;
-		if (vm->cfg->jail_selftest == 1u + JAIL_VMM)
-			jail_forbidden_call();
-	}
+	if (vm->cfg->jail && jail_as(vm, JAIL_VMM, err) < 0)
+		return -1;
 	return vm->cfg->on_run ? vm->cfg->on_run(vm->cfg->on_run_arg, err) : 0;
 }
 

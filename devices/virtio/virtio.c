@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+
 #define VIRTIO_COMMON_FEATURES \
 	(VIRTIO_F_VERSION_1 | VIRTIO_F_RING_EVENT_IDX | VIRTIO_F_RING_INDIRECT_DESC)
 
@@ -39,14 +41,6 @@ bool virtio_dev_active(const struct virtio_dev *d)
 	       !(d->status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void pulse_irq(struct virtio_dev *d)
 {
 	uint64_t one = 1;
@@ -59,7 +53,7 @@ static void pulse_irq(struct virtio_dev *d)
 static void raise_irq(struct virtio_dev *d, uint32_t why)
 {
 	if (!d->isr) {
-		d->isr_since_ms = now_ms();
+		d->isr_since_ms = rv_now_ms(CLOCK_MONOTONIC);
 		d->isr_retries = 0;
 	}
 	d->isr |= why;
@@ -68,12 +62,13 @@ static void raise_irq(struct virtio_dev *d, uint32_t why)
 
 static void retry_irq(struct virtio_dev *d)
 {
-	if (!d->isr || d->irq_fd < 0 || now_ms() - d->isr_since_ms < VIRTIO_IRQ_RETRY_MS)
+	if (!d->isr || d->irq_fd < 0 ||
+	    rv_now_ms(CLOCK_MONOTONIC) - d->isr_since_ms < VIRTIO_IRQ_RETRY_MS)
 		return;
 	if (d->irq_retries++ < VIRTIO_MAX_WARNINGS)
 		rv_logf(d->log, RV_LOG_DEBUG, "virtio-%s: interrupt 0x%x not acknowledged for %u ms; "
 			"raising it again", d->ops->name, d->isr, VIRTIO_IRQ_RETRY_MS);
-	d->isr_since_ms = now_ms();
+	d->isr_since_ms = rv_now_ms(CLOCK_MONOTONIC);
 	/* Counted in retries, which stop while the VM is paused, not in time. */
 	if (++d->isr_retries == VIRTIO_IRQ_STALL_MS / VIRTIO_IRQ_RETRY_MS)
 		virtio_dev_warn(d, "the guest has left interrupt 0x%x unacknowledged for %u s while "
