@@ -18,6 +18,7 @@
 #include "runtime/spec.h"
 #include "runtime/spec_vm.h"
 #include "vmm/boot_cli.h"
+#include "vmm/jail.h"
 #include "vmm/kvm_host.h"
 #include "vmm/sandbox.h"
 
@@ -182,6 +183,17 @@ static int run_sandbox(struct cli *cli, struct boot_sandbox *b, struct rv_err *e
 	return rc;
 }
 
+/* Only the fds the flags name (and the log) stay open. */
+static int close_unnamed_fds(const struct cli *cli, const struct boot_sandbox *b,
+			     struct rv_err *err)
+{
+	const struct sandbox_config *c = &b->cfg;
+	int keep[] = { cli->log.fd, b->spec_fd, b->user_log_fd, c->control_fd, c->vm.device_fd,
+		       c->start_sync_fd, c->exit_fd, c->stdio[0], c->stdio[1], c->stdio[2] };
+
+	return jail_close_fds(keep, sizeof(keep) / sizeof(keep[0]), err);
+}
+
 static int cmd_boot_sandbox(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {
 	struct boot_sandbox b = {
@@ -196,7 +208,7 @@ static int cmd_boot_sandbox(struct cli *cli, int argc, char **argv, struct rv_er
 	struct kvm_host host;
 
 	kvm_host_detect("/", &host);
-	if (parse_sandbox_flags(argc, argv, &b, err) == 0 &&
+	if (parse_sandbox_flags(argc, argv, &b, err) == 0 && close_unnamed_fds(cli, &b, err) == 0 &&
 	    kvm_host_check_bootable(&host, err) == 0 && run_sandbox(cli, &b, err) == 0)
 		return 0;
 	/* Our stderr is the container's: the error goes to the log that

@@ -111,6 +111,8 @@ int cmd_features(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	/* vmm/jail.h: one allow-list per VMM thread role, anything else kills it. */
 	print_annotation("io.runvm.vmm.seccomp", "vmm,vcpu,fs-worker: kill-process", false);
 	print_annotation("io.runvm.vmm.no_new_privs", "true", false);
+	print_annotation("io.runvm.vmm.jail", "mount,ipc,uts namespaces; pivot_root; "
+			 "file-server capabilities only", false);
 	print_annotation("io.runvm.kvm.bootable", bootable ? "true" : "false", bootable);
 	if (!bootable)
 		print_annotation("io.runvm.kvm.reason", why.msg, true);

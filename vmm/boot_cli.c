@@ -337,6 +337,9 @@ int vmm_boot(int argc, char **argv, const struct rv_log *log, int *exit_code, st
 	if (parse_flags(argc, argv, &cfg, fs, &bc.argv, err) < 0 ||
 	    check_fs_flags(fs, bc.argv, err) < 0)
 		return -1;
+	int keep[] = { log->fd, cfg.device_fd };
+	if (jail_close_fds(keep, sizeof(keep) / sizeof(keep[0]), err) < 0)
+		return -1;
 	if (!cfg.kernel && !(cfg.kernel = boot_shipped_file(BOOT_DEFAULT_KERNEL_REL, kernel, sizeof(kernel))))
 		return rv_failx(err, EINVAL, "no --kernel given and no default next to runvm");
 	if (bc.argv && !cfg.initrd &&

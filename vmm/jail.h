@@ -15,6 +15,8 @@
 #define RV_JAIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -49,5 +51,28 @@ int jail_load(enum jail_role role, struct rv_err *err);
 /* The test-only trigger of `runvm boot --seccomp-selftest ROLE`: a system
  * call no role allows (and that does nothing where none is loaded). */
 void jail_forbidden_call(void);
+
+/* The jail proper (jail_ns.c), entered by `runvm boot`'s main thread once it
+ * has opened everything (exports as O_PATH fds, /dev/kvm, the tap) and before
+ * it starts any thread, which would stay outside: new mount, IPC and UTS
+ * namespaces; a read-only tmpfs root holding only our own /proc/PID (at
+ * proc/self and proc/PID); the host's root detached; RLIMIT_CORE, _MEMLOCK
+ * and _MSGQUEUE 0; and every capability dropped from all sets, bounding
+ * included, but jail_kept_caps(). The seccomp filters come after. A user
+ * namespace does not fit: the file server acts as any guest uid on the
+ * host's files. Nor a pid namespace: `create` records our pid. */
+struct jail_config {
+	bool keep_net_admin;     /* the pod's tc redirect is removed at exit */
+};
+
+/* CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, SETUID, SETGID
+ * (the file server's per-request fsuid) and MKNOD, as a mask of bits. */
+uint64_t jail_kept_caps(const struct jail_config *cfg);
+int jail_enter(const struct jail_config *cfg, struct rv_err *err);
+
+/* Closes every fd above 2 but keep's: whatever a caller leaked to the VMM
+ * is gone before it reads a byte from a guest. */
+#define JAIL_MAX_KEPT_FDS 16u
+int jail_close_fds(const int *keep, size_t n, struct rv_err *err);
 
 #endif

@@ -449,11 +449,20 @@ static void note_cpu_before_run(struct vm_result *res)
 					 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
-/* The main thread's filter goes on last of all setup, and before the threads
- * that inherit it: the vCPUs (which narrow it), the agent's, and whatever the
+/* Once all setup is done and before any thread: the jail, which threads
+ * started before would not be in; the file workers, which load their own
+ * filter; then the main thread's filter, which the threads started after
+ * inherit: the vCPUs (which narrow it), the agent's, and whatever the
  * caller's on_run starts. */
 static int jail_main(struct vm *vm, struct rv_err *err)
 {
+	/* The pod's redirect is removed over netlink as the VMM ends. */
+	struct jail_config jail = { .keep_net_admin = vm->cfg->net != NULL };
+
+	if (vm->cfg->jail && jail_enter(&jail, err) < 0)
+		return -1;
+	if (vm->cfg->fs && virtio_fs_start(&vm->fs, err) < 0)
+		return -1;
 	if (vm->cfg->jail && jail_as(vm, JAIL_VMM, err) < 0)
 		return -1;
 	return vm->cfg->on_run ? vm->cfg->on_run(vm->cfg->on_run_arg, err) : 0;

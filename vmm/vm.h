@@ -60,8 +60,9 @@ struct vm_config {
 	 * SIGHUP) or is dropped (the others). */
 	bool (*on_signal)(void *arg, int sig);
 	void *on_signal_arg;
-	/* Each VMM thread loads its seccomp filter (vmm/jail.h) before the guest
-	 * runs; the caller's own threads load theirs. */
+	/* The VMM enters its jail and each of its threads loads its seccomp
+	 * filter (vmm/jail.h) before the guest runs; the caller's own threads
+	 * load theirs. No thread of the caller's may run by vm_run. */
 	bool jail;
 	/* Optional: called on the main thread once it is jailed, just before the
 	 * first vCPU runs; threads it starts inherit the VMM's filter. An error

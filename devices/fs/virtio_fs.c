@@ -262,6 +262,7 @@ int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, stru
 	if (n > VIRTIO_FS_MAX_WORKERS)
 		return rv_failx(err, EINVAL, "virtio-fs: %u workers: at most %u", n, VIRTIO_FS_MAX_WORKERS);
 	f->workers = calloc(n, sizeof(*f->workers));
+	f->want_workers = n;
 	if (!f->workers)
 		return rv_fail(err, ENOMEM, "virtio-fs: allocate %u workers", n);
 	memcpy(f->tag, tag, tag_len);
@@ -278,11 +279,12 @@ int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, stru
 	pthread_cond_init(&f->idle, &ca);
 	pthread_condattr_destroy(&ca);
 	fs_server_set_workers(srv, n);
-	if (start_workers(f, n, err) < 0) {
-		virtio_fs_destroy(f);
-		return -1;
-	}
 	return 0;
+}
+
+int virtio_fs_start(struct virtio_fs *f, struct rv_err *err)
+{
+	return start_workers(f, f->want_workers, err);
 }
 
 void virtio_fs_destroy(struct virtio_fs *f)

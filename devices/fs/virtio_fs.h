@@ -46,17 +46,23 @@ struct virtio_fs {
 	unsigned busy;                     /* workers serving a request outside the lock */
 	unsigned resetting;                /* resets waiting for busy: take no new chains */
 	bool stop;
-	unsigned nworkers;
+	unsigned nworkers, want_workers;   /* started, asked for */
 	struct virtio_fs_worker *workers;
 	int (*worker_start)(void *arg);    /* virtio_fs_config's */
 	void *worker_start_arg;
 };
 
-/* Starts cfg->workers threads serving srv, which must outlive the device.
- * EINVAL for a tag of 0 or more than 36 bytes or more than
- * VIRTIO_FS_MAX_WORKERS workers. On failure nothing is left to destroy. */
+/* Sets up the device serving srv, which must outlive it. EINVAL for a tag
+ * of 0 or more than 36 bytes or more than VIRTIO_FS_MAX_WORKERS workers. On
+ * failure nothing is left to destroy. No thread starts yet: see below. */
 int virtio_fs_init(struct virtio_fs *f, const struct virtio_fs_config *cfg, struct fs_server *srv,
 		   const struct guest_mem *mem, const struct rv_log *log, struct rv_err *err);
+
+/* Starts cfg->workers threads. Apart from init, because the VMM starts them
+ * only once it is inside its jail (vmm/jail.h), which threads started before
+ * would not share; until then queued requests wait. Idempotent. On failure
+ * the workers started serve until virtio_fs_destroy. */
+int virtio_fs_start(struct virtio_fs *f, struct rv_err *err);
 
 /* Logs (debug level) the device's queues and what each busy worker has
  * been serving for how long: for a guest that stopped making progress. */

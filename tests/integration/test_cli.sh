@@ -18,6 +18,7 @@ run_capture "$runvm" features
 expect_rc "features exits 0" 0
 expect_in "features has the OCI version range" "$out" '"ociVersionMax": "1.2.0"'
 expect_in "features says the VMM runs under seccomp filters" "$out" '"io.runvm.vmm.seccomp": "vmm,vcpu,fs-worker: kill-process"'
+expect_in "features says the VMM runs in a jail" "$out" '"io.runvm.vmm.jail": "mount,ipc,uts namespaces; pivot_root; file-server capabilities only"'
 expect_in "features names the KVM backend" "$out" '"io.runvm.kvm.backend": '
 expect_in "features says whether guests can boot" "$out" '"io.runvm.kvm.bootable": '
 expect_in "features lists the mount options it understands" "$out" '"mountOptions": ['

@@ -37,7 +37,8 @@ mkbundle "$b/true" true
 mkbundle "$b/cat" cat
 
 # --- create, state, start, wait, delete --------------------------------------------
-run_capture rv create --bundle "$b/exit3" --pid-file "$scratch/c1.pid" c1
+: > "$scratch/stray-fd"
+run_capture rv create --bundle "$b/exit3" --pid-file "$scratch/c1.pid" c1 7<"$scratch/stray-fd"
 expect_rc "create boots the VM and exits 0" 0
 run_capture rv state c1
 expect_in "state after create: created" "$out" '"status": "created"'
@@ -54,6 +55,28 @@ grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" && pass "the VMM runs wi
 ram_flags=$(awk '/runvm-guest-ram/ { m = 1 } m && /^VmFlags/ { print; exit }' "/proc/$pid/smaps")
 [[ " ${ram_flags#VmFlags:} " == *" dd "* ]] && pass "guest memory is left out of core dumps" ||
 	fail "guest memory is left out of core dumps" "${ram_flags:-no runvm-guest-ram mapping}"
+# The jail (vmm/jail.h), seen from outside.
+jailed=yes
+for ns in mnt ipc uts; do
+	[ "$(readlink "/proc/$pid/ns/$ns")" != "$(readlink /proc/self/ns/$ns)" ] ||
+		jailed="the same $ns namespace as its caller"
+done
+[ "$jailed" = yes ] && pass "the VMM runs in its own mount, IPC and UTS namespaces" ||
+	fail "the VMM runs in its own mount, IPC and UTS namespaces" "$jailed"
+in_root=$(ls -A "/proc/$pid/root/" 2>&1 | tr '\n' ' ')
+[ "$in_root" = "proc " ] && pass "its root holds nothing but its own proc entry" ||
+	fail "its root holds nothing but its own proc entry" "$in_root"
+# CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID MKNOD.
+caps=$(awk '/^Cap(Inh|Prm|Eff|Bnd|Amb)/ { printf "%s %s ", $1, $2 }' "/proc/$pid/status")
+want="CapInh: 0000000000000000 CapPrm: 00000000080000df CapEff: 00000000080000df "
+want+="CapBnd: 00000000080000df CapAmb: 0000000000000000 "
+[ "$caps" = "$want" ] && pass "it keeps only the file server's capabilities" ||
+	fail "it keeps only the file server's capabilities" "$caps"
+core=$(awk '/^Max core file size/ { print $5, $6 }' "/proc/$pid/limits")
+[ "$core" = "0 0" ] && pass "it may write no core file" || fail "it may write no core file" "$core"
+stray=$(ls -l "/proc/$pid/fd" | grep -c stray-fd)
+[ "$stray" = 0 ] && pass "an fd its caller leaked is closed" ||
+	fail "an fd its caller leaked is closed" "$(ls -l "/proc/$pid/fd")"
 # The 0700 state dir stops another user before the socket's own check
 # (SO_PEERCRED, tests/unit/vmm/test_control.c) is reached.
 run_capture setpriv --reuid 65534 --regid 65534 --clear-groups "$build/bin/runvm" --root "$root" kill c1 KILL

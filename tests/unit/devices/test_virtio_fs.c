@@ -63,6 +63,7 @@ static void start_device(const struct virtio_fs_config *cfg)
 	struct rv_err err;
 
 	cr_assert_eq(virtio_fs_init(&vfs, cfg, srv, &mem, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(virtio_fs_start(&vfs, &err), 0, "%s", err.msg);
 	cr_assert_eq(virtio_mmio_init(&mmio, &vfs.dev, 0xd0000000ull, 7, -1, NULL, &err), 0, "%s", err.msg);
 	vdriver_init(&drv, &mem, &mmio);
 }

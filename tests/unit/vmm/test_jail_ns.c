@@ -1,0 +1,239 @@
+/* The VMM's jail (vmm/jail_ns.c), entered in a child of the test (which
+ * runs as root, as the VMM does): what is left to see and do inside, and
+ * that the host's namespaces are untouched. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmm/jail.h"
+
+typedef int (*check_fn)(void *arg);
+
+/* Runs check in a child after jail_enter(cfg): its exit code (0: all held),
+ * or 100 when the jail could not be entered, 1000 + a killing signal. */
+static int in_jail(const struct jail_config *cfg, check_fn check, void *arg)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rv_err err;
+		if (jail_enter(cfg, &err) < 0) {
+			fprintf(stderr, "%s\n", err.msg);
+			_exit(100);
+		}
+		_exit(check(arg));
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int root_holds_only_proc(void *arg)
+{
+	int pipe_fd = *(int *)arg;
+	char link[64];
+	struct stat st;
+	DIR *d = opendir("/");
+	struct dirent *e;
+	int names = 0;
+
+	if (!d)
+		return 1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && (names++, strcmp(e->d_name, "proc")))
+			return 2;
+	closedir(d);
+	if (names != 1)
+		return 3;
+	if (stat("/etc", &st) == 0 || errno != ENOENT || stat("/dev/kvm", &st) == 0)
+		return 4;
+	/* The file server's xattr calls reach its inodes this way. */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", pipe_fd);
+	if (stat(link, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return 5;
+	snprintf(link, sizeof(link), "/proc/%d/task", getpid());
+	if (stat(link, &st) < 0)
+		return 6;
+	if (mkdir("/x", 0700) == 0 || errno != EROFS)
+		return 7;
+	return 0;
+}
+
+Test(jail_ns, the_root_holds_nothing_but_our_own_proc_entry)
+{
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(in_jail(&(struct jail_config){ 0 }, root_holds_only_proc, &p[0]), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
+static long long ns_inode(const char *ns)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", ns);
+	return stat(path, &st) == 0 ? (long long)st.st_ino : -1;
+}
+
+static int namespaces_differ(void *arg)
+{
+	const long long *host = arg;
+	static const char *const ns[] = { "mnt", "ipc", "uts" };
+
+	for (int i = 0; i < 3; i++)
+		if (ns_inode(ns[i]) < 0 || ns_inode(ns[i]) == host[i])
+			return 1 + i;
+	return 0;
+}
+
+Test(jail_ns, new_mount_ipc_and_uts_namespaces_and_the_hosts_untouched)
+{
+	long long host[3] = { ns_inode("mnt"), ns_inode("ipc"), ns_inode("uts") };
+	char line[512];
+	FILE *f;
+
+	int rc = in_jail(&(struct jail_config){ 0 }, namespaces_differ, host);
+	cr_assert_eq(rc, 0, "check %d", rc);
+	cr_assert_eq(ns_inode("mnt"), host[0]);
+	f = fopen("/proc/self/mountinfo", "re");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		cr_assert_null(strstr(line, "runvm-jail"), "the jail's mount leaked: %s", line);
+	fclose(f);
+}
+
+static uint64_t caps_now(int set)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return ~0ull;
+	return set == 0 ? d[0].effective | (uint64_t)d[1].effective << 32 :
+	       set == 1 ? d[0].permitted | (uint64_t)d[1].permitted << 32 :
+			  d[0].inheritable | (uint64_t)d[1].inheritable << 32;
+}
+
+static int caps_are_kept_ones(void *arg)
+{
+	const struct jail_config *cfg = arg;
+	uint64_t keep = jail_kept_caps(cfg);
+
+	if (caps_now(0) != keep || caps_now(1) != keep || caps_now(2) != 0)
+		return 1;
+	for (int cap = 0; cap < 41; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != !!(keep & (1ull << cap)))
+			return 2;
+	if (mount("none", "/proc", "tmpfs", 0, NULL) == 0 || errno != EPERM)
+		return 3;
+	if (chroot("/proc") == 0 || sethostname("x", 1) == 0)
+		return 4;
+	return 0;
+}
+
+Test(jail_ns, only_the_file_servers_capabilities_are_kept_in_every_set)
+{
+	struct jail_config plain = { 0 }, pod = { .keep_net_admin = true };
+
+	cr_assert(jail_kept_caps(&plain) & (1ull << CAP_DAC_OVERRIDE));
+	cr_assert(jail_kept_caps(&plain) & (1ull << CAP_SETUID));
+	cr_assert_eq(jail_kept_caps(&plain) & (1ull << CAP_SYS_ADMIN), 0);
+	cr_assert_eq(jail_kept_caps(&plain) & (1ull << CAP_NET_ADMIN), 0);
+	cr_assert(jail_kept_caps(&pod) & (1ull << CAP_NET_ADMIN));
+	cr_assert_eq(in_jail(&plain, caps_are_kept_ones, &plain), 0);
+	cr_assert_eq(in_jail(&pod, caps_are_kept_ones, &pod), 0);
+}
+
+static int limits_are_zero(void *arg)
+{
+	static const int res[] = { RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE };
+	struct rlimit rl;
+
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		if (getrlimit(res[i], &rl) < 0 || rl.rlim_cur || rl.rlim_max)
+			return 1 + i;
+	/* Nor can they be raised again. */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 1 << 20, 1 << 20 }) == 0)
+		return 9;
+	return 0;
+}
+
+Test(jail_ns, no_core_file_no_locked_memory_no_message_queues)
+{
+	cr_assert_eq(in_jail(&(struct jail_config){ 0 }, limits_are_zero, NULL), 0);
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	pause();
+	return NULL;
+}
+
+static int enter_with_a_thread(void)
+{
+	pthread_t t;
+	struct rv_err err;
+
+	if (pthread_create(&t, NULL, sleeper, NULL))
+		return 1;
+	if (jail_enter(&(struct jail_config){ 0 }, &err) == 0)
+		return 2;
+	return err.code == EBUSY && strstr(err.msg, "2 threads") ? 0 : 3;
+}
+
+Test(jail_ns, a_thread_started_before_would_stay_outside_so_it_is_refused)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0)
+		_exit(enter_with_a_thread());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+}
+
+static int close_all_but_kept(void)
+{
+	struct rv_err err;
+	int keep[] = { 7, 42, 1 };
+
+	if (dup2(0, 5) != 5 || dup2(0, 7) != 7 || dup2(0, 9) != 9 || dup2(0, 300) != 300)
+		return 1;
+	if (jail_close_fds(keep, 3, &err) < 0)
+		return 2;
+	if (fcntl(5, F_GETFD) >= 0 || fcntl(9, F_GETFD) >= 0 || fcntl(300, F_GETFD) >= 0)
+		return 3;
+	if (fcntl(7, F_GETFD) < 0 || fcntl(0, F_GETFD) < 0 || fcntl(2, F_GETFD) < 0)
+		return 4;
+	int many[JAIL_MAX_KEPT_FDS + 1] = { 0 };
+	return jail_close_fds(many, JAIL_MAX_KEPT_FDS + 1, &err) == -1 && err.code == EINVAL ? 0 : 5;
+}
+
+Test(jail_ns, every_fd_but_stdio_and_the_named_ones_is_closed)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0)
+		_exit(close_all_but_kept());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+}
