@@ -209,7 +209,8 @@ static int cmd_boot_sandbox(struct cli *cli, int argc, char **argv, struct rv_er
 
 	kvm_host_detect("/", &host);
 	if (parse_sandbox_flags(argc, argv, &b, err) == 0 && close_unnamed_fds(cli, &b, err) == 0 &&
-	    kvm_host_check_bootable(&host, err) == 0 && run_sandbox(cli, &b, err) == 0)
+	    kvm_host_check_bootable(&host, err) == 0 && jail_check_privileged(err) == 0 &&
+	    run_sandbox(cli, &b, err) == 0)
 		return 0;
 	/* Our stderr is the container's: the error goes to the log that
 	 * `create` reads, and is printed nowhere else. */
@@ -239,7 +240,7 @@ int cmd_boot(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	if (is_sandbox(argc, argv))
 		return cmd_boot_sandbox(cli, argc, argv, err);
 	kvm_host_detect("/", &host);
-	if (kvm_host_check_bootable(&host, err) < 0)
+	if (kvm_host_check_bootable(&host, err) < 0 || jail_check_privileged(err) < 0)
 		return rv_wrap(err, "boot");
 	if (vmm_boot(argc, argv, &cli->log, &cli->exit_code, err) < 0)
 		return rv_wrap(err, "boot");

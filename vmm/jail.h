@@ -63,12 +63,22 @@ void jail_forbidden_call(void);
  * host's files. Nor a pid namespace: `create` records our pid. */
 struct jail_config {
 	bool keep_net_admin;     /* the pod's tc redirect is removed at exit */
+	/* Optional: binds what the VMM goes on using (the file server's
+	 * exports) below dir, in its new mount namespace just before the
+	 * pivot; dir is JAIL_FURNISHED_DIR once pivoted. */
+	int (*furnish)(void *arg, const char *dir, struct rv_err *err);
+	void *furnish_arg;
 };
+#define JAIL_FURNISHED_DIR "/exports"
+
 
 /* CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, SETUID, SETGID
  * (the file server's per-request fsuid) and MKNOD, as a mask of bits. */
 uint64_t jail_kept_caps(const struct jail_config *cfg);
 int jail_enter(const struct jail_config *cfg, struct rv_err *err);
+/* EPERM, saying so, where jail_enter could not work: checked up front, so
+ * that a caller without root learns it before a VM is set up. */
+int jail_check_privileged(struct rv_err *err);
 
 /* Closes every fd above 2 but keep's: whatever a caller leaked to the VMM
  * is gone before it reads a byte from a guest. */

@@ -22,7 +22,7 @@
 /* Mounted over in our own mount namespace only, then made the root: every
  * Linux host has it, and nothing in it is needed once the devices are open. */
 #define JAIL_MOUNTPOINT "/dev"
-#define JAIL_TMPFS_OPTS "size=16k,nr_inodes=16,mode=0555"
+#define JAIL_TMPFS_OPTS "size=64k,nr_inodes=128,mode=0555"   /* 64 exports, at most */
 
 static int count_threads(unsigned *n, struct rv_err *err)
 {
@@ -66,8 +66,9 @@ static int bind_ro(const char *src, const char *dst, struct rv_err *err)
 
 /* The new root: a tiny tmpfs with our own /proc/PID at proc/self (the file
  * server's xattr calls go through /proc/self/fd) and at proc/PID (where a
- * sanitizer build's leak checker looks for our threads). */
-static int build_root(struct rv_err *err)
+ * sanitizer build's leak checker looks for our threads), and the caller's
+ * binds (the exports) below JAIL_FURNISHED_DIR. */
+static int build_root(const struct jail_config *cfg, struct rv_err *err)
 {
 	char pid_dir[32], self_dst[64], pid_dst[64];
 	int pid = getpid();
@@ -82,7 +83,11 @@ static int build_root(struct rv_err *err)
 		return rv_fail(err, errno, "jail: mkdir " JAIL_MOUNTPOINT "/proc");
 	if (bind_ro(pid_dir, self_dst, err) < 0 || bind_ro(pid_dir, pid_dst, err) < 0)
 		return -1;
-	return 0;
+	if (!cfg->furnish)
+		return 0;
+	if (mkdir(JAIL_MOUNTPOINT JAIL_FURNISHED_DIR, 0555) < 0)
+		return rv_fail(err, errno, "jail: mkdir " JAIL_MOUNTPOINT JAIL_FURNISHED_DIR);
+	return cfg->furnish(cfg->furnish_arg, JAIL_MOUNTPOINT JAIL_FURNISHED_DIR, err);
 }
 
 /* pivot_root(".", ".") stacks the old root on the new one, where a lazy
@@ -164,6 +169,19 @@ static int drop_caps(const struct jail_config *cfg, struct rv_err *err)
 	return 0;
 }
 
+int jail_check_privileged(struct rv_err *err)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return rv_fail(err, errno, "jail: read our capabilities");
+	if (!(d[0].effective & (1u << CAP_SYS_ADMIN)))
+		return rv_failx(err, EPERM, "the VMM's jail (a mount namespace and pivot_root) needs "
+				"root, with CAP_SYS_ADMIN: rootless use is not supported");
+	return 0;
+}
+
 int jail_enter(const struct jail_config *cfg, struct rv_err *err)
 {
 	if (check_alone(err) < 0)
@@ -175,7 +193,7 @@ int jail_enter(const struct jail_config *cfg, struct rv_err *err)
 	 * would otherwise appear in the host's namespace. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return rv_fail(err, errno, "jail: make its mounts private");
-	if (build_root(err) < 0 || pivot(err) < 0 || set_limits(err) < 0 || drop_caps(cfg, err) < 0)
+	if (build_root(cfg, err) < 0 || pivot(err) < 0 || set_limits(err) < 0 || drop_caps(cfg, err) < 0)
 		return -1;
 	return 0;
 }

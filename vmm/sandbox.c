@@ -25,8 +25,7 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 		     struct rv_err *err)
 {
 	const struct sandbox_mount *m = &sb->cfg->mounts[i];
-	char rel[PATH_MAX], target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX], src[64];
-	bool exists;
+	char target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX], src[64];
 
 	if (m->host_source) {
 		const struct boot_volume *v = &sb->fs->vol[sb->vol_of[i]];
@@ -36,9 +35,7 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 					    .propagation = m->propagation };
 		return agent_mount_msg(a, &bind, err);
 	}
-	if (boot_fs_resolve(sb->cfg->rootfs, m->destination, rel, sizeof(rel), &exists, err) < 0)
-		return -1;
-	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, rel);
+	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, sb->mount_rel[i]);
 	struct proto_mount mnt = { .source = m->source, .target = target, .fstype = m->fstype,
 				   .flags = m->flags, .data = m->data, .opts = m->opts,
 				   .propagation = m->propagation };
@@ -120,18 +117,25 @@ static int mount_container(struct sandbox *sb, const struct agent_client *a, str
 	return protect_paths(sb->cfg, a, err);
 }
 
-/* The exports: the rootfs, and one volume per bind of a host directory. */
+/* The exports: the rootfs, and one volume per bind of a host directory.
+ * Every other mount's destination is resolved in the rootfs now: once the
+ * VMM is in its jail, the rootfs has no host path. */
 static int make_exports(struct sandbox *sb, struct rv_err *err)
 {
 	const struct sandbox_config *cfg = sb->cfg;
+	bool exists;
 
 	sb->fs->rootfs = cfg->rootfs;
 	sb->fs->readonly = cfg->readonly;
 	sb->fs->root_propagation = cfg->rootfs_propagation;
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		const struct sandbox_mount *m = &cfg->mounts[i];
-		if (!m->host_source)
+		if (!m->host_source) {
+			if (boot_fs_resolve(cfg->rootfs, m->destination, sb->mount_rel[i], PATH_MAX,
+					    &exists, err) < 0)
+				return rv_wrap(err, "mounts[%zu] %s", i, m->destination);
 			continue;
+		}
 		if (sb->fs->nvolumes == BOOT_MAX_VOLUMES)
 			return rv_failx(err, E2BIG, "mounts[%zu] %s: at most %u bind mounts of host "
 					"directories", i, m->destination, BOOT_MAX_VOLUMES);
@@ -184,14 +188,16 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
 	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
+	_cleanup_free_ char (*mount_rel)[PATH_MAX] = calloc(cfg->nmounts + 1, PATH_MAX);
 	struct vm_result res;
 	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
 	struct pod_net_conf conf;
 	int rc = -1, sig;
 
-	if (!sb || !fs || !vol_of)
+	if (!sb || !fs || !vol_of || !mount_rel)
 		return rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
 	sandbox_init(sb, cfg, fs, vol_of);
+	sb->mount_rel = mount_rel;
 	sb->mount = mount_container;
 	sb->net = &conf;
 	/* A reader that goes away is the container's SIGPIPE, not ours. */

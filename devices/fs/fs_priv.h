@@ -41,6 +41,7 @@ struct fs_inode {
 
 struct fs_export {
 	char name[FS_EXPORT_NAME_MAX];
+	char *path;                     /* as the caller gave it: the jail binds it */
 	int mount_fd;                   /* open_by_handle_at's anchor: the root, O_RDONLY */
 	int mount_id;                   /* handles only for inodes on the root's own mount */
 	bool readonly;
@@ -129,6 +130,8 @@ const char *fs_arg_str(struct fs_req *r, size_t *off, size_t max);  /* any bytes
 void fs_attr_from_stat(struct fuse_attr *a, const struct stat *st);
 void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint32_t *nsec);
 bool fs_export_readonly(const struct fs_server *s, unsigned export);
+/* e's mount_fd and mount_id for open_by_handle_at, from its root's fd. */
+void fs_export_anchor(const struct fs_server *s, struct fs_export *e, int root_fd);
 /* Whether fd (st its stat), reached from a directory on another device,
  * is on a filesystem the export hides (fs_export_cfg.hide_kernel_fs). */
 bool fs_export_hides(const struct fs_server *s, unsigned export, int fd, const struct stat *st);

@@ -493,9 +493,11 @@ void fs_server_free(struct fs_server *s)
 	fs_locks_free(s);
 	fs_handles_free(s);
 	fs_inodes_free(s);
-	for (unsigned k = 0; k < s->nexports; k++)
+	for (unsigned k = 0; k < s->nexports; k++) {
 		if (s->exports[k].mount_fd >= 0)
 			close(s->exports[k].mount_fd);
+		free(s->exports[k].path);
+	}
 	close(s->proc_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -512,7 +514,7 @@ static bool export_name_ok(const char *n)
 
 /* The export's anchor for open_by_handle_at; without one (a filesystem that
  * has no handles, or no CAP_DAC_READ_SEARCH) its inodes keep their fds. */
-static void anchor_handles(const struct fs_server *s, struct fs_export *e, int root_fd)
+void fs_export_anchor(const struct fs_server *s, struct fs_export *e, int root_fd)
 {
 	union { struct file_handle fh; uint8_t raw[sizeof(struct file_handle) + MAX_HANDLE_SZ]; } h;
 	char name[16];
@@ -578,15 +580,17 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 	if (rc == 0) {
 		struct fs_export *e = &s->exports[s->nexports];
 		snprintf(e->name, sizeof(e->name), "%s", cfg->name);
-		anchor_handles(s, e, fd);
+		e->path = strdup(cfg->path);
+		fs_export_anchor(s, e, fd);
 		e->readonly = cfg->readonly;
 		e->cache = cfg->cache;
 		e->hide_kernel_fs = cfg->hide_kernel_fs;
 		e->host_dev_fs = host_dev_fs(&st);
-		if (fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0) {
+		if (!e->path || fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0) {
 			rc = rv_fail(err, ENOMEM, "export %s", cfg->name);
 			if (e->mount_fd >= 0)
 				close(e->mount_fd);
+			free(e->path);
 		} else
 			s->nexports++;
 	}

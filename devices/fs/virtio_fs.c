@@ -136,6 +136,12 @@ static void *worker_main(void *arg)
 	struct virtio_fs *f = w->f;
 	struct virtio_dev *d = &f->dev;
 
+	char name[16];
+
+	/* Named by itself: naming another thread writes to /proc, which the
+	 * VMM's jail keeps read-only. */
+	snprintf(name, sizeof(name), "virtio-fs/%u", (unsigned)(w - f->workers));
+	pthread_setname_np(pthread_self(), name);
 	if (f->worker_start && f->worker_start(f->worker_start_arg) < 0)
 		return NULL;
 	pthread_mutex_lock(&d->lock);
@@ -235,13 +241,10 @@ static int start_workers(struct virtio_fs *f, unsigned n, struct rv_err *err)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (; f->nworkers < n; f->nworkers++) {
 		struct virtio_fs_worker *w = &f->workers[f->nworkers];
-		char name[16];
 		w->f = f;
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc)
 			break;
-		snprintf(name, sizeof(name), "virtio-fs/%u", f->nworkers);
-		pthread_setname_np(w->thread, name);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc ? rv_fail(err, rc, "virtio-fs: start worker %u of %u", f->nworkers + 1, n) : 0;

@@ -64,8 +64,8 @@ done
 [ "$jailed" = yes ] && pass "the VMM runs in its own mount, IPC and UTS namespaces" ||
 	fail "the VMM runs in its own mount, IPC and UTS namespaces" "$jailed"
 in_root=$(ls -A "/proc/$pid/root/" 2>&1 | tr '\n' ' ')
-[ "$in_root" = "proc " ] && pass "its root holds nothing but its own proc entry" ||
-	fail "its root holds nothing but its own proc entry" "$in_root"
+[ "$in_root" = "exports proc " ] && pass "its root holds nothing but its exports and its own proc entry" ||
+	fail "its root holds nothing but its exports and its own proc entry" "$in_root"
 # CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID SETGID SETUID MKNOD.
 caps=$(awk '/^Cap(Inh|Prm|Eff|Bnd|Amb)/ { printf "%s %s ", $1, $2 }' "/proc/$pid/status")
 want="CapInh: 0000000000000000 CapPrm: 00000000080000df CapEff: 00000000080000df "
@@ -114,6 +114,19 @@ rc=$?
 [ -z "$(rv list -q)" ] && pass "run deletes the container after it exits" || fail "run deletes the container after it exits" "$(rv list)"
 run_capture rv run --bundle "$b/true" r2
 expect_rc "run of true exits 0" 0
+# A mount whose destination is a symlink in the rootfs lands where the
+# link leads inside the container, resolved before the VMM is jailed.
+mkbundle "$b/link" sh -c 'awk '\''$2 == "/run" && $3 == "tmpfs" { found = 1 } END { exit !found }'\'' /proc/mounts'
+mkdir -p "$b/link/rootfs/var" && ln -s ../run "$b/link/rootfs/var/run"
+python3 - "$b/link/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec.setdefault("mounts", []).append({"destination": "/var/run", "type": "tmpfs", "source": "tmpfs",
+                                      "options": ["nosuid", "nodev"]})
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+run_capture rv run --bundle "$b/link" r-link
+expect_rc "a mount at /var/run, a symlink to /run in the rootfs, lands on /run" 0
 out=$(echo piped-in | rv run --bundle "$b/cat" r3)
 [ "$out" = piped-in ] && pass "stdin given to run reaches the process" || fail "stdin given to run reaches the process" "$out"
 

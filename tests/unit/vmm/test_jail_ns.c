@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "devices/fs/fs_priv.h"
 #include "vmm/jail.h"
 
 typedef int (*check_fn)(void *arg);
@@ -236,4 +237,67 @@ Test(jail_ns, every_fd_but_stdio_and_the_named_ones_is_closed)
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 0);
+}
+
+static int bind_exports(void *arg, const char *dir, struct rv_err *err)
+{
+	return fs_server_bind_exports(arg, dir, err);
+}
+
+/* The file server's exports, reopened inside: what it reads is there, and
+ * ".." from an export's fd ends at the jail's root, not in the host's tree
+ * where the fd first opened lay. */
+static int serve_from_jail(const char *dir)
+{
+	struct rv_err err;
+	struct fs_options opt = { 0 };
+	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
+	struct fs_export_cfg e = { .name = "rootfs", .path = dir };
+	struct jail_config cfg = { .furnish = bind_exports };
+	struct stat up, root;
+	char buf[16] = "";
+
+	if (!srv || fs_server_add_export(srv, &e, &err) < 0)
+		return 1;
+	cfg.furnish_arg = srv;
+	if (jail_enter(&cfg, &err) < 0 || fs_server_reopen_in_jail(srv, JAIL_FURNISHED_DIR, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 2;
+	}
+	int fd = openat(srv->exports[0].root->fd, "sub/f", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) != 6 || strcmp(buf, "inside"))
+		return 3;
+	int top = openat(srv->exports[0].root->fd, "../../../..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (top < 0 || fstat(top, &up) < 0 || stat("/", &root) < 0)
+		return 4;
+	if (up.st_dev != root.st_dev || up.st_ino != root.st_ino)
+		return 5;
+	if (openat(srv->exports[0].root->fd, "../../etc", O_PATH | O_CLOEXEC) >= 0)
+		return 6;
+	return 0;
+}
+
+Test(jail_ns, the_exports_are_reopened_inside_so_dotdot_ends_at_the_jails_root)
+{
+	char dir[] = "/tmp/runvm-jail-export.XXXXXX", path[64];
+	int status;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/sub/f", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("inside", f);
+	fclose(f);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(serve_from_jail(dir));
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	rmdir(path);
+	rmdir(dir);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "check %d", WEXITSTATUS(status));
 }

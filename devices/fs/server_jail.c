@@ -1,0 +1,71 @@
+/* The file server's part of the VMM's jail (server.h): the exports moved
+ * from the host's mount tree into the jail's. */
+#include "devices/fs/fs_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fs_server_bind_exports(const struct fs_server *s, const char *dir, struct rv_err *err)
+{
+	char target[PATH_MAX];
+
+	for (unsigned i = 0; i < s->nexports; i++) {
+		const struct fs_export *e = &s->exports[i];
+		snprintf(target, sizeof(target), "%s/%u", dir, i);
+		/* A file export (a bind of /etc/hosts) needs a file to cover. */
+		int rc = e->root->type == S_IFDIR ? mkdir(target, 0500) : mknod(target, S_IFREG | 0400, 0);
+		if (rc < 0)
+			return rv_fail(err, errno, "export %s: make its place %s in the jail", e->name, target);
+		if (mount(e->path, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return rv_fail(err, errno, "export %s: bind %s into the jail", e->name, e->path);
+		if (e->readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+			return rv_fail(err, errno, "export %s: make its bind read-only", e->name);
+	}
+	return 0;
+}
+
+/* Swaps e's root fd for the one reached through the jail, which must be the
+ * same inode: the path was looked up twice, and the host may have moved
+ * something in between. */
+static int reopen_export(struct fs_server *s, struct fs_export *e, const char *path,
+			 struct rv_err *err)
+{
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "export %s: reopen it in the jail", e->name);
+	if (fstat(fd, &st) < 0 || st.st_dev != e->root->dev || st.st_ino != e->root->ino) {
+		close(fd);
+		return rv_failx(err, ESTALE, "export %s: %s changed on the host while the VMM "
+				"entered its jail; start the container again", e->name, e->path);
+	}
+	close(e->root->fd);
+	e->root->fd = fd;
+	if (e->mount_fd >= 0)
+		close(e->mount_fd);
+	fs_export_anchor(s, e, fd);     /* the bind is a mount of its own */
+	return 0;
+}
+
+int fs_server_reopen_in_jail(struct fs_server *s, const char *dir, struct rv_err *err)
+{
+	char path[PATH_MAX];
+	int proc = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (proc < 0)
+		return rv_fail(err, errno, "file server: open the jail's /proc/self/fd");
+	close(s->proc_fd);
+	s->proc_fd = proc;
+	for (unsigned i = 0; i < s->nexports; i++) {
+		snprintf(path, sizeof(path), "%s/%u", dir, i);
+		if (reopen_export(s, &s->exports[i], path, err) < 0)
+			return -1;
+	}
+	return 0;
+}
