@@ -42,11 +42,12 @@ NET_BENCH := $(B)/bench/net-bench
 
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
+HOSTILE_INITRD := build/tests/hostile-initramfs.cpio
 
 
 .PHONY: check-clang
 .PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD)
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD) $(HOSTILE_INITRD)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -118,6 +119,19 @@ build/tests/payload-init: tests/payloads/report.c
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -static -o $@ $<
 
 $(PAYLOAD_INITRD): build/tests/payload-init
+	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,proc dev)
+	@cp $< $@.d/init
+	@cd $@.d && find . | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
+	@rm -rf $@.d && mv $@.tmp $@
+
+# The hostile-guest suite's /init (tests/integration/hostile/): static, never
+# sanitized (it is the attacker, not code under test).
+HOSTILE_SRCS := $(wildcard tests/integration/hostile/*.c)
+build/tests/hostile-init: $(HOSTILE_SRCS) tests/integration/hostile/hostile.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -pthread -o $@ $(HOSTILE_SRCS)
+
+$(HOSTILE_INITRD): build/tests/hostile-init
 	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,proc dev)
 	@cp $< $@.d/init
 	@cd $@.d && find . | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
@@ -206,7 +220,7 @@ $(TB)/initramfs.cpio: $(TB)/init
 
 # --- tests --------------------------------------------------------------------
 # Every C file must also build warning-free under clang (STYLE: gcc and clang).
-CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c) $(wildcard guest/agent/*.c) $(wildcard bench/*.c)
+CLANG_SRCS := $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard tests/*/*.c) $(HOSTILE_SRCS) $(wildcard guest/agent/*.c) $(wildcard bench/*.c)
 check-clang:
 	@command -v clang >/dev/null || { echo "clang missing: run scripts/install-deps.sh"; exit 1; }
 	@for f in $(CLANG_SRCS); do clang -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. \

@@ -76,16 +76,17 @@ emulation_fault() { # RC OUTPUT_FILE: says why a retry is due, or fails
 rc=0
 # About 2.5 times each suite's time in a quiet testbed (boot ~200 s, agent-vm
 # ~200, fs-vm ~290, fs-work-vm ~220, lifecycle-vm ~450, lifecycle-many-vm
-# ~200, exec-vm ~250, do-vm ~120, net-vm ~150): a stuck suite costs its limit and a retry,
+# ~200, exec-vm ~250, do-vm ~120, net-vm ~150, hostile-vm ~250): a stuck suite costs its limit and a retry,
 # and both must still fit CI's 90 minutes. Inside, each VM has a --timeout of
 # its own, well below. The heaviest parts are suites of their own, so that
 # a fault there costs a retry of that part only.
 declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=750 [fs-work-vm]=600
-		  [lifecycle-vm]=1100 [lifecycle-many-vm]=700 [exec-vm]=800 [do-vm]=500 [net-vm]=500)
+		  [lifecycle-vm]=1100 [lifecycle-many-vm]=700 [exec-vm]=800 [do-vm]=500 [net-vm]=500
+		  [hostile-vm]=700)
 out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
 err_file=$(mktemp /tmp/runvm-vm-tests-err.XXXXXX)
 trap 'rm -f "$out_file" "$err_file"' EXIT
-for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm exec-vm do-vm net-vm}; do
+for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm exec-vm do-vm net-vm hostile-vm}; do
 	[ -n "${limit[$name]:-}" ] || { echo "run-vm-tests: RUNVM_VM_SUITES: no suite '$name'" >&2; exit 2; }
 	for attempt in 1 2; do
 		t0=$SECONDS

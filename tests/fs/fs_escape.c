@@ -2,12 +2,15 @@
  * (tests/fs/fs_mount.c), trying to reach a "secret" host file that lies
  * OUTSIDE every export, and to create or change anything outside them.
  *
- * usage: fs-escape [--seconds N] ROOT SUBDIR SECRET
+ * usage: fs-escape [--seconds N] [--secret-text TEXT] ROOT SUBDIR SECRET
  *   ROOT    the export as mounted on the host (MNT/rootfs)
  *   SUBDIR  where to work, relative to ROOT (created if missing)
  *   SECRET  absolute host path of a file outside the export; its content is
  *           read once, before anything else, as the thing that must never
  *           be read again (use at least 16 random bytes)
+ *   --secret-text  the secret's content, where SECRET is not readable here:
+ *           in a guest (test_hostile_vm.sh), where the host's path means
+ *           nothing to the guest's kernel and only the server could reach it
  * Prints "PASS <attempt>" or "FAIL <attempt>: <why>" per attempt and exits 1
  * if any failed (2: bad usage, 3: the jail could not be set up).
  *
@@ -77,6 +80,7 @@ struct ctx {
 	dev_t dev;                   /* the mount's device */
 	unsigned seconds;
 	unsigned failed;
+	bool in_guest;               /* --secret-text: run in a guest */
 };
 
 static void result(struct ctx *c, const char *name, const char *why)
@@ -141,10 +145,15 @@ static int enter_jail(const char *root)
 		return jail_fail("mkdir ROOT/proc");
 	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return jail_fail("mount proc");
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	/* In a guest whose root is itself a chroot (the agent's), pivot_root
+	 * refuses (EINVAL, or EBUSY when ROOT is that root): a chroot confines
+	 * this program's own resolution as well. */
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			return jail_fail("detach the old root");
+	} else if ((errno != EINVAL && errno != EBUSY) || chroot(".") < 0) {
 		return jail_fail("pivot_root");
-	if (umount2(".", MNT_DETACH) < 0)
-		return jail_fail("detach the old root");
+	}
 	if (chdir("/") < 0)
 		return jail_fail("chdir /");
 	return 0;
@@ -676,8 +685,12 @@ static int attempts(struct ctx *c, const char *subdir)
 	try_mknod(c, "char-device", S_IFCHR, makedev(1, 3), false);
 	try_mknod(c, "block-device", S_IFBLK, makedev(7, 0), false);
 	try_mknod(c, "fifo", S_IFIFO, 0, true);
-	try_host_device(c, "zero", O_RDONLY);
-	try_host_device(c, "full", O_WRONLY);
+	/* In a guest a device node opens the guest's own device: nothing to
+	 * learn about the host there. */
+	if (!c->in_guest) {
+		try_host_device(c, "zero", O_RDONLY);
+		try_host_device(c, "full", O_WRONLY);
+	}
 	try_forged_handles(c);
 	if (setup_races(c) < 0)
 		return jail_fail("set up the race directories");
@@ -687,15 +700,22 @@ static int attempts(struct ctx *c, const char *subdir)
 	return 0;
 }
 
-static int read_secret(struct ctx *c)
+static int read_secret(struct ctx *c, const char *text)
 {
-	int fd = open(c->secret, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "fs-escape: open %s: %s\n", c->secret, strerror(errno));
-		return -1;
+	ssize_t n;
+
+	if (text) {
+		n = (ssize_t)strnlen(text, sizeof(c->token));
+		memcpy(c->token, text, (size_t)n);
+	} else {
+		int fd = open(c->secret, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "fs-escape: open %s: %s\n", c->secret, strerror(errno));
+			return -1;
+		}
+		n = read(fd, c->token, sizeof(c->token));
+		close(fd);
 	}
-	ssize_t n = read(fd, c->token, sizeof(c->token));
-	close(fd);
 	if (n < 16) {
 		fprintf(stderr, "fs-escape: %s must hold at least 16 bytes\n", c->secret);
 		return -1;
@@ -711,20 +731,26 @@ static int read_secret(struct ctx *c)
 int main(int argc, char **argv)
 {
 	struct ctx c = { .seconds = 4 };
-	static const struct option opts[] = { { "seconds", required_argument, NULL, 's' }, { 0 } };
+	static const struct option opts[] = { { "seconds", required_argument, NULL, 's' },
+					      { "secret-text", required_argument, NULL, 't' }, { 0 } };
+	const char *text = NULL;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt != 's')
+		if (opt == 's')
+			c.seconds = (unsigned)atoi(optarg);
+		else if (opt == 't')
+			text = optarg;
+		else
 			return 2;
-		c.seconds = (unsigned)atoi(optarg);
 	}
 	if (argc - optind != 3 || argv[optind + 2][0] != '/' || argv[optind + 1][0] == '/') {
-		fprintf(stderr, "usage: fs-escape [--seconds N] ROOT SUBDIR /SECRET\n");
+		fprintf(stderr, "usage: fs-escape [--seconds N] [--secret-text TEXT] ROOT SUBDIR /SECRET\n");
 		return 2;
 	}
 	c.secret = argv[optind + 2];
-	if (read_secret(&c) < 0)
+	c.in_guest = text != NULL;
+	if (read_secret(&c, text) < 0)
 		return 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
