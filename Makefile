@@ -114,7 +114,7 @@ guest-kernel:
 	@cp -u build/guest-kernel/vmlinux build/guest-kernel/bzImage $(GUEST)/
 
 # A static test payload as /init (tests/payloads/report.c): never sanitized.
-build/tests/payload-init: tests/payloads/report.c
+build/tests/payload-init: tests/payloads/report.c tests/payloads/init_world.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -static -o $@ $<
 
@@ -127,9 +127,9 @@ $(PAYLOAD_INITRD): build/tests/payload-init
 # The hostile-guest suite's /init (tests/integration/hostile/): static, never
 # sanitized (it is the attacker, not code under test).
 HOSTILE_SRCS := $(wildcard tests/integration/hostile/*.c)
-build/tests/hostile-init: $(HOSTILE_SRCS) tests/integration/hostile/hostile.h
+build/tests/hostile-init: $(HOSTILE_SRCS) tests/integration/hostile/hostile.h tests/payloads/init_world.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -pthread -o $@ $(HOSTILE_SRCS)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -O2 -static -pthread -o $@ $(HOSTILE_SRCS)
 
 $(HOSTILE_INITRD): build/tests/hostile-init
 	@rm -rf $@.d && mkdir -p $(addprefix $@.d/,proc dev)

@@ -19,6 +19,8 @@
 #include <sys/reboot.h>
 #include <unistd.h>
 
+#include "init_world.h"
+
 #define STATUS_PORT 0x4f0
 #define STATUS_SIGNALED 0x100u
 
@@ -80,13 +82,7 @@ int main(void)
 {
 	const char *mode = getenv("runvm_payload");
 
-	mount("proc", "/proc", "proc", 0, NULL);
-	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-	int console = open("/dev/console", O_WRONLY);
-	if (console >= 0) {
-		dup2(console, 1);
-		dup2(console, 2);
-	}
+	payload_init_world();
 	if (!mode || strcmp(mode, "report") == 0) {
 		printf("runvm-payload: cpus=%u ram_bytes=%llu memtotal_kb=%lu\n", count_cpus(),
 		       ram_bytes(), memtotal_kb());

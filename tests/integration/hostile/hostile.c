@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "hostile.h"
+#include "tests/payloads/init_world.h"
 
 /* The reserved RAM: each queue's rings at q * RING_BYTES, buffers after
  * them; desc, avail and used are the rings of the queue under attack. */
@@ -513,15 +514,8 @@ int main(int argc, char **argv)
 
 	/* As /init it sets up its world; as the agent's command (virtq-fs,
 	 * whose attack takes away the files it runs from) it has one already. */
-	if (getpid() == 1) {
-		mount("proc", "/proc", "proc", 0, NULL);
-		mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-		int console = open("/dev/console", O_WRONLY);
-		if (console >= 0) {
-			dup2(console, 1);
-			dup2(console, 2);
-		}
-	}
+	if (getpid() == 1)
+		payload_init_world();
 	if (argc > 1 && !strcmp(argv[1], "virtq-fs"))
 		run_from_memory(argv);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
