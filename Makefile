@@ -274,6 +274,10 @@ FUZZ_SRCS_fuse := $(wildcard devices/fs/server.c devices/fs/inode.c devices/fs/l
 FUZZ_SRCS_virtq := devices/virtio/queue.c vmm/guest_mem.c common/err.c
 FUZZ_SRCS_spec := runtime/spec.c runtime/spec_process.c runtime/spec_hooks.c runtime/spec_userns.c runtime/spec_devices.c runtime/hooks.c runtime/caps.c runtime/json.c common/jsonw.c common/err.c
 FUZZ_LIBS_spec := -lyajl
+FUZZ_SRCS_process := $(FUZZ_SRCS_spec)
+FUZZ_LIBS_process := -lyajl
+FUZZ_SRCS_seccomp := $(FUZZ_SRCS_spec) runtime/seccomp.c
+FUZZ_LIBS_seccomp := -lyajl -lseccomp
 FUZZ_SRCS_net := tests/unit/devices/vdriver.c devices/net/net.c devices/virtio/mmio.c \
 	devices/virtio/virtio.c devices/virtio/queue.c common/evloop.c common/log.c common/jsonw.c \
 	common/err.c vmm/guest_mem.c
