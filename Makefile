@@ -238,7 +238,7 @@ check: all $(UNIT) check-clang fuzz-build
 # the same code paths, at a quarter of the emulated minutes under ASan.
 check-sanitize:
 	@$(MAKE) --no-print-directory SAN=1 all build/san/tests/unit-tests
-	@RUNVM_VM_SUITES="agent-vm" RUNVM_AGENT_STREAM_MIB=32 \
+	@RUNVM_VM_SUITES="agent-vm hostile-vm" RUNVM_AGENT_STREAM_MIB=32 \
 		tests/check.sh --build build/san --suites unit,cli,kvm-host,agent,fs-host,vm
 
 demo:
