@@ -16,6 +16,7 @@ build=$(cd "$build" && pwd)
 runvm=$build/bin/runvm
 kernel=$top/build/share/runvm/vmlinux
 initrd=$top/build/tests/hostile-initramfs.cpio
+agent_initrd=$top/build/share/runvm/initramfs.img   # named: a sanitizer build has none beside it
 scratch=$(mktemp -d /tmp/runvm-hostile.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 # 256 MiB of RAM, of which the guest kernel uses 192: the rest is hostile's.
@@ -80,8 +81,8 @@ show 6
 fsroot=$scratch/fsroot
 mkdir -p "$fsroot/dev" "$fsroot/proc"
 cp "$top/build/tests/hostile-init" "$fsroot/hostile"
-run_capture "$runvm" boot --rootfs "$fsroot" --total-memory 256M --cmdline mem=192M --timeout 200 \
-	-- /hostile virtq-fs
+run_capture "$runvm" boot --kernel "$kernel" --initrd "$agent_initrd" --rootfs "$fsroot" \
+	--total-memory 256M --cmdline mem=192M --timeout 200 -- /hostile virtq-fs
 expect_rc "virtq-fs: virtio-fs's queues fed poisoned rings, and the VMM still serves" 0
 for q in 0 1; do
 	expect_in "virtq-fs: queue $q got every attack" "$out" "hostile: device 26 queue $q, rings rewritten while read: "
@@ -145,7 +146,7 @@ cp "$build/tests/fs-escape" "$esc/export/fs-escape"
 secret=$(head -c 48 /dev/urandom | base64 -w0)
 printf '%s' "$secret" >"$esc/outside/secret"
 snapshot "$esc/outside" >"$scratch/outside.before"
-run_capture "$runvm" boot --rootfs "$esc/export" --cpu-num 2 --timeout 240 -- \
+run_capture "$runvm" boot --kernel "$kernel" --initrd "$agent_initrd" --rootfs "$esc/export" --cpu-num 2 --timeout 240 -- \
 	/fs-escape --seconds 4 --secret-text "$secret" / work "$esc/outside/secret"
 escape_rc=$rc
 while IFS= read -r line; do
