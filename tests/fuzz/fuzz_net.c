@@ -30,16 +30,9 @@
 #include "devices/virtio/mmio.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/unit/devices/vdriver.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "fuzz_net: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 #define MEM_BYTES (4u << 20)
 #define QSIZE 32u

@@ -11,24 +11,9 @@
 
 #include "runtime/json.h"
 #include "runtime/spec.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "fuzz_process: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
-
-static void check_strv(char **v, size_t n)
-{
-	CHECK(v != NULL);
-	for (size_t i = 0; i < n; i++)
-		CHECK(v[i] != NULL);
-	CHECK(v[n] == NULL);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	CHECK(p.nargs >= 1 && p.args[0][0] != '\0');
-	check_strv(p.args, p.nargs);
-	check_strv(p.env, p.nenv);
+	fuzz_check_strv(p.args, p.nargs);
+	fuzz_check_strv(p.env, p.nenv);
 	for (size_t i = 0; i < p.nenv; i++)
 		CHECK(strchr(p.env[i], '=') > p.env[i]);
 	CHECK(p.cwd && p.cwd[0] == '/');

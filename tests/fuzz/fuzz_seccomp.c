@@ -10,16 +10,9 @@
 
 #include "runtime/seccomp.h"
 #include "runtime/spec.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "fuzz_seccomp: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
 
 /* A classic BPF program holds at most BPF_MAXINSNS (4096) instructions. */
 #define BPF_MAX_INSNS 4096u

@@ -12,24 +12,9 @@
 #include <string.h>
 
 #include "runtime/spec.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "fuzz_spec: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
-
-static void check_strv(char **v, size_t n)
-{
-	CHECK(v != NULL);
-	for (size_t i = 0; i < n; i++)
-		CHECK(v[i] != NULL);
-	CHECK(v[n] == NULL);
-}
 
 static void check_accepted(const struct oci_spec *s)
 {
@@ -37,15 +22,15 @@ static void check_accepted(const struct oci_spec *s)
 	CHECK(s->bundle && strcmp(s->bundle, "/bundle") == 0);
 	CHECK(s->root_path && s->root_path[0] == '/');
 	CHECK(s->process.nargs >= 1 && s->process.args[0][0] != '\0');
-	check_strv(s->process.args, s->process.nargs);
-	check_strv(s->process.env, s->process.nenv);
+	fuzz_check_strv(s->process.args, s->process.nargs);
+	fuzz_check_strv(s->process.env, s->process.nenv);
 	for (size_t i = 0; i < s->process.nenv; i++)
 		CHECK(strchr(s->process.env[i], '=') > s->process.env[i]);
 	CHECK(s->process.cwd && s->process.cwd[0] == '/');
 	CHECK(!s->process.nadditional_gids || s->process.additional_gids);
 	for (size_t i = 0; i < s->nmounts; i++) {
 		CHECK(s->mounts[i].destination[0] == '/');
-		check_strv(s->mounts[i].options, s->mounts[i].noptions);
+		fuzz_check_strv(s->mounts[i].options, s->mounts[i].noptions);
 	}
 	for (size_t i = 0; i < s->nannotations; i++) {
 		CHECK(s->annotations[i].key && s->annotations[i].value);

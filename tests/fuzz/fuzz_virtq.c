@@ -22,16 +22,9 @@
 
 #include "devices/virtio/queue.h"
 #include "vmm/guest_mem.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "fuzz_virtq: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 #define GUARD_BYTES 4096u
 #define REGION_BYTES (32u * 1024)
