@@ -230,8 +230,9 @@ check-clang:
 check: all $(UNIT) check-clang fuzz-build
 	@tests/check.sh --build $(B) --suites unit,cli,kvm-host,agent,fs-host,vm,testbed,fuzz
 
-# Under ASan+UBSan, of the whole-VM suites, agent-vm: guest-supplied bytes
-# through the virtio core, vsock and the agent protocol. The file server is
+# Under ASan+UBSan, of the whole-VM suites, agent-vm (guest-supplied bytes
+# through the virtio core, vsock and the agent protocol) and hostile-vm
+# (guests attacking every device and the file service). The file server is
 # sanitized through /dev/fuse (fs-host) and in its unit tests and fuzzer;
 # boot's loaders in the unit tests and fuzzers. Every emulated nested VM
 # twice over would not fit CI's 90 minutes. Its stream is 32 MiB, not 128:

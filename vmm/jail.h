@@ -63,9 +63,11 @@ void jail_forbidden_call(void);
  * host's files. Nor a pid namespace: `create` records our pid. */
 struct jail_config {
 	bool keep_net_admin;     /* the pod's tc redirect is removed at exit */
-	/* Optional: binds what the VMM goes on using (the file server's
-	 * exports) below dir, in its new mount namespace just before the
-	 * pivot; dir is JAIL_FURNISHED_DIR once pivoted. */
+	/* Optional: prepare runs first in the new mount namespace, before
+	 * anything is mounted there (the jail's root covers /dev); furnish
+	 * binds what the VMM goes on using (the file server's exports) below
+	 * dir, just before the pivot; dir is JAIL_FURNISHED_DIR once pivoted. */
+	int (*prepare)(void *arg, struct rv_err *err);
 	int (*furnish)(void *arg, const char *dir, struct rv_err *err);
 	void *furnish_arg;
 };

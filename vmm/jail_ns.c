@@ -190,9 +190,12 @@ int jail_enter(const struct jail_config *cfg, struct rv_err *err)
 		return rv_fail(err, errno, "jail: enter new mount, IPC and UTS namespaces%s",
 			       errno == EPERM ? " (runvm boot needs root: rootless use is not supported)" : "");
 	/* Before anything is mounted: on a host whose / is shared, our mounts
-	 * would otherwise appear in the host's namespace. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return rv_fail(err, errno, "jail: make its mounts private");
+	 * would otherwise appear in the host's namespace. Slave, not private:
+	 * what the host mounts below an export later still reaches the guest. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return rv_fail(err, errno, "jail: keep its mounts from the host's namespace");
+	if (cfg->prepare && cfg->prepare(cfg->furnish_arg, err) < 0)
+		return -1;
 	if (build_root(cfg, err) < 0 || pivot(err) < 0 || set_limits(err) < 0 || drop_caps(cfg, err) < 0)
 		return -1;
 	return 0;

@@ -131,9 +131,11 @@ static int make_exports(struct sandbox *sb, struct rv_err *err)
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		const struct sandbox_mount *m = &cfg->mounts[i];
 		if (!m->host_source) {
-			if (boot_fs_resolve(cfg->rootfs, m->destination, sb->mount_rel[i], PATH_MAX,
-					    &exists, err) < 0)
+			char rel[PATH_MAX];
+			if (boot_fs_resolve(cfg->rootfs, m->destination, rel, sizeof(rel), &exists, err) < 0)
 				return rv_wrap(err, "mounts[%zu] %s", i, m->destination);
+			if (!(sb->mount_rel[i] = strdup(rel)))
+				return rv_fail(err, ENOMEM, "mounts[%zu] %s", i, m->destination);
 			continue;
 		}
 		if (sb->fs->nvolumes == BOOT_MAX_VOLUMES)
@@ -188,7 +190,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
 	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
-	_cleanup_free_ char (*mount_rel)[PATH_MAX] = calloc(cfg->nmounts + 1, PATH_MAX);
+	_cleanup_free_ char **mount_rel = calloc(cfg->nmounts + 1, sizeof(*mount_rel));
 	struct vm_result res;
 	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
 	struct pod_net_conf conf;
@@ -247,5 +249,7 @@ out:
 	fs_server_free(sb->vm_cfg.fs);
 	pod_net_detach(&net);
 	sandbox_destroy(sb);
+	for (size_t i = 0; i < cfg->nmounts; i++)
+		free(mount_rel[i]);
 	return rc < 0 ? rv_wrap(err, "sandbox %s", cfg->id) : 0;
 }

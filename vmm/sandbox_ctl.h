@@ -24,7 +24,7 @@ struct sandbox {
 	struct vm_config vm_cfg;
 	struct boot_fs *fs;
 	unsigned *vol_of;                /* mount index -> its volume */
-	char (*mount_rel)[PATH_MAX];     /* mount index -> its place in the rootfs (not a volume's) */
+	char **mount_rel;                /* mount index -> its place in the rootfs (not a volume's) */
 	const struct pod_net_conf *net;  /* the pod's interface, when vm_cfg.net is set */
 	struct control_server *ctl;
 	int (*mount)(struct sandbox *sb, const struct agent_client *a, struct rv_err *err);

@@ -454,18 +454,22 @@ static void note_cpu_before_run(struct vm_result *res)
  * filter; then the main thread's filter, which the threads started after
  * inherit: the vCPUs (which narrow it), the agent's, and whatever the
  * caller's on_run starts. */
+static int prepare_jail(void *arg, struct rv_err *err)
+{
+	return arg ? fs_server_open_exports(arg, err) : 0;
+}
+
 static int furnish_jail(void *arg, const char *dir, struct rv_err *err)
 {
-	struct fs_server *fs = arg;
-
-	return fs ? fs_server_bind_exports(fs, dir, err) : 0;
+	return arg ? fs_server_bind_exports(arg, dir, err) : 0;
 }
 
 static int jail_main(struct vm *vm, struct rv_err *err)
 {
 	/* The pod's redirect is removed over netlink as the VMM ends. */
 	struct jail_config jail = { .keep_net_admin = vm->cfg->net != NULL,
-				    .furnish = furnish_jail, .furnish_arg = vm->cfg->fs };
+				    .prepare = prepare_jail, .furnish = furnish_jail,
+				    .furnish_arg = vm->cfg->fs };
 
 	if (vm->cfg->jail && (jail_enter(&jail, err) < 0 ||
 			      (vm->cfg->fs && fs_server_reopen_in_jail(vm->cfg->fs, JAIL_FURNISHED_DIR,

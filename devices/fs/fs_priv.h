@@ -42,6 +42,7 @@ struct fs_inode {
 struct fs_export {
 	char name[FS_EXPORT_NAME_MAX];
 	char *path;                     /* as the caller gave it: the jail binds it */
+	int jail_fd;                    /* path opened in the jail's namespace, till bound */
 	int mount_fd;                   /* open_by_handle_at's anchor: the root, O_RDONLY */
 	int mount_id;                   /* handles only for inodes on the root's own mount */
 	bool readonly;

@@ -496,6 +496,8 @@ void fs_server_free(struct fs_server *s)
 	for (unsigned k = 0; k < s->nexports; k++) {
 		if (s->exports[k].mount_fd >= 0)
 			close(s->exports[k].mount_fd);
+		if (s->exports[k].jail_fd >= 0)
+			close(s->exports[k].jail_fd);
 		free(s->exports[k].path);
 	}
 	close(s->proc_fd);
@@ -581,6 +583,7 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
 		struct fs_export *e = &s->exports[s->nexports];
 		snprintf(e->name, sizeof(e->name), "%s", cfg->name);
 		e->path = strdup(cfg->path);
+		e->jail_fd = -1;
 		fs_export_anchor(s, e, fd);
 		e->readonly = cfg->readonly;
 		e->cache = cfg->cache;

@@ -119,12 +119,14 @@ void fs_server_counts(struct fs_server *s, size_t *inodes, size_t *handles);
 
 /* For the VMM's jail (vmm/jail.h), whose pivot would leave the exports'
  * fds in the host's mount tree, where ".." from them climbs to the host's
- * root. Before the pivot, in the VMM's own mount namespace: binds each
- * export (its submounts too; read-only for a read-only export) at
- * DIR/INDEX. After it: reopens each export from there, as the jail sees DIR,
- * checking it is the inode first opened, and /proc/self/fd from the jail's
- * /proc. Before the workers start. */
-int fs_server_bind_exports(const struct fs_server *s, const char *dir, struct rv_err *err);
+ * root. In the VMM's own mount namespace, before anything is mounted there:
+ * opens each export again (checking it is the inode first opened); then,
+ * before the pivot, binds each (its submounts too; all read-only for a
+ * read-only export) at DIR/INDEX. After it: reopens each export from there,
+ * as the jail sees DIR, and /proc/self/fd from the jail's /proc. Before the
+ * workers start. */
+int fs_server_open_exports(struct fs_server *s, struct rv_err *err);
+int fs_server_bind_exports(struct fs_server *s, const char *dir, struct rv_err *err);
 int fs_server_reopen_in_jail(struct fs_server *s, const char *dir, struct rv_err *err);
 
 #endif

@@ -10,20 +10,50 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int fs_server_bind_exports(const struct fs_server *s, const char *dir, struct rv_err *err)
+int fs_server_open_exports(struct fs_server *s, struct rv_err *err)
 {
-	char target[PATH_MAX];
+	struct stat st;
 
 	for (unsigned i = 0; i < s->nexports; i++) {
-		const struct fs_export *e = &s->exports[i];
+		struct fs_export *e = &s->exports[i];
+		e->jail_fd = open(e->path, O_PATH | O_CLOEXEC);
+		if (e->jail_fd < 0)
+			return rv_fail(err, errno, "export %s: open %s for the jail", e->name, e->path);
+		if (fstat(e->jail_fd, &st) < 0 || st.st_dev != e->root->dev || st.st_ino != e->root->ino)
+			return rv_failx(err, ESTALE, "export %s: %s changed on the host while the VMM "
+					"entered its jail; start the container again", e->name, e->path);
+	}
+	return 0;
+}
+
+/* Read-only all the way down, submounts too, keeping each mount's other
+ * flags (nosuid, noatime, ...), which a bind remount would reset. */
+static int make_readonly(const char *target)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+
+	return mount_setattr(AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof(attr));
+}
+
+int fs_server_bind_exports(struct fs_server *s, const char *dir, struct rv_err *err)
+{
+	char target[PATH_MAX], source[32];
+
+	for (unsigned i = 0; i < s->nexports; i++) {
+		struct fs_export *e = &s->exports[i];
 		snprintf(target, sizeof(target), "%s/%u", dir, i);
 		/* A file export (a bind of /etc/hosts) needs a file to cover. */
 		int rc = e->root->type == S_IFDIR ? mkdir(target, 0500) : mknod(target, S_IFREG | 0400, 0);
 		if (rc < 0)
 			return rv_fail(err, errno, "export %s: make its place %s in the jail", e->name, target);
-		if (mount(e->path, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		/* Through the fd opened before the jail's root covered anything:
+		 * an export below /dev is still the host's. */
+		snprintf(source, sizeof(source), "/proc/self/fd/%d", e->jail_fd);
+		if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return rv_fail(err, errno, "export %s: bind %s into the jail", e->name, e->path);
-		if (e->readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		close(e->jail_fd);
+		e->jail_fd = -1;
+		if (e->readonly && make_readonly(target) < 0)
 			return rv_fail(err, errno, "export %s: make its bind read-only", e->name);
 	}
 	return 0;

@@ -237,6 +237,11 @@ Test(jail_ns, every_fd_but_stdio_and_the_named_ones_is_closed)
 	cr_assert_eq(in_child(close_all_but_kept), 0);
 }
 
+static int open_exports(void *arg, struct rv_err *err)
+{
+	return fs_server_open_exports(arg, err);
+}
+
 static int bind_exports(void *arg, const char *dir, struct rv_err *err)
 {
 	return fs_server_bind_exports(arg, dir, err);
@@ -250,8 +255,8 @@ static int serve_from_jail(const char *dir)
 	struct rv_err err;
 	struct fs_options opt = { 0 };
 	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
-	struct fs_export_cfg e = { .name = "rootfs", .path = dir };
-	struct jail_config cfg = { .furnish = bind_exports };
+	struct fs_export_cfg e = { .name = "rootfs", .path = dir, .readonly = true };
+	struct jail_config cfg = { .prepare = open_exports, .furnish = bind_exports };
 	struct stat up, root;
 	char buf[16] = "";
 
@@ -272,12 +277,17 @@ static int serve_from_jail(const char *dir)
 		return 5;
 	if (openat(srv->exports[0].root->fd, "../../etc", O_PATH | O_CLOEXEC) >= 0)
 		return 6;
+	/* A read-only export is read-only in the host kernel's eyes too. */
+	if (open(JAIL_FURNISHED_DIR "/0/sub/f", O_WRONLY | O_CLOEXEC) >= 0 || errno != EROFS)
+		return 7;
 	return 0;
 }
 
+/* Below /dev, which the jail's own root covers while it is built: the
+ * export is still the host's (a volume of /dev/shm, as docker --ipc=host). */
 Test(jail_ns, the_exports_are_reopened_inside_so_dotdot_ends_at_the_jails_root)
 {
-	char dir[] = "/tmp/runvm-jail-export.XXXXXX", path[64];
+	char dir[] = "/dev/shm/runvm-jail-export.XXXXXX", path[64];
 	int status;
 
 	cr_assert_not_null(mkdtemp(dir));
