@@ -10,18 +10,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int fs_server_open_exports(struct fs_server *s, struct rv_err *err)
+/* fd must be e's root as first opened: the path was looked up again, and
+ * the host may have moved something in between. */
+static int check_same(const struct fs_export *e, int fd, struct rv_err *err)
 {
 	struct stat st;
 
+	if (fstat(fd, &st) < 0 || st.st_dev != e->root->dev || st.st_ino != e->root->ino)
+		return rv_failx(err, ESTALE, "export %s: %s changed on the host while the VMM "
+				"entered its jail; start the container again", e->name, e->path);
+	return 0;
+}
+
+int fs_server_open_exports(struct fs_server *s, struct rv_err *err)
+{
 	for (unsigned i = 0; i < s->nexports; i++) {
 		struct fs_export *e = &s->exports[i];
 		e->jail_fd = open(e->path, O_PATH | O_CLOEXEC);
 		if (e->jail_fd < 0)
 			return rv_fail(err, errno, "export %s: open %s for the jail", e->name, e->path);
-		if (fstat(e->jail_fd, &st) < 0 || st.st_dev != e->root->dev || st.st_ino != e->root->ino)
-			return rv_failx(err, ESTALE, "export %s: %s changed on the host while the VMM "
-					"entered its jail; start the container again", e->name, e->path);
+		if (check_same(e, e->jail_fd, err) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -59,21 +68,17 @@ int fs_server_bind_exports(struct fs_server *s, const char *dir, struct rv_err *
 	return 0;
 }
 
-/* Swaps e's root fd for the one reached through the jail, which must be the
- * same inode: the path was looked up twice, and the host may have moved
- * something in between. */
+/* Swaps e's root fd for the one reached through the jail. */
 static int reopen_export(struct fs_server *s, struct fs_export *e, const char *path,
 			 struct rv_err *err)
 {
-	struct stat st;
 	int fd = open(path, O_PATH | O_CLOEXEC);
 
 	if (fd < 0)
 		return rv_fail(err, errno, "export %s: reopen it in the jail", e->name);
-	if (fstat(fd, &st) < 0 || st.st_dev != e->root->dev || st.st_ino != e->root->ino) {
+	if (check_same(e, fd, err) < 0) {
 		close(fd);
-		return rv_failx(err, ESTALE, "export %s: %s changed on the host while the VMM "
-				"entered its jail; start the container again", e->name, e->path);
+		return -1;
 	}
 	close(e->root->fd);
 	e->root->fd = fd;
