@@ -124,11 +124,8 @@ static unsigned find_devices(struct dev *devs)
 	return n;
 }
 
-/* Takes the device over with fresh rings on every queue it has. */
-static unsigned take_over(const struct dev *d)
+void negotiate(const struct dev *d)
 {
-	unsigned nq = 0;
-
 	wr(d, R_STATUS, 0);
 	wr(d, R_STATUS, S_ACK | S_DRIVER);
 	wr(d, R_DRV_FEAT_SEL, 1);
@@ -136,20 +133,33 @@ static unsigned take_over(const struct dev *d)
 	wr(d, R_DRV_FEAT_SEL, 0);
 	wr(d, R_DRV_FEAT, 0);
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+}
+
+void queue_rings(const struct dev *d, unsigned q, uint64_t gpa)
+{
+	wr(d, R_QUEUE_SEL, q);
+	wr(d, R_QUEUE_NUM, QSIZE);
+	wr(d, R_DESC_LO, (uint32_t)gpa);
+	wr(d, R_DESC_HI, (uint32_t)(gpa >> 32));
+	wr(d, R_AVAIL_LO, (uint32_t)(gpa + 4096));
+	wr(d, R_AVAIL_HI, (uint32_t)((gpa + 4096) >> 32));
+	wr(d, R_USED_LO, (uint32_t)(gpa + 8192));
+	wr(d, R_USED_HI, (uint32_t)((gpa + 8192) >> 32));
+	wr(d, R_QUEUE_READY, 1);
+}
+
+/* Takes the device over with fresh rings on every queue it has. */
+static unsigned take_over(const struct dev *d)
+{
+	unsigned nq = 0;
+
+	negotiate(d);
 	memset(ram.va, 0, MAX_QUEUES * RING_BYTES);
 	for (unsigned q = 0; q < MAX_QUEUES; q++) {
-		uint64_t gpa = ram.gpa + q * RING_BYTES;
 		wr(d, R_QUEUE_SEL, q);
 		if (rd(d, R_QUEUE_NUM_MAX) < QSIZE)
 			break;
-		wr(d, R_QUEUE_NUM, QSIZE);
-		wr(d, R_DESC_LO, (uint32_t)gpa);
-		wr(d, R_DESC_HI, (uint32_t)(gpa >> 32));
-		wr(d, R_AVAIL_LO, (uint32_t)(gpa + 4096));
-		wr(d, R_AVAIL_HI, (uint32_t)((gpa + 4096) >> 32));
-		wr(d, R_USED_LO, (uint32_t)(gpa + 8192));
-		wr(d, R_USED_HI, (uint32_t)((gpa + 8192) >> 32));
-		wr(d, R_QUEUE_READY, 1);
+		queue_rings(d, q, ram.gpa + q * RING_BYTES);
 		nq++;
 	}
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);

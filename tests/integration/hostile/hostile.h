@@ -38,6 +38,11 @@ struct dev {
 static inline uint32_t rd(const struct dev *d, unsigned off) { return d->regs[off / 4]; }
 static inline void wr(const struct dev *d, unsigned off, uint32_t v) { d->regs[off / 4] = v; }
 
+/* Resets d and negotiates VIRTIO_F_VERSION_1 alone, up to FEATURES_OK. */
+void negotiate(const struct dev *d);
+/* Queue q of QSIZE on the rings at gpa: descriptors, avail ring 4 KiB on,
+ * used ring 8 KiB on; ready. */
+void queue_rings(const struct dev *d, unsigned q, uint64_t gpa);
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ms_sleep(unsigned ms);
 /* The RAM above mem=, RESERVED_BYTES of it, and its guest-physical address. */

@@ -78,19 +78,6 @@ static void ring_at(struct ring *r, uint8_t *va, uint64_t gpa)
 	r->buf_gpa = gpa + 3 * 4096;
 }
 
-static void queue_setup(const struct dev *d, unsigned q, const struct ring *r)
-{
-	wr(d, R_QUEUE_SEL, q);
-	wr(d, R_QUEUE_NUM, QSIZE);
-	wr(d, R_DESC_LO, (uint32_t)r->gpa);
-	wr(d, R_DESC_HI, (uint32_t)(r->gpa >> 32));
-	wr(d, R_AVAIL_LO, (uint32_t)(r->gpa + 4096));
-	wr(d, R_AVAIL_HI, (uint32_t)((r->gpa + 4096) >> 32));
-	wr(d, R_USED_LO, (uint32_t)(r->gpa + 8192));
-	wr(d, R_USED_HI, (uint32_t)((r->gpa + 8192) >> 32));
-	wr(d, R_QUEUE_READY, 1);
-}
-
 static void post(struct vsock_ctx *c, struct ring *r, unsigned q, uint16_t head)
 {
 	r->avail->ring[r->avail->idx % QSIZE] = head;
@@ -200,19 +187,13 @@ static void start(struct vsock_ctx *c, uint8_t *va, uint64_t gpa, unsigned bad_r
 {
 	const struct dev *d = c->d;
 
-	wr(d, R_STATUS, 0);
-	wr(d, R_STATUS, S_ACK | S_DRIVER);
-	wr(d, R_DRV_FEAT_SEL, 1);
-	wr(d, R_DRV_FEAT, 1);
-	wr(d, R_DRV_FEAT_SEL, 0);
-	wr(d, R_DRV_FEAT, 0);
-	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+	negotiate(d);
 	c->guest_cid = guest_cid(d);
 	c->rx_seen = 0;
 	ring_at(&c->rx, va + (64u << 10), gpa + (64u << 10));
 	ring_at(&c->tx, va + (128u << 10), gpa + (128u << 10));
-	queue_setup(d, 0, &c->rx);
-	queue_setup(d, 1, &c->tx);
+	queue_rings(d, 0, c->rx.gpa);
+	queue_rings(d, 1, c->tx.gpa);
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	for (uint16_t i = 0; i < QSIZE; i++) {
 		uint64_t addr = i < bad_rx ? 0xfffffffff000ull : c->rx.buf_gpa + i * PKT_STRIDE;
