@@ -129,20 +129,18 @@ static uint32_t room_of(const struct virtq_chain *c, uint32_t left)
 static int rx_deliver(struct vnet *n)
 {
 	struct virtq *q = &n->dev.queues[NET_RXQ];
+	struct vnet_rx *rx = n->rx;
 	bool mergeable = negotiated(n, VIRTIO_NET_F_MRG_RXBUF);
-	static __thread struct virtq_chain first, c;
-	static __thread uint16_t heads[VIRTQ_MAX_SIZE];
-	static __thread uint32_t lens[VIRTQ_MAX_SIZE];
 	int rc;
 
-	while ((rc = rx_take(n, &first, true)) == -2)
-		virtq_push(q, first.head, 0);
+	while ((rc = rx_take(n, &rx->first, true)) == -2)
+		virtq_push(q, rx->first.head, 0);
 	n->rx_seen = q->last_avail;
 	if (rc <= 0)
 		return rc;
-	heads[0] = first.head;
-	lens[0] = room_of(&first, n->frame_len);
-	uint32_t done = lens[0];
+	rx->heads[0] = rx->first.head;
+	rx->lens[0] = room_of(&rx->first, n->frame_len);
+	uint32_t done = rx->lens[0];
 	unsigned used = 1;
 	while (done < n->frame_len) {
 		if (!mergeable || used == q->size) {
@@ -153,7 +151,7 @@ static int rx_deliver(struct vnet *n)
 			n->frame_len = 0;
 			return 1;
 		}
-		if ((rc = rx_take(n, &c, false)) == 0) {
+		if ((rc = rx_take(n, &rx->c, false)) == 0) {
 			n->rx_seen = q->last_avail;
 			virtq_unpop(q, (uint16_t)used);     /* the driver's still: no room yet */
 			return 0;
@@ -164,23 +162,23 @@ static int rx_deliver(struct vnet *n)
 			/* Everything taken goes back empty, the frame is lost: the
 			 * driver counts a length error for each and reposts. */
 			for (unsigned i = 0; i < used; i++)
-				virtq_push(q, heads[i], 0);
-			virtq_push(q, c.head, 0);
+				virtq_push(q, rx->heads[i], 0);
+			virtq_push(q, rx->c.head, 0);
 			n->stats.rx_dropped++;
 			n->frame_len = 0;
 			return 1;
 		}
-		uint32_t take = room_of(&c, n->frame_len - done);
-		virtq_chain_write(&c, 0, n->frame + done, take);
-		heads[used] = c.head;
-		lens[used++] = take;
+		uint32_t take = room_of(&rx->c, n->frame_len - done);
+		virtq_chain_write(&rx->c, 0, n->frame + done, take);
+		rx->heads[used] = rx->c.head;
+		rx->lens[used++] = take;
 		done += take;
 	}
 	struct virtio_net_hdr *h = (struct virtio_net_hdr *)n->frame;
 	h->num_buffers = htole16((uint16_t)used);
-	virtq_chain_write(&first, 0, n->frame, lens[0]);
+	virtq_chain_write(&rx->first, 0, n->frame, rx->lens[0]);
 	for (unsigned i = 0; i < used; i++)
-		virtq_push(q, heads[i], lens[i]);
+		virtq_push(q, rx->heads[i], rx->lens[i]);
 	n->stats.rx_frames++;
 	n->stats.rx_bytes += n->frame_len - NET_HDR_BYTES;
 	n->frame_len = 0;
@@ -190,9 +188,8 @@ static int rx_deliver(struct vnet *n)
 /* The tap's header as the driver may see it: offload flags only where it
  * negotiated them (the tap marks DATA_VALID whatever it was told); a GSO
  * frame it cannot take is dropped (false). */
-static bool rx_header_fix(struct vnet *n)
+static bool rx_header_fix(const struct vnet *n, struct virtio_net_hdr *h)
 {
-	struct virtio_net_hdr *h = (struct virtio_net_hdr *)n->frame;
 	uint8_t gso = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
 
 	if (!negotiated(n, VIRTIO_NET_F_GUEST_CSUM))
@@ -201,6 +198,113 @@ static bool rx_header_fix(struct vnet *n)
 		return true;
 	return (gso == VIRTIO_NET_HDR_GSO_TCPV4 && negotiated(n, VIRTIO_NET_F_GUEST_TSO4)) ||
 	       (gso == VIRTIO_NET_HDR_GSO_TCPV6 && negotiated(n, VIRTIO_NET_F_GUEST_TSO6));
+}
+
+static bool rx_frame_ok(const struct vnet *n, ssize_t r, struct virtio_net_hdr *h)
+{
+	return r >= (ssize_t)NET_MIN_FRAME_BYTES && r <= (ssize_t)(NET_HDR_BYTES + NET_MAX_FRAME_BYTES) &&
+	       rx_header_fix(n, h);
+}
+
+/* Appends a chain's writable segments to the read vector, less their
+ * first `skip` bytes. False when the vector is full. */
+static bool rx_iov_append(struct vnet_rx *rx, const struct virtq_chain *c, size_t skip)
+{
+	for (unsigned i = c->nread; i < c->nread + c->nwrite; i++) {
+		size_t len = c->iov[i].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		if (rx->niov == NET_RX_MAX_IOV)
+			return false;
+		rx->iov[rx->niov++] = (struct iovec){ (uint8_t *)c->iov[i].iov_base + skip, len - skip };
+		skip = 0;
+	}
+	return true;
+}
+
+/* Takes chains until they hold the largest frame the tap may hand. True
+ * with rx->taken of them; false with none taken (too few buffers, or a
+ * bad one after good ones, which the aside path deals with). */
+static bool rx_gather(struct vnet *n)
+{
+	struct virtq *q = &n->dev.queues[NET_RXQ];
+	struct vnet_rx *rx = n->rx;
+	uint64_t room = 0;
+
+	rx->taken = 0;
+	rx->niov = 1;                      /* iov[0]: the header, read aside */
+	while (room < NET_HDR_BYTES + NET_MAX_FRAME_BYTES) {
+		struct virtq_chain *c = rx->taken ? &rx->c : &rx->first;
+		int rc = rx->taken == q->size ? 0 : rx_take(n, c, rx->taken == 0);
+		if (rc == -2 && !rx->taken) {
+			virtq_push(q, c->head, 0);
+			continue;
+		}
+		if (rc != 1 || !rx_iov_append(rx, c, rx->taken ? 0 : NET_HDR_BYTES)) {
+			virtq_unpop(q, (uint16_t)(rx->taken + (rc == -2 || rc == 1)));
+			return false;
+		}
+		rx->heads[rx->taken] = c->head;
+		rx->lens[rx->taken++] = c->write_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)c->write_bytes;
+		room += c->write_bytes;
+	}
+	return true;
+}
+
+/* With MRG_RXBUF and room in the ring for the largest frame, the tap reads
+ * straight into the guest's buffers: one copy, the tap's, instead of a
+ * second one out of n->frame. The header goes aside, to be checked and
+ * written after, so the guest neither sees the tap's unchecked one nor
+ * changes ours under the check. 1: a frame delivered or dropped; 0: stop
+ * (the tap is empty or gone, or the ring broken); 2: nothing taken, read
+ * the frame aside instead. */
+static int rx_direct(struct vnet *n)
+{
+	struct virtq *q = &n->dev.queues[NET_RXQ];
+	struct vnet_rx *rx = n->rx;
+
+	if (!rx_gather(n)) {
+		if (!q->broken)
+			return 2;
+		watch_tap(n, false);
+		return 0;
+	}
+	rx->iov[0] = (struct iovec){ &rx->hdr, NET_HDR_BYTES };
+	ssize_t r = readv(n->tap_fd, rx->iov, (int)rx->niov);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+		virtq_unpop(q, (uint16_t)rx->taken);
+		watch_tap(n, true);
+		return 0;
+	}
+	if (r <= 0) {
+		virtq_unpop(q, (uint16_t)rx->taken);
+		virtio_dev_warn(&n->dev, "rx: tap read: %s", r ? strerror(errno) : "end of file");
+		watch_tap(n, false);
+		return 0;
+	}
+	if (!rx_frame_ok(n, r, &rx->hdr)) {
+		virtq_unpop(q, (uint16_t)rx->taken);   /* the buffers' bytes are still the driver's */
+		n->stats.rx_dropped++;
+		return 1;
+	}
+	uint64_t left = (uint64_t)r;
+	unsigned used = 0;
+	while (left) {
+		uint32_t take = rx->lens[used] < left ? rx->lens[used] : (uint32_t)left;
+		rx->lens[used++] = take;
+		left -= take;
+	}
+	rx->hdr.num_buffers = htole16((uint16_t)used);
+	virtq_chain_write(&rx->first, 0, &rx->hdr, NET_HDR_BYTES);
+	for (unsigned i = 0; i < used; i++)
+		virtq_push(q, rx->heads[i], rx->lens[i]);
+	virtq_unpop(q, (uint16_t)(rx->taken - used));
+	n->stats.rx_frames++;
+	n->stats.rx_direct++;
+	n->stats.rx_bytes += (uint64_t)r - NET_HDR_BYTES;
+	return 1;
 }
 
 /* Lock held. Frames from the tap into the guest until either runs dry or
@@ -217,6 +321,15 @@ static bool rx_pump(struct vnet *n)
 		return false;
 	}
 	while (budget--) {
+		if (!n->frame_len && negotiated(n, VIRTIO_NET_F_MRG_RXBUF)) {
+			int rc = rx_direct(n);
+			if (rc == 0)
+				break;
+			if (rc == 1) {
+				more = budget == 0;
+				continue;
+			}
+		}
 		if (!n->frame_len) {
 			ssize_t r = read(n->tap_fd, n->frame, NET_HDR_BYTES + NET_MAX_FRAME_BYTES);
 			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -229,8 +342,7 @@ static bool rx_pump(struct vnet *n)
 				watch_tap(n, false);
 				break;
 			}
-			if (r < (ssize_t)NET_MIN_FRAME_BYTES ||
-			    r > (ssize_t)(NET_HDR_BYTES + NET_MAX_FRAME_BYTES) || !rx_header_fix(n)) {
+			if (!rx_frame_ok(n, r, (struct virtio_net_hdr *)n->frame)) {
 				n->stats.rx_dropped++;
 				continue;
 			}
@@ -337,7 +449,12 @@ int vnet_init(struct vnet *n, int tap_fd, const uint8_t mac[6], uint16_t mtu,
 	memcpy(n->mac, mac, 6);
 	n->mtu = mtu ? mtu : NET_DEFAULT_MTU;
 	n->frame = malloc(NET_HDR_BYTES + NET_MAX_FRAME_BYTES);
-	if (!n->frame) {
+	n->rx = malloc(sizeof(*n->rx));
+	if (!n->frame || !n->rx) {
+		free(n->frame);
+		free(n->rx);
+		n->frame = NULL;
+		n->rx = NULL;
 		close(tap_fd);
 		n->tap_fd = -1;
 		return rv_fail(err, ENOMEM, "virtio-net");
@@ -346,7 +463,9 @@ int vnet_init(struct vnet *n, int tap_fd, const uint8_t mac[6], uint16_t mtu,
 	 * is only a mod. */
 	if (evloop_add(loop, tap_fd, 0, &n->tap_h, err) < 0) {
 		free(n->frame);
+		free(n->rx);
 		n->frame = NULL;
+		n->rx = NULL;
 		close(tap_fd);
 		n->tap_fd = -1;
 		return rv_wrap(err, "virtio-net: the tap");
@@ -365,7 +484,9 @@ void vnet_destroy(struct vnet *n)
 	if (n->dev.ops)         /* a failed vnet_init stops before it */
 		virtio_dev_destroy(&n->dev);
 	free(n->frame);
+	free(n->rx);
 	n->frame = NULL;
+	n->rx = NULL;
 }
 
 void vnet_stats(struct vnet *n, struct net_stats *out)

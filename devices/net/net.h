@@ -55,7 +55,21 @@ enum { NET_RXQ = 0, NET_TXQ = 1 };
 
 struct net_stats {
 	uint64_t rx_frames, rx_bytes, rx_dropped;
+	uint64_t rx_direct;              /* of rx_frames, read straight into guest buffers */
 	uint64_t tx_frames, tx_bytes, tx_dropped;
+};
+
+/* readv's limit (UIO_MAXIOV). */
+#define NET_RX_MAX_IOV 1024u
+
+/* Receive scratch, too big for a stack: the chains a frame is going into. */
+struct vnet_rx {
+	struct virtq_chain first, c;
+	uint16_t heads[VIRTQ_MAX_SIZE];
+	uint32_t lens[VIRTQ_MAX_SIZE];
+	struct virtio_net_hdr hdr;       /* the tap's, read aside to be checked */
+	unsigned taken, niov;
+	struct iovec iov[NET_RX_MAX_IOV];
 };
 
 struct vnet {
@@ -68,6 +82,7 @@ struct vnet {
 	uint16_t mtu;
 	uint8_t *frame;              /* a frame read from the tap the guest has no room for yet */
 	uint32_t frame_len;          /* 0: none pending */
+	struct vnet_rx *rx;
 	uint16_t rx_seen;            /* the rx avail index the frame found too little below */
 	struct net_stats stats;
 };

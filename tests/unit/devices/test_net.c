@@ -225,6 +225,67 @@ Test(net, mergeable_buffers_take_a_large_frame_in_pieces)
 	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
 	cr_expect_eq(nbufs, (len + 1535) / 1536);
 	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 9000), 0);
+	struct net_stats st;
+	vnet_stats(&net, &st);
+	cr_expect_eq(st.rx_direct, 0, "24 KiB of buffers cannot hold the largest frame: read aside");
+}
+
+/* 64 buffers of 4 KiB hold the largest frame (64 KiB and headers) twice over. */
+Test(net, with_room_for_the_largest_frame_the_tap_reads_into_the_guests_buffers)
+{
+	static uint8_t buf[NET_HDR_BYTES + 60000], got[sizeof(buf)];
+	struct virtio_net_hdr h = { 0 };
+	unsigned nbufs;
+
+	start(BASE_FEATURES | VIRTIO_NET_F_MRG_RXBUF);
+	post_rx(QSIZE, 4096);
+	size_t small = make_frame(buf, &h, 9000, 3);
+	cr_assert_eq(write(wire, buf, small), (ssize_t)small);
+	pump();
+	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), small);
+	cr_expect_eq(nbufs, 3);
+	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 9000), 0);
+	post_rx(3, 4096);                      /* as Linux refills */
+	size_t big = make_frame(buf, &h, 60000, 8);
+	cr_assert_eq(write(wire, buf, big), (ssize_t)big);
+	pump();
+	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), big);
+	cr_expect_eq(nbufs, (big + 4095) / 4096);
+	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 60000), 0);
+	struct net_stats st;
+	vnet_stats(&net, &st);
+	cr_expect_eq(st.rx_direct, 2);
+	cr_expect_eq(st.rx_frames, 2);
+}
+
+/* A frame read into the guest's buffers and then refused leaves them the
+ * driver's: the next frame lands in the first of them. */
+Test(net, a_refused_frame_read_into_the_guests_buffers_leaves_them_to_the_next)
+{
+	uint8_t buf[NET_HDR_BYTES + 3000], got[sizeof(buf)];
+	struct virtio_net_hdr tso = { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = htole16(1448) };
+	struct virtio_net_hdr plain = { .flags = 2 /* DATA_VALID */ };
+	unsigned nbufs;
+
+	start(BASE_FEATURES | VIRTIO_NET_F_MRG_RXBUF);   /* no GUEST_TSO4, no GUEST_CSUM */
+	post_rx(QSIZE, 4096);
+	size_t len = make_frame(buf, &tso, 3000, 1);
+	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	len = make_frame(buf, &plain, 3000, 2);
+	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	pump();
+	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
+	struct virtio_net_hdr seen;
+	memcpy(&seen, got, sizeof(seen));
+	cr_expect_eq(seen.flags, 0, "the tap's DATA_VALID is not passed on without GUEST_CSUM");
+	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 3000), 0);
+	uint16_t head;
+	uint32_t used;
+	cr_expect_eq(vdriver_get_used(&drv, NET_RXQ, &head, &used), 0, "one frame, one buffer used");
+	struct net_stats st;
+	vnet_stats(&net, &st);
+	cr_expect_eq(st.rx_dropped, 1);
+	cr_expect_eq(st.rx_direct, 1);
 }
 
 Test(net, a_guest_without_buffers_gets_the_frame_once_it_posts_some)
