@@ -20,9 +20,11 @@
 
 #include "common/cleanup.h"
 #include "runtime/cli.h"
+#include "runtime/do_keeper.h"
 #include "runtime/do_net.h"
 #include "vmm/boot_cli.h"
 #include "vmm/boot_fs.h"
+#include "vmm/jail.h"
 #include "vmm/kvm_host.h"
 
 extern char **environ;
@@ -56,6 +58,8 @@ struct forward {
 	atomic_bool raw;
 	int pipe[2];                 /* [1] non-blocking */
 	const struct rv_log *log;
+	pthread_t thread;
+	bool started;
 };
 
 enum { OPT_ROOT = 256, OPT_CWD, OPT_NETWORK, OPT_IP, OPT_QUIET, OPT_CPUS, OPT_MEM };
@@ -306,13 +310,46 @@ static int network_up(const struct do_opts *o, struct do_netconf *d, struct vm_c
 	return 0;
 }
 
+/* vm_config.on_run: the VMM is jailed and filtered, and so is this thread,
+ * which the VMM's signals never reach (they are for its signalfd). */
+static int start_forwarder(void *arg, struct rv_err *err)
+{
+	struct forward *f = arg;
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&f->thread, NULL, forwarder, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return rv_fail(err, rc, "do: start the signal thread");
+	f->started = true;
+	return 0;
+}
+
+/* The network and, with a terminal, its settings go to a keeper forked
+ * now, outside the jail the VMM enters next. */
+static int prepare(const struct do_opts *o, struct do_netconf *netconf, struct forward *f,
+		   struct vm_config *cfg, struct boot_command *bc, struct do_keeper *keeper,
+		   struct rv_err *err)
+{
+	if (network_up(o, netconf, cfg, bc, err) < 0)
+		return -1;
+	if ((cfg->net || f->tty) &&
+	    do_keeper_start(keeper, &netconf->net, f->tty ? &f->saved : NULL, err) < 0) {
+		do_net_down(&netconf->net);
+		return -1;
+	}
+	return 0;
+}
+
 static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 {
 	char root[PATH_MAX], cwd[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX], host[256] = "";
 	struct vm_config cfg = { .cpus = o->cpus, .mem_bytes = o->mem, .device_fd = -1,
-				 .console_fd = -1, .log = &cli->log };
+				 .console_fd = -1, .log = &cli->log, .jail = true };
 	struct forward f = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 }, .log = &cli->log };
-	pthread_t thread;
+	struct do_keeper keeper = { 0, -1 };
 	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
 	_cleanup_free_ struct do_netconf *netconf = calloc(1, sizeof(*netconf));
 
@@ -333,35 +370,27 @@ static int run(struct cli *cli, struct do_opts *o, struct rv_err *err)
 	if (pipe2(f.pipe, O_CLOEXEC) < 0)
 		return rv_fail(err, errno, "do: pipe");
 	fcntl(f.pipe[1], F_SETFL, O_NONBLOCK);   /* the main loop never waits on it */
-	/* Signals are for the VMM's signalfd, never this thread's. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(&thread, NULL, forwarder, &f);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		close(f.pipe[0]);
-		close(f.pipe[1]);
-		return rv_fail(err, rc, "do: start the signal thread");
-	}
 	/* Held from here until the terminal is ours again: one that comes as the
 	 * VM ends would otherwise end us with the terminal still raw. */
-	sigset_t held;
+	sigset_t held, old;
 	vm_caller_signals(&held);
 	pthread_sigmask(SIG_BLOCK, &held, &old);
 	f.tty = want_tty(&bc, &f.saved);
 	cfg.on_signal = on_signal;
 	cfg.on_signal_arg = &f;
-	rc = network_up(o, netconf, &cfg, &bc, err);
+	cfg.on_run = start_forwarder;
+	cfg.on_run_arg = &f;
+	int rc = prepare(o, netconf, &f, &cfg, &bc, &keeper, err);
 	if (rc == 0)
 		rc = boot_run_command(&cfg, fs, &bc, &cli->exit_code, err);
-	do_net_down(&netconf->net);
 	if (atomic_load(&f.raw))
 		tcsetattr(STDIN_FILENO, TCSANOW, &f.saved);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(f.pipe[1]);
-	pthread_join(thread, NULL);
+	if (f.started)
+		pthread_join(f.thread, NULL);
 	close(f.pipe[0]);
+	do_keeper_finish(&keeper);
 	if (rc == 0 && bc.signal)
 		boot_reraise(bc.signal);    /* died of it: so do we, as its stand-in */
 	return rc;
@@ -374,8 +403,13 @@ int cmd_do(struct cli *cli, int argc, char **argv, struct rv_err *err)
 
 	if (parse(argc, argv, &o, err) < 0)
 		return -1;
+	/* The VMM is jailed here as under `runvm boot`; nothing of the
+	 * caller's reaches its jail but stdio and the log. */
+	int keep[] = { cli->log.fd };
+	if (jail_close_fds(keep, 1, err) < 0)
+		return rv_wrap(err, "do");
 	kvm_host_detect("/", &host);
-	if (kvm_host_check_bootable(&host, err) < 0)
+	if (kvm_host_check_bootable(&host, err) < 0 || jail_check_privileged(err) < 0)
 		return rv_wrap(err, "do");
 	return run(cli, &o, err);
 }

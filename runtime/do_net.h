@@ -5,8 +5,8 @@
  * guest's virtio-net interface standing in for the inner end (vmm/pod_net.h),
  * and, when this host has a default route and iptables, masquerading of
  * ADDR's traffic out through that route, with forwarding on. do_net_down
- * undoes all of it (forwarding once no other runvm do needs it). A SIGKILL
- * leaves the NAT rules and forwarding; the namespace and the veth go. */
+ * undoes all of it (forwarding once no other runvm do needs it); `runvm do`
+ * has its keeper (runtime/do_keeper.h) call it, also after a SIGKILL. */
 #ifndef RV_DO_NET_H
 #define RV_DO_NET_H
 

@@ -30,13 +30,14 @@ static const char *const common_calls[] = {
 /* The main loop and its devices (vsock, net, rng, serial), the agent's and
  * the control socket's threads, the console's, and the exit path after the
  * VM: signals re-raised, the pod's redirect removed over the netlink socket
- * opened before. Also everything a vCPU does, whose filter stacks on this. */
+ * opened before, `runvm do`'s keeper (runtime/do_keeper.h) reaped. Also
+ * everything a vCPU does, whose filter stacks on this. */
 static const char *const vmm_calls[] = {
 	"epoll_wait", "epoll_pwait", "epoll_ctl", "readv", "sendmsg", "recvmsg", "sendto",
 	"recvfrom", "accept4", "socketpair", "getsockopt", "setsockopt", "shutdown", "poll",
 	"ppoll", "fcntl", "dup", "lseek", "newfstatat", "fstat", "readlink", "eventfd2",
 	"getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction", "rt_sigtimedwait",
-	"seccomp",
+	"seccomp", "wait4",
 	NULL,
 };
 
@@ -83,9 +84,11 @@ static const char *const sanitizer_calls[] = { NULL };
 
 static const unsigned long vcpu_ioctls[] = { VCPU_IOCTLS, 0 };
 
-/* Also the I/O APIC for a stop's diagnostics, the console's window size and
- * what stdio asks of a stream it opens (print_tail's fdopen). */
-static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGWINSZ, TCGETS, 0 };
+/* Also the I/O APIC for a stop's diagnostics, the console's window size,
+ * what stdio asks of a stream it opens (print_tail's fdopen), and `runvm
+ * do`'s terminal, raw while its command runs and given back after. */
+static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGWINSZ, TCGETS,
+					    TCSETS, 0 };
 
 static const unsigned long no_ioctls[] = { 0 };
 

@@ -79,6 +79,11 @@ static int build_root(const struct jail_config *cfg, struct rv_err *err)
 	if (mount("runvm-jail", JAIL_MOUNTPOINT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  JAIL_TMPFS_OPTS) < 0)
 		return rv_fail(err, errno, "jail: mount a tmpfs on " JAIL_MOUNTPOINT);
+	/* Unbindable: an export that holds JAIL_MOUNTPOINT (the host's root, for
+	 * runvm do) is bound recursively below it, and the copy would hold the
+	 * jail, our /proc entry with it, where the host's /dev is. */
+	if (mount(NULL, JAIL_MOUNTPOINT, NULL, MS_UNBINDABLE, NULL) < 0)
+		return rv_fail(err, errno, "jail: make " JAIL_MOUNTPOINT "'s tmpfs unbindable");
 	if (mkdir(JAIL_MOUNTPOINT "/proc", 0555) < 0)
 		return rv_fail(err, errno, "jail: mkdir " JAIL_MOUNTPOINT "/proc");
 	if (bind_ro(pid_dir, self_dst, err) < 0 || bind_ro(pid_dir, pid_dst, err) < 0)

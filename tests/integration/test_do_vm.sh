@@ -88,6 +88,15 @@ expect_in "--root DIR: the command sees DIR as /" "$out" "from the other root"
 	>"$scratch/sig.out" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q ready "$scratch/sig.out" && break; sleep 0.2; done
+# Its VMM is in its jail and under its filter, as `runvm boot`'s.
+grep -Eq '^Seccomp:[[:space:]]+2' "/proc/$pid/status" &&
+	pass "runvm do's VMM runs under its seccomp filter" ||
+	fail "runvm do's VMM runs under its seccomp filter" "$(grep Seccomp "/proc/$pid/status")"
+[ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+	[ -d "/proc/$pid/root/exports" ] && ! [ -e "/proc/$pid/root/usr" ] &&
+	pass "runvm do's VMM is in its jail: a mount namespace of its own, its exports at its root, not the host's tree" ||
+	fail "runvm do's VMM is in its jail: a mount namespace of its own, its exports at its root, not the host's tree" \
+		"$(ls "/proc/$pid/root/" 2>&1 | head -5)"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?

@@ -213,6 +213,7 @@ left_behind() { # what do --ip may not leave: a veth, a rule, forwarding on
 	  ip netns exec "$dohost" iptables -w -t nat -S | grep -- -A
 	  ip netns exec "$dohost" sysctl -n net.ipv4.ip_forward | grep -v '^0$'; } 2>&1
 }
+nothing_left() { [ -z "$(left_behind)" ]; }
 rvdo_in() { timeout -k 10 240 ip netns exec "$dohost" "$build/bin/runvm" do "$@"; }
 # The VM runs this host's root: its busybox and python.
 run_capture rvdo_in --ip 192.168.77.2 -- sh -c 'ip -o -4 addr show
@@ -243,6 +244,22 @@ if wait_for 180 ip netns exec "$dohost" $bb ping -c 1 -W 2 192.168.77.2; then
 		fail "and leaves no veth and no iptables rule" "$left"
 else
 	fail "runvm do --ip -- sleep: the VM answers ping within 180 s" "no answer"
+	kill -9 "$do_pid" 2>/dev/null
+fi
+do_pid=
+
+# SIGKILL: runvm do cannot clean up, its keeper (forked before the jail) does.
+ip netns exec "$dohost" "$build/bin/runvm" do --ip 192.168.77.2 -- sleep 600 &
+do_pid=$!
+if wait_for 180 ip netns exec "$dohost" $bb ping -c 1 -W 2 192.168.77.2; then
+	kill -KILL "$do_pid"
+	wait "$do_pid"
+	wait_for 20 nothing_left &&
+		pass "SIGKILL to runvm do --ip: its keeper removes the veth and the iptables rules" ||
+		fail "SIGKILL to runvm do --ip: its keeper removes the veth and the iptables rules" \
+			"$(left_behind)"
+else
+	fail "runvm do --ip -- sleep (to be killed): the VM answers ping within 180 s" "no answer"
 	kill -9 "$do_pid" 2>/dev/null
 fi
 do_pid=

@@ -309,3 +309,43 @@ Test(jail_ns, the_exports_are_reopened_inside_so_dotdot_ends_at_the_jails_root)
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 0, "check %d", WEXITSTATUS(status));
 }
+
+/* The host's root as an export (runvm do): its copy in the jail holds the
+ * host's tree, not the jail's own root, which is mounted below it (at /dev)
+ * while the exports are bound, nor the VMM's /proc entry bound there. */
+static int host_root_from_jail(void)
+{
+	struct rv_err err;
+	struct fs_options opt = { 0 };
+	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
+	struct fs_export_cfg e = { .name = "rootfs", .path = "/", .readonly = true };
+	struct jail_config cfg = { .prepare = open_exports, .furnish = bind_exports };
+	struct stat st;
+
+	if (!srv || fs_server_add_export(srv, &e, &err) < 0)
+		return 1;
+	cfg.furnish_arg = srv;
+	if (jail_enter(&cfg, &err) < 0 || fs_server_reopen_in_jail(srv, JAIL_FURNISHED_DIR, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 2;
+	}
+	if (stat(JAIL_FURNISHED_DIR "/0/etc/passwd", &st) < 0)
+		return 3;
+	if (stat(JAIL_FURNISHED_DIR "/0/dev" JAIL_FURNISHED_DIR, &st) == 0)
+		return 4;
+	if (stat(JAIL_FURNISHED_DIR "/0/dev/proc/self", &st) == 0)
+		return 5;
+	return 0;
+}
+
+Test(jail_ns, the_hosts_root_as_an_export_does_not_hold_the_jail_itself)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(host_root_from_jail());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "check %d", WEXITSTATUS(status));
+}
