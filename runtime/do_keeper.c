@@ -7,23 +7,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vmm/jail.h"
+
 #define KEEPER_ALL_WELL 'k'
 
-/* A session of its own: neither the terminal's signals (a Ctrl-C while the
- * VM boots) nor a kill of `runvm do`'s process group end it before its
- * work. Signals blocked by the caller are unblocked: iptables inherits the
- * mask. */
+/* A session of its own, and the caller's signals (SIGINT, SIGTERM, SIGHUP,
+ * …) still blocked: neither the terminal's Ctrl-C while the VM boots nor a
+ * kill of `runvm do`'s process group ends it before its work (iptables gets
+ * a mask of its own, do_net.c's spawn_wait). Only what that work needs is
+ * kept open: an fd of runvm do's held here would keep whatever waits for its
+ * end (the signal thread's pipe) waiting, and the tap would outlive the VM. */
 static _Noreturn void keeper_main(int fd, struct do_net *net, const struct termios *tty)
 {
-	sigset_t none;
+	int keep[] = { fd, net->netns_fd, net->pod.nl.fd };
+	struct rv_err err;
 	char said = 0;
 	ssize_t n;
 
 	setsid();
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (net->pod.tap_fd >= 0)
-		close(net->pod.tap_fd);          /* the VM's: it goes with the VMM */
+	if (jail_close_fds(keep, sizeof(keep) / sizeof(keep[0]), &err) < 0)
+		_exit(1);
 	net->pod.tap_fd = -1;
 	while ((n = read(fd, &said, 1)) < 0 && errno == EINTR)
 		;
@@ -58,6 +61,11 @@ int do_keeper_start(struct do_keeper *k, struct do_net *net, const struct termio
 	close(p[0]);
 	k->pid = pid;
 	k->fd = p[1];
+	/* The keeper's from here: the VMM, jailed, needs neither. */
+	if (net->netns_fd >= 0)
+		close(net->netns_fd);
+	net->netns_fd = -1;
+	nl_close(&net->pod.nl);
 	return 0;
 }
 

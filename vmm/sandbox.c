@@ -221,6 +221,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	if (net.tap_fd >= 0) {
 		pod_net_conf(&net, &conf);
 		sb->vm_cfg.net = &conf.vnet;
+		sb->vm_cfg.net_admin_at_end = true;     /* pod_net_detach below */
 	}
 	if (make_exports(sb, err) < 0 || (cfg->terminal && sandbox_console_claim(sb, err) < 0))
 		goto out;

@@ -466,8 +466,7 @@ static int furnish_jail(void *arg, const char *dir, struct rv_err *err)
 
 static int jail_main(struct vm *vm, struct rv_err *err)
 {
-	/* The pod's redirect is removed over netlink as the VMM ends. */
-	struct jail_config jail = { .keep_net_admin = vm->cfg->net != NULL,
+	struct jail_config jail = { .keep_net_admin = vm->cfg->net_admin_at_end,
 				    .prepare = prepare_jail, .furnish = furnish_jail,
 				    .furnish_arg = vm->cfg->fs };
 

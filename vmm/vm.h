@@ -52,6 +52,9 @@ struct vm_config {
 	/* A virtio-net interface over this tap (vmm/pod_net.h), which the VM
 	 * uses through a dup of tap_fd. NULL: no network device. */
 	const struct vm_net *net;
+	/* The caller removes the pod's tc redirect over netlink after vm_run,
+	 * still in the jail, which then keeps CAP_NET_ADMIN. */
+	bool net_admin_at_end;
 	/* Optional: host signals for the caller (`runvm do` forwards them to the
 	 * guest process). SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
 	 * SIGWINCH are then blocked in every VMM thread and each one that arrives

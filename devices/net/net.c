@@ -259,7 +259,9 @@ static bool rx_gather(struct vnet *n)
  * written after, so the guest neither sees the tap's unchecked one nor
  * changes ours under the check. 1: a frame delivered or dropped; 0: stop
  * (the tap is empty or gone, or the ring broken); 2: nothing taken, read
- * the frame aside instead. */
+ * the frame aside instead. Taken only while frames come large: gathering
+ * room for 64 KiB costs more than copying a small one, and a
+ * request/response exchange finds the tap empty after each. */
 static int rx_direct(struct vnet *n)
 {
 	struct virtq *q = &n->dev.queues[NET_RXQ];
@@ -284,6 +286,7 @@ static int rx_direct(struct vnet *n)
 		watch_tap(n, false);
 		return 0;
 	}
+	n->rx_large = r >= (ssize_t)NET_RX_DIRECT_MIN_BYTES;
 	if (!rx_frame_ok(n, r, &rx->hdr)) {
 		virtq_unpop(q, (uint16_t)rx->taken);   /* the buffers' bytes are still the driver's */
 		n->stats.rx_dropped++;
@@ -321,7 +324,7 @@ static bool rx_pump(struct vnet *n)
 		return false;
 	}
 	while (budget--) {
-		if (!n->frame_len && negotiated(n, VIRTIO_NET_F_MRG_RXBUF)) {
+		if (!n->frame_len && n->rx_large && negotiated(n, VIRTIO_NET_F_MRG_RXBUF)) {
 			int rc = rx_direct(n);
 			if (rc == 0)
 				break;
@@ -342,6 +345,7 @@ static bool rx_pump(struct vnet *n)
 				watch_tap(n, false);
 				break;
 			}
+			n->rx_large = r >= (ssize_t)NET_RX_DIRECT_MIN_BYTES;
 			if (!rx_frame_ok(n, r, (struct virtio_net_hdr *)n->frame)) {
 				n->stats.rx_dropped++;
 				continue;
@@ -415,6 +419,7 @@ static void net_activate(struct virtio_dev *d)
 	}
 	if (ioctl(n->tap_fd, TUNSETOFFLOAD, off) < 0 && errno != ENOTTY)
 		virtio_dev_warn(d, "tap offloads 0x%x: %s", off, strerror(errno));
+	n->rx_large = true;
 	watch_tap(n, d->queues[NET_RXQ].ready);
 }
 

@@ -59,6 +59,9 @@ struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped;
 };
 
+/* A frame this large or larger (header included) sends the next one
+ * straight into guest buffers (rx_direct in net.c). */
+#define NET_RX_DIRECT_MIN_BYTES 4096u
 /* readv's limit (UIO_MAXIOV). */
 #define NET_RX_MAX_IOV 1024u
 
@@ -83,6 +86,7 @@ struct vnet {
 	uint8_t *frame;              /* a frame read from the tap the guest has no room for yet */
 	uint32_t frame_len;          /* 0: none pending */
 	struct vnet_rx *rx;
+	bool rx_large;               /* the last frame was: read the next straight in */
 	uint16_t rx_seen;            /* the rx avail index the frame found too little below */
 	struct net_stats stats;
 };

@@ -262,23 +262,23 @@ Test(net, with_room_for_the_largest_frame_the_tap_reads_into_the_guests_buffers)
  * driver's: the next frame lands in the first of them. */
 Test(net, a_refused_frame_read_into_the_guests_buffers_leaves_them_to_the_next)
 {
-	uint8_t buf[NET_HDR_BYTES + 3000], got[sizeof(buf)];
+	uint8_t buf[NET_HDR_BYTES + 5000], got[sizeof(buf)];
 	struct virtio_net_hdr tso = { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = htole16(1448) };
 	struct virtio_net_hdr plain = { .flags = 2 /* DATA_VALID */ };
 	unsigned nbufs;
 
 	start(BASE_FEATURES | VIRTIO_NET_F_MRG_RXBUF);   /* no GUEST_TSO4, no GUEST_CSUM */
 	post_rx(QSIZE, 4096);
-	size_t len = make_frame(buf, &tso, 3000, 1);
+	size_t len = make_frame(buf, &tso, 5000, 1);
 	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
-	len = make_frame(buf, &plain, 3000, 2);
+	len = make_frame(buf, &plain, 5000, 2);
 	cr_assert_eq(write(wire, buf, len), (ssize_t)len);
 	pump();
 	cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
 	struct virtio_net_hdr seen;
 	memcpy(&seen, got, sizeof(seen));
 	cr_expect_eq(seen.flags, 0, "the tap's DATA_VALID is not passed on without GUEST_CSUM");
-	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 3000), 0);
+	cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 5000), 0);
 	uint16_t head;
 	uint32_t used;
 	cr_expect_eq(vdriver_get_used(&drv, NET_RXQ, &head, &used), 0, "one frame, one buffer used");
@@ -311,13 +311,13 @@ Test(net, a_guest_without_buffers_gets_the_frame_once_it_posts_some)
 
 Test(net, a_frame_that_cannot_fit_is_dropped_and_the_buffer_kept)
 {
-	uint8_t big[NET_HDR_BYTES + 3000], small[NET_HDR_BYTES + 100], got[4096];
+	uint8_t big[NET_HDR_BYTES + 5000], small[NET_HDR_BYTES + 100], got[4096];
 	struct virtio_net_hdr h = { 0 };
 	unsigned nbufs;
 
 	start(BASE_FEATURES);                  /* one buffer per frame */
 	post_rx(1, 1536);
-	size_t blen = make_frame(big, &h, 3000, 1), slen = make_frame(small, &h, 100, 2);
+	size_t blen = make_frame(big, &h, 5000, 1), slen = make_frame(small, &h, 100, 2);
 	cr_assert_eq(write(wire, big, blen), (ssize_t)blen);
 	cr_assert_eq(write(wire, small, slen), (ssize_t)slen);
 	pump();
@@ -380,4 +380,37 @@ Test(net, an_ecn_gso_frame_is_dropped_without_host_ecn)
 	start(BASE_FEATURES | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4);
 	guest_send(buf, make_frame(buf, &ecn, 150, 1));
 	cr_expect_eq(read(wire, got, sizeof(got)), -1);
+}
+
+/* Small frames (request/response) are read aside: gathering room for the
+ * largest frame would cost more than copying them; a large one switches
+ * back. */
+Test(net, small_frames_are_read_aside_and_a_large_one_switches_back)
+{
+	static uint8_t buf[NET_HDR_BYTES + 30000], got[sizeof(buf)];
+	struct virtio_net_hdr h = { 0 };
+	unsigned nbufs;
+	struct net_stats st;
+
+	start(BASE_FEATURES | VIRTIO_NET_F_MRG_RXBUF);
+	post_rx(QSIZE, 4096);
+	size_t len = make_frame(buf, &h, 100, 1);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	pump();
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
+	vnet_stats(&net, &st);
+	cr_expect_eq(st.rx_direct, 1, "the first, before any was small");
+	len = make_frame(buf, &h, 30000, 2);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(write(wire, buf, len), (ssize_t)len);
+	pump();
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(guest_receive(got, sizeof(got), &nbufs), len);
+		cr_expect_eq(memcmp(got + NET_HDR_BYTES, buf + NET_HDR_BYTES, 30000), 0);
+	}
+	vnet_stats(&net, &st);
+	cr_expect_eq(st.rx_direct, 2, "the large one after small ones is read aside, the next not");
+	cr_expect_eq(st.rx_frames, 5);
 }
