@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -411,5 +412,9 @@ int cmd_do(struct cli *cli, int argc, char **argv, struct rv_err *err)
 	kvm_host_detect("/", &host);
 	if (kvm_host_check_bootable(&host, err) < 0 || jail_check_privileged(err) < 0)
 		return rv_wrap(err, "do");
+	/* As runvm boot's: inherited by every thread, and the jail's filters
+	 * need it once CAP_SYS_ADMIN is gone. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return rv_fail(err, errno, "do: set no_new_privs");
 	return run(cli, &o, err);
 }
