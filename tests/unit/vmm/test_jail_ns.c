@@ -247,26 +247,37 @@ static int bind_exports(void *arg, const char *dir, struct rv_err *err)
 	return fs_server_bind_exports(arg, dir, err);
 }
 
+/* A file server exporting path read-only, in the jail with it: NULL (and
+ * why on stderr) when either fails. */
+static struct fs_server *jailed_server(const char *path)
+{
+	struct rv_err err;
+	struct fs_options opt = { 0 };
+	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
+	struct fs_export_cfg e = { .name = "rootfs", .path = path, .readonly = true };
+	struct jail_config cfg = { .prepare = open_exports, .furnish = bind_exports };
+
+	if (!srv || fs_server_add_export(srv, &e, &err) < 0)
+		return NULL;
+	cfg.furnish_arg = srv;
+	if (jail_enter(&cfg, &err) < 0 || fs_server_reopen_in_jail(srv, JAIL_FURNISHED_DIR, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return NULL;
+	}
+	return srv;
+}
+
 /* The file server's exports, reopened inside: what it reads is there, and
  * ".." from an export's fd ends at the jail's root, not in the host's tree
  * where the fd first opened lay. */
 static int serve_from_jail(const char *dir)
 {
-	struct rv_err err;
-	struct fs_options opt = { 0 };
-	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
-	struct fs_export_cfg e = { .name = "rootfs", .path = dir, .readonly = true };
-	struct jail_config cfg = { .prepare = open_exports, .furnish = bind_exports };
+	struct fs_server *srv = jailed_server(dir);
 	struct stat up, root;
 	char buf[16] = "";
 
-	if (!srv || fs_server_add_export(srv, &e, &err) < 0)
-		return 1;
-	cfg.furnish_arg = srv;
-	if (jail_enter(&cfg, &err) < 0 || fs_server_reopen_in_jail(srv, JAIL_FURNISHED_DIR, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
+	if (!srv)
 		return 2;
-	}
 	int fd = openat(srv->exports[0].root->fd, "sub/f", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) != 6 || strcmp(buf, "inside"))
 		return 3;
@@ -315,20 +326,10 @@ Test(jail_ns, the_exports_are_reopened_inside_so_dotdot_ends_at_the_jails_root)
  * while the exports are bound, nor the VMM's /proc entry bound there. */
 static int host_root_from_jail(void)
 {
-	struct rv_err err;
-	struct fs_options opt = { 0 };
-	struct fs_server *srv = fs_server_new(&opt, NULL, &err);
-	struct fs_export_cfg e = { .name = "rootfs", .path = "/", .readonly = true };
-	struct jail_config cfg = { .prepare = open_exports, .furnish = bind_exports };
 	struct stat st;
 
-	if (!srv || fs_server_add_export(srv, &e, &err) < 0)
-		return 1;
-	cfg.furnish_arg = srv;
-	if (jail_enter(&cfg, &err) < 0 || fs_server_reopen_in_jail(srv, JAIL_FURNISHED_DIR, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
+	if (!jailed_server("/"))
 		return 2;
-	}
 	if (stat(JAIL_FURNISHED_DIR "/0/etc/passwd", &st) < 0)
 		return 3;
 	if (stat(JAIL_FURNISHED_DIR "/0/dev" JAIL_FURNISHED_DIR, &st) == 0)
