@@ -369,16 +369,24 @@ Test(virtio_fs, forget_on_hiprio_completes_without_a_reply)
 	uint16_t head;
 	uint32_t len;
 
+	size_t before, after, handles;
+
+	write_file("forgotten", "x");
 	start();
 	fuse_init();
 	uint64_t root = lookup(FUSE_ROOT_ID, "rootfs", &a);
-	/* Linux puts a FORGET on hiprio with no reply space at all. */
+	uint64_t file = lookup(root, "forgotten", &a);
+	fs_server_counts(srv, &before, &handles);
+	/* Linux puts a FORGET on hiprio with no reply space at all: it must
+	 * still be carried out (the host inode and its fd go). */
 	struct fuse_forget_in fin = { .nlookup = 1 };
-	struct req r = add_req(HIPRIO, FUSE_FORGET, root, &fin, sizeof(fin), NULL, 0, false);
+	struct req r = add_req(HIPRIO, FUSE_FORGET, file, &fin, sizeof(fin), NULL, 0, false);
 	vdriver_kick(&drv, HIPRIO);
 	wait_used(HIPRIO, &head, &len);
 	cr_assert_eq(head, r.head);
 	cr_assert_eq(len, 0);
+	fs_server_counts(srv, &after, &handles);
+	cr_expect_eq(after, before - 1, "the forgotten inode is dropped (%zu, then %zu)", before, after);
 	cr_assert_neq(lookup(FUSE_ROOT_ID, "rootfs", &a), 0);
 }
 
