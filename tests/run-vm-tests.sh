@@ -32,8 +32,8 @@ fi
 #
 # One L2 per suite, each with its own time limit, and up to two more tries in a fresh
 # L2 after a failure seen only in the testbed (QEMU TCG emulating SVM):
-# - L2 froze (tests/testbed/run exits 123; rarer since L2 runs with idle=poll,
-#   see there): QEMU stopped delivering an idle L2
+# - L2 froze (tests/testbed/run exits 123; rarer, we expect, since L2 runs with
+#   nohz=off, see there): QEMU stopped delivering an idle L2
 #   CPU's timer interrupt (L2's RCU says so), then every vCPU halted: the
 #   emulation's; or the same CPU alone stuck, which nothing inside L2 reports
 #   when no RCU grace period is pending: the suite then runs past its limit
