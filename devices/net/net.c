@@ -206,6 +206,24 @@ static bool rx_frame_ok(const struct vnet *n, ssize_t r, struct virtio_net_hdr *
 	       rx_header_fix(n, h);
 }
 
+/* After a read of the tap: false when nothing came, the tap being empty
+ * (watched for more) or gone (warned of, unwatched). Else notes whether the
+ * frame was large, which picks how the next one is read (rx_pump). */
+static bool rx_read_done(struct vnet *n, ssize_t r)
+{
+	if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+		watch_tap(n, true);
+		return false;
+	}
+	if (r <= 0) {       /* the tap is gone (0: a test's socket closed) */
+		virtio_dev_warn(&n->dev, "rx: tap read: %s", r ? strerror(errno) : "end of file");
+		watch_tap(n, false);
+		return false;
+	}
+	n->rx_large = r >= (ssize_t)NET_RX_DIRECT_MIN_BYTES;
+	return true;
+}
+
 /* Appends a chain's writable segments to the read vector, less their
  * first `skip` bytes. False when the vector is full. */
 static bool rx_iov_append(struct vnet_rx *rx, const struct virtq_chain *c, size_t skip)
@@ -275,18 +293,10 @@ static int rx_direct(struct vnet *n)
 	}
 	rx->iov[0] = (struct iovec){ &rx->hdr, NET_HDR_BYTES };
 	ssize_t r = readv(n->tap_fd, rx->iov, (int)rx->niov);
-	if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+	if (!rx_read_done(n, r)) {
 		virtq_unpop(q, (uint16_t)rx->taken);
-		watch_tap(n, true);
 		return 0;
 	}
-	if (r <= 0) {
-		virtq_unpop(q, (uint16_t)rx->taken);
-		virtio_dev_warn(&n->dev, "rx: tap read: %s", r ? strerror(errno) : "end of file");
-		watch_tap(n, false);
-		return 0;
-	}
-	n->rx_large = r >= (ssize_t)NET_RX_DIRECT_MIN_BYTES;
 	if (!rx_frame_ok(n, r, &rx->hdr)) {
 		virtq_unpop(q, (uint16_t)rx->taken);   /* the buffers' bytes are still the driver's */
 		n->stats.rx_dropped++;
@@ -335,17 +345,8 @@ static bool rx_pump(struct vnet *n)
 		}
 		if (!n->frame_len) {
 			ssize_t r = read(n->tap_fd, n->frame, NET_HDR_BYTES + NET_MAX_FRAME_BYTES);
-			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-				watch_tap(n, true);
+			if (!rx_read_done(n, r))
 				break;
-			}
-			if (r <= 0) {       /* the tap is gone (0: a test's socket closed) */
-				virtio_dev_warn(&n->dev, "rx: tap read: %s",
-						r ? strerror(errno) : "end of file");
-				watch_tap(n, false);
-				break;
-			}
-			n->rx_large = r >= (ssize_t)NET_RX_DIRECT_MIN_BYTES;
 			if (!rx_frame_ok(n, r, (struct virtio_net_hdr *)n->frame)) {
 				n->stats.rx_dropped++;
 				continue;
