@@ -44,7 +44,7 @@ struct virtio_net_hdr {
 } __attribute__((packed));
 
 #define NET_HDR_BYTES ((uint32_t)sizeof(struct virtio_net_hdr))
-#define NET_QUEUE_SIZE 256u
+#define NET_QUEUE_SIZE 1024u
 /* The largest frame either way: a 64 KiB TSO segment with its headers. */
 #define NET_MAX_FRAME_BYTES (65535u + 14u + 4u)
 /* The least either way: the header and an Ethernet header. */
