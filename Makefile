@@ -43,11 +43,12 @@ NET_BENCH := $(B)/bench/net-bench
 GUEST := build/share/runvm
 PAYLOAD_INITRD := build/tests/payload-initramfs.cpio
 HOSTILE_INITRD := build/tests/hostile-initramfs.cpio
+CHROOT_ESCAPE := build/tests/chroot-escape
 
 
 .PHONY: check-clang
-.PHONY: all check check-sanitize demo install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD) $(HOSTILE_INITRD)
+.PHONY: all check check-sanitize demo e2e install clean testbed-tools testbed-kernel guest-kernel
+all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD) $(HOSTILE_INITRD) $(CHROOT_ESCAPE)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -123,6 +124,12 @@ $(PAYLOAD_INITRD): build/tests/payload-init
 	@cp $< $@.d/init
 	@cd $@.d && find . | cpio --quiet -o -H newc -R 0:0 >$(abspath $@).tmp
 	@rm -rf $@.d && mv $@.tmp $@
+
+# A container's process trying the classic chroot escape (tests/payloads/
+# chroot_escape.c): static, for a busybox rootfs; never sanitized.
+$(CHROOT_ESCAPE): tests/payloads/chroot_escape.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -static -o $@ $<
 
 # The hostile-guest suite's /init (tests/integration/hostile/): static, never
 # sanitized (it is the attacker, not code under test).
@@ -244,6 +251,12 @@ check-sanitize:
 
 demo:
 	@scripts/demo.sh
+
+# The engines (containerd's runc shim and podman today), each started by its test with
+# its own root, state and socket, in the testbed where KVM cannot boot
+# guests. `make check` runs them too.
+e2e: all
+	@RUNVM_VM_SUITES="containerd-vm podman-vm" tests/check.sh --build $(B) --suites vm
 
 install: all
 	install -D -m 0755 $(RUNVM) $(DESTDIR)$(PREFIX)/bin/runvm

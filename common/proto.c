@@ -363,7 +363,8 @@ static int walk_exec(struct codec *c, struct proto_exec *x)
 	    c_u32(c, &x->seccomp_flags, "seccomp_flags", -1) < 0 ||
 	    c_u64v(c, &x->nseccomp, PROTO_MAX_SECCOMP_INSNS, &x->seccomp, "seccomp") < 0 ||
 	    c_u32v(c, &x->nuid_map, &x->uid_map, "uid_map") < 0 ||
-	    c_u32v(c, &x->ngid_map, &x->gid_map, "gid_map") < 0)
+	    c_u32v(c, &x->ngid_map, &x->gid_map, "gid_map") < 0 ||
+	    c_str_max(c, &x->path, PROTO_MAX_PATH_BYTES, "path", -1) < 0)
 		return -1;
 	return 0;
 }

@@ -37,6 +37,9 @@
  *
  * Mount: MOUNT -> OK, or ERROR with the errno of what failed. The container's
  * root and volumes (DESIGN §5) are mounts the host asks for before its EXEC.
+ * The root is a MOUNT with PROTO_MOUNT_ROOT: the agent gives it a mount
+ * namespace of its own, where every later MOUNT or MKNOD below it is made,
+ * and an EXEC whose root it is runs there, pivoted into it.
  *
  * The container as a whole (`runvm kill --all`, `ps`, `events --stats`):
  * SIGNAL_ALL -> OK; PS -> PS_REPLY; STATS -> STATS_REPLY. "The container's
@@ -49,7 +52,10 @@
  * oom_score_adj, capabilities, rlimits, the hostname, domainname,
  * sysctls and a seccomp filter; and MOUNT's opts after its data; version 6
  * EXEC's user namespace maps after the seccomp filter, MOUNT's propagation
- * after its opts, and MKNOD; version 7 NETCONF. */
+ * after its opts, and MKNOD; version 7 NETCONF; version 8 MOUNT's ROOT opt,
+ * EXEC's root then naming such a root (its mount namespace, pivoted into
+ * it) where it used to be any directory to chroot into, and EXEC's path
+ * after the user namespace maps. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -59,13 +65,14 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 7
+#define PROTO_VERSION 8
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
 #define PROTO_MAX_PAYLOAD_BYTES (256u * 1024)
 #define PROTO_MAX_STRV 4096u            /* args, env entries, groups */
 #define PROTO_MAX_STR_BYTES (128u * 1024)
+#define PROTO_MAX_PATH_BYTES 4095u      /* PATH_MAX less its NUL: EXEC's path */
 #define PROTO_MAX_SIGNO 64u             /* Linux's signals are 1..64 */
 #define PROTO_MAX_PROCS 4096u           /* PS_REPLY entries */
 #define PROTO_MAX_COMM_BYTES 15u        /* the kernel's TASK_COMM_LEN - 1 */
@@ -126,7 +133,10 @@ struct proto_exec {
 	uint32_t exec_id;            /* chosen by the host, unique per VM */
 	uint32_t streams;            /* PROTO_WANT_* */
 	uint32_t uid, gid;
-	const char *root;            /* "" = none, else an absolute guest path: chroot there */
+	const char *root;            /* "" = none: the agent's own root and mount namespace;
+				      * else the target of a MOUNT with PROTO_MOUNT_ROOT:
+				      * the process runs in that root's mount namespace,
+				      * pivoted into it (ERROR ENOENT at START for another) */
 	const char *cwd;             /* "" = agent's cwd ("/"); inside root when one is set */
 	uint32_t argc;               /* >= 1 */
 	const char **argv;
@@ -160,6 +170,10 @@ struct proto_exec {
 				      * 3 u32 per line as /proc/PID/uid_map has them
 				      * (inside, outside, count); uid and gid are inside */
 	const uint32_t *uid_map, *gid_map;
+	const char *path;            /* what is executed: "" = argv[0], looked up in the
+				      * PATH of envp; else an absolute path (inside root),
+				      * and argv[0] is only the name the process sees (an
+				      * OCI hook's path and args[0]) */
 };
 
 /* mount(2)'s arguments. A bind (flags & MS_BIND) ignores fstype and data and
@@ -184,11 +198,24 @@ struct proto_mount {
  * over a directory; source, fstype, flags and data are ignored. DEVICES:
  * once mounted (a tmpfs for a container's /dev), target gets the standard
  * device nodes (null, zero, full, random, urandom, tty, all 0666) and the
- * links fd, stdin, stdout, stderr and ptmx (to pts/ptmx). */
+ * links fd, stdin, stdout, stderr and ptmx (to pts/ptmx).
+ * ROOT (alone, no other opt): target becomes a container's root, as runc
+ * makes one. The agent makes a mount namespace for it, a copy of the
+ * guest's with every mount a slave, and mounts target there (a bind of it
+ * onto itself, or an overlay); every later MOUNT whose target, or MKNOD
+ * whose root, is target or below it is made in that namespace, never in the
+ * agent's. The first process an EXEC with this root starts pivots the
+ * namespace into it (pivot_root, the old root detached), then gives "/" the
+ * propagation (linux.rootfsPropagation: a shared root could not be
+ * pivoted); from then on the root's mounts are fixed (MOUNT or MKNOD below
+ * it: ERROR EBUSY). Target must not be "/", nor be or lie below another
+ * root (EINVAL, EBUSY). */
 #define PROTO_MOUNT_IF_EXISTS (1u << 0)
 #define PROTO_MOUNT_MASK      (1u << 1)
 #define PROTO_MOUNT_DEVICES   (1u << 2)
-#define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK | PROTO_MOUNT_DEVICES)
+#define PROTO_MOUNT_ROOT      (1u << 3)
+#define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK | PROTO_MOUNT_DEVICES | \
+			  PROTO_MOUNT_ROOT)
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 #define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
 #define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */
@@ -205,7 +232,9 @@ bool proto_id_map_outside(const uint32_t *map, uint32_t n, uint32_t id, uint32_t
  * (anything else there is an error), and gives the node mode (the umask
  * does not apply) and owner. MKNOD -> OK or ERROR. */
 struct proto_mknod {
-	const char *root;            /* absolute guest path: the container's root */
+	const char *root;            /* absolute guest path: the container's root (made in
+				      * its mount namespace when it is, or lies below, the
+				      * target of a MOUNT with PROTO_MOUNT_ROOT) */
 	const char *target;          /* absolute path inside root, no ".." component */
 	uint32_t kind;               /* 'c' (character), 'b' (block) or 'p' (FIFO) */
 	uint32_t major, minor;       /* 0 for a FIFO */

@@ -224,6 +224,9 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 		return -1;
 	if (root && (root[0] || m->type == PROTO_MKNOD) && root[0] != '/')
 		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
+	if (m->type == PROTO_EXEC && m->exec.path && m->exec.path[0] && m->exec.path[0] != '/')
+		return codec_fail(c, code, "path '%.64s' is neither \"\" nor an absolute path",
+				  m->exec.path);
 	/* Its arrays, which decoding fills on the same walk as the strings. */
 	if (m->type == PROTO_EXEC && check_attrs(c, &m->exec, code) < 0)
 		return -1;
@@ -233,6 +236,10 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_MOUNT && (m->mount.opts & ~PROTO_MOUNT_OPTS))
 		return codec_fail(c, code, "opts 0x%x has unknown bits (known: 0x%x)", m->mount.opts,
 			          PROTO_MOUNT_OPTS);
+	if (m->type == PROTO_MOUNT && (m->mount.opts & PROTO_MOUNT_ROOT) &&
+	    m->mount.opts != PROTO_MOUNT_ROOT)
+		return codec_fail(c, code, "opts 0x%x: a container's root (0x%x) takes no other opt",
+			          m->mount.opts, PROTO_MOUNT_ROOT);
 	if (m->type == PROTO_MOUNT && !propagation_ok(m->mount.propagation))
 		return codec_fail(c, code, "propagation 0x%x: want 0 or one of private, slave, shared, "
 				  "unbindable (maybe recursive)", m->mount.propagation);

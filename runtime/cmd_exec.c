@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -175,18 +174,12 @@ static int on_started(void *arg, uint32_t exec_id, uint32_t guest_pid, struct rv
 static int run(const struct exec_call *call, const struct oci_process *p, int *status,
 	       struct rv_err *err)
 {
-	struct termios saved;
-	bool raw = p->terminal && call->stdio[0] == STDIN_FILENO &&
-		   tcgetattr(STDIN_FILENO, &saved) == 0;
+	struct console_raw raw = { .fd = -1 };
 
-	if (raw) {
-		struct termios t = saved;
-		cfmakeraw(&t);
-		tcsetattr(STDIN_FILENO, TCSANOW, &t);
-	}
+	if (p->terminal && call->stdio[0] == STDIN_FILENO)
+		console_raw_begin(&raw, STDIN_FILENO);
 	int rc = exec_call_run(call, p, status, err);
-	if (raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	console_raw_end(&raw);
 	return rc;
 }
 

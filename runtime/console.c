@@ -38,18 +38,16 @@ static int send_master(const char *path, int master, const char *name, struct rv
 	return 0;
 }
 
-int console_open(const char *socket_path, unsigned rows, unsigned cols, int *slave,
-		 struct rv_err *err)
+int console_make(unsigned rows, unsigned cols, int *master, int *slave, struct rv_err *err)
 {
-	_cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	_cleanup_close_ int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	char name[64];
 
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
-	    ptsname_r(master, name, sizeof(name)) != 0)
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof(name)) != 0)
 		return rv_fail(err, errno, "make a terminal for the container");
 	if (rows && cols) {
 		struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
-		ioctl(master, TIOCSWINSZ, &ws);
+		ioctl(m, TIOCSWINSZ, &ws);
 	}
 	int fd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
@@ -60,10 +58,48 @@ int console_open(const char *socket_path, unsigned rows, unsigned cols, int *sla
 		cfmakeraw(&t);
 		tcsetattr(fd, TCSANOW, &t);
 	}
+	*master = rv_steal_fd(&m);
+	*slave = fd;
+	return 0;
+}
+
+int console_open(const char *socket_path, unsigned rows, unsigned cols, int *slave,
+		 struct rv_err *err)
+{
+	_cleanup_close_ int master = -1;
+	char name[64];
+	int fd;
+
+	if (console_make(rows, cols, &master, &fd, err) < 0)
+		return -1;
+	int e = ptsname_r(master, name, sizeof(name));
+	if (e) {
+		close(fd);
+		return rv_fail(err, e, "name the container's terminal");
+	}
 	if (send_master(socket_path, master, name, err) < 0) {
 		close(fd);
 		return -1;
 	}
 	*slave = fd;
 	return 0;
+}
+
+bool console_raw_begin(struct console_raw *r, int fd)
+{
+	r->fd = -1;
+	if (tcgetattr(fd, &r->saved) < 0)
+		return false;
+	struct termios t = r->saved;
+	cfmakeraw(&t);
+	tcsetattr(fd, TCSANOW, &t);
+	r->fd = fd;
+	return true;
+}
+
+void console_raw_end(struct console_raw *r)
+{
+	if (r->fd >= 0)
+		tcsetattr(r->fd, TCSANOW, &r->saved);
+	r->fd = -1;
 }

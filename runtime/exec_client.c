@@ -102,6 +102,7 @@ static int send_process(const struct exec_call *c, const struct oci_process *p, 
 		.umask = a.has_umask ? a.umask : 022, .oom_score_adj = a.oom_score_adj,
 		.ncaps = a.has_caps ? PROTO_CAP_SETS : 0, .caps = a.caps,
 		.nrlimit_vals = 3 * a.nrlimits, .rlimit_vals = a.rlimits, .hostname = "",
+		.path = c->path ? c->path : "",
 	};
 	if (c->seccomp && c->seccomp->n) {
 		m.exec.nseccomp = (uint32_t)c->seccomp->n;

@@ -13,6 +13,10 @@
 
 struct exec_call {
 	const char *ctl_path;          /* ROOT/ID/control.sock */
+	const char *path;              /* NULL: the process's args[0] is what runs, looked
+					* up in its PATH; else the absolute path in the
+					* container of what runs, args[0] only its name (an
+					* OCI hook's path and args) */
 	int stdio[3];                  /* given to the process; -1: /dev/null. With a
 					* terminal, stdio[0] (required) is its tty */
 	int winsize_fd;                /* a tty whose size the process's terminal follows

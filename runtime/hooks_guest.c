@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -87,18 +86,12 @@ static int run_one(const char *ctl_path, const struct oci_hook *hk, const char *
 		nargs++;
 	while (hk->env[nenv])
 		nenv++;
-	/* The path is what runs; args[0] stays a name only on the host, where
-	 * execve takes the two apart. */
-	_cleanup_free_ char **args = calloc(nargs + 1, sizeof(char *));
-	if (!args)
-		return rv_fail(err, ENOMEM, "%s", what);
-	args[0] = hk->path;
-	for (size_t i = 1; i < nargs; i++)
-		args[i] = hk->args[i];
-	struct oci_process p = { .args = args, .nargs = nargs ? nargs : 1, .env = hk->env,
-				 .nenv = nenv, .cwd = "/" };
-	struct exec_call c = { .ctl_path = ctl_path, .stdio = { in, out, out }, .winsize_fd = -1,
-			       .timeout_s = hk->timeout_s };
+	/* As execve(path, args) on the host: the path is what runs, args[0]
+	 * only the name it sees. */
+	struct oci_process p = { .args = hk->args, .nargs = nargs, .env = hk->env, .nenv = nenv,
+				 .cwd = "/" };
+	struct exec_call c = { .ctl_path = ctl_path, .path = hk->path, .stdio = { in, out, out },
+			       .winsize_fd = -1, .timeout_s = hk->timeout_s };
 	int rc = exec_call_run(&c, &p, &status, err);
 	output_tail(out, tail, sizeof(tail));
 	const char *sep = tail[0] ? ": " : "";

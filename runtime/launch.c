@@ -87,9 +87,10 @@ static int check_inputs(const struct launch_opts *o, const struct oci_spec *spec
 {
 	struct stat st;
 
-	if (spec->process.terminal && !o->console_socket)
-		return rv_failx(err, EINVAL, "process.terminal is true: give --console-socket "
-				"(cannot allocate a tty without one)");
+	if (spec->process.terminal && !o->console_socket && !o->console_master)
+		return rv_failx(err, EINVAL, "cannot allocate tty if runvm will detach without "
+				"setting console socket (process.terminal is true: give "
+				"--console-socket, or run in the foreground)");
 	if (o->console_socket && !spec->process.terminal)
 		return rv_failx(err, EINVAL, "--console-socket %s: process.terminal is false, so "
 				"there is no terminal to send (drop the flag, or set terminal)",
@@ -208,6 +209,25 @@ struct boot_args {
 	const char *argv[40];
 };
 
+/* With a terminal, the container's stdio is the terminal, and create's own
+ * stdio must not live on in the VMM: a caller that reads create's output to
+ * its end, as containerd's runc shim does, would wait for the VM to end.
+ * Spares any of fds 0-2 that is one the VMM is given. */
+static void stdio_to_null(const int pass[6], int tty)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	for (int i = 0; i < 3 && null >= 0; i++) {
+		bool given = i == tty || i == null;
+		for (int j = 0; j < 6; j++)
+			given = given || pass[j] == i;
+		if (!given)
+			dup2(null, i);
+	}
+	if (null > 2)
+		close(null);
+}
+
 /* The child: `runvm boot` in a session of its own (a terminal's Ctrl-C is
  * for `run` to forward, not for the VMM), with exactly the fds it is given. */
 static void __attribute__((noreturn))
@@ -245,6 +265,7 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 		a->argv[n++] = a->fd[i];
 	}
 	if (f->tty >= 0) {
+		stdio_to_null(pass, f->tty);
 		fcntl(f->tty, F_SETFD, 0);
 		snprintf(a->stdio, sizeof(a->stdio), "%d,%d,%d", f->tty, f->tty, f->tty);
 		a->argv[n++] = "--terminal";
@@ -330,6 +351,21 @@ static int create_hooks(const struct cli *cli, const struct oci_spec *spec,
 	       hooks_run_guest(ctl, &spec->hooks, HOOK_CREATE_CONTAINER, json, err) < 0 ? -1 : 0;
 }
 
+/* The console's master goes to --console-socket, or back to `run`. */
+static int open_console(const struct launch_opts *o, const struct oci_spec *spec, int *slave,
+			struct rv_err *err)
+{
+	unsigned rows = spec->process.console_height, cols = spec->process.console_width;
+
+	if (o->console_socket)
+		return console_open(o->console_socket, rows, cols, slave, err);
+	if (o->console_rows && o->console_cols) {
+		rows = o->console_rows;
+		cols = o->console_cols;
+	}
+	return console_make(rows, cols, o->console_master, slave, err);
+}
+
 /* With the state dir made and locked: start boot and wait until it is ready. */
 static int start_vmm(struct cli *cli, const char *id, const char *bundle, int dirfd,
 		     const struct oci_spec *spec, const char *cgroup, struct launch_fds *f,
@@ -380,6 +416,8 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 	int dirfd = -1, lockfd = -1, rc = -1;
 
 	*vmm = -1;
+	if (o->console_master)
+		*o->console_master = -1;
 	if (state_check_id(id, err) < 0)
 		return -1;
 	if (!realpath(o->bundle ? o->bundle : ".", bundle))
@@ -395,9 +433,7 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 		goto out;
 	if (state_lock(dirfd, &lockfd, err) == 0 &&
 	    open_fds(cli->root, id, dirfd, bundle, &f, err) == 0 &&
-	    (!spec.process.terminal ||
-	     console_open(o->console_socket, spec.process.console_height,
-			  spec.process.console_width, &f.tty, err) == 0) &&
+	    (!spec.process.terminal || open_console(o, &spec, &f.tty, err) == 0) &&
 	    start_vmm(cli, id, bundle, dirfd, &spec, cgroup, &f, vmm, err) == 0 &&
 	    (!o->pid_file || state_write_pid_file(o->pid_file, *vmm, err) == 0))
 		rc = 0;
@@ -411,6 +447,10 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 		if (cgroup[0])
 			cgroup_remove(cgroup, NULL);
 		state_remove(cli->root, id, &ignored);
+		if (o->console_master && *o->console_master >= 0) {
+			close(*o->console_master);
+			*o->console_master = -1;
+		}
 	}
 out:
 	close_fds(&f);

@@ -14,10 +14,19 @@ struct launch_opts {
 	const char *bundle;           /* NULL: the current directory */
 	const char *pid_file;         /* NULL: none */
 	const char *console_socket;   /* NULL: none */
+	/* NULL: process.terminal needs console_socket (create, run -d: runc's
+	 * "cannot allocate tty if runc will detach without setting console
+	 * socket"). Else, without console_socket, the console's master comes
+	 * back here (`run` in the foreground relays it; -1 without a terminal),
+	 * of console_rows x console_cols (the user's terminal's) when both are
+	 * given, else of the spec's consoleSize. */
+	int *console_master;
+	unsigned console_rows, console_cols;
 };
 
 /* On success the container is "created" and *vmm is the VMM's pid (our child,
- * for `run` to wait for). On failure nothing is left: no VMM, no state dir. */
+ * for `run` to wait for). On failure nothing is left: no VMM, no state dir,
+ * no console. */
 int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, pid_t *vmm,
 		  struct rv_err *err);
 

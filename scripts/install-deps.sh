@@ -11,6 +11,9 @@ packages=(
 	linux-source-6.12 flex bison bc libelf-dev cpio xz-utils
 	# testbed and QEMU peer; tools the test scripts use
 	qemu-system-x86 procps
+	# engines runvm must work under (make e2e): containerd and its runc shim,
+	# podman with conmon
+	containerd podman
 	# peers and test bundles
 	runc crun busybox-static
 	# virtio-fs: real workloads in the file-service tests (git, SQLite, fio's

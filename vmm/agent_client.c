@@ -221,6 +221,7 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.seccomp_flags = a->seccomp_flags, .nseccomp = a->nseccomp, .seccomp = a->seccomp,
 		.nuid_map = a->nuid_map, .uid_map = a->uid_map,
 		.ngid_map = a->ngid_map, .gid_map = a->gid_map,
+		.path = x->path ? x->path : "",
 	};
 	for (int tries = 0; tries < EXEC_ID_TRIES; tries++) {
 		m.exec.exec_id = r->exec_id = random_exec_id();

@@ -55,10 +55,14 @@ struct agent_attrs {
 
 struct agent_exec {
 	const char *const *argv;       /* NULL-terminated, argv[0] required */
+	const char *path;              /* NULL or "": argv[0] is what runs, looked up in the
+					* PATH of envp; else the absolute path (inside root)
+					* of what runs, argv[0] only its name (an OCI hook) */
 	const char *const *envp;       /* NULL-terminated; NULL = the agent's default, PATH
 					* (/usr/local/sbin:...:/bin) and HOME=/root */
-	const char *root;              /* NULL or "" = the guest's own root; else an absolute
-					* guest path the process is chrooted into */
+	const char *root;              /* NULL or "" = the guest's own root; else a container
+					* root (a MOUNT with PROTO_MOUNT_ROOT made it): the
+					* process runs in its mount namespace, pivoted there */
 	const char *cwd;               /* NULL = "/"; inside root when one is set */
 	uint32_t uid, gid;
 	const uint32_t *groups;        /* supplementary groups (ngroups of them) */

@@ -3,15 +3,22 @@
 #include "vmm/boot_fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
+
 #define ROOTFS_MAX_LINKS 40u            /* symlinks followed in one path, as the kernel's */
+#define MOUNT_POINT_DIR_MODE 0755       /* as the agent makes them in the guest */
+#define MOUNT_POINT_FILE_MODE 0644
 
 /* Appends "/" and the n bytes of name to the path in out (len bytes so far). */
 static int path_push(char *out, size_t *len, size_t size, const char *name, size_t n)
@@ -92,6 +99,98 @@ int boot_fs_resolve(const char *dir, const char *dst, char *out, size_t size,
 	return 0;
 }
 
+bool boot_fs_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 0 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The directory path (relative, "" for root itself) inside root, for
+ * reading: its mode can then be set through the fd, never through a name
+ * that could have become a symlink meanwhile. */
+static int open_dir_in(int root, const char *path)
+{
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+
+	return (int)syscall(SYS_openat2, root, path[0] ? path : ".", &how, sizeof(how));
+}
+
+int boot_fs_make_mount_point(const char *dir, const char *dst, bool file, struct rv_err *err)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (root < 0)
+		return rv_fail(err, errno, "%s", dir);
+	if (snprintf(path, sizeof(path), "%s", dst + strspn(dst, "/")) >= (int)sizeof(path))
+		return rv_failx(err, ENAMETOOLONG, "%s: too long", dst);
+	_cleanup_close_ int parent = open_dir_in(root, "");
+	if (parent < 0)
+		return rv_fail(err, errno, "%s", dir);
+	for (char *p = path; *p;) {
+		char *end = p + strcspn(p, "/");
+		bool last = end[strspn(end, "/")] == '\0';
+		*end = '\0';
+		if (last && file) {
+			_cleanup_close_ int fd = openat(parent, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+							O_CLOEXEC, MOUNT_POINT_FILE_MODE);
+			if (fd < 0 && errno != EEXIST)
+				return rv_fail(err, errno, "create %s%s", dir, dst);
+			if (fd >= 0 && fchmod(fd, MOUNT_POINT_FILE_MODE) < 0)   /* whatever our umask */
+				return rv_fail(err, errno, "chmod %s%s", dir, dst);
+			return 0;
+		}
+		bool made = mkdirat(parent, p, MOUNT_POINT_DIR_MODE) == 0;
+		if (!made && errno != EEXIST)
+			return rv_fail(err, errno, "mkdir %s/%s", dir, path);
+		int next = open_dir_in(root, path);
+		if (next < 0)
+			return rv_fail(err, errno, "open %s/%s", dir, path);
+		close(parent);
+		parent = next;
+		if (made && fchmod(parent, MOUNT_POINT_DIR_MODE) < 0)   /* whatever our umask */
+			return rv_fail(err, errno, "chmod %s/%s", dir, path);
+		if (last)
+			break;
+		*end = '/';
+		p = end + strspn(end, "/");
+	}
+	return 0;
+}
+
+int boot_fs_make_mount_points(const char *rootfs, const struct boot_mount_point *mp, size_t n,
+			      size_t *failed, struct rv_err *err)
+{
+	_cleanup_free_ char **dst = calloc(n + 1, sizeof(*dst));
+	char rel[PATH_MAX];
+	int rc = 0;
+
+	*failed = 0;
+	if (!dst)
+		return rv_fail(err, ENOMEM, "mount points");
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		bool exists, held = false;
+		*failed = i;
+		if (boot_fs_resolve(rootfs, mp[i].dst, rel, sizeof(rel), &exists, err) < 0)
+			rc = -1;
+		else if (!(dst[i] = strdup(rel)))
+			rc = rv_fail(err, ENOMEM, "its mount point");
+		for (size_t j = 0; rc == 0 && j < i && !held; j++)
+			held = boot_fs_below(rel, dst[j]);
+		if (rc == 0 && !exists && !held &&
+		    boot_fs_make_mount_point(rootfs, rel, mp[i].file, err) < 0)
+			rc = rv_wrap(err, "its mount point in the rootfs (a read-only root: the guest "
+				     "cannot make it)");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(dst[i]);
+	return rc;
+}
+
 /* DST: absolute, no "..", not the root itself; then where it lands. */
 int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct rv_err *err)
 {
@@ -116,7 +215,7 @@ int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct 
 	if (!strcmp(v->dst, "/"))
 		return rv_failx(err, EINVAL, "--volume %s: %s is the container's root (--rootfs)",
 				v->arg, dst);
-	if (!exists && f->readonly)
+	if (!exists && f->readonly && !f->points_made)
 		return rv_failx(err, EROFS, "--volume %s: %s does not exist in the read-only rootfs "
 				"%s, and no mount point can be made there", v->arg, dst, f->rootfs);
 	return 0;
@@ -178,7 +277,8 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
 {
 	struct proto_mount root = { .source = BOOT_GUEST_ROOTFS, .target = BOOT_GUEST_ROOTFS,
-				    .flags = MS_BIND | MS_REC, .propagation = f->root_propagation };
+				    .flags = MS_BIND | MS_REC, .opts = PROTO_MOUNT_ROOT,
+				    .propagation = f->root_propagation };
 
 	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0 ||
 	    agent_mount_msg(a, &root, err) < 0)
@@ -192,7 +292,7 @@ const char *boot_fs_guest_root(const struct boot_fs *f)
 }
 
 /* The rootfs read-only below a tmpfs layer: the agent makes the layer's
- * directories (MOUNT of an overlay). */
+ * directories (MOUNT of an overlay), and the overlay the container's root. */
 static int mount_overlay(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
 {
 	static const char data[] = "lowerdir=" BOOT_GUEST_ROOTFS ",upperdir=" BOOT_GUEST_LAYER
@@ -201,7 +301,8 @@ static int mount_overlay(const struct agent_client *a, const struct boot_fs *f, 
 	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0)
 		return rv_wrap(err, "root %s", f->rootfs);
 	if (agent_mount(a, "tmpfs", BOOT_GUEST_LAYER, "tmpfs", 0, "mode=0755", err) < 0 ||
-	    agent_mount(a, "overlay", BOOT_GUEST_OVERLAY, "overlay", 0, data, err) < 0)
+	    agent_mount_opts(a, "overlay", BOOT_GUEST_OVERLAY, "overlay", 0, data, PROTO_MOUNT_ROOT,
+			     err) < 0)
 		return rv_wrap(err, "root %s: its writable layer", f->rootfs);
 	return 0;
 }

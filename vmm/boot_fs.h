@@ -38,6 +38,10 @@ struct boot_fs {
 	 * (`runvm do`). The export hides the host's kernel filesystems; the
 	 * guest gets its own /proc, /sys and /dev. */
 	bool overlay;
+	/* readonly, and boot_fs_make_mount_points made what the rootfs lacked:
+	 * a volume's destination still missing lies below an earlier mount,
+	 * where the guest makes it. Else such a volume is refused (EROFS). */
+	bool points_made;
 	uint32_t root_propagation;   /* of the rootfs mount in the guest, MS_* bits */
 	const char *cache_arg;       /* --fs-cache as given; NULL: auto */
 	enum fs_cache cache;
@@ -52,6 +56,34 @@ struct boot_fs {
  * is kept as written and *exists says whether all of it was there. */
 int boot_fs_resolve(const char *dir, const char *dst, char *out, size_t size, bool *exists,
 		    struct rv_err *err);
+
+/* path (as boot_fs_resolve gives it) is dir or lies below it; everything
+ * lies below "/". */
+bool boot_fs_below(const char *path, const char *dir);
+
+/* A mount point the rootfs dir lacks, made there on the host: a read-only
+ * root's export is read-only to the guest too, so the agent cannot make it
+ * (runc, too, makes mount points in the rootfs itself). dst is absolute
+ * inside dir, as boot_fs_resolve gives it; each directory missing on the
+ * way is made (0755), and last a directory, or an empty file (0644) for
+ * file. What is there already stays. Every name is resolved inside dir
+ * (openat2 RESOLVE_IN_ROOT): a symlink met on the way, even one swapped in
+ * meanwhile, is followed inside dir, never out of it. */
+int boot_fs_make_mount_point(const char *dir, const char *dst, bool file, struct rv_err *err);
+
+/* One mount, for boot_fs_make_mount_points. */
+struct boot_mount_point {
+	const char *dst;             /* absolute in the container, as the spec says it */
+	bool file;                   /* a bind of a regular file: its mount point is one */
+};
+
+/* A read-only root's mount points, in the mounts' order: each destination
+ * the rootfs lacks (where boot_fs_resolve takes it) is made there with
+ * boot_fs_make_mount_point, unless an earlier mount holds it (/dev/pts in a
+ * tmpfs /dev): the agent makes that one, in what is mounted there. On
+ * failure *failed is the mount's index. */
+int boot_fs_make_mount_points(const char *rootfs, const struct boot_mount_point *mp, size_t n,
+			      size_t *failed, struct rv_err *err);
 
 /* v->src a directory or a regular file (an export of its own), v->dst
  * absolute without "..", not the root; v->dst is
@@ -72,7 +104,9 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f, struct 
 const char *boot_fs_guest_root(const struct boot_fs *f);
 
 /* The first two of those: the virtio-fs tag at BOOT_GUEST_FS and the rootfs
- * bound onto itself, so that it can be remounted read-only later. */
+ * bound onto itself as the container's root (PROTO_MOUNT_ROOT: the later
+ * mounts below it are made in its own mount namespace, its process pivots
+ * into it), so that it can be remounted read-only later. */
 int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err);
 
 #endif

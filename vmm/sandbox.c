@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -117,6 +118,29 @@ static int mount_container(struct sandbox *sb, const struct agent_client *a, str
 	return protect_paths(sb->cfg, a, err);
 }
 
+/* root.readonly: the rootfs's export is read-only to the guest as well
+ * (DESIGN §5), so the agent could not make a mount point the rootfs lacks:
+ * they are made here, on the host, before boot (boot_fs_make_mount_points),
+ * as runc makes them in the rootfs before it remounts the root read-only. */
+static int make_mount_points(const struct sandbox_config *cfg, struct rv_err *err)
+{
+	_cleanup_free_ struct boot_mount_point *mp = calloc(cfg->nmounts + 1, sizeof(*mp));
+	size_t failed = 0;
+
+	if (!mp)
+		return rv_fail(err, ENOMEM, "mount points");
+	for (size_t i = 0; i < cfg->nmounts; i++) {
+		const struct sandbox_mount *m = &cfg->mounts[i];
+		struct stat st;
+		/* A bind of a host file wants a file, as the agent makes it. */
+		mp[i] = (struct boot_mount_point){ .dst = m->destination,
+			.file = m->host_source && stat(m->host_source, &st) == 0 && !S_ISDIR(st.st_mode) };
+	}
+	if (boot_fs_make_mount_points(cfg->rootfs, mp, cfg->nmounts, &failed, err) < 0)
+		return rv_wrap(err, "mounts[%zu] %s", failed, cfg->mounts[failed].destination);
+	return 0;
+}
+
 /* The exports: the rootfs, and one volume per bind of a host directory.
  * Every other mount's destination is resolved in the rootfs now: once the
  * VMM is in its jail, the rootfs has no host path. */
@@ -125,8 +149,10 @@ static int make_exports(struct sandbox *sb, struct rv_err *err)
 	const struct sandbox_config *cfg = sb->cfg;
 	bool exists;
 
+	if (cfg->readonly && make_mount_points(cfg, err) < 0)
+		return -1;
 	sb->fs->rootfs = cfg->rootfs;
-	sb->fs->readonly = cfg->readonly;
+	sb->fs->readonly = sb->fs->points_made = cfg->readonly;
 	sb->fs->root_propagation = cfg->rootfs_propagation;
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		const struct sandbox_mount *m = &cfg->mounts[i];

@@ -178,8 +178,9 @@ static int to_agent_exec(const struct proto_exec *e, const char **argv, const ch
 				"namespace are the container's, set by create");
 	if (e->cwd[0] && e->cwd[0] != '/')
 		return rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
-	*x = (struct agent_exec){ .argv = argv, .envp = envp, .root = BOOT_GUEST_ROOTFS,
-				  .cwd = e->cwd[0] ? e->cwd : "/", .uid = e->uid, .gid = e->gid,
+	*x = (struct agent_exec){ .argv = argv, .path = e->path, .envp = envp,
+				  .root = BOOT_GUEST_ROOTFS, .cwd = e->cwd[0] ? e->cwd : "/",
+				  .uid = e->uid, .gid = e->gid,
 				  .groups = e->groups, .ngroups = e->ngroups,
 				  .tty = e->flags & PROTO_EXEC_TTY, .rows = e->rows, .cols = e->cols };
 	struct agent_attrs *a = &x->attrs;

@@ -94,6 +94,8 @@ struct agent {
 	int userns_fd;                /* the user namespace of userns_maps, -1: none yet */
 	uint32_t *userns_maps;        /* its uid map's values, then its gid map's */
 	uint32_t userns_nuid, userns_ngid;
+	struct root *roots;           /* containers' roots (roots.c) */
+	unsigned nroots;
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -128,8 +130,8 @@ void exec_maybe_finish(struct agent *a, struct proc *p);
  * Each returns 0 or the PRIVS_* step that failed (errno set). */
 enum { PRIVS_RLIMIT = 1, PRIVS_OOM, PRIVS_HOSTNAME, PRIVS_SYSCTL, PRIVS_CAPS, PRIVS_AMBIENT,
        PRIVS_NNP, PRIVS_SECCOMP };
-int privs_last_cap(void);                 /* the guest kernel's, read before chroot */
-int privs_limits(const struct proto_exec *x);                 /* still root, before chroot */
+int privs_last_cap(void);                 /* the guest kernel's */
+int privs_limits(const struct proto_exec *x);   /* still root, in the guest's namespaces */
 int privs_before_ids(const struct proto_exec *x, int last_cap);   /* bounding set */
 int privs_after_ids(const struct proto_exec *x, int last_cap);    /* the rest */
 const char *privs_step_name(int step);
@@ -138,11 +140,12 @@ const char *privs_step_name(int step);
  * pipe ends in p->st[i].pipe.fd. err->msg is what START answers. */
 int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err);
 
-/* tty.c: a process's terminal. tty_open allocates it before the fork: the
- * master's fds go to p's stdout (and stdin) streams, the slave, three times,
- * to child_fds. tty_master is an open fd of p's master, or -1 once it is
- * closed; tty_resize applies p->rows and p->cols to it. */
-int tty_open(struct proc *p, int child_fds[3], struct rv_err *err);
+/* tty.c: a process's terminal. tty_open allocates it before the fork, from
+ * the ptmx of root_dir (the process's root, roots_enter), or the agent's
+ * own with -1: the master's fds go to p's stdout (and stdin) streams, the
+ * slave, three times, to child_fds. tty_master is an open fd of p's master,
+ * or -1 once it is closed; tty_resize applies p->rows and p->cols to it. */
+int tty_open(struct proc *p, int root_dir, int child_fds[3], struct rv_err *err);
 int tty_master(const struct proc *p);
 int tty_resize(const struct proc *p, struct rv_err *err);
 
@@ -162,11 +165,29 @@ void procs_on_signal_all(const struct agent *a, struct conn *c, const struct pro
 void procs_on_ps(struct conn *c, const struct proto_msg *m);
 void procs_on_stats(struct conn *c, const struct proto_msg *m);
 
-/* mounts.c: PID 1's filesystems and console; MOUNT requests */
+/* mounts.c: PID 1's root and filesystems, and console; MOUNT and MKNOD
+ * requests, made where roots_run says. mounts_apply does one MOUNT's work
+ * (no PROTO_MOUNT_ROOT) in the caller's mount namespace. */
 void mounts_setup(void);
 void console_setup(void);
-void mounts_on_mount(struct conn *c, const struct proto_msg *m);
-void mounts_on_mknod(struct conn *c, const struct proto_msg *m);
+void mounts_on_mount(struct agent *a, struct conn *c, const struct proto_msg *m);
+void mounts_on_mknod(struct agent *a, struct conn *c, const struct proto_msg *m);
+int mounts_apply(const struct proto_mount *m, struct rv_err *err);
+
+/* roots.c: containers' roots (PROTO_MOUNT_ROOT), each a mount namespace of
+ * its own that the agent never enters: a child does the work there.
+ * roots_mount makes one for m (its namespace, m mounted there). roots_run
+ * runs fn(arg) where path is: in a child in the namespace of the root it
+ * is or lies below (EBUSY once that root is pivoted), else in the agent.
+ * roots_enter is for a process with root path: pivots its namespace into
+ * it the first time, and gives that namespace (*ns) and its "/" (*dir,
+ * O_PATH), both the agent's fds. */
+typedef int (*roots_fn)(const void *arg, struct rv_err *err);
+int roots_mount(struct agent *a, const struct proto_mount *m, struct rv_err *err);
+int roots_run(const struct agent *a, const char *path, roots_fn fn, const void *arg,
+	      struct rv_err *err);
+int roots_enter(struct agent *a, const char *path, int *ns, int *dir, struct rv_err *err);
+void roots_release(struct agent *a);
 
 /* netif.c: lo up in PID 1's (the guest's) network namespace; NETCONF */
 void netif_loopback_up(void);

@@ -1,6 +1,7 @@
 /* runvm-agent: the guest's /init (DESIGN §4), or a test agent on the host.
  *
- *   runvm-agent              as PID 1: mount /proc /sys /dev /dev/pts /tmp /run,
+ *   runvm-agent              as PID 1: a root of its own over the initramfs,
+ *                            mount /proc /sys /dev /dev/pts /tmp /run,
  *                            listen on vsock port PROTO_AGENT_PORT, tell the host
  *                            we are ready, serve it, power off on SHUTDOWN
  *   runvm-agent --unix PATH  the same service on a Unix socket, without mounts or
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 	}
 	int r = agent_loop(&a);
 	userns_release(&a);
+	roots_release(&a);
 	if (a.pid1)
 		power_off();
 	if (unix_path)

@@ -1,5 +1,6 @@
-/* PID 1's filesystems and console, and the mounts and device nodes the host
- * asks for (MOUNT, MKNOD).
+/* PID 1's root, filesystems and console, and the mounts and device nodes
+ * the host asks for (MOUNT, MKNOD): in the agent's mount namespace, or in a
+ * container root's when they are below one (roots.c).
  * Nothing in PID 1's own setup is fatal: a missing mount is reported on the
  * console and the agent still serves the host. */
 #include <errno.h>
@@ -49,8 +50,37 @@ static bool is_mounted(const char *target)
 	return stat(target, &st) == 0 && stat(parent, &pst) == 0 && st.st_dev != pst.st_dev;
 }
 
+/* pivot_root, which puts each container into its root (roots.c), refuses a
+ * namespace whose root is the initramfs itself: the kernel's rootfs has no
+ * parent to stack the old root on. So PID 1 first takes a mount of its own
+ * as its root, as switch_root does: the initramfs bound (with whatever is
+ * mounted on it already) onto OWN_ROOT_STAGE, moved over "/", chrooted
+ * into. The files are the same; the rootfs is left beneath, covered. */
+#define OWN_ROOT_STAGE "/tmp"
+
+static void own_root(void)
+{
+	if (mkdir(OWN_ROOT_STAGE, 0755) < 0 && errno != EEXIST)
+		agent_warn("mkdir %s: %s", OWN_ROOT_STAGE, strerror(errno));
+	if (mount("/", OWN_ROOT_STAGE, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		agent_warn("bind / on %s (a root pivot_root can leave): %s", OWN_ROOT_STAGE,
+			   strerror(errno));
+		return;
+	}
+	if (chdir(OWN_ROOT_STAGE) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0) {
+		agent_warn("move the bind of / over / (a root pivot_root can leave): %s",
+			   strerror(errno));
+		umount2(OWN_ROOT_STAGE, MNT_DETACH);
+	} else if (chroot(".") < 0) {
+		agent_warn("chroot into the bind of /: %s", strerror(errno));
+	}
+	if (chdir("/") < 0)
+		agent_warn("chdir /: %s", strerror(errno));
+}
+
 void mounts_setup(void)
 {
+	own_root();
 	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
 		const struct mount_entry *m = &mounts[i];
 		if (mkdir(m->target, m->mode) < 0 && errno != EEXIST)
@@ -248,62 +278,64 @@ static void widen_readahead(const char *target)
 	close(fd);
 }
 
-void mounts_on_mount(struct conn *c, const struct proto_msg *req)
+int mounts_apply(const struct proto_mount *m, struct rv_err *err)
 {
-	const struct proto_mount *m = &req->mount;
 	const char *step = "";
 	const char *what = (m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) ? "bind" :
 			   m->fstype[0] ? m->fstype : "mount";
+	struct stat st;
+	int code;
+
+	if ((m->opts & (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)) && lstat(m->target, &st) < 0 &&
+	    errno == ENOENT)
+		return 0;                        /* nothing there to mount over or hide */
+	if (m->opts & PROTO_MOUNT_MASK) {
+		if (mask(m->target, &step) < 0 && (code = errno) != ENOENT)   /* ENOENT: a dangling link */
+			return rv_fail(err, code, "mask %s: %s", m->target, step);
+		return 0;
+	}
+	if (make_mount_point(m, &step) < 0 || do_mount(m, &step) < 0) {
+		code = errno;
+		if (code == ENOENT && (m->opts & PROTO_MOUNT_IF_EXISTS))
+			return 0;                /* a dangling symlink: as missing */
+		return rv_fail(err, code, "%s '%s' on %s: %s", what, m->source, m->target, step);
+	}
+	if (!strcmp(m->fstype, "virtiofs") && !(m->flags & (MS_BIND | MS_REMOUNT)))
+		widen_readahead(m->target);
+	if (m->propagation && mount(NULL, m->target, NULL, m->propagation, NULL) < 0) {
+		code = errno;
+		umount2(m->target, MNT_DETACH);
+		return rv_fail(err, code, "%s '%s' on %s: set its propagation", what, m->source,
+			       m->target);
+	}
+	if ((m->opts & PROTO_MOUNT_DEVICES) && devnodes_populate(m->target, &step) < 0) {
+		code = errno;
+		umount2(m->target, MNT_DETACH);   /* no half-made /dev */
+		return rv_fail(err, code, "device nodes in %s: %s", m->target, step);
+	}
+	return 0;
+}
+
+static int apply_mount(const void *arg, struct rv_err *err)
+{
+	return mounts_apply(arg, err);
+}
+
+void mounts_on_mount(struct agent *a, struct conn *c, const struct proto_msg *req)
+{
+	const struct proto_mount *m = &req->mount;
+	struct rv_err err;
 
 	if (!target_ok(m->target)) {
 		conn_reply_error(c, req->id, EINVAL, "mount on '%s': the target must be an absolute "
 				 "path without '..'", m->target);
 		return;
 	}
-	struct stat st;
-	if ((m->opts & (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK)) && lstat(m->target, &st) < 0 &&
-	    errno == ENOENT) {
-		conn_reply_ok(c, req->id);       /* nothing there to mount over or hide */
-		return;
-	}
-	if (m->opts & PROTO_MOUNT_MASK) {
-		if (mask(m->target, &step) < 0 && errno != ENOENT) {   /* ENOENT: a dangling link */
-			int code = errno;
-			conn_reply_error(c, req->id, code, "mask %s: %s: %s", m->target, step,
-					 strerror(code));
-		} else {
-			conn_reply_ok(c, req->id);
-		}
-		return;
-	}
-	if (make_mount_point(m, &step) < 0 || do_mount(m, &step) < 0) {
-		int code = errno;
-		if (code == ENOENT && (m->opts & PROTO_MOUNT_IF_EXISTS)) {
-			conn_reply_ok(c, req->id);   /* a dangling symlink: as missing */
-			return;
-		}
-		conn_reply_error(c, req->id, code, "%s '%s' on %s: %s: %s", what, m->source, m->target,
-				 step, strerror(code));
-		return;
-	}
-	if (!strcmp(m->fstype, "virtiofs") && !(m->flags & (MS_BIND | MS_REMOUNT)))
-		widen_readahead(m->target);
-	step = "set its propagation";
-	if (m->propagation && mount(NULL, m->target, NULL, m->propagation, NULL) < 0) {
-		int code = errno;
-		umount2(m->target, MNT_DETACH);
-		conn_reply_error(c, req->id, code, "%s '%s' on %s: %s: %s", what, m->source, m->target,
-				 step, strerror(code));
-		return;
-	}
-	if ((m->opts & PROTO_MOUNT_DEVICES) && devnodes_populate(m->target, &step) < 0) {
-		int code = errno;
-		umount2(m->target, MNT_DETACH);   /* no half-made /dev */
-		conn_reply_error(c, req->id, code, "device nodes in %s: %s: %s", m->target, step,
-				 strerror(code));
-		return;
-	}
-	conn_reply_ok(c, req->id);
+	if ((m->opts & PROTO_MOUNT_ROOT ? roots_mount(a, m, &err) :
+	     roots_run(a, m->target, apply_mount, m, &err)) < 0)
+		conn_reply_error(c, req->id, err.code, "%s", err.msg);
+	else
+		conn_reply_ok(c, req->id);
 }
 
 /* --- MKNOD ---------------------------------------------------------------------- */
@@ -341,26 +373,38 @@ static int open_parent(int root, char *dir_path, const char **step)
 	return dir;
 }
 
-void mounts_on_mknod(struct conn *c, const struct proto_msg *req)
+/* MKNOD's work, where its root is; d passed the checks of mounts_on_mknod. */
+static int make_node(const void *arg, struct rv_err *err)
 {
-	const struct proto_mknod *d = &req->mknod;
+	const struct proto_mknod *d = arg;
 	const char *step = "open the container's root", *name = strrchr(d->target, '/') + 1;
 	char dir_path[PATH_MAX];
 
-	if (!target_ok(d->target) || !name[0] || !strcmp(name, ".") ||
-	    (size_t)(name - d->target) >= sizeof(dir_path)) {
-		conn_reply_error(c, req->id, EINVAL, "device node '%s': the path must be absolute, "
-				 "without '..', and name a node", d->target);
-		return;
-	}
 	snprintf(dir_path, (size_t)(name - d->target), "%s", d->target + 1);
 	_cleanup_close_ int root = open(d->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int dir = root >= 0 ? open_parent(root, dir_path, &step) : -1;
 	if (dir < 0 || devnodes_make(dir, name, d, &step) < 0) {
 		int code = errno;
-		conn_reply_error(c, req->id, code, "device node %s (%c %u:%u): %s: %s", d->target,
-				 (char)d->kind, d->major, d->minor, step, strerror(code));
+		return rv_fail(err, code, "device node %s (%c %u:%u): %s", d->target, (char)d->kind,
+			       d->major, d->minor, step);
+	}
+	return 0;
+}
+
+void mounts_on_mknod(struct agent *a, struct conn *c, const struct proto_msg *req)
+{
+	const struct proto_mknod *d = &req->mknod;
+	const char *name = strrchr(d->target, '/') + 1;
+	struct rv_err err;
+
+	if (!target_ok(d->target) || !name[0] || !strcmp(name, ".") ||
+	    (size_t)(name - d->target) >= PATH_MAX) {
+		conn_reply_error(c, req->id, EINVAL, "device node '%s': the path must be absolute, "
+				 "without '..', and name a node", d->target);
 		return;
 	}
-	conn_reply_ok(c, req->id);
+	if (roots_run(a, d->root, make_node, d, &err) < 0)
+		conn_reply_error(c, req->id, err.code, "%s", err.msg);
+	else
+		conn_reply_ok(c, req->id);
 }

@@ -239,10 +239,10 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 		exec_on_resize(a, c, m);
 		break;
 	case PROTO_MOUNT:
-		mounts_on_mount(c, m);
+		mounts_on_mount(a, c, m);
 		break;
 	case PROTO_MKNOD:
-		mounts_on_mknod(c, m);
+		mounts_on_mknod(a, c, m);
 		break;
 	case PROTO_NETCONF:
 		netif_on_netconf(c, m);

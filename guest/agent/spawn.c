@@ -1,6 +1,7 @@
 /* Starting a process: pipes for its wanted streams (/dev/null for the rest),
  * or a terminal (tty.c), fork, and in the child: a fresh session, default
- * signals, stdio (and the terminal as the controlling one), root,
+ * signals, stdio (and the terminal as the controlling one), its root's
+ * mount namespace (roots.c: its root and cwd become the container's root),
  * groups, gid, uid, cwd, exec. Whatever fails in the child is written to a
  * CLOEXEC pipe as (step, errno); the parent reads EOF there when the exec
  * succeeded, so START is answered with STARTED or an ERROR, never both. */
@@ -37,6 +38,7 @@ struct child_plan {
 	int fds[3];                   /* become 0, 1, 2 */
 	int report_fd;                /* write end of the exec-status pipe */
 	bool tty;                     /* fds are a terminal's slave */
+	int mntns_fd;                 /* the root's mount namespace to join (the agent's fd), or -1 */
 	int userns_fd;                /* the user namespace to join (the agent's fd), or -1 */
 	const struct proto_exec *x;
 	char **argv, **envp;
@@ -104,11 +106,14 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	int step = privs_limits(c->x);   /* over the agent's own NOFILE */
 	if (step)
 		child_fail(c, step);
-	/* Before dropping privileges (chroot needs CAP_SYS_CHROOT); the cwd is
-	 * "/" of the new root until the one asked for, which is inside it. */
-	if (c->x->root[0] && (chroot(c->x->root) < 0 || chdir("/") < 0))
+	/* Before dropping privileges (setns needs CAP_SYS_ADMIN and
+	 * CAP_SYS_CHROOT): the root and cwd become the namespace's root, the
+	 * container's, pivoted there; the cwd asked for is inside it. */
+	if (c->mntns_fd >= 0 && setns(c->mntns_fd, CLONE_NEWNS) < 0)
 		child_fail(c, STEP_ROOT);
-	/* After the chroot, which needs CAP_SYS_CHROOT where the mounts are. */
+	/* After it: joining a mount namespace takes CAP_SYS_ADMIN over the
+	 * guest's user namespace, which owns it, and which the process no
+	 * longer has once in its own. */
 	if (c->userns_fd >= 0 && setns(c->userns_fd, CLONE_NEWUSER) < 0)
 		child_fail(c, STEP_USERNS);
 	child_set_ids(c);
@@ -120,7 +125,7 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	if (c->x->cwd && c->x->cwd[0] && chdir(c->x->cwd) < 0)
 		child_fail(c, STEP_CHDIR);
 	environ = c->envp;   /* execvp searches the PATH of this environment */
-	execvp(c->argv[0], c->argv);
+	execvp(c->x->path[0] ? c->x->path : c->argv[0], c->argv);
 	child_fail(c, STEP_EXEC);
 }
 
@@ -135,7 +140,7 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 		rv_fail(err, f->err, "make the terminal the controlling one of '%s'", x->argv[0]);
 		break;
 	case STEP_ROOT:
-		rv_fail(err, f->err, "chroot '%s'", x->root);
+		rv_fail(err, f->err, "join the mount namespace of the container root '%s'", x->root);
 		break;
 	case STEP_USERNS:
 		rv_fail(err, f->err, "join the container's user namespace for '%s'", x->argv[0]);
@@ -156,7 +161,7 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 			rv_fail(err, f->err, "chdir '%s'", x->cwd);
 		break;
 	case STEP_EXEC:
-		rv_fail(err, f->err, "exec '%s'", x->argv[0]);
+		rv_fail(err, f->err, "exec '%s'", x->path[0] ? x->path : x->argv[0]);
 		break;
 	default:
 		rv_fail(err, f->err, "%s for '%s'", privs_step_name(f->step), x->argv[0]);
@@ -218,9 +223,12 @@ static int plan_make(struct agent *a, struct proc *p, int devnull, struct child_
 	c->last_cap = privs_last_cap();
 	c->die_with_agent = !a->pid1;
 	c->tty = p->tty;
+	int root_dir = -1;
+	if (c->x->root[0] && roots_enter(a, c->x->root, &c->mntns_fd, &root_dir, err) < 0)
+		return -1;
 	if (userns_get(a, c->x, &c->userns_fd, err) < 0)
 		return -1;
-	if (p->tty && tty_open(p, c->fds, err) < 0)
+	if (p->tty && tty_open(p, root_dir, c->fds, err) < 0)
 		return -1;
 	for (int i = 0; i < 3 && !p->tty; i++) {
 		bool wanted = c->x->streams & (1u << i);
@@ -252,7 +260,7 @@ static int await_exec(const struct proto_exec *x, int report_fd, pid_t pid, stru
 
 int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err)
 {
-	struct child_plan c = { .fds = { -1, -1, -1 }, .userns_fd = -1 };
+	struct child_plan c = { .fds = { -1, -1, -1 }, .mntns_fd = -1, .userns_fd = -1 };
 	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	_cleanup_close_ int report_rd = -1;
 	int report[2];

@@ -2,8 +2,9 @@
  * process's root when it has one (a container's devpts instance, so that
  * `tty` and /dev/pts inside it agree), else the agent's own (PID 1 mounts
  * devpts on /dev/pts; the host-mode agent uses the host's), allocated before
- * the fork, so a process that chroots into its root still
- * gets it. The slave becomes the process's fds 0, 1 and 2 and, after its
+ * the fork by the agent, which is in none of the roots' mount namespaces:
+ * the root's directory fd (roots.c) reaches that namespace's mounts from
+ * here. The slave becomes the process's fds 0, 1 and 2 and, after its
  * setsid, its controlling terminal (spawn.c); the master stays with the
  * agent, which relays it like a pipe pair (relay.c).
  *
@@ -48,16 +49,14 @@ static int open_slave(int master, struct rv_err *err)
 	return fd >= 0 ? fd : rv_fail(err, errno, "open %s", name);
 }
 
-/* root's dev/ptmx, resolved as the process will see it (a link to
+/* dev/ptmx of the root dir, resolved as the process will see it (a link to
  * pts/ptmx stays inside root), or -1 with errno. Only a ptmx (5:2) is
  * opened: the container owns its root, and an open of anything else could
  * block the agent (a FIFO) or be something else's. */
-static int open_root_ptmx(const char *root)
+static int open_root_ptmx(int dir)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	_cleanup_close_ int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_close_ int node = dir >= 0 ? (int)syscall(SYS_openat2, dir, "dev/ptmx", &how,
-							   sizeof(how)) : -1;
+	_cleanup_close_ int node = (int)syscall(SYS_openat2, dir, "dev/ptmx", &how, sizeof(how));
 	struct stat st;
 	char path[32];
 
@@ -71,11 +70,11 @@ static int open_root_ptmx(const char *root)
 	return open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 }
 
-static int open_master(const char *root, struct rv_err *err)
+static int open_master(const char *root, int root_dir, struct rv_err *err)
 {
-	_cleanup_close_ int fd = root[0] ? open_root_ptmx(root) : -1;
+	_cleanup_close_ int fd = root_dir >= 0 ? open_root_ptmx(root_dir) : -1;
 
-	if (fd < 0 && root[0] && errno != ENOENT)
+	if (fd < 0 && root_dir >= 0 && errno != ENOENT)
 		return rv_fail(err, errno, "allocate a terminal (%s/dev/ptmx)", root);
 	if (fd < 0)
 		fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -111,11 +110,11 @@ int tty_resize(const struct proc *p, struct rv_err *err)
 
 /* On failure the fds handed out so far are the caller's to close, as with
  * pipes: the streams' in proc_free, child_fds in plan_free. */
-int tty_open(struct proc *p, int child_fds[3], struct rv_err *err)
+int tty_open(struct proc *p, int root_dir, int child_fds[3], struct rv_err *err)
 {
 	struct stream *in = &p->st[PROTO_STDIN], *out = &p->st[PROTO_STDOUT];
 
-	out->pipe.fd = open_master(p->spec.exec.root, err);
+	out->pipe.fd = open_master(p->spec.exec.root, root_dir, err);
 	if (out->pipe.fd < 0)
 		return -1;
 	if ((p->rows || p->cols) && tty_resize(p, err) < 0)

@@ -4,6 +4,9 @@
  *   agent-run --unix PATH [options] -- CMD ARGS...   run CMD with our stdio; exit
  *                                                     with its status (128+N: signal N)
  *     --env K=V (repeatable)  --cwd DIR  --user UID[:GID]  --timeout-ms MS (connect)
+ *     --exec-path PATH        run PATH with CMD ARGS as its argv (CMD: argv[0] only)
+ *     --root DIR              in the container root DIR (a MOUNT with the ROOT opt
+ *                             made it; --raw sends that)
  *     --signal-after MS:SIG   send SIG through agent_signal MS after the start
  *     --tty                   on a terminal in the guest: our stdin to it, all it
  *                             shows to our stdout (our stderr gets nothing)
@@ -50,7 +53,8 @@ struct opts {
 	unsigned parallel;
 	const char *env[MAX_ENV + 2];  /* + RUNVM_TEST_INDEX + NULL */
 	unsigned nenv;
-	const char *cwd;
+	const char *cwd, *root;
+	const char *exec_path;         /* NULL: CMD is what runs */
 	uint32_t uid, gid;
 	unsigned signal_after_ms;
 	int signal;
@@ -90,8 +94,8 @@ static __attribute__((noreturn)) void die(const struct rv_err *err)
 static __attribute__((noreturn)) void usage(const char *why)
 {
 	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
-		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
-		"       [--userns INSIDE:OUTSIDE:COUNT]\n"
+		"[--env K=V] [--cwd DIR] [--root DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
+		"       [--userns INSIDE:OUTSIDE:COUNT] [--exec-path PATH]\n"
 		"       [--tty [--size RxC] [--resize-after MS:RxC] [--resize-first RxC]] -- CMD ARGS...\n"
 		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
 		why);
@@ -121,7 +125,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "tty", no_argument, NULL, 'y' }, { "size", required_argument, NULL, 'z' },
 		{ "resize-after", required_argument, NULL, 'R' },
 		{ "resize-first", required_argument, NULL, 'F' },
-		{ "userns", required_argument, NULL, 'N' }, { 0 },
+		{ "userns", required_argument, NULL, 'N' }, { "root", required_argument, NULL, 'o' },
+		{ "exec-path", required_argument, NULL, 'X' }, { 0 },
 	};
 	int c;
 
@@ -136,6 +141,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->env[o->nenv++] = optarg;
 			break;
 		case 'c': o->cwd = optarg; break;
+		case 'X': o->exec_path = optarg; break;
+		case 'o': o->root = optarg; break;
 		case 'U': parse_user(o, optarg); break;
 		case 's':
 			if (sscanf(optarg, "%u:%d", &o->signal_after_ms, &o->signal) != 2)
@@ -359,8 +366,9 @@ static void *job_run(void *arg)
 	}
 	j->env[n] = NULL;
 	struct agent_exec x = {
-		.argv = (const char *const *)o->argv, .envp = n ? j->env : NULL, .cwd = o->cwd,
-		.uid = o->uid, .gid = o->gid,
+		.argv = (const char *const *)o->argv, .path = o->exec_path,
+		.envp = n ? j->env : NULL, .cwd = o->cwd,
+		.root = o->root, .uid = o->uid, .gid = o->gid,
 		.stdin_fd = parallel ? -1 : STDIN_FILENO,
 		.stdout_fd = parallel ? j->out_fd : STDOUT_FILENO, .stderr_fd = STDERR_FILENO,
 		.tty = o->tty, .rows = (uint16_t)o->rows, .cols = (uint16_t)o->cols,

@@ -145,9 +145,9 @@ static int enter_jail(const char *root)
 		return jail_fail("mkdir ROOT/proc");
 	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return jail_fail("mount proc");
-	/* In a guest whose root is itself a chroot (the agent's), pivot_root
-	 * refuses (EINVAL, or EBUSY when ROOT is that root): a chroot confines
-	 * this program's own resolution as well. */
+	/* Where our root is itself a chroot (an agent before protocol v8 put
+	 * CMD in one), pivot_root refuses (EINVAL, or EBUSY when ROOT is that
+	 * root): a chroot confines this program's own resolution as well. */
 	if (syscall(SYS_pivot_root, ".", ".") == 0) {
 		if (umount2(".", MNT_DETACH) < 0)
 			return jail_fail("detach the old root");

@@ -62,6 +62,9 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	CHECK(memcmp(a->gid_map, b->gid_map, a->ngid_map * sizeof(uint32_t)) == 0);
 	for (uint32_t i = 0; i < a->nuid_map; i += 3)
 		CHECK(a->uid_map[i + 2] > 0);
+	/* What the agent execs apart from argv[0]: none, or an absolute path. */
+	CHECK(strcmp(a->path, b->path) == 0 && strlen(a->path) <= PROTO_MAX_PATH_BYTES &&
+	      (a->path[0] == '\0' || a->path[0] == '/'));
 	check_strv(a->nsysctls, a->sysctls, b->sysctls);
 	for (uint32_t i = 0; i < a->nsysctls; i++)   /* a key names a file below /proc/sys */
 		CHECK(!strchr(a->sysctls[i], '/') || strchr(a->sysctls[i], '/') >

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Runs a command on a new pty of ROWS x COLS, as a user at a terminal would:
-prints what it shows; once it has shown "ready", types Ctrl-C; then prints
-"status: exit N" or "status: signal N".
+"""Runs a command on a new pty of ROWS x COLS (sized before the command
+starts), as a user at a terminal would: prints what it shows; once it has
+shown "ready", types Ctrl-C; then prints "status: exit N" or "status: signal N".
 usage: pty_run.py ROWS COLS CMD [ARG...]"""
 import fcntl
 import os
@@ -17,10 +17,12 @@ TIMEOUT_S = 300
 
 def main():
     rows, cols, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    size = struct.pack("HHHH", rows, cols, 0, 0)
     pid, fd = pty.fork()
     if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, size)    # its size before CMD reads it
         os.execvp(argv[0], argv)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
     shown, typed, deadline = b"", False, time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 1.0)

@@ -144,6 +144,19 @@ expect_rc "a missing command: agent-run's error status 125" 125 &&
 	pass "one line naming the command and 'No such file'" ||
 	fail "one line naming the command and 'No such file'" "stderr: $err"
 
+# EXEC's path (an OCI hook's path and args): the path is what runs, argv[0]
+# only the name the process sees, not looked up anywhere.
+run_capture ar0 --exec-path /bin/sh -- my-hook-name -c 'echo "$0"; tr "\0" " " </proc/$$/cmdline'
+expect_rc "--exec-path /bin/sh: exit 0" 0 &&
+	[ "$(head -n 1 <<<"$out")" = my-hook-name ] && [[ "$out" == *$'\n'"my-hook-name -c "* ]] &&
+	pass "the path runs, with argv[0] as given" ||
+	fail "the path runs, with argv[0] as given" "stdout: $out" "stderr: $err"
+run_capture ar0 --exec-path "$tmp/no-such-program" -- sh -c true
+expect_rc "a missing path: agent-run's error status 125" 125 &&
+	[ "$err" = "agent-run: exec '$tmp/no-such-program' in the guest: No such file or directory" ] &&
+	pass "the error names the path, not argv[0]" ||
+	fail "the error names the path, not argv[0]" "stderr: $err"
+
 # --- a terminal (OCI process.terminal): the guest's pty, relayed ------------------
 # The guest terminal's line discipline is the one in force: it echoes input,
 # ends output lines with \r\n (ONLCR) and turns ^C into SIGINT. nocr drops
@@ -251,13 +264,14 @@ frame() {
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
-hello() { frame 1 1 "$(u32 7)"; }
-# EXEC's version 5 and 6 tail: umask 022, no oom_score_adj, caps, rlimits,
-# hostname, domainname, sysctls, seccomp filter or user namespace maps
-exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(u32 0)"; }
-# exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS]]]: EXEC of `true` as exec id 77
+hello() { frame 1 1 "$(u32 8)"; }
+# EXEC's version 5, 6 and 8 tail: umask 022, no oom_score_adj, caps, rlimits,
+# hostname, domainname, sysctls, seccomp filter or user namespace maps, and
+# PATH ("": argv[0] is what runs)
+exec_v5() { printf '%s' "$(u32 18)$(u32 0)$(u32 0)$(u32 0)$(str "")$(str "")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(str "${1:-}")"; }
+# exec_true REQ_ID [STREAMS [FLAGS [ROWS COLS [PATH]]]]: EXEC of `true` as exec id 77
 exec_true() {
-	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")$(exec_v5)"
+	frame 4 "$1" "$(u32 77)$(u32 "${2:-0}")$(u32 0)$(u32 0)$(str "")$(str "")$(u32 1)$(str true)$(u32 0)$(u32 0)$(u32 "${3:-0}")$(u16 "${4:-0}")$(u16 "${5:-0}")$(exec_v5 "${6:-}")"
 }
 # resize REQ_ID EXEC_ID ROWS COLS
 resize() { frame 17 "$1" "$(u32 "$2")$(u16 "$3")$(u16 "$4")"; }
@@ -286,9 +300,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 7"
-{ frame 1 1 "$(u32 6)"; } >"$tmp/frames"
-raw "version 6 (before NETCONF): ERROR" "unsupported protocol version 6, this agent speaks 7"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 8"
+{ frame 1 1 "$(u32 7)"; } >"$tmp/frames"
+raw "version 7 (before EXEC's path and containers' roots): ERROR" "unsupported protocol version 7, this agent speaks 8"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -327,15 +341,20 @@ raw "EXEC on a terminal with a stderr stream: refused" "EXEC frame: a process on
 raw "EXEC on a terminal without stdout: refused" "EXEC frame: a process on a terminal needs its stdout stream"
 { hello; exec_true 5 2 0 24 80; } >"$tmp/frames"
 raw "EXEC with a size but no terminal: refused" "EXEC frame: a terminal size (24x80) without a terminal"
+{ hello; exec_true 5 0 0 0 0 bin/true; } >"$tmp/frames"
+raw "EXEC with a relative path: the decoder refuses it" \
+	"EXEC frame: path 'bin/true' is neither \"\" nor an absolute path"
 { hello; frame 8 7 "$(u32 4242)$(u32 15)"; } >"$tmp/frames"
 raw "SIGNAL to nothing: ERROR ESRCH" "ERROR id=7 code=3"
 { hello; printf "$(hex "$(u32 100)0400")"; } >"$tmp/frames"
 raw "a frame cut short: the agent does not wait forever" "EOF"
 
 # --- MOUNT and EXEC's root -------------------------------------------------------
-# mount_req ID SOURCE TARGET FSTYPE FLAGS DATA: a MOUNT frame (MS_BIND 4096,
-# MS_RDONLY 1, MS_REMOUNT 32)
-mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")$(u32 0)$(u32 0)"; }
+# mount_req ID SOURCE TARGET FSTYPE FLAGS DATA [OPTS [PROPAGATION]]: a MOUNT
+# frame (MS_BIND 4096, MS_RDONLY 1, MS_REMOUNT 32, MS_REC 16384; opts: ROOT 8)
+mount_req() { frame 11 "$1" "$(str "$2")$(str "$3")$(str "$4")$(u32 "$5")$(str "$6")$(u32 "${7:-0}")$(u32 "${8:-0}")"; }
+# mount_root ID DIR [PROPAGATION]: DIR bound onto itself as a container's root
+mount_root() { mount_req "$1" "$2" "$2" "" $((4096 | 16384)) "" 8 "${3:-0}"; }
 # exec_root ID EXEC_ID ROOT CWD SCRIPT: EXEC of sh -c SCRIPT, no streams, then START
 exec_root() {
 	frame 4 "$1" "$(u32 "$2")$(u32 0)$(u32 0)$(u32 0)$(str "$3")$(str "$4")$(u32 3)$(str sh)$(str -c)$(str "$5")$(u32 0)$(u32 0)$(u32 0)$(u32 0)$(exec_v5)"
@@ -353,6 +372,9 @@ raw "MOUNT on a target with '..': ERROR EINVAL" \
 { hello; mount_req 3 "$tmp/no-such-source" "$tmp/mnt-none" "" 4096 ""; } >"$tmp/frames"
 raw "a bind of a missing source: ERROR ENOENT naming both" \
 	"ERROR id=3 code=2 bind '$tmp/no-such-source' on $tmp/mnt-none: bind: No such file or directory"
+{ hello; mount_req 3 /x /y "" 4096 "" 9; } >"$tmp/frames"
+raw "a container's root with another opt: the decoder refuses it" \
+	"MOUNT frame: opts 0x9: a container's root (0x8) takes no other opt"
 
 # MKNOD (OCI linux.devices): ROOT TARGET KIND MAJOR MINOR MODE UID GID; the
 # target is resolved inside ROOT, as the container's lookups go.
@@ -394,21 +416,74 @@ raw "MKNOD of the root itself: ERROR EINVAL" "ERROR id=3 code=22 device node '/'
 { hello; mknod_req 3 "$cr" /x u 1 3 416 0 0; } >"$tmp/frames"
 raw "MKNOD of an unknown kind: the decoder refuses it" "MKNOD frame: kind 117 is none of 'c', 'b', 'p'"
 
-# The guest's chroot, with the host's busybox as its only program.
-mkdir -p "$tmp/root/bin" "$tmp/root/work"
-cp /bin/busybox "$tmp/root/bin/busybox" && ln -s busybox "$tmp/root/bin/sh"
-{ hello; exec_root 3 91 "$tmp/root" /work 'echo $(pwd) $(/bin/busybox ls /) >/out'; } >"$tmp/frames"
-replies=$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")
-expect_in "EXEC with a root: STARTED" "$replies" "STARTED id=4"
-wait_file "$tmp/root/out"
-[ "$(cat "$tmp/root/out" 2>/dev/null)" = "/work bin work" ] &&
-	pass "the process runs chrooted, in its cwd inside the root" ||
-	fail "the process runs chrooted, in its cwd inside the root" "out: $(cat "$tmp/root/out" 2>&1)"
-{ hello; exec_root 3 92 "$tmp/no-root" / true; } >"$tmp/frames"
-raw "EXEC with a missing root: START fails naming it" "ERROR id=4 code=2 chroot '$tmp/no-root': No such file or directory"
-{ hello; exec_root 3 93 "$tmp/root" /nowhere true; } >"$tmp/frames"
-raw "a missing cwd below the root: START fails naming both" \
-	"ERROR id=4 code=2 chdir '/nowhere' below root '$tmp/root': No such file or directory"
+# A container's root (MOUNT with the ROOT opt): a mount namespace of its
+# own, where the mounts below the root are made, and its processes pivoted
+# into it, never chrooted: chroot-escape (tests/payloads/chroot_escape.c)
+# climbs out of a chroot to the host's root, but not out of this. The
+# host's busybox is the root's only other program.
+escape=$top/build/tests/chroot-escape
+root_tests=("MOUNT ROOT, a MOUNT below it and an EXEC with that root: each answered, the process started"
+	"the process runs in the root, in its cwd there" "its mount namespace is not the agent's"
+	"its root is a mount of its own, shared (the propagation asked for, given once pivoted)"
+	"a process holding CAP_SYS_CHROOT cannot climb out of its root (chroot-escape)"
+	"the mount below the root is in the root's namespace only, not in the agent's"
+	"a second EXEC with the root runs there too" "a MOUNT below a root whose processes started: ERROR EBUSY"
+	"--tty in the root: one of its own ptys, from the devpts mounted in it")
+if [ "$(id -u)" = 0 ] && [ -x "$escape" ]; then
+	mkdir -p "$tmp/root/bin" "$tmp/root/work"
+	cp /bin/busybox "$tmp/root/bin/busybox" && ln -s busybox "$tmp/root/bin/sh"
+	cp "$escape" "$tmp/root/bin/chroot-escape"
+	mkdir "$tmp/root/dev" && ln -s pts/ptmx "$tmp/root/dev/ptmx"
+	# rshared: MS_SHARED | MS_REC, as linux.rootfsPropagation asks for it;
+	# devpts: MS_NOSUID | MS_NOEXEC, an instance of the root's own
+	{ hello; mount_root 3 "$tmp/root" $((1048576 | 16384)); mount_req 4 proc "$tmp/root/proc" proc 0 ""
+	  mount_req 5 devpts "$tmp/root/dev/pts" devpts 10 "newinstance,ptmxmode=0666,mode=0620"
+	  exec_root 6 91 "$tmp/root" /work 'echo $(pwd) $(/bin/busybox ls /) >/out
+		/bin/busybox readlink /proc/self/ns/mnt >/ns; /bin/busybox grep -E "^([^ ]+ ){4}/ " /proc/self/mountinfo >/mi
+		/bin/chroot-escape /work >/escape 2>&1'; } >"$tmp/frames"
+	replies=$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")
+	[[ "$replies" == *"OK id=3"*"OK id=4"*"OK id=5"*"OK id=6"*"STARTED id=7"* ]] &&
+		[[ "$replies" != *ERROR* ]] && pass "${root_tests[0]}" || fail "${root_tests[0]}" "$replies"
+	wait_file "$tmp/root/escape"
+	[ "$(cat "$tmp/root/out" 2>/dev/null)" = "/work bin dev proc work" ] && pass "${root_tests[1]}" ||
+		fail "${root_tests[1]}" "out: $(cat "$tmp/root/out" 2>&1)"
+	ns=$(cat "$tmp/root/ns" 2>/dev/null)
+	[ -n "$ns" ] && [ "$ns" != "$(readlink "/proc/$main_agent/ns/mnt")" ] && pass "${root_tests[2]}" ||
+		fail "${root_tests[2]}" "the process's: $ns" "the agent's: $(readlink "/proc/$main_agent/ns/mnt")"
+	expect_in "${root_tests[3]}" "$(cat "$tmp/root/mi" 2>&1)" " shared:"
+	[ "$(cat "$tmp/root/escape" 2>&1)" = contained ] && pass "${root_tests[4]}" ||
+		fail "${root_tests[4]}" "chroot-escape: $(cat "$tmp/root/escape" 2>&1)"
+	! grep -q " $tmp/root" "/proc/$main_agent/mountinfo" && pass "${root_tests[5]}" ||
+		fail "${root_tests[5]}" "$(grep " $tmp/root" "/proc/$main_agent/mountinfo")"
+	{ hello; exec_root 3 92 "$tmp/root" / 'echo again >/work/again'; } >"$tmp/frames"
+	expect_in "${root_tests[6]}" "$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")" "STARTED id=4"
+	wait_file "$tmp/root/work/again"
+	run_capture ar0 --root "$tmp/root" --tty -- /bin/busybox sh -c \
+		'/bin/busybox ls /dev/pts | /bin/busybox tr "\n" " "; [ -c "$(/bin/busybox tty)" ] && echo own-pty'
+	[ "$(nocr "$out")" = "0 ptmx own-pty" ] && pass "${root_tests[8]}" ||
+		fail "${root_tests[8]}" "rc=$rc" "stdout: $out" "stderr: $err"
+	{ hello; mount_req 3 tmpfs "$tmp/root/work/t" tmpfs 0 ""; } >"$tmp/frames"
+	raw "${root_tests[7]}" "ERROR id=3 code=16 $tmp/root/work/t is in the container root $tmp/root, whose processes have started"
+	{ hello; mount_root 3 "$tmp/root"; } >"$tmp/frames"
+	raw "MOUNT ROOT twice: ERROR EBUSY" "ERROR id=3 code=16 a container's root on $tmp/root: $tmp/root is one already"
+	{ hello; mount_root 3 "$tmp/root/work"; } >"$tmp/frames"
+	raw "MOUNT ROOT below a root: ERROR EBUSY" "ERROR id=3 code=16 a container's root on $tmp/root/work: $tmp/root is one already"
+	{ hello; mount_root 3 /; } >"$tmp/frames"
+	raw "MOUNT ROOT on /: ERROR EINVAL" "ERROR id=3 code=22 a container's root on /: the guest's own root cannot be one"
+	{ hello; mount_req 3 none "$tmp/bad-root" no-such-fs 0 "" 8; exec_root 4 94 "$tmp/bad-root" / true; } >"$tmp/frames"
+	raw "a root that cannot be mounted: ERROR naming it, and no root is left" \
+		"ERROR id=3 code=19 the container root $tmp/bad-root: no-such-fs 'none' on $tmp/bad-root: mount: No such device
+OK id=4
+ERROR id=5 code=2 root '$tmp/bad-root' is no container's root"
+	{ hello; exec_root 3 93 "$tmp/root" /nowhere true; } >"$tmp/frames"
+	raw "a missing cwd below the root: START fails naming both" \
+		"ERROR id=4 code=2 chdir '/nowhere' below root '$tmp/root': No such file or directory"
+else
+	for n in "${root_tests[@]}"; do skip "$n" "needs root and $escape"; done
+fi
+{ hello; exec_root 3 95 "$tmp/no-root" / true; } >"$tmp/frames"
+raw "EXEC with a root no MOUNT made: START fails naming it" \
+	"ERROR id=4 code=2 root '$tmp/no-root' is no container's root (a MOUNT with the ROOT opt makes one)"
 
 # Mounts that succeed change the agent's mount namespace: a second agent in
 # a private one (unshare -m) takes them, and processes it runs see them.

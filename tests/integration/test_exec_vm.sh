@@ -280,6 +280,61 @@ run_capture rv exec u1 touch /etc/by-root
 expect_in "root inside cannot write the rootfs's files of the host's root" "$err" "Permission denied"
 rv delete --force u1
 
+# --- the root: a mount namespace of the container's own, pivoted into ---------------
+# A read-only root (root.readonly) whose rootfs lacks the mount points of two
+# binds and a tmpfs: the export is read-only to the guest too, so runvm makes
+# them in the rootfs on the host before boot, as runc makes them there; a
+# bind below that tmpfs is the guest's to make, in the tmpfs. The process
+# holds every capability, CAP_SYS_CHROOT among them, and tries the classic
+# way out of a chroot (tests/payloads/chroot_escape.c), which a chroot into
+# the rootfs would let it take to the guest's own root.
+mkbundle "$b/ro" sleep 100000
+cp "$top/build/tests/chroot-escape" "$b/ro/rootfs/bin/chroot-escape"
+mkdir -p "$scratch/bind-dir"
+echo in-bind-dir >"$scratch/bind-dir/marker"
+echo in-bind-file >"$scratch/bind-file"
+python3 - "$b/ro/config.json" "$scratch" <<'PY'
+import json, sys
+path, scratch = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+c["root"]["readonly"] = True
+c["mounts"] += [
+    {"destination": "/made/for/bind", "type": "bind", "source": scratch + "/bind-dir",
+     "options": ["rbind", "ro"]},
+    {"destination": "/etc/made.conf", "type": "bind", "source": scratch + "/bind-file",
+     "options": ["rbind", "ro"]},
+    {"destination": "/work/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+    {"destination": "/work/tmp/inner", "type": "bind", "source": scratch + "/bind-dir",
+     "options": ["rbind", "ro"]}]
+c["linux"]["maskedPaths"] = ["/proc/cmdline"]
+c["linux"]["readonlyPaths"] = ["/proc/sys"]
+json.dump(c, open(path, "w"), indent=1)
+PY
+run_capture rv run -d --bundle "$b/ro" r1
+expect_rc "root.readonly with binds and a tmpfs where the rootfs has no mount point: run -d exits 0" 0
+run_capture rv exec r1 cat /made/for/bind/marker /etc/made.conf /work/tmp/inner/marker
+expect_eq "the binds (of a directory, of a file, one below the tmpfs) are there" "$(echo $out)" \
+	"in-bind-dir in-bind-file in-bind-dir"
+run_capture rv exec r1 touch /new-file
+expect_in "the root is read-only all the same (EROFS)" "$err" "Read-only file system"
+run_capture rv exec r1 sh -c 'wc -c </proc/cmdline; echo 1 >/proc/sys/kernel/msgmax'
+expect_eq "maskedPaths: /proc/cmdline reads empty" "$out" 0
+expect_in "readonlyPaths: /proc/sys refuses writes" "$err" "Read-only file system"
+[ -d "$b/ro/rootfs/made/for/bind" ] && [ -f "$b/ro/rootfs/etc/made.conf" ] &&
+	[ ! -s "$b/ro/rootfs/etc/made.conf" ] && [ -d "$b/ro/rootfs/work/tmp" ] &&
+	[ ! -e "$b/ro/rootfs/work/tmp/inner" ] &&
+	pass "the mount points were made in the rootfs on the host, the one below the tmpfs in the guest" ||
+	fail "the mount points were made in the rootfs on the host, the one below the tmpfs in the guest" \
+		"$(cd "$b/ro/rootfs" && ls -ld made/for/bind etc/made.conf work/tmp work/tmp/inner 2>&1)"
+run_capture rv exec r1 sh -c 'own=$(readlink /proc/self/ns/mnt); agent=$(readlink /proc/1/ns/mnt)
+	[ -n "$own" ] && [ -n "$agent" ] && [ "$own" != "$agent" ] && echo not-the-agents
+	[ "$(readlink /proc/$(pidof sleep)/ns/mnt)" = "$own" ] && echo the-inits'
+expect_eq "the container has a mount namespace of its own, not the agent's, and an exec joins the init's" \
+	"$(echo $out)" "not-the-agents the-inits"
+run_capture rv exec r1 chroot-escape /work/tmp
+expect_eq "a process holding CAP_SYS_CHROOT cannot climb out of its root (chroot-escape)" "$out" contained
+rv delete --force r1
+
 # --- the container's status decides ------------------------------------------------------
 rv pause c1
 run_capture rv exec c1 true
@@ -302,6 +357,9 @@ rv delete c1
 # --- hooks: on the host and in the guest; order, the state on stdin, failures ------------
 # createContainer and startContainer run in the container: their /bin/sh is
 # the rootfs's, and they see it (/in-rootfs) and the bind of the log dir.
+# Each hook's args[0] is not its path: execve(path, args) runs the path with
+# args[0] as the name it sees ($0), on the host and in the guest alike (the
+# guest's /bin/sh is busybox, which goes by the base name: sh).
 mkbundle "$b/hooked" sleep 100000
 touch "$b/hooked/rootfs/in-rootfs"
 python3 - "$b/hooked/config.json" "$scratch/hooks" <<'PY'
@@ -311,9 +369,9 @@ c = json.load(open(path))
 def hook(name, fail=False, guest=False):
     d = "/hooks" if guest else log
     where = '; [ -e /in-rootfs ] && ! pidof sleep >/dev/null && echo in-container-before-init >"%s/%s.where"' % (d, name) if guest else ""
-    script = 'cat >"%s/%s.json"; echo %s >>"%s/order"%s%s' % (d, name, name, d, where,
-                                                             "; exit 4" if fail else "")
-    return [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 30}]
+    script = 'cat >"%s/%s.json"; echo %s >>"%s/order"; echo "$0" >"%s/%s.argv0"%s%s' % (
+        d, name, name, d, d, name, where, "; exit 4" if fail else "")
+    return [{"path": "/bin/sh", "args": ["/argv0-from-args/sh", "-c", script], "timeout": 30}]
 c["hooks"] = {"prestart": hook("prestart"), "createRuntime": hook("createRuntime"),
               "createContainer": hook("createContainer", guest=True),
               "startContainer": hook("startContainer", guest=True),
@@ -331,6 +389,9 @@ expect_in "createContainer too, in the guest" "$(cat "$scratch/hooks/createConta
 	'"status": "creating"'
 expect_eq "createContainer runs in the container, before its process" \
 	"$(cat "$scratch/hooks/createContainer.where" 2>&1)" "in-container-before-init"
+expect_eq "a hook's path runs with its args[0] as argv[0], on the host and in the guest" \
+	"$(cat "$scratch/hooks/createRuntime.argv0" "$scratch/hooks/createContainer.argv0" 2>&1 | tr '\n' ' ')" \
+	"/argv0-from-args/sh /argv0-from-args/sh "
 rv start h1 >/dev/null 2>&1
 expect_eq "start runs startContainer in the container, before its process, then poststart" \
 	"$(cat "$scratch/hooks/startContainer.where" 2>&1; tail -n 2 "$scratch/hooks/order" | tr '\n' ' ')" \

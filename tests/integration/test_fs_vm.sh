@@ -2,7 +2,7 @@
 # `runvm boot --rootfs DIR [--volume SRC:DST[:ro]]... -- CMD` on a real /dev/kvm:
 # our kernel and the agent (build/share/runvm/initramfs.img, no busybox of its
 # own), a container root and volumes served by the VMM's virtio-fs, mounted by
-# the agent, CMD chrooted into the root. What the guest does is checked from
+# the agent, CMD pivoted into the root. What the guest does is checked from
 # the host side, on the files themselves, as a user would.
 # usage: tests/integration/test_fs_vm.sh BUILD_DIR
 set -u

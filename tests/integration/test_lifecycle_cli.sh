@@ -26,7 +26,7 @@ expect_eq() {
 }
 
 # bundle NAME: $tmp/NAME with rootfs/ and runvm spec's config.json, terminal
-# off (a terminal needs a console socket); prints its path. The cases below
+# off (create needs a console socket for one); prints its path. The cases below
 # edit that file with sed, relying on runc's layout that spec writes: one
 # member a line, tab-indented (python or jq would be easier to read, but
 # python3 alone costs seconds on a loaded CI machine).
@@ -128,6 +128,11 @@ tty=$(bundle tty)
 sed -i 's/"terminal": false/"terminal": true/' "$tty/config.json"
 rv create -b "$tty" c1
 refused "create: terminal without --console-socket asks for one" "process.terminal" "--console-socket"
+rv run -d -b "$tty" c1
+refused "run -d: terminal without --console-socket is refused as runc refuses it" \
+	"cannot allocate tty if runvm will detach without setting console socket" "--console-socket"
+like_runc "runc words it the same ('cannot allocate tty if runc will detach')" \
+	"cannot allocate tty if runc will detach without setting console socket" run -d -b "$tty" c1
 
 touch "$tmp/not-a-socket"
 rv create -b "$ok" --console-socket "$tmp/not-a-socket" c1

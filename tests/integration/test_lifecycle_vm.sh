@@ -210,8 +210,56 @@ expect_in "of the spec's consoleSize" "$out" "33 101"
 run_capture rv wait t1
 expect_in "and its status comes back (0)" "$out" '"exitStatus":0'
 rv delete t1 >/dev/null 2>&1
-run_capture rv run --bundle "$b/tty" t2
-[ "$rc" != 0 ] && expect_in "terminal without --console-socket is refused" "$err" "console-socket"
+
+# --- a terminal without --console-socket: runc's two ways ----------------------------------
+# In the foreground runvm keeps the pty's master itself and stands between it
+# and its own stdio (python's pty stands for the user's terminal): the
+# process gets a terminal of the user's size, runvm exits with its status,
+# and the user's terminal (raw meanwhile) is given back as it was.
+mkbundle "$b/fgtty" sh -c 'tty; stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-ttys; exit 3'
+sed -i 's|"terminal": false,|"terminal": true,|' "$b/fgtty/config.json"
+run_capture python3 "$top/tests/integration/pty_run.py" 27 91 sh -c \
+	'stty -g >"$1/stty.before"; "$2" --root "$3" run --bundle "$4" t2; rc=$?; stty -g >"$1/stty.after"; exit $rc' \
+	_ "$scratch" "$build/bin/runvm" "$root" "$b/fgtty"
+expect_in "run, terminal, no --console-socket: the process's stdio is a terminal" "$out" "all-ttys"
+expect_in "one of the guest's ptys" "$out" "/dev/pts/"
+expect_in "of the user's terminal's size" "$out" "27 91"
+expect_in "runvm run exits with the process's status (3)" "$out" "status: exit 3"
+[ -s "$scratch/stty.before" ] && [ "$(cat "$scratch/stty.before")" = "$(cat "$scratch/stty.after" 2>&1)" ] &&
+	pass "the user's terminal is given back as it was" ||
+	fail "the user's terminal is given back as it was" "before: $(cat "$scratch/stty.before" 2>&1)" \
+		"after: $(cat "$scratch/stty.after" 2>&1)"
+[ ! -e "$root/t2" ] && pass "and the container is deleted" || fail "and the container is deleted" "$(ls "$root")"
+# Raw, the user's Ctrl-C is a byte for the guest's terminal, which makes it
+# SIGINT for the process: 128 + 2.
+mkbundle "$b/fgint" sh -c 'echo ready; exec sleep 300'
+sed -i 's|"terminal": false,|"terminal": true,|' "$b/fgint/config.json"
+run_capture python3 "$top/tests/integration/pty_run.py" 24 80 "$build/bin/runvm" --root "$root" run \
+	--bundle "$b/fgint" t3
+expect_in "Ctrl-C ends the process with SIGINT, and runvm run with 130" "$out" "status: exit 130"
+# stdin no terminal (nor stdout): no raw mode, the input still reaches the
+# guest's terminal, whose size is the spec's consoleSize then.
+printf 'typed-in\n' | timeout 300 "$build/bin/runvm" --root "$root" run --bundle "$b/tty" t4 \
+	>"$scratch/t4.out" 2>&1
+rc=$?
+out=$(tr -d '\r' <"$scratch/t4.out")
+[ "$rc" = 0 ] && pass "stdin a pipe: runvm run exits 0 with the process" ||
+	fail "stdin a pipe: runvm run exits 0 with the process" "exit status $rc" "${out:0:600}"
+expect_in "what comes on stdin reaches the process" "$out" "got=typed-in"
+expect_in "its stdio is a guest terminal" "$out" "all-ttys"
+expect_in "of the spec's consoleSize then" "$out" "33 101"
+# Detached (run -d, create) there is nobody to hold the master: refused
+# before anything is made, with runc's words.
+run_capture rv run -d --bundle "$b/tty" t5
+[ "$rc" != 0 ] && [[ "$err" == *"cannot allocate tty if runvm will detach without setting console socket"* ]] &&
+	pass "run -d with a terminal and no --console-socket is refused as runc refuses it" ||
+	fail "run -d with a terminal and no --console-socket is refused as runc refuses it" "rc $rc" "$err"
+run_capture rv create --bundle "$b/tty" t6
+[ "$rc" != 0 ] && [[ "$err" == *"cannot allocate tty if runvm will detach"* ]] &&
+	pass "so is create" || fail "so is create" "rc $rc" "$err"
+[ ! -e "$root/t5" ] && [ ! -e "$root/t6" ] && [ -z "$(pgrep -f "runvm --log $root/t[56]/")" ] &&
+	pass "neither leaves a state dir or a VMM" ||
+	fail "neither leaves a state dir or a VMM" "$(ls "$root")" "$(pgrep -af "runvm --log $root/")"
 
 # --- the VMM's host cgroup -----------------------------------------------------------------
 mkbundle "$b/cg" sleep 1000

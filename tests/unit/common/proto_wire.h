@@ -42,8 +42,9 @@ static inline void wstr(struct wire *w, const char *s, size_t len)
 }
 
 /* EXEC's fields after its groups: flags and the terminal size (version 4),
- * then umask 022 and no other process attribute (version 5: 36 bytes), and
- * no user namespace maps (version 6: 8 bytes). */
+ * then umask 022 and no other process attribute (version 5: 36 bytes), no
+ * user namespace maps (version 6: 8 bytes), and no path (version 8: 4
+ * bytes, argv[0] is what runs). */
 static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uint16_t cols)
 {
 	w32(w, flags);
@@ -60,6 +61,7 @@ static inline void wexec_tail(struct wire *w, uint32_t flags, uint16_t rows, uin
 	w32(w, 0);       /* seccomp */
 	w32(w, 0);       /* uid_map */
 	w32(w, 0);       /* gid_map */
+	w32(w, 0);       /* path "" */
 }
 
 /* A header whose payload_len covers everything appended after it. */

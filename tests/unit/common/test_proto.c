@@ -271,6 +271,34 @@ Test(proto, encodes_mount_fields_in_wire_order)
 	free(buf);
 }
 
+Test(proto, a_container_root_takes_no_other_mount_opt)
+{
+	struct proto_msg m = { .type = PROTO_MOUNT, .id = 2,
+			       .mount = { .source = "/r", .target = "/r", .fstype = "",
+					  .flags = 0x5000 /* MS_BIND | MS_REC */, .data = "",
+					  .opts = PROTO_MOUNT_ROOT, .propagation = 0x104000 } }, d;
+	struct wire w;
+
+	round_trip(&m, &d);
+	cr_assert_eq(d.mount.opts, PROTO_MOUNT_ROOT);
+	cr_assert_eq(d.mount.propagation, 0x104000, "a root's propagation travels with it");
+	proto_msg_free(&d);
+	static const uint32_t with[] = { PROTO_MOUNT_IF_EXISTS, PROTO_MOUNT_MASK, PROTO_MOUNT_DEVICES };
+	for (size_t i = 0; i < sizeof(with) / sizeof(with[0]); i++) {
+		m.mount.opts = PROTO_MOUNT_ROOT | with[i];
+		encode_fails(&m, EINVAL, "a container's root (0x8) takes no other opt");
+		wmount(&w, "/mnt", 4);
+		w.n -= 8;
+		w32(&w, PROTO_MOUNT_ROOT | with[i]);
+		w32(&w, 0);
+		wseal(&w);
+		char want[96];
+		snprintf(want, sizeof(want), "MOUNT frame: opts 0x%x: a container's root (0x8) takes "
+			 "no other opt", PROTO_MOUNT_ROOT | with[i]);
+		decode_fails(&w, EPROTO, want);
+	}
+}
+
 Test(proto, encoder_appends_frames_one_after_another)
 {
 	struct proto_msg a = { .type = PROTO_START, .id = 1, .start.exec_id = 1 };
@@ -584,10 +612,10 @@ Test(proto, rejects_an_old_mount_and_unknown_opts_or_propagation)
 	decode_fails(&w, EPROTO, "MOUNT frame: propagation needs 4 bytes, only 0 are left");
 	wmount(&w, "/mnt", 4);
 	w.n -= 8;
-	w32(&w, 8);
+	w32(&w, 0x10);
 	w32(&w, 0);
 	wseal(&w);
-	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x8 has unknown bits (known: 0x7)");
+	decode_fails(&w, EPROTO, "MOUNT frame: opts 0x10 has unknown bits (known: 0xf)");
 	static const uint32_t bad[] = { 0x1 /* MS_RDONLY */, 0x40000 | 0x100000 /* private+shared */,
 					0x4000 /* MS_REC alone */ };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -133,6 +133,7 @@ Test(proto_attrs, the_decoder_refuses_them_too)
 	w32(&w, 0); w32(&w, 0);                            /* seccomp_flags seccomp */
 	size_t maps_at = w.n;
 	w32(&w, 0); w32(&w, 0);                            /* uid_map gid_map */
+	w32(&w, 0);                                        /* path */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: rlimits[0]: soft limit over the hard one");
 	w.n = maps_at - 48;                                /* back to the rlimits */
@@ -140,6 +141,7 @@ Test(proto_attrs, the_decoder_refuses_them_too)
 	w32(&w, 0); w32(&w, 0); w32(&w, 0); w32(&w, 0); w32(&w, 0);
 	w32(&w, 3); w32(&w, 0); w32(&w, 1); w32(&w, 0);   /* uid_map 0 1 0: empty */
 	w32(&w, 3); w32(&w, 0); w32(&w, 1); w32(&w, 1);
+	w32(&w, 0);                                        /* path */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: uid_map[0]: 0 ids from 0 or 1: empty");
 }

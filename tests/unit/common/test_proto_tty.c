@@ -51,7 +51,7 @@ static void wresize(struct wire *w, uint32_t exec_id, uint16_t rows, uint16_t co
 
 Test(proto_tty, version_and_name)
 {
-	cr_assert_eq(PROTO_VERSION, 7, "NETCONF: a new version");
+	cr_assert_eq(PROTO_VERSION, 8, "EXEC's path, MOUNT's ROOT opt: a new version");
 	cr_assert_str_eq(proto_type_name(PROTO_RESIZE), "RESIZE");
 	cr_assert_str_eq(proto_type_name(PROTO_NETCONF), "NETCONF");
 	cr_assert_eq(PROTO_TYPE_MAX, PROTO_NETCONF, "NETCONF (version 7) is the last type");
@@ -116,8 +116,9 @@ Test(proto_tty, encodes_resize_as_u32_u16_u16)
 }
 
 /* Version 3's EXEC is a prefix of version 4's: its fields follow the groups,
- * and version 5's nine fields (36 bytes for a process without attributes)
- * and version 6's two maps (8 bytes without) follow them. */
+ * and version 5's nine fields (36 bytes for a process without attributes),
+ * version 6's two maps (8 bytes without) and version 8's path (4 bytes
+ * without) follow them. */
 Test(proto_tty, exec_ends_with_flags_rows_cols)
 {
 	struct proto_msg m = tty_exec(0x0102, 0x0304);
@@ -129,7 +130,7 @@ Test(proto_tty, exec_ends_with_flags_rows_cols)
 	size_t len;
 
 	encode_ok(&m, &buf, &len);
-	cr_assert_arr_eq(buf + len - 44 - sizeof(tail), tail, sizeof(tail));
+	cr_assert_arr_eq(buf + len - 48 - sizeof(tail), tail, sizeof(tail));
 	wexec(&w, PROTO_WANT_STDIN | PROTO_WANT_STDOUT, PROTO_EXEC_TTY, 0x0102, 0x0304);
 	cr_assert_eq(proto_decode(w.b, w.n, &d, &err), 0, "%s", err.msg);
 	cr_assert_eq(d.exec.rows, 0x0102);
@@ -140,26 +141,30 @@ Test(proto_tty, exec_ends_with_flags_rows_cols)
 
 /* --- decoder rejections ----------------------------------------------------------- */
 
-Test(proto_tty, rejects_a_version_3_4_or_5_exec)
+Test(proto_tty, rejects_a_version_3_to_7_exec)
 {
 	struct wire w;
 
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 44 + 8;             /* no flags, rows, cols, nor version 5's and 6's fields */
+	w.n -= 48 + 8;             /* no flags, rows, cols, nor version 5's, 6's and 8's fields */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: flags needs 4 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 44 + 2;             /* no cols */
+	w.n -= 48 + 2;             /* no cols */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: cols needs 2 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 44;                 /* version 4's */
+	w.n -= 48;                 /* version 4's */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: umask needs 4 bytes, only 0 are left");
 	wexec(&w, 0, 0, 0, 0);
-	w.n -= 8;                  /* version 5's */
+	w.n -= 12;                 /* version 5's */
 	wseal(&w);
 	decode_fails(&w, EPROTO, "EXEC frame: uid_map needs 4 bytes, only 0 are left");
+	wexec(&w, 0, 0, 0, 0);
+	w.n -= 4;                  /* version 6's and 7's */
+	wseal(&w);
+	decode_fails(&w, EPROTO, "EXEC frame: path needs 4 bytes, only 0 are left");
 }
 
 Test(proto_tty, rejects_unknown_exec_flags)

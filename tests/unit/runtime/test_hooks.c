@@ -142,6 +142,17 @@ Test(hooks, bad_hooks_are_named_by_their_field)
 		"hooks.createRuntime: must be an array");
 }
 
+/* execve(path, args): the path is what runs, args[0] the name it sees. */
+Test(hooks, the_path_runs_with_args0_as_its_argv0)
+{
+	struct rv_err err = { 0 };
+
+	parse(SPEC_WITH_HOOKS("{\"prestart\": [{\"path\": \"/bin/sh\", "
+		"\"args\": [\"not-a-program\", \"-c\", \"echo \\\"$0\\\" >argv0\"]}]}"));
+	cr_assert_eq(hooks_run(&spec.hooks, HOOK_PRESTART, "{}", &err), 0, "%s", err.msg);
+	cr_expect_str_eq(slurp("argv0"), "not-a-program\n");
+}
+
 Test(hooks, without_args_argv0_is_the_path)
 {
 	parse(SPEC_WITH_HOOKS("{\"poststop\": [{\"path\": \"/bin/true\"}]}"));
