@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,11 +143,33 @@ static int attach_fn(void *arg, struct rv_err *err)
 	return attach_inside(arg, err);
 }
 
+/* A pod's namespace is one made for it (by CNI); ours is the host's. Given
+ * ours, the guest would take the host's one interface besides lo, or
+ * fail on many: a spec that names /proc/PID/ns/net of a pod's other
+ * container, which in runvm is a VMM in the host's namespace, does that. */
+static int check_not_ours(const char *netns_path, struct rv_err *err)
+{
+	struct stat pod, ours;
+
+	if (stat(netns_path, &pod) < 0)
+		return rv_fail(err, errno, "network namespace %s", netns_path);
+	if (stat("/proc/thread-self/ns/net", &ours) < 0)
+		return rv_fail(err, errno, "this thread's network namespace");
+	if (pod.st_dev == ours.st_dev && pod.st_ino == ours.st_ino)
+		return rv_failx(err, EINVAL, "network namespace %s is runvm's own (the host's), not a "
+				"pod's: the guest would take its interface. Give the path of the namespace "
+				"made for the pod (e.g. /var/run/netns/NAME); a path under /proc of another "
+				"container's runvm process names the host's", netns_path);
+	return 0;
+}
+
 int pod_net_attach(const char *netns_path, struct pod_net *pn, struct rv_err *err)
 {
 	memset(pn, 0, sizeof(*pn));
 	pn->tap_fd = -1;
 	pn->nl.fd = -1;
+	if (check_not_ours(netns_path, err) < 0)
+		return -1;
 	if (pod_net_in_netns(netns_path, attach_fn, pn, err) < 0) {
 		pod_net_detach(pn);
 		return -1;

@@ -179,6 +179,17 @@ expect_in "and names it" "$err" "/run/netns/no-such-pod"
 [ -z "$(rv list -q)" ] && [ "$(vmm_processes)" = 0 ] &&
 	pass "and leaves no container and no VMM" || fail "and leaves no container and no VMM" "$(rv list)"
 
+# A pod's other container's /proc/PID/ns/net, which for a runvm VMM is the
+# host's own namespace: never taken.
+mkbundle "$b/ours" true
+with_net "$b/ours" "/proc/$$/ns/net"
+run_capture rv create -b "$b/ours" ours
+[ "$rc" != 0 ] && pass "runvm's own network namespace (the host's): create fails" ||
+	fail "runvm's own network namespace (the host's): create fails" "rc $rc"
+expect_in "and says why" "$err" "is runvm's own (the host's)"
+[ -z "$(rv list -q)" ] && [ "$(vmm_processes)" = 0 ] && [ -z "$(ip -o link | grep runvm)" ] &&
+	pass "and leaves no container, VMM or tap" || fail "and leaves no container, VMM or tap" "$(rv list; ip -o link)"
+
 if ip netns add "$ns2" && ip -n "$ns2" link add a0 type veth peer name a1; then
 	mkbundle "$b/two" true
 	with_net "$b/two" "/run/netns/$ns2"
