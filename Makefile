@@ -252,11 +252,11 @@ check-sanitize:
 demo:
 	@scripts/demo.sh
 
-# The engines (containerd's runc shim and podman today), each started by its test with
+# The engines (containerd's runc shim, podman, Docker), each started by its test with
 # its own root, state and socket, in the testbed where KVM cannot boot
 # guests. `make check` runs them too.
 e2e: all
-	@RUNVM_VM_SUITES="containerd-vm podman-vm" tests/check.sh --build $(B) --suites vm
+	@RUNVM_VM_SUITES="containerd-vm podman-vm docker-vm" tests/check.sh --build $(B) --suites vm
 
 install: all
 	install -D -m 0755 $(RUNVM) $(DESTDIR)$(PREFIX)/bin/runvm

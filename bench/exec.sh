@@ -17,8 +17,8 @@
 # Target: ratio ≤ 1.0 (runvm's exec no slower than runc's) on hardware KVM.
 #
 # The bundle keeps its pid namespace for all three: an exec joins the
-# container's namespaces whether or not there is one, and delete --force's
-# SIGKILL reaches a namespace's PID 1 (runvm's guest has no pid namespace yet).
+# container's namespaces (runvm's: in the guest), and delete --force's
+# SIGKILL reaches a namespace's PID 1.
 #
 # usage: bench/exec.sh           (root: runc, crun and mounts need it)
 # env (defaults in parentheses): RUNS (50), RUNVM (build/bin/runvm), RUNC

@@ -54,8 +54,9 @@
  * EXEC's user namespace maps after the seccomp filter, MOUNT's propagation
  * after its opts, and MKNOD; version 7 NETCONF; version 8 MOUNT's ROOT opt,
  * EXEC's root then naming such a root (its mount namespace, pivoted into
- * it) where it used to be any directory to chroot into, and EXEC's path
- * after the user namespace maps. */
+ * it) where it used to be any directory to chroot into, EXEC's path
+ * after the user namespace maps, MOUNT's PIDNS opt (with ROOT) and EXEC's
+ * INIT flag. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -120,7 +121,13 @@ enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
 #define PROTO_EXEC_TTY    (1u << 0)   /* on a terminal: wants stdout, no stderr */
 #define PROTO_EXEC_NO_NEW_PRIVS (1u << 1)   /* prctl(PR_SET_NO_NEW_PRIVS) before exec */
 #define PROTO_EXEC_OOM_SCORE (1u << 2)      /* set oom_score_adj */
-#define PROTO_EXEC_FLAGS (PROTO_EXEC_TTY | PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE)
+/* The container's init: PID 1 of a PID namespace of its own. Only with a
+ * root whose MOUNT had PROTO_MOUNT_PIDNS (else ERROR EINVAL at START), once
+ * per root (EBUSY for another); it makes the MOUNTs that root held back
+ * before its exec (a failure is START's ERROR). */
+#define PROTO_EXEC_INIT (1u << 3)
+#define PROTO_EXEC_FLAGS (PROTO_EXEC_TTY | PROTO_EXEC_NO_NEW_PRIVS | PROTO_EXEC_OOM_SCORE | \
+			  PROTO_EXEC_INIT)
 
 /* EXEC's capability sets, in this order (OCI process.capabilities). */
 enum { PROTO_CAP_BOUNDING, PROTO_CAP_EFFECTIVE, PROTO_CAP_INHERITABLE, PROTO_CAP_PERMITTED,
@@ -199,7 +206,7 @@ struct proto_mount {
  * once mounted (a tmpfs for a container's /dev), target gets the standard
  * device nodes (null, zero, full, random, urandom, tty, all 0666) and the
  * links fd, stdin, stdout, stderr and ptmx (to pts/ptmx).
- * ROOT (alone, no other opt): target becomes a container's root, as runc
+ * ROOT (alone, or with PIDNS): target becomes a container's root, as runc
  * makes one. The agent makes a mount namespace for it, a copy of the
  * guest's with every mount a slave, and mounts target there (a bind of it
  * onto itself, or an overlay); every later MOUNT whose target, or MKNOD
@@ -209,13 +216,29 @@ struct proto_mount {
  * propagation (linux.rootfsPropagation: a shared root could not be
  * pivoted); from then on the root's mounts are fixed (MOUNT or MKNOD below
  * it: ERROR EBUSY). Target must not be "/", nor be or lie below another
- * root (EINVAL, EBUSY). */
+ * root (EINVAL, EBUSY).
+ * PIDNS (with ROOT only; OCI linux.namespaces' "pid" without a path): the
+ * root's processes get a PID namespace of their own, as runc's do. Its
+ * init is the EXEC with PROTO_EXEC_INIT: PID 1 there, so that from outside
+ * only SIGKILL and SIGSTOP reach it unless it handles the signal, and its
+ * end kills every other process in the namespace. A proc mount shows the
+ * PID namespace of whoever mounts it: a MOUNT of a "proc" below the root,
+ * and every later one whose target is that mount's target or lies below
+ * it (maskedPaths and readonlyPaths in /proc), is answered OK and held
+ * back for the init, which makes them, in order, before its exec, inside
+ * the pivoted root (paths lose the root's prefix); a failure there is its
+ * START's ERROR. A held-back bind's source must lie in the root (EINVAL:
+ * nothing else is in sight of the init). Other EXECs with this root run,
+ * before the init starts (createContainer and startContainer hooks), in
+ * the agent's PID namespace, with /proc not yet mounted; while it runs, in
+ * its namespace; once it has ended, START is ERROR ESRCH. */
 #define PROTO_MOUNT_IF_EXISTS (1u << 0)
 #define PROTO_MOUNT_MASK      (1u << 1)
 #define PROTO_MOUNT_DEVICES   (1u << 2)
 #define PROTO_MOUNT_ROOT      (1u << 3)
+#define PROTO_MOUNT_PIDNS     (1u << 4)
 #define PROTO_MOUNT_OPTS (PROTO_MOUNT_IF_EXISTS | PROTO_MOUNT_MASK | PROTO_MOUNT_DEVICES | \
-			  PROTO_MOUNT_ROOT)
+			  PROTO_MOUNT_ROOT | PROTO_MOUNT_PIDNS)
 #define PROTO_MAX_SYSCTL_KEY_BYTES 256u
 #define PROTO_MAX_SECCOMP_INSNS 4096u   /* the kernel's BPF_MAXINSNS */
 #define PROTO_MAX_ID_MAP_LINES 340u     /* the kernel's limit per map */

@@ -184,6 +184,18 @@ static bool propagation_ok(uint32_t p)
 	       type == MS_UNBINDABLE;
 }
 
+/* ROOT takes no other opt but PIDNS, which is a root's only. */
+static int check_root_opts(const struct codec *c, uint32_t opts, int code)
+{
+	if ((opts & PROTO_MOUNT_ROOT) && (opts & ~(PROTO_MOUNT_ROOT | PROTO_MOUNT_PIDNS)))
+		return codec_fail(c, code, "opts 0x%x: a container's root (0x%x) takes no other opt "
+				  "than PIDNS (0x%x)", opts, PROTO_MOUNT_ROOT, PROTO_MOUNT_PIDNS);
+	if ((opts & PROTO_MOUNT_PIDNS) && !(opts & PROTO_MOUNT_ROOT))
+		return codec_fail(c, code, "opts 0x%x: PIDNS (0x%x) is a container root's (0x%x) "
+				  "opt", opts, PROTO_MOUNT_PIDNS, PROTO_MOUNT_ROOT);
+	return 0;
+}
+
 /* Values a receiver would otherwise have to check before using them as
  * indexes or masks; the same rules bind the encoder. */
 int proto_check_values(const struct codec *c, const struct proto_msg *m)
@@ -224,6 +236,9 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 		return -1;
 	if (root && (root[0] || m->type == PROTO_MKNOD) && root[0] != '/')
 		return codec_fail(c, code, "root '%.64s' is not an absolute path", root);
+	if (m->type == PROTO_EXEC && (m->exec.flags & PROTO_EXEC_INIT) && !(root && root[0]))
+		return codec_fail(c, code, "INIT (flag 0x%x) without a root: an init is a container "
+				  "root's", PROTO_EXEC_INIT);
 	if (m->type == PROTO_EXEC && m->exec.path && m->exec.path[0] && m->exec.path[0] != '/')
 		return codec_fail(c, code, "path '%.64s' is neither \"\" nor an absolute path",
 				  m->exec.path);
@@ -236,10 +251,8 @@ int proto_check_paths(const struct codec *c, const struct proto_msg *m)
 	if (m->type == PROTO_MOUNT && (m->mount.opts & ~PROTO_MOUNT_OPTS))
 		return codec_fail(c, code, "opts 0x%x has unknown bits (known: 0x%x)", m->mount.opts,
 			          PROTO_MOUNT_OPTS);
-	if (m->type == PROTO_MOUNT && (m->mount.opts & PROTO_MOUNT_ROOT) &&
-	    m->mount.opts != PROTO_MOUNT_ROOT)
-		return codec_fail(c, code, "opts 0x%x: a container's root (0x%x) takes no other opt",
-			          m->mount.opts, PROTO_MOUNT_ROOT);
+	if (m->type == PROTO_MOUNT && check_root_opts(c, m->mount.opts, code) < 0)
+		return -1;
 	if (m->type == PROTO_MOUNT && !propagation_ok(m->mount.propagation))
 		return codec_fail(c, code, "propagation 0x%x: want 0 or one of private, slave, shared, "
 				  "unbindable (maybe recursive)", m->mount.propagation);

@@ -116,13 +116,10 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		sigaddset(&set, forwarded[i]);
 	if (!detach)
 		sigprocmask(SIG_BLOCK, &set, NULL);
-	if (master >= 0) {
+	if (master >= 0)
 		signal(SIGPIPE, SIG_IGN);      /* a stdout whose reader is gone: EPIPE */
-		console_raw_begin(&raw, STDIN_FILENO);
-	}
 	if (container_start(cli, id, err) < 0) {
 		struct rv_err ignored;
-		console_raw_end(&raw);
 		if (master >= 0)
 			close(master);
 		kill(vmm, SIGKILL);
@@ -134,6 +131,9 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		return 0;
 	snprintf(ctl_path, sizeof(ctl_path), "%s/%s/%s", cli->root, id, STATE_CONTROL_SOCK);
 	if (master >= 0) {
+		/* Only now: while start's hooks ran, the terminal stayed cooked,
+		 * their output readable; the container's waited in the pty. */
+		console_raw_begin(&raw, STDIN_FILENO);
 		rc = relay_vmm(vmm, master, size_fd, ctl_path, &set, &status, err);
 		console_raw_end(&raw);
 		if (rc < 0)

@@ -236,6 +236,12 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	for (size_t i = 0; i < s->nnamespaces; i++)
 		if (!strcmp(s->namespaces[i].type, "network"))
 			cfg->netns_path = s->namespaces[i].path;
+	/* A new pid namespace is made in the guest. One to join (a path, a
+	 * pod's sandbox's) is on the host, out of a VM's reach: the process
+	 * then shares the guest's, where it is not PID 1 either. */
+	for (size_t i = 0; i < s->nnamespaces; i++)
+		if (!strcmp(s->namespaces[i].type, "pid"))
+			cfg->pidns = !s->namespaces[i].path;
 	return 0;
 }
 

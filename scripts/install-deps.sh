@@ -12,8 +12,8 @@ packages=(
 	# testbed and QEMU peer; tools the test scripts use
 	qemu-system-x86 procps
 	# engines runvm must work under (make e2e): containerd and its runc shim,
-	# podman with conmon
-	containerd podman
+	# podman with conmon, Docker's daemon
+	containerd podman docker.io
 	# peers and test bundles
 	runc crun busybox-static
 	# virtio-fs: real workloads in the file-service tests (git, SQLite, fio's

@@ -209,7 +209,8 @@ static int send_exec(struct run *r, struct rv_err *err)
 		.ngroups = x->ngroups, .groups = x->groups,
 		.flags = (x->tty ? PROTO_EXEC_TTY : 0) |
 			 (a->no_new_privs ? PROTO_EXEC_NO_NEW_PRIVS : 0) |
-			 (a->has_oom_score_adj ? PROTO_EXEC_OOM_SCORE : 0),
+			 (a->has_oom_score_adj ? PROTO_EXEC_OOM_SCORE : 0) |
+			 (x->init ? PROTO_EXEC_INIT : 0),
 		.rows = x->tty ? x->rows : 0, .cols = x->tty ? x->cols : 0,
 		.umask = a->has_umask ? a->umask : 022,
 		.oom_score_adj = a->has_oom_score_adj ? a->oom_score_adj : 0,

@@ -64,6 +64,8 @@ struct agent_exec {
 					* root (a MOUNT with PROTO_MOUNT_ROOT made it): the
 					* process runs in its mount namespace, pivoted there */
 	const char *cwd;               /* NULL = "/"; inside root when one is set */
+	bool init;                     /* the container's init: PID 1 of a PID namespace of its
+					* own (root's MOUNT asked for one: PROTO_MOUNT_PIDNS) */
 	uint32_t uid, gid;
 	const uint32_t *groups;        /* supplementary groups (ngroups of them) */
 	uint32_t ngroups;

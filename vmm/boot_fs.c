@@ -277,7 +277,8 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
 {
 	struct proto_mount root = { .source = BOOT_GUEST_ROOTFS, .target = BOOT_GUEST_ROOTFS,
-				    .flags = MS_BIND | MS_REC, .opts = PROTO_MOUNT_ROOT,
+				    .flags = MS_BIND | MS_REC,
+				    .opts = PROTO_MOUNT_ROOT | (f->root_pidns ? PROTO_MOUNT_PIDNS : 0),
 				    .propagation = f->root_propagation };
 
 	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0 ||

@@ -43,6 +43,8 @@ struct boot_fs {
 	 * where the guest makes it. Else such a volume is refused (EROFS). */
 	bool points_made;
 	uint32_t root_propagation;   /* of the rootfs mount in the guest, MS_* bits */
+	bool root_pidns;             /* the root's processes get a PID namespace of their own
+				      * (PROTO_MOUNT_PIDNS): its init is the EXEC with INIT */
 	const char *cache_arg;       /* --fs-cache as given; NULL: auto */
 	enum fs_cache cache;
 	bool has_proc, has_dev, has_sys;

@@ -154,6 +154,7 @@ static int make_exports(struct sandbox *sb, struct rv_err *err)
 	sb->fs->rootfs = cfg->rootfs;
 	sb->fs->readonly = sb->fs->points_made = cfg->readonly;
 	sb->fs->root_propagation = cfg->rootfs_propagation;
+	sb->fs->root_pidns = cfg->pidns;
 	for (size_t i = 0; i < cfg->nmounts; i++) {
 		const struct sandbox_mount *m = &cfg->mounts[i];
 		if (!m->host_source) {

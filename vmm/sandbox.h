@@ -44,6 +44,10 @@ struct sandbox_config {
 	/* linux.namespaces' network path: its interface becomes the guest's
 	 * (vmm/pod_net.h). NULL: the guest has its loopback only. */
 	const char *netns_path;
+	/* linux.namespaces has a "pid" without a path: the process is PID 1 of
+	 * a PID namespace of its own in the guest, later execs join it (runc's
+	 * semantics). Else it shares the guest's, as runc's shares the host's. */
+	bool pidns;
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;

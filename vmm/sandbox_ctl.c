@@ -107,6 +107,7 @@ static int controller(void *arg, struct vm *vm, const struct agent_client *agent
 	struct agent_status st;
 	struct winsize ws;
 
+	x.init = cfg->pidns;
 	x.tty = cfg->terminal;
 	if (x.tty) {
 		x.stderr_fd = -1;      /* a terminal merges it into stdout */

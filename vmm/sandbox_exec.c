@@ -176,6 +176,8 @@ static int to_agent_exec(const struct proto_exec *e, const char **argv, const ch
 	if (e->hostname[0] || e->domainname[0] || e->nsysctls || e->nuid_map || e->ngid_map)
 		return rv_failx(err, EINVAL, "exec: the hostname, domainname, sysctls and user "
 				"namespace are the container's, set by create");
+	if (e->flags & PROTO_EXEC_INIT)
+		return rv_failx(err, EINVAL, "exec: only the container's own process is its init");
 	if (e->cwd[0] && e->cwd[0] != '/')
 		return rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
 	*x = (struct agent_exec){ .argv = argv, .path = e->path, .envp = envp,

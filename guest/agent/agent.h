@@ -96,6 +96,8 @@ struct agent {
 	uint32_t userns_nuid, userns_ngid;
 	struct root *roots;           /* containers' roots (roots.c) */
 	unsigned nroots;
+	int pidns_self;               /* the agent's own PID namespace (pidns.c), -1: none */
+	bool pidns_stuck;             /* could not return to it: it forks no more */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -160,17 +162,19 @@ void relay_release(struct agent *a, struct stream *s);
 void relay_conn_lost(struct agent *a, struct stream *s);
 
 /* procs.c: the container as a whole, the agent's descendants (SIGNAL_ALL,
- * PS, STATS); each handler answers on c. */
+ * PS, STATS), by their pids in the agent's PID namespace (those in a
+ * container's own too); each handler answers on c. */
 void procs_on_signal_all(const struct agent *a, struct conn *c, const struct proto_msg *m);
 void procs_on_ps(struct conn *c, const struct proto_msg *m);
 void procs_on_stats(struct conn *c, const struct proto_msg *m);
 
 /* mounts.c: PID 1's root and filesystems, and console; MOUNT and MKNOD
- * requests, made where roots_run says. mounts_apply does one MOUNT's work
- * (no PROTO_MOUNT_ROOT) in the caller's mount namespace. */
+ * requests, made where roots_run says, or held back (roots_hold: then
+ * mounts_on_mount returns true, owning m). mounts_apply does one MOUNT's
+ * work (no PROTO_MOUNT_ROOT) in the caller's mount namespace. */
 void mounts_setup(void);
 void console_setup(void);
-void mounts_on_mount(struct agent *a, struct conn *c, const struct proto_msg *m);
+bool mounts_on_mount(struct agent *a, struct conn *c, struct proto_msg *m);
 void mounts_on_mknod(struct agent *a, struct conn *c, const struct proto_msg *m);
 int mounts_apply(const struct proto_mount *m, struct rv_err *err);
 
@@ -179,15 +183,49 @@ int mounts_apply(const struct proto_mount *m, struct rv_err *err);
  * roots_mount makes one for m (its namespace, m mounted there). roots_run
  * runs fn(arg) where path is: in a child in the namespace of the root it
  * is or lies below (EBUSY once that root is pivoted), else in the agent.
- * roots_enter is for a process with root path: pivots its namespace into
- * it the first time, and gives that namespace (*ns) and its "/" (*dir,
- * O_PATH), both the agent's fds. */
+ * roots_hold takes m (returns 1; 0: not one for it) when it waits for the
+ * init of a root with a PID namespace (PROTO_MOUNT_PIDNS). roots_enter is
+ * for a process of x's root: pivots its namespace into it the first time,
+ * and says in *j where the process goes. roots_init_started records j's
+ * init (pid, and an fd of its PID namespace, which the root takes);
+ * roots_reaped hears of every child reaped. roots_within: path is dir or
+ * lies below it. */
+struct root;
+struct root_join {
+	struct root *root;
+	const char *path;             /* the root, as the agent names it */
+	int mntns;                    /* its mount namespace, pivoted (the agent's fd) */
+	int dir;                      /* its "/" (O_PATH, the agent's fd) */
+	int pidns;                    /* the init's PID namespace to join (the agent's fd), -1:
+				       * the agent's own */
+	bool new_pidns;               /* the init: PID 1 of a namespace of its own */
+	const struct proto_msg *mounts;   /* new_pidns: the MOUNTs held back for it */
+	unsigned nmounts;
+};
 typedef int (*roots_fn)(const void *arg, struct rv_err *err);
 int roots_mount(struct agent *a, const struct proto_mount *m, struct rv_err *err);
 int roots_run(const struct agent *a, const char *path, roots_fn fn, const void *arg,
 	      struct rv_err *err);
-int roots_enter(struct agent *a, const char *path, int *ns, int *dir, struct rv_err *err);
+int roots_hold(struct agent *a, struct proto_msg *m, struct rv_err *err);
+int roots_enter(struct agent *a, const struct proto_exec *x, struct root_join *j,
+		struct rv_err *err);
+void roots_init_started(struct root *r, pid_t pid, int pidns);
+void roots_reaped(struct agent *a, pid_t pid);
+bool roots_within(const char *path, const char *dir);
 void roots_release(struct agent *a);
+
+/* pidns.c: PID namespaces of containers' roots. pidns_setup opens the
+ * agent's own. pidns_fork is fork() for a process of j's root (j NULL: of
+ * none), which it puts where j says: 0 in the child, its pid in the agent,
+ * -1 with err. pidns_forkable says whether the agent may fork at all.
+ * pidns_open opens pid's PID namespace. pidns_replay, in the init, pivoted,
+ * makes the MOUNTs held back for it. */
+void pidns_setup(struct agent *a);
+void pidns_release(struct agent *a);
+int pidns_forkable(const struct agent *a, struct rv_err *err);
+pid_t pidns_fork(struct agent *a, const struct root_join *j, struct rv_err *err);
+int pidns_open(pid_t pid, struct rv_err *err);
+int pidns_replay(const struct root_join *j, struct rv_err *err);
 
 /* netif.c: lo up in PID 1's (the guest's) network namespace; NETCONF */
 void netif_loopback_up(void);

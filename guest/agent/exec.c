@@ -267,6 +267,7 @@ void exec_on_sigchld(struct agent *a)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct proc *p = proc_by_pid(a, pid);
+		roots_reaped(a, pid);   /* a container's init: its namespace is done */
 		if (!p || p->reaped)
 			continue;
 		p->reaped = true;

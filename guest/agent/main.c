@@ -151,6 +151,7 @@ static int setup(struct agent *a, const char *unix_path, struct rv_err *err)
 		mounts_setup();
 		netif_loopback_up();
 	}
+	pidns_setup(a);   /* after mounts_setup: as PID 1, /proc is ours from there on */
 	if (!a->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return rv_fail(err, errno, "become a child subreaper");
 	tidy_fds();
@@ -184,7 +185,7 @@ static __attribute__((noreturn)) void power_off(void)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .epfd = -1, .userns_fd = -1 };
+	struct agent a = { .epfd = -1, .userns_fd = -1, .pidns_self = -1 };
 	const char *unix_path = NULL;
 	struct rv_err err;
 
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
 	int r = agent_loop(&a);
 	userns_release(&a);
 	roots_release(&a);
+	pidns_release(&a);
 	if (a.pid1)
 		power_off();
 	if (unix_path)

@@ -321,21 +321,26 @@ static int apply_mount(const void *arg, struct rv_err *err)
 	return mounts_apply(arg, err);
 }
 
-void mounts_on_mount(struct agent *a, struct conn *c, const struct proto_msg *req)
+bool mounts_on_mount(struct agent *a, struct conn *c, struct proto_msg *req)
 {
 	const struct proto_mount *m = &req->mount;
 	struct rv_err err;
+	int rc;
 
 	if (!target_ok(m->target)) {
 		conn_reply_error(c, req->id, EINVAL, "mount on '%s': the target must be an absolute "
 				 "path without '..'", m->target);
-		return;
+		return false;
 	}
-	if ((m->opts & PROTO_MOUNT_ROOT ? roots_mount(a, m, &err) :
-	     roots_run(a, m->target, apply_mount, m, &err)) < 0)
+	if (m->opts & PROTO_MOUNT_ROOT)
+		rc = roots_mount(a, m, &err);
+	else if ((rc = roots_hold(a, req, &err)) == 0)
+		rc = roots_run(a, m->target, apply_mount, m, &err);
+	if (rc < 0)
 		conn_reply_error(c, req->id, err.code, "%s", err.msg);
 	else
-		conn_reply_ok(c, req->id);
+		conn_reply_ok(c, req->id);   /* held (rc 1): the init's START will say how it went */
+	return rc == 1;
 }
 
 /* --- MKNOD ---------------------------------------------------------------------- */

@@ -23,7 +23,12 @@
  * propagation (linux.rootfsPropagation: pivot_root refuses a shared new
  * root). Processes join with setns, which puts their root and cwd at the
  * container's root. From the pivot on, the root's mounts are fixed: the
- * paths the host names them by lead nowhere in the namespace any more. */
+ * paths the host names them by lead nowhere in the namespace any more.
+ *
+ * A root with a PID namespace (PROTO_MOUNT_PIDNS, pidns.c) has an init,
+ * PID 1 there. Its proc mounts, and those on them, are held here until
+ * the init makes them; the init's namespace is kept (an fd) for the
+ * root's later processes to join, until the init is reaped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -39,6 +44,7 @@
 #include "guest/agent/agent.h"
 
 #define AGENT_MAX_ROOTS 64u
+#define ROOT_MAX_HELD_MOUNTS 256u     /* a spec's /proc, its masked and read-only paths */
 
 struct root {
 	char *path;                   /* the ROOT MOUNT's target, without a trailing '/' */
@@ -48,6 +54,11 @@ struct root {
 	bool pivoted;                 /* tried: its mounts are fixed */
 	bool pivot_failed;            /* and pivot_err says why */
 	struct rv_err pivot_err;
+	bool pidns;                   /* PROTO_MOUNT_PIDNS: its init's namespace for all */
+	struct proto_msg *held;       /* MOUNTs waiting for the init (they own their arenas) */
+	unsigned nheld;
+	pid_t init_pid;               /* once started, the agent's pid of its init, else 0 */
+	int init_ns;                  /* the init's PID namespace until it is reaped, else -1 */
 	struct root *next;
 };
 
@@ -104,7 +115,8 @@ static int received_fd(struct msghdr *msg)
 /* Runs fn in a child: in mount namespace ns, or in the agent's (ns -1, for
  * fn to leave it by unshare). Returns fn's result with its message; *fd
  * (when fd is not NULL) gets the fd fn handed over, else -1. */
-static int ns_call(int ns, ns_fn fn, const void *arg, int *fd, struct rv_err *err)
+static int ns_call(const struct agent *a, int ns, ns_fn fn, const void *arg, int *fd,
+		   struct rv_err *err)
 {
 	struct ns_report r;
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
@@ -116,6 +128,8 @@ static int ns_call(int ns, ns_fn fn, const void *arg, int *fd, struct rv_err *er
 
 	if (fd)
 		*fd = -1;
+	if (pidns_forkable(a, err) < 0)
+		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return rv_fail(err, errno, "a socket to the container's mount namespace");
 	pid_t pid = fork();
@@ -168,6 +182,13 @@ static bool at_or_below(const char *path, const char *dir, size_t n)
 	return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
 }
 
+bool roots_within(const char *path, const char *dir)
+{
+	size_t n = trimmed_len(dir);
+
+	return n == 1 && dir[0] == '/' ? path[0] == '/' : at_or_below(path, dir, n);
+}
+
 /* The root path is, or lies below; NULL when none. Roots never nest. */
 static struct root *root_at(const struct agent *a, const char *path)
 {
@@ -177,10 +198,21 @@ static struct root *root_at(const struct agent *a, const char *path)
 	return NULL;
 }
 
+static void free_held(struct root *r)
+{
+	for (unsigned i = 0; i < r->nheld; i++)
+		proto_msg_free(&r->held[i]);
+	free(r->held);
+	r->held = NULL;
+	r->nheld = 0;
+}
+
 static void root_free(struct root *r)
 {
 	rv_closep(&r->ns);
 	rv_closep(&r->dir);
+	rv_closep(&r->init_ns);
+	free_held(r);
 	free(r->path);
 	free(r);
 }
@@ -227,13 +259,14 @@ int roots_mount(struct agent *a, const struct proto_mount *m, struct rv_err *err
 		free(r);
 		return rv_fail(err, ENOMEM, "a container's root on %s", m->target);
 	}
-	r->ns = r->dir = -1;
+	r->ns = r->dir = r->init_ns = -1;
 	/* The propagation waits for the pivot: pivot_root refuses a shared root. */
 	r->propagation = m->propagation;
+	r->pidns = m->opts & PROTO_MOUNT_PIDNS;
 	struct proto_mount mnt = *m;
 	mnt.propagation = 0;
 	mnt.opts = 0;
-	if (ns_call(-1, make_ns, &mnt, &r->ns, err) < 0) {
+	if (ns_call(a, -1, make_ns, &mnt, &r->ns, err) < 0) {
 		root_free(r);
 		return rv_wrap(err, "the container root %s", m->target);
 	}
@@ -269,7 +302,52 @@ int roots_run(const struct agent *a, const char *path, roots_fn fn, const void *
 	if (r->pivoted)
 		return rv_failx(err, EBUSY, "%s is in the container root %s, whose processes have "
 				"started: its mounts come before them", path, r->path);
-	return ns_call(r->ns, run_fn, &call, NULL, err);
+	return ns_call(a, r->ns, run_fn, &call, NULL, err);
+}
+
+/* --- held for the init ------------------------------------------------------------ */
+
+static bool new_proc(const struct proto_mount *m)
+{
+	return !strcmp(m->fstype, "proc") && !(m->flags & (MS_BIND | MS_REMOUNT));
+}
+
+/* A proc mount shows the PID namespace of whoever mounts it: the root's
+ * are the init's to make, and so are those on them, which must land on
+ * that mount rather than on the directory below it. */
+static bool for_init(const struct root *r, const struct proto_mount *m)
+{
+	if (new_proc(m))
+		return true;
+	for (unsigned i = 0; i < r->nheld; i++)
+		if (new_proc(&r->held[i].mount) && roots_within(m->target, r->held[i].mount.target))
+			return true;
+	return false;
+}
+
+int roots_hold(struct agent *a, struct proto_msg *req, struct rv_err *err)
+{
+	const struct proto_mount *m = &req->mount;
+	struct root *r = root_at(a, m->target);
+
+	/* Once pivoted, roots_run refuses it as for any root. */
+	if (!r || !r->pidns || r->pivoted || !for_init(r, m))
+		return 0;
+	bool bind = (m->flags & MS_BIND) && !(m->flags & MS_REMOUNT) && !(m->opts & PROTO_MOUNT_MASK);
+	if (bind && !roots_within(m->source, r->path))
+		return rv_failx(err, EINVAL, "bind '%s' on %s: the init of the container root %s "
+				"makes the mounts on its /proc, and sees nothing outside the root",
+				m->source, m->target, r->path);
+	if (r->nheld == ROOT_MAX_HELD_MOUNTS)
+		return rv_failx(err, ENOSPC, "mount on %s: the container root %s holds %u mounts "
+				"for its init already", m->target, r->path, ROOT_MAX_HELD_MOUNTS);
+	struct proto_msg *held = realloc(r->held, (r->nheld + 1) * sizeof(*held));
+	if (!held)
+		return rv_fail(err, ENOMEM, "hold the mount on %s for the init of %s", m->target,
+			       r->path);
+	r->held = held;
+	r->held[r->nheld++] = *req;
+	return 1;
 }
 
 /* In the child, in the root's namespace (runc's pivot_root(".", ".")): the
@@ -292,27 +370,73 @@ static int pivot(const void *arg, int *fd, struct rv_err *err)
 	return *fd >= 0 ? 0 : rv_fail(err, errno, "open / once pivoted");
 }
 
-int roots_enter(struct agent *a, const char *path, int *ns, int *dir, struct rv_err *err)
+/* Where a process of r goes: the init into a PID namespace of its own,
+ * the others into the init's; before there is one (a hook), or in a root
+ * without, the agent's. */
+static int place(struct root *r, bool init, struct root_join *j, struct rv_err *err)
 {
-	size_t n = trimmed_len(path);
+	if (init && !r->pidns)
+		return rv_failx(err, EINVAL, "an init for the container root %s, which has no PID "
+				"namespace of its own (its MOUNT had no PIDNS opt)", r->path);
+	if (init && r->init_pid)
+		return rv_failx(err, EBUSY, "the container root %s has had its init already (pid %d)",
+				r->path, (int)r->init_pid);
+	if (!init && r->init_pid && r->init_ns < 0)
+		return rv_failx(err, ESRCH, "the init of the container root %s (pid %d) has ended: "
+				"no process joins its PID namespace any more", r->path,
+				(int)r->init_pid);
+	j->new_pidns = init;
+	j->pidns = init ? -1 : r->init_ns;
+	j->mounts = init ? r->held : NULL;
+	j->nmounts = init ? r->nheld : 0;
+	return 0;
+}
+
+int roots_enter(struct agent *a, const struct proto_exec *x, struct root_join *j,
+		struct rv_err *err)
+{
+	size_t n = trimmed_len(x->root);
 	struct root *r = a->roots;
 
-	while (r && (strlen(r->path) != n || strncmp(r->path, path, n)))
+	while (r && (strlen(r->path) != n || strncmp(r->path, x->root, n)))
 		r = r->next;
 	if (!r)
 		return rv_failx(err, ENOENT, "root '%s' is no container's root (a MOUNT with the "
-				"ROOT opt makes one)", path);
+				"ROOT opt makes one)", x->root);
+	*j = (struct root_join){ .root = r, .path = r->path, .mntns = -1, .dir = -1, .pidns = -1 };
+	if (place(r, x->flags & PROTO_EXEC_INIT, j, err) < 0)
+		return -1;
 	if (!r->pivoted) {
 		r->pivoted = true;
-		r->pivot_failed = ns_call(r->ns, pivot, r, &r->dir, &r->pivot_err) < 0;
+		r->pivot_failed = ns_call(a, r->ns, pivot, r, &r->dir, &r->pivot_err) < 0;
 	}
 	if (r->pivot_failed) {
 		*err = r->pivot_err;
 		return rv_wrap(err, "pivot into the container root %s", r->path);
 	}
-	*ns = r->ns;
-	*dir = r->dir;
+	j->mntns = r->ns;
+	j->dir = r->dir;
 	return 0;
+}
+
+/* The held mounts are the init's now (it made them before its exec). */
+void roots_init_started(struct root *r, pid_t pid, int pidns)
+{
+	r->init_pid = pid;
+	r->init_ns = pidns;
+	free_held(r);
+}
+
+/* Its namespace dies with the init: nothing can join it any more (a fork
+ * into it fails), and the fd goes. */
+void roots_reaped(struct agent *a, pid_t pid)
+{
+	for (struct root *r = a->roots; r; r = r->next) {
+		if (r->init_pid != pid || r->init_ns < 0)
+			continue;
+		close(r->init_ns);
+		r->init_ns = -1;
+	}
 }
 
 void roots_release(struct agent *a)

@@ -239,8 +239,7 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 		exec_on_resize(a, c, m);
 		break;
 	case PROTO_MOUNT:
-		mounts_on_mount(a, c, m);
-		break;
+		return mounts_on_mount(a, c, m);
 	case PROTO_MKNOD:
 		mounts_on_mknod(a, c, m);
 		break;

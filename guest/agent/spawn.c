@@ -1,13 +1,16 @@
 /* Starting a process: pipes for its wanted streams (/dev/null for the rest),
- * or a terminal (tty.c), fork, and in the child: a fresh session, default
- * signals, stdio (and the terminal as the controlling one), its root's
- * mount namespace (roots.c: its root and cwd become the container's root),
- * groups, gid, uid, cwd, exec. Whatever fails in the child is written to a
- * CLOEXEC pipe as (step, errno); the parent reads EOF there when the exec
- * succeeded, so START is answered with STARTED or an ERROR, never both. */
+ * or a terminal (tty.c), fork (into its root's PID namespace when it has
+ * one: pidns.c), and in the child: a fresh session, default signals, stdio
+ * (and the terminal as the controlling one), its root's mount namespace
+ * (roots.c: its root and cwd become the container's root), for an init the
+ * mounts held for it, groups, gid, uid, cwd, exec. Whatever fails in the
+ * child is written to a CLOEXEC pipe as (step, errno, message); the parent
+ * reads EOF there when the exec succeeded, so START is answered with
+ * STARTED or an ERROR, never both. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,21 +27,24 @@
 
 /* After the PRIVS_* steps of privs.c. */
 enum spawn_step {
-	STEP_STDIO = 32, STEP_CTTY, STEP_ROOT, STEP_USERNS, STEP_GROUPS, STEP_GID, STEP_UID,
-	STEP_CHDIR, STEP_EXEC
+	STEP_STDIO = 32, STEP_CTTY, STEP_ROOT, STEP_INIT_MOUNTS, STEP_USERNS, STEP_GROUPS, STEP_GID,
+	STEP_UID, STEP_CHDIR, STEP_EXEC
 };
 
 struct spawn_failure {
 	int step;                     /* enum spawn_step */
 	int err;                      /* errno */
+	struct rv_err detail;         /* STEP_INIT_MOUNTS: what failed */
 };
+_Static_assert(sizeof(struct spawn_failure) <= PIPE_BUF, "a failure is written in one piece");
 
 /* What the child needs, prepared before fork. */
 struct child_plan {
 	int fds[3];                   /* become 0, 1, 2 */
 	int report_fd;                /* write end of the exec-status pipe */
 	bool tty;                     /* fds are a terminal's slave */
-	int mntns_fd;                 /* the root's mount namespace to join (the agent's fd), or -1 */
+	bool has_root;                /* root says where it goes (else the agent's namespaces) */
+	struct root_join root;        /* its root's namespaces (the agent's fds) */
 	int userns_fd;                /* the user namespace to join (the agent's fd), or -1 */
 	const struct proto_exec *x;
 	char **argv, **envp;
@@ -49,14 +55,32 @@ struct child_plan {
 	bool die_with_agent;          /* --unix mode: no orphans outlive the test agent */
 };
 
+static __attribute__((noreturn)) void child_report(const struct child_plan *c,
+						    const struct spawn_failure *f)
+{
+	if (write(c->report_fd, f, sizeof(*f)) < 0) {
+		/* the parent then reads EOF and reports the exit status instead */
+	}
+	_exit(127);
+}
+
 static __attribute__((noreturn)) void child_fail(const struct child_plan *c, int step)
 {
 	struct spawn_failure f = { .step = step, .err = errno };
 
-	if (write(c->report_fd, &f, sizeof(f)) < 0) {
-		/* the parent then reads EOF and reports the exit status instead */
-	}
-	_exit(127);
+	child_report(c, &f);
+}
+
+/* The init, PID 1 of its namespace and pivoted, makes the mounts held for
+ * it (its /proc and those on it), as root still. */
+static void child_init_mounts(const struct child_plan *c)
+{
+	struct spawn_failure f = { .step = STEP_INIT_MOUNTS };
+
+	if (!c->root.new_pidns || pidns_replay(&c->root, &f.detail) == 0)
+		return;
+	f.err = f.detail.code;
+	child_report(c, &f);
 }
 
 static void child_reset_signals(void)
@@ -109,8 +133,9 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	/* Before dropping privileges (setns needs CAP_SYS_ADMIN and
 	 * CAP_SYS_CHROOT): the root and cwd become the namespace's root, the
 	 * container's, pivoted there; the cwd asked for is inside it. */
-	if (c->mntns_fd >= 0 && setns(c->mntns_fd, CLONE_NEWNS) < 0)
+	if (c->has_root && setns(c->root.mntns, CLONE_NEWNS) < 0)
 		child_fail(c, STEP_ROOT);
+	child_init_mounts(c);   /* root in the guest's user namespace still */
 	/* After it: joining a mount namespace takes CAP_SYS_ADMIN over the
 	 * guest's user namespace, which owns it, and which the process no
 	 * longer has once in its own. */
@@ -119,7 +144,10 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *c)
 	child_set_ids(c);
 	if (c->die_with_agent) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* after setuid, which clears it */
-		if (getppid() != c->agent_pid)
+		/* In a container's PID namespace the agent, outside it, is
+		 * parent 0: the race this closes cannot be seen from there. */
+		bool own_pidns = c->root.new_pidns || c->root.pidns >= 0;
+		if (!own_pidns && getppid() != c->agent_pid)
 			_exit(137);
 	}
 	if (c->x->cwd && c->x->cwd[0] && chdir(c->x->cwd) < 0)
@@ -141,6 +169,12 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
 		break;
 	case STEP_ROOT:
 		rv_fail(err, f->err, "join the mount namespace of the container root '%s'", x->root);
+		break;
+	case STEP_INIT_MOUNTS:
+		*err = f->detail;
+		err->msg[sizeof(err->msg) - 1] = '\0';
+		rv_wrap(err, "the init '%s', as PID 1 of its namespace, mounting before its exec",
+			x->argv[0]);
 		break;
 	case STEP_USERNS:
 		rv_fail(err, f->err, "join the container's user namespace for '%s'", x->argv[0]);
@@ -223,12 +257,12 @@ static int plan_make(struct agent *a, struct proc *p, int devnull, struct child_
 	c->last_cap = privs_last_cap();
 	c->die_with_agent = !a->pid1;
 	c->tty = p->tty;
-	int root_dir = -1;
-	if (c->x->root[0] && roots_enter(a, c->x->root, &c->mntns_fd, &root_dir, err) < 0)
+	c->has_root = c->x->root[0];
+	if (c->has_root && roots_enter(a, c->x, &c->root, err) < 0)
 		return -1;
 	if (userns_get(a, c->x, &c->userns_fd, err) < 0)
 		return -1;
-	if (p->tty && tty_open(p, root_dir, c->fds, err) < 0)
+	if (p->tty && tty_open(p, c->root.dir, c->fds, err) < 0)
 		return -1;
 	for (int i = 0; i < 3 && !p->tty; i++) {
 		bool wanted = c->x->streams & (1u << i);
@@ -258,9 +292,50 @@ static int await_exec(const struct proto_exec *x, int report_fd, pid_t pid, stru
 	return -1;
 }
 
+/* The init's namespace, for the root's later processes: opened before the
+ * init can be reaped (only the agent reaps it, and not before this). */
+static int init_started(const struct child_plan *c, pid_t pid, int *ns, struct rv_err *err)
+{
+	*ns = -1;
+	if (!c->root.new_pidns)
+		return 0;
+	*ns = pidns_open(pid, err);
+	if (*ns >= 0)
+		return 0;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return rv_wrap(err, "the init '%s' of the container root %s", c->x->argv[0], c->root.path);
+}
+
+/* Forks the child (which never returns) and waits for its exec. */
+static int run_child(struct agent *a, struct proc *p, struct child_plan *c, int report_rd,
+		     struct rv_err *err)
+{
+	int ns;
+	pid_t pid = pidns_fork(a, c->has_root ? &c->root : NULL, err);
+
+	if (pid == 0)
+		child_run(c);
+	if (pid < 0)
+		return rv_wrap(err, "start '%s'", c->x->argv[0]);
+	close(c->report_fd);
+	c->report_fd = -1;
+	if (init_started(c, pid, &ns, err) < 0)
+		return -1;
+	p->pid = pid;
+	if (await_exec(c->x, report_rd, pid, err) < 0) {
+		rv_closep(&ns);
+		return -1;
+	}
+	if (ns >= 0)
+		roots_init_started(c->root.root, pid, ns);
+	return 0;
+}
+
 int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err)
 {
-	struct child_plan c = { .fds = { -1, -1, -1 }, .mntns_fd = -1, .userns_fd = -1 };
+	struct child_plan c = { .fds = { -1, -1, -1 }, .userns_fd = -1,
+				.root = { .mntns = -1, .dir = -1, .pidns = -1 } };
 	_cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	_cleanup_close_ int report_rd = -1;
 	int report[2];
@@ -272,19 +347,8 @@ int spawn_proc(struct agent *a, struct proc *p, struct rv_err *err)
 		return rv_fail(err, errno, "pipe");
 	report_rd = report[0];
 	c.report_fd = report[1];
-	if (plan_make(a, p, devnull, &c, err) == 0) {
-		pid_t pid = fork();
-		if (pid == 0)
-			child_run(&c);
-		if (pid < 0) {
-			rv_fail(err, errno, "fork for '%s'", c.x->argv[0]);
-		} else {
-			p->pid = pid;
-			close(c.report_fd);
-			c.report_fd = -1;
-			r = await_exec(c.x, report_rd, pid, err);
-		}
-	}
+	if (plan_make(a, p, devnull, &c, err) == 0)
+		r = run_child(a, p, &c, report_rd, err);
 	rv_closep(&c.report_fd);
 	plan_free(&c);
 	return r;

@@ -58,10 +58,12 @@ static __attribute__((noreturn)) void helper(const int ready[2], const int go[2]
 	_exit(0);
 }
 
-static int make_userns(const struct proto_exec *x, struct rv_err *err)
+static int make_userns(const struct agent *a, const struct proto_exec *x, struct rv_err *err)
 {
 	int ready[2], go[2];
 
+	if (pidns_forkable(a, err) < 0)
+		return -1;
 	if (pipe2(ready, O_CLOEXEC) < 0)
 		return rv_fail(err, errno, "pipe");
 	if (pipe2(go, O_CLOEXEC) < 0) {
@@ -114,7 +116,7 @@ int userns_get(struct agent *a, const struct proto_exec *x, int *fd, struct rv_e
 	_cleanup_free_ uint32_t *maps = malloc(n * sizeof(uint32_t));
 	if (!maps)
 		return rv_fail(err, ENOMEM, "user namespace maps");
-	int ns = make_userns(x, err);
+	int ns = make_userns(a, x, err);
 	if (ns < 0)
 		return -1;
 	memcpy(maps, x->uid_map, x->nuid_map * sizeof(uint32_t));

@@ -7,6 +7,7 @@
  *     --exec-path PATH        run PATH with CMD ARGS as its argv (CMD: argv[0] only)
  *     --root DIR              in the container root DIR (a MOUNT with the ROOT opt
  *                             made it; --raw sends that)
+ *     --init                  as the init of that root (its PID namespace's PID 1)
  *     --signal-after MS:SIG   send SIG through agent_signal MS after the start
  *     --tty                   on a terminal in the guest: our stdin to it, all it
  *                             shows to our stdout (our stderr gets nothing)
@@ -54,6 +55,7 @@ struct opts {
 	const char *env[MAX_ENV + 2];  /* + RUNVM_TEST_INDEX + NULL */
 	unsigned nenv;
 	const char *cwd, *root;
+	bool init;
 	const char *exec_path;         /* NULL: CMD is what runs */
 	uint32_t uid, gid;
 	unsigned signal_after_ms;
@@ -94,8 +96,8 @@ static __attribute__((noreturn)) void die(const struct rv_err *err)
 static __attribute__((noreturn)) void usage(const char *why)
 {
 	fprintf(stderr, "agent-run: %s\nusage: agent-run --unix PATH [--parallel N] [--timeout-ms MS] "
-		"[--env K=V] [--cwd DIR] [--root DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
-		"       [--userns INSIDE:OUTSIDE:COUNT] [--exec-path PATH]\n"
+		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
+		"       [--root DIR [--init]] [--userns INSIDE:OUTSIDE:COUNT] [--exec-path PATH]\n"
 		"       [--tty [--size RxC] [--resize-after MS:RxC] [--resize-first RxC]] -- CMD ARGS...\n"
 		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
 		why);
@@ -126,7 +128,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "resize-after", required_argument, NULL, 'R' },
 		{ "resize-first", required_argument, NULL, 'F' },
 		{ "userns", required_argument, NULL, 'N' }, { "root", required_argument, NULL, 'o' },
-		{ "exec-path", required_argument, NULL, 'X' }, { 0 },
+		{ "exec-path", required_argument, NULL, 'X' }, { "init", no_argument, NULL, 'I' },
+		{ 0 },
 	};
 	int c;
 
@@ -143,6 +146,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'c': o->cwd = optarg; break;
 		case 'X': o->exec_path = optarg; break;
 		case 'o': o->root = optarg; break;
+		case 'I': o->init = true; break;
 		case 'U': parse_user(o, optarg); break;
 		case 's':
 			if (sscanf(optarg, "%u:%d", &o->signal_after_ms, &o->signal) != 2)
@@ -368,7 +372,7 @@ static void *job_run(void *arg)
 	struct agent_exec x = {
 		.argv = (const char *const *)o->argv, .path = o->exec_path,
 		.envp = n ? j->env : NULL, .cwd = o->cwd,
-		.root = o->root, .uid = o->uid, .gid = o->gid,
+		.root = o->root, .init = o->init, .uid = o->uid, .gid = o->gid,
 		.stdin_fd = parallel ? -1 : STDIN_FILENO,
 		.stdout_fd = parallel ? j->out_fd : STDOUT_FILENO, .stderr_fd = STDERR_FILENO,
 		.tty = o->tty, .rows = (uint16_t)o->rows, .cols = (uint16_t)o->cols,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Makes an OCI image archive (the layout `ctr image import`, `podman load`
-# and `docker load` read) of Debian's busybox-static, since the engine tests
+# Makes an image archive of Debian's busybox-static that every engine loads:
+# an OCI image layout (`ctr image import`, `podman load`) with a Docker
+# archive's manifest.json beside it (`docker load` before Docker 25, which
+# reads no OCI layout), both naming the same blobs, since the engine tests
 # reach no registry: one layer with /bin/busybox and a link per applet, an
 # /etc/passwd, and `sh` as the command.
 # usage: tests/e2e/make-image.sh OUT.tar [NAME]   (default NAME: runvm-test/busybox:latest)
@@ -45,5 +47,8 @@ with open(os.path.join(work, "oci", "index.json"), "w") as f:
     json.dump({"schemaVersion": 2, "manifests": [manifest]}, f)
 with open(os.path.join(work, "oci", "oci-layout"), "w") as f:
     json.dump({"imageLayoutVersion": "1.0.0"}, f)
+blob = lambda d: "blobs/sha256/" + d["digest"].split(":")[1]
+with open(os.path.join(work, "oci", "manifest.json"), "w") as f:
+    json.dump([{"Config": blob(config), "RepoTags": [name], "Layers": [blob(layer)]}], f)
 PY
-tar --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$out" oci-layout index.json blobs
+tar --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$out" oci-layout index.json manifest.json blobs

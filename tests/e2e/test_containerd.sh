@@ -31,6 +31,10 @@ mount -t tmpfs -o size=1g runvm-containerd "$scratch" || {
 	exit 1
 }
 sock=$scratch/containerd.sock
+# The runc shim keeps runvm's state under /run/containerd/runc/NAMESPACE,
+# outside the tmpfs: whatever a failed run leaves there goes too.
+ns=runvm-e2e$$
+rvroot=/run/containerd/runc/$ns
 cleanup() {
 	for id in $(c task ls -q 2>/dev/null); do c task kill -s SIGKILL "$id" >/dev/null 2>&1; done
 	sleep 1
@@ -39,7 +43,11 @@ cleanup() {
 		c container delete "$id" >/dev/null 2>&1
 	done
 	[ -z "${ctd_pid:-}" ] || { kill "$ctd_pid" 2>/dev/null; wait "$ctd_pid" 2>/dev/null; }
-	pkill -f "containerd-shim-runc-v2 -namespace runvm-e2e" 2>/dev/null
+	pkill -f "containerd-shim-runc-v2 -namespace $ns " 2>/dev/null
+	for id in $("$runvm" --root "$rvroot" list -q 2>/dev/null); do
+		"$runvm" --root "$rvroot" delete --force "$id" >/dev/null 2>&1
+	done
+	rm -rf "$rvroot"
 	grep -o " $scratch/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	umount -l "$scratch" 2>/dev/null
 	rm -rf --one-file-system "$scratch"
@@ -57,7 +65,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
 containerd --config "$scratch/config.toml" >"$scratch/containerd.log" 2>&1 &
 ctd_pid=$!
-c() { ctr --address "$sock" --namespace runvm-e2e "$@"; }
+c() { ctr --address "$sock" --namespace "$ns" "$@"; }
 for _ in $(seq 60); do c version >/dev/null 2>&1 && break; sleep 1; done
 run_capture c version
 expect_rc "containerd ($(containerd --version | awk '{print $3}')) answers on its own socket" 0
@@ -70,16 +78,25 @@ expect_rc "ctr image import of the busybox image" 0
 rvrun() { c run --runtime io.containerd.runc.v2 --runc-binary "$runvm" "$@"; }
 
 # --- run in the foreground: output, exit code, a kernel of its own ------------
-run_capture rvrun --rm "$image" fg1 sh -c 'cat /proc/sys/kernel/random/boot_id; echo out; echo err >&2; exit 7'
+run_capture rvrun --rm "$image" fg1 sh -c 'cat /proc/sys/kernel/random/boot_id; echo to-stdout; echo to-stderr >&2; exit 7'
 expect_rc "ctr run: the task's exit code is ctr's" 7
-expect_in "ctr run: stdout reaches ctr" "$out" out
-expect_in "ctr run: stderr reaches ctr" "$out$err" err
+expect_in "ctr run: stdout reaches it" "$out" to-stdout
+expect_in "ctr run: stderr reaches its stderr" "$err" to-stderr
 # A container shares its host's boot; a VM boots a kernel of its own.
 guest_boot=$(head -1 <<<"$out")
 [ -n "$guest_boot" ] && [ "$guest_boot" != "$(cat /proc/sys/kernel/random/boot_id)" ] &&
 	pass "ctr run: the task runs on a kernel of its own (another boot id)" ||
 	fail "ctr run: the task runs on a kernel of its own (another boot id)" "task: $guest_boot"
-run_capture rvrun --rm "$image" fg2 sh -c 'kill -9 $$'
+# As PID 1 of its pid namespace the task cannot SIGKILL itself (the kernel
+# shields a namespace's init from its own namespace, under runc as here):
+# the kill comes from outside, as `ctr task kill` sends it.
+rvrun --rm "$image" fg2 sh -c 'echo started; exec sleep 1000' </dev/null >"$scratch/fg2.out" 2>&1 &
+fg2=$!
+for _ in $(seq 120); do grep -q started "$scratch/fg2.out" 2>/dev/null && break; sleep 0.5; done
+c task kill -s SIGKILL fg2 >/dev/null 2>&1
+wait "$fg2"
+rc=$?
+out=$(cat "$scratch/fg2.out") err=
 expect_rc "ctr run: a task killed by SIGKILL gives 137" 137
 
 # --- logs to a file -------------------------------------------------------------
@@ -96,8 +113,9 @@ expect_in "ctr task ls: the task is RUNNING" "$(grep -w d1 <<<"$out")" RUNNING
 run_capture c task exec --exec-id e1 d1 sh -c 'echo in-exec; exit 5'
 expect_rc "ctr task exec: the exec's exit code" 5
 expect_in "ctr task exec: its output" "$out" in-exec
-run_capture c task exec --exec-id e2 d1 cat /proc/1/cmdline
-expect_in "ctr task exec: runs beside the task's init (pid 1 is the task's sh)" "$(tr '\0' ' ' <<<"$out")" "sh -c"
+# The NULs go before the shell sees them: $(...) would drop them.
+out=$(c task exec --exec-id e2 d1 cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
+expect_in "ctr task exec: runs beside the task's init (pid 1 is the task's sh)" "$out" "sh -c"
 run_capture c task ps d1
 expect_rc "ctr task ps: answers" 0
 [ "$(tail -n +2 <<<"$out" | grep -c .)" -ge 1 ] &&
@@ -127,7 +145,7 @@ expect_rc "ctr container delete" 0
 
 # --- a tty ---------------------------------------------------------------------
 run_capture python3 "$top/tests/integration/pty_run.py" 30 100 \
-	ctr --address "$sock" --namespace runvm-e2e run --runtime io.containerd.runc.v2 \
+	ctr --address "$sock" --namespace "$ns" run --runtime io.containerd.runc.v2 \
 	--runc-binary "$runvm" --rm -t "$image" tty1 sh -c 'tty; stty size; echo finished; exit 3'
 expect_in "ctr run -t: the task has a terminal" "$out" /dev/pts/
 expect_in "ctr run -t: with ctr's window size" "$out" "30 100"
@@ -136,6 +154,6 @@ expect_in "ctr run -t: the exit code comes back" "$out" "status: exit 3"
 # --- nothing left behind --------------------------------------------------------
 run_capture c task ls -q
 [ -z "$out" ] && pass "no task left" || fail "no task left" "$out"
-left=$(pgrep -fc "runvm .*boot" || true)
-[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot")"
+left=$(pgrep -fc "runvm .*boot --bundle $scratch/" || true)
+[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot --bundle $scratch/")"
 summary

@@ -47,10 +47,10 @@ run_capture p load -i "$scratch/image.tar"
 expect_rc "podman ($(podman --version | awk '{print $3}')) load of the busybox image" 0
 
 # --- run in the foreground ------------------------------------------------------
-run_capture p run --rm "${runopts[@]}" "$image" sh -c 'cat /proc/sys/kernel/random/boot_id; echo out; echo err >&2; exit 7'
+run_capture p run --rm "${runopts[@]}" "$image" sh -c 'cat /proc/sys/kernel/random/boot_id; echo to-stdout; echo to-stderr >&2; exit 7'
 expect_rc "podman run: the container's exit code is podman's" 7
-expect_in "podman run: stdout" "$out" out
-expect_in "podman run: stderr" "$out$err" err
+expect_in "podman run: stdout reaches it" "$out" to-stdout
+expect_in "podman run: stderr reaches its stderr" "$err" to-stderr
 guest_boot=$(head -1 <<<"$out")
 [ -n "$guest_boot" ] && [ "$guest_boot" != "$(cat /proc/sys/kernel/random/boot_id)" ] &&
 	pass "podman run: a kernel of its own (another boot id)" ||
@@ -90,6 +90,6 @@ expect_in "podman run -it: the exit code comes back" "$out" "status: exit 3"
 # --- nothing left behind --------------------------------------------------------
 run_capture p ps -a -q
 [ -z "$out" ] && pass "no container left" || fail "no container left" "$out"
-left=$(pgrep -fc "runvm .*boot" || true)
-[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot")"
+left=$(pgrep -fc "runvm .*boot --bundle $scratch/" || true)
+[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot --bundle $scratch/")"
 summary

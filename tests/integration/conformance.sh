@@ -23,10 +23,10 @@ wait_status() { # ID STATUS: up to 60 s
 mk "$dir/exit3" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'
 mk "$dir/true" true
 mk "$dir/sleep" sleep 1000
-# Without a pid namespace: runc's process would be its namespace's PID 1,
-# which the kernel shields from signals it has no handler for (SIGTERM to a
-# sleep would do nothing); in runvm's guest the agent is PID 1 (a pid
-# namespace in the guest is issue 8's).
+# The pid namespace dropped: with one, the process would be its PID 1, in
+# runc's container and in runvm's guest alike, which the kernel shields from
+# signals it has no handler for (SIGTERM to a sleep would do nothing, and
+# `run` would wait for ever).
 for b in exit3 true sleep; do
 	sed -i 's/{ "type": "pid" }, //' "$dir/$b/config.json"
 done

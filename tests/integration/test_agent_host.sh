@@ -333,8 +333,8 @@ raw "RESIZE of a process without a terminal: ERROR EINVAL" "ERROR id=6 code=22 R
 { hello; exec_true 5 2 1 24 80; resize 6 77 65535 65535; } >"$tmp/frames"
 raw "RESIZE of a terminal not started yet: OK (its size to start with)" "OK id=5
 OK id=6"
-{ hello; exec_true 5 2 8; } >"$tmp/frames"
-raw "EXEC with an unknown flag: the decoder refuses it" "EXEC frame: flags 0x8 has unknown bits (known: 0x7)"
+{ hello; exec_true 5 2 16; } >"$tmp/frames"
+raw "EXEC with an unknown flag: the decoder refuses it" "EXEC frame: flags 0x10 has unknown bits (known: 0xf)"
 { hello; exec_true 5 6 1; } >"$tmp/frames"
 raw "EXEC on a terminal with a stderr stream: refused" "EXEC frame: a process on a terminal has no stderr stream"
 { hello; exec_true 5 1 1; } >"$tmp/frames"
@@ -374,7 +374,7 @@ raw "a bind of a missing source: ERROR ENOENT naming both" \
 	"ERROR id=3 code=2 bind '$tmp/no-such-source' on $tmp/mnt-none: bind: No such file or directory"
 { hello; mount_req 3 /x /y "" 4096 "" 9; } >"$tmp/frames"
 raw "a container's root with another opt: the decoder refuses it" \
-	"MOUNT frame: opts 0x9: a container's root (0x8) takes no other opt"
+	"MOUNT frame: opts 0x9: a container's root (0x8) takes no other opt than PIDNS (0x10)"
 
 # MKNOD (OCI linux.devices): ROOT TARGET KIND MAJOR MINOR MODE UID GID; the
 # target is resolved inside ROOT, as the container's lookups go.
@@ -433,6 +433,14 @@ if [ "$(id -u)" = 0 ] && [ -x "$escape" ]; then
 	mkdir -p "$tmp/root/bin" "$tmp/root/work"
 	cp /bin/busybox "$tmp/root/bin/busybox" && ln -s busybox "$tmp/root/bin/sh"
 	cp "$escape" "$tmp/root/bin/chroot-escape"
+	# The payload's own check: a plain chroot, which it must climb out of,
+	# or "contained" below would prove nothing.
+	mkdir -p "$tmp/chroot-only/work" && cp "$escape" "$tmp/chroot-only/chroot-escape"
+	case "$(chroot "$tmp/chroot-only" /chroot-escape /work 2>&1)" in
+	escaped:*) pass "chroot-escape climbs out of a plain chroot (so its 'contained' means something)" ;;
+	*) fail "chroot-escape climbs out of a plain chroot (so its 'contained' means something)" \
+		"$(chroot "$tmp/chroot-only" /chroot-escape /work 2>&1)" ;;
+	esac
 	mkdir "$tmp/root/dev" && ln -s pts/ptmx "$tmp/root/dev/ptmx"
 	# rshared: MS_SHARED | MS_REC, as linux.rootfsPropagation asks for it;
 	# devpts: MS_NOSUID | MS_NOEXEC, an instance of the root's own
@@ -481,6 +489,104 @@ ERROR id=5 code=2 root '$tmp/bad-root' is no container's root"
 else
 	for n in "${root_tests[@]}"; do skip "$n" "needs root and $escape"; done
 fi
+
+# A root with a PID namespace of its own (ROOT and PIDNS, as OCI
+# linux.namespaces' "pid" asks): its init (--init) is PID 1 there, as
+# runc's container process is, and the root's later processes join it.
+# The root's proc mount, and the read-only /proc/sys bound on it, wait
+# for the init, which makes them: its /proc shows its own namespace.
+pidns_tests=("MOUNT ROOT with PIDNS, a proc below it and a read-only bind on its /proc/sys: each answered OK"
+	"before its init, a process of the root (a hook) runs, its /proc not mounted yet (held for the init)"
+	"the init is PID 1 of its namespace" "an exec joins it: /proc/1 is the init, /proc lists the container's processes only"
+	"the mounts held for the init are made in its /proc: /proc/sys is read-only"
+	"ps: the init by the agent's pid, the agent its parent"
+	"SIGTERM from the agent to an init without a handler does nothing (as to runc's PID 1)"
+	"the init's end kills the process that joined its namespace (137), the init's status is its own (0)"
+	"an exec once the init has ended: ERROR ESRCH, saying so" "a second init for the root: ERROR EBUSY"
+	"SIGTERM to an init with a handler runs it (exit 42)"
+	"a held bind from outside the root: ERROR EINVAL, the init sees nothing there"
+	"a held mount that fails fails the init's START, naming it"
+	"an init for a root without a PID namespace: ERROR EINVAL")
+if [ "$(id -u)" = 0 ] && unshare -p -f true 2>/dev/null; then
+	mkroot() { mkdir -p "$1/bin" "$1/proc" && cp /bin/busybox "$1/bin/busybox" && ln -s busybox "$1/bin/sh"; }
+	# mount_pidns_root ID DIR: DIR a container's root with a PID namespace (opts ROOT 8 | PIDNS 16)
+	mount_pidns_root() { mount_req "$1" "$2" "$2" "" $((4096 | 16384)) "" 24; }
+	p=$tmp/proot
+	mkroot "$p"
+	{ hello; mount_pidns_root 3 "$p"; mount_req 4 proc "$p/proc" proc 0 ""
+	  mount_req 5 "$p/proc/sys" "$p/proc/sys" "" $((4096 | 16384 | 1)) "" 1; } >"$tmp/frames"
+	expect_in "${pidns_tests[0]}" "$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")" \
+		$'OK id=3\nOK id=4\nOK id=5'
+	run_capture ar0 --root "$p" -- /bin/sh -c '/bin/busybox ls /proc | /bin/busybox wc -l'
+	[ "$rc" = 0 ] && [ "$out" = 0 ] && pass "${pidns_tests[1]}" ||
+		fail "${pidns_tests[1]}" "rc=$rc" "stdout: $out" "stderr: $err"
+	# Its SIGTERM comes 300 ms after its start; it ends when /stop appears.
+	{ "$run" --unix "$sock" --root "$p" --init --signal-after 300:15 -- /bin/sh -c \
+		'echo $$ >/init.pid; while [ ! -e /stop ]; do /bin/busybox sleep 0.1; done' </dev/null \
+		>/dev/null 2>"$tmp/pinit.err"; echo $? >"$tmp/pinit.rc"; } &
+	wait_file "$p/init.pid"
+	[ "$(cat "$p/init.pid" 2>&1)" = 1 ] && pass "${pidns_tests[2]}" ||
+		fail "${pidns_tests[2]}" "\$\$: $(cat "$p/init.pid" 2>&1)" "$(cat "$tmp/pinit.err" 2>&1)"
+	run_capture ar0 --root "$p" -- /bin/sh -c '/bin/busybox tr "\0" " " </proc/1/cmdline; echo
+		/bin/busybox ls /proc | /bin/busybox grep -c "^[0-9]"; /bin/busybox grep " /proc/sys " /proc/self/mountinfo'
+	n=$(sed -n 2p <<<"$out")
+	[[ "$(sed -n 1p <<<"$out")" == "/bin/sh -c echo \$\$ >/init.pid;"* ]] && [ "${n:-99}" -le 5 ] &&
+		pass "${pidns_tests[3]}" || fail "${pidns_tests[3]}" "rc=$rc" "stdout: $out" "stderr: $err"
+	expect_in "${pidns_tests[4]}" "$(sed -n 3p <<<"$out")" " /proc/sys ro,"
+	run_capture ar0 --ps
+	line=$(grep 'init.pid' <<<"$out")
+	[ "$(cut -d' ' -f2 <<<"$line")" = "$main_agent" ] && pass "${pidns_tests[5]}" ||
+		fail "${pidns_tests[5]}" "agent: $main_agent" "ps: ${out:0:600}"
+	sleep 1
+	[ ! -e "$tmp/pinit.rc" ] && pass "${pidns_tests[6]}" ||
+		fail "${pidns_tests[6]}" "the init ended: rc $(cat "$tmp/pinit.rc")" "$(cat "$tmp/pinit.err")"
+	{ ar0 --root "$p" -- /bin/sh -c 'echo $$ >/exec.pid; exec /bin/busybox sleep 1000'; echo $? >"$tmp/pexec.rc"; } &
+	wait_file "$p/exec.pid"
+	touch "$p/stop"
+	wait_file "$tmp/pinit.rc" && wait_file "$tmp/pexec.rc"
+	[ "$(cat "$tmp/pexec.rc" 2>&1) $(cat "$tmp/pinit.rc" 2>&1)" = "137 0" ] && pass "${pidns_tests[7]}" ||
+		fail "${pidns_tests[7]}" "exec: $(cat "$tmp/pexec.rc" 2>&1), init: $(cat "$tmp/pinit.rc" 2>&1)"
+	run_capture ar0 --root "$p" -- true
+	[ "$rc" = 125 ] && [[ "$err" == *"the init of the container root $p (pid "*") has ended: no process joins its PID namespace any more"* ]] &&
+		pass "${pidns_tests[8]}" || fail "${pidns_tests[8]}" "rc=$rc" "stderr: $err"
+	run_capture ar0 --root "$p" --init -- true
+	[ "$rc" = 125 ] && [[ "$err" == *"the container root $p has had its init already"* ]] &&
+		pass "${pidns_tests[9]}" || fail "${pidns_tests[9]}" "rc=$rc" "stderr: $err"
+
+	p=$tmp/proot2
+	mkroot "$p"
+	{ hello; mount_pidns_root 3 "$p"; } >"$tmp/frames"
+	timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames" >/dev/null
+	run_capture ar0 --root "$p" --init --signal-after 1000:15 -- /bin/sh -c \
+		'trap "exit 42" TERM; while :; do /bin/busybox sleep 0.1; done'
+	expect_rc "${pidns_tests[10]}" 42
+
+	p=$tmp/proot3
+	mkroot "$p"
+	mkdir -p "$tmp/outside"
+	{ hello; mount_pidns_root 3 "$p"; mount_req 4 proc "$p/proc" proc 0 ""
+	  mount_req 5 "$tmp/outside" "$p/proc/driver" "" 4096 ""
+	  mount_req 6 "$p/no-such" "$p/proc/cmdline" "" 4096 ""; } >"$tmp/frames"
+	expect_in "${pidns_tests[11]}" "$(timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames")" \
+		"ERROR id=5 code=22 bind '$tmp/outside' on $p/proc/driver: the init of the container root $p makes the mounts on its /proc, and sees nothing outside the root"
+	run_capture ar0 --root "$p" --init -- true
+	[ "$rc" = 125 ] && [[ "$err" == *"the init 'true', as PID 1 of its namespace, mounting before its exec: bind '/no-such' on /proc/cmdline: bind in the guest: No such file or directory" ]] &&
+		pass "${pidns_tests[12]}" || fail "${pidns_tests[12]}" "rc=$rc" "stderr: $err"
+
+	p=$tmp/proot4
+	mkroot "$p"
+	{ hello; mount_root 3 "$p"; } >"$tmp/frames"
+	timeout 10 "$run" --unix "$sock" --raw <"$tmp/frames" >/dev/null
+	run_capture ar0 --root "$p" --init -- true
+	[ "$rc" = 125 ] && [[ "$err" == *"an init for the container root $p, which has no PID namespace of its own"* ]] &&
+		pass "${pidns_tests[13]}" || fail "${pidns_tests[13]}" "rc=$rc" "stderr: $err"
+else
+	for n in "${pidns_tests[@]}"; do skip "$n" "needs root and PID namespaces"; done
+fi
+{ hello; exec_true 5 0 8; } >"$tmp/frames"
+raw "EXEC with INIT and no root: the decoder refuses it" "EXEC frame: INIT (flag 0x8) without a root"
+{ hello; mount_req 3 /x /y "" 4096 "" 16; } >"$tmp/frames"
+raw "MOUNT with PIDNS and no ROOT: the decoder refuses it" "MOUNT frame: opts 0x10: PIDNS (0x10) is a container root's (0x8) opt"
 { hello; exec_root 3 95 "$tmp/no-root" / true; } >"$tmp/frames"
 raw "EXEC with a root no MOUNT made: START fails naming it" \
 	"ERROR id=4 code=2 root '$tmp/no-root' is no container's root (a MOUNT with the ROOT opt makes one)"

@@ -308,6 +308,9 @@ c["mounts"] += [
      "options": ["rbind", "ro"]}]
 c["linux"]["maskedPaths"] = ["/proc/cmdline"]
 c["linux"]["readonlyPaths"] = ["/proc/sys"]
+# No pid namespace: the container shares the guest's, where /proc/1 is the
+# agent, whose mount namespace is compared below.
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
 json.dump(c, open(path, "w"), indent=1)
 PY
 run_capture rv run -d --bundle "$b/ro" r1
@@ -331,9 +334,84 @@ run_capture rv exec r1 sh -c 'own=$(readlink /proc/self/ns/mnt); agent=$(readlin
 	[ "$(readlink /proc/$(pidof sleep)/ns/mnt)" = "$own" ] && echo the-inits'
 expect_eq "the container has a mount namespace of its own, not the agent's, and an exec joins the init's" \
 	"$(echo $out)" "not-the-agents the-inits"
+pid1=$(rv exec r1 cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
+[[ "$pid1" == "/init "* ]] && pass "without a pid namespace in its spec, the container shares the guest's: /proc/1 is the agent" ||
+	fail "without a pid namespace in its spec, the container shares the guest's: /proc/1 is the agent" "$pid1"
 run_capture rv exec r1 chroot-escape /work/tmp
 expect_eq "a process holding CAP_SYS_CHROOT cannot climb out of its root (chroot-escape)" "$out" contained
 rv delete --force r1
+
+# --- a pid namespace of the container's own (linux.namespaces "pid", as runc spec has it) --
+# The init is its PID 1, as runc makes it: /proc (the init's own mount) shows
+# only the container's processes, an exec joins the namespace, SIGTERM from
+# outside does nothing to an init without a handler (`runc kill` neither),
+# runs its trap when it has one, and the init's end kills the rest.
+mkdir -p "$scratch/pid-out"
+mkbundle "$b/pid" sh -c 'tr "\0" " " </proc/1/cmdline >/out/init-saw; echo >>/out/init-saw; ls /proc | grep -c "^[0-9]" >>/out/init-saw; while :; do sleep 1; done'
+mkbundle "$b/trap" sh -c 'trap "exit 42" TERM; touch /out/trap-ready; while :; do sleep 1; done'
+for bundle in pid trap; do
+	python3 - "$b/$bundle/config.json" "$scratch/pid-out" <<'PY'
+import json, sys
+path, out = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+assert {"type": "pid"} in c["linux"]["namespaces"], "make-bundle.sh's spec has a pid namespace"
+c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind"]})
+json.dump(c, open(path, "w"), indent=1)
+PY
+done
+run_capture rv run -d --bundle "$b/pid" p1
+expect_rc "a container with a pid namespace: run -d exits 0" 0
+until_in "$scratch/pid-out/init-saw" '^[0-9][0-9]*$'
+saw=$(cat "$scratch/pid-out/init-saw" 2>&1)
+[[ "$(head -n 1 <<<"$saw")" == "sh -c tr "* ]] && pass "the init reads its own command line in /proc/1/cmdline" ||
+	fail "the init reads its own command line in /proc/1/cmdline" "$saw"
+n=$(tail -n 1 <<<"$saw")
+[ -n "$n" ] && [ "$n" -le 5 ] && pass "the init's /proc lists its namespace's processes only ($n)" ||
+	fail "the init's /proc lists its namespace's processes only" "$saw"
+# (NULs translated before the shell sees them: $(...) drops them.)
+out=$(rv exec p1 cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
+[[ "$out" == "sh -c tr "* ]] && pass "an exec reads the container's init in /proc/1/cmdline" ||
+	fail "an exec reads the container's init in /proc/1/cmdline" "$out"
+run_capture rv exec p1 sh -c 'ls /proc | grep -c "^[0-9]"; [ "$(readlink /proc/self/ns/pid)" = "$(readlink /proc/1/ns/pid)" ] &&
+	[ "$$" != 1 ] && echo joined'
+n=$(head -n 1 <<<"$out")
+[ -n "$n" ] && [ "$n" -le 8 ] && [ "$(sed -n 2p <<<"$out")" = joined ] &&
+	pass "an exec joins the init's pid namespace, where /proc lists few processes ($n)" ||
+	fail "an exec joins the init's pid namespace, where /proc lists few processes" "rc $rc" "stdout: $out" "stderr: $err"
+run_capture rv ps p1
+expect_in "ps lists the init (by the guest's pids)" "$out" "do sleep 1; done"
+run_capture rv kill p1 TERM
+expect_rc "kill TERM to an init without a handler exits 0" 0
+sleep 3
+expect_eq "and leaves it running, as the kernel shields a namespace's PID 1 (runc's too)" \
+	"$(field "$(rv state p1)" status)" running
+run_capture rv exec p1 echo still-serving
+expect_eq "an exec after it runs as before" "$out" still-serving
+# A detached exec, as a shim runs it (the relay reaped by a subreaper); then
+# SIGKILL to the init, which takes the exec's process with it.
+out=$(python3 - "$build/bin/runvm" "$root" "$scratch" <<'PY'
+import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER, as the shim
+rv, root, scratch = sys.argv[1], sys.argv[2], sys.argv[3]
+pidf = scratch + "/pid-exec.pid"
+subprocess.run([rv, "--root", root, "exec", "--detach", "--pid-file", pidf, "p1", "sleep", "4244"], check=True)
+pid = int(open(pidf).read())
+subprocess.run([rv, "--root", root, "kill", "p1", "KILL"], check=True)
+_, st = os.waitpid(pid, 0)
+print("exit %d" % os.WEXITSTATUS(st) if os.WIFEXITED(st) else "signal %d" % os.WTERMSIG(st))
+PY
+)
+expect_eq "SIGKILL to the init ends a detached exec's process too (its relay: 137)" "$out" "exit 137"
+run_capture rv wait p1
+expect_in "and the container's status is the init's SIGKILL (137)" "$out" '"exitStatus":137'
+rv delete --force p1 >/dev/null 2>&1
+run_capture rv run -d --bundle "$b/trap" p2
+expect_rc "an init with a TERM trap: run -d exits 0" 0
+for _ in $(seq 300); do [ -e "$scratch/pid-out/trap-ready" ] && break; sleep 0.2; done
+rv kill p2 TERM
+run_capture rv wait p2
+expect_in "kill TERM to an init with a trap runs it: the container exits 42" "$out" '"exitStatus":42'
+rv delete --force p2 >/dev/null 2>&1
 
 # --- the container's status decides ------------------------------------------------------
 rv pause c1

@@ -33,6 +33,11 @@ PY
 b=$scratch/b
 mkbundle "$b/exit3" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'
 mkbundle "$b/sleep" sleep 1000
+# The same in the guest's pid namespace (no "pid" in linux.namespaces): not
+# its namespace's PID 1, the process dies of a SIGTERM it has no handler
+# for, as runc's does in the host's; with its own, the kernel shields it.
+mkbundle "$b/sleep-shared" sleep 1000
+sed -i 's/{ "type": "pid" }, //' "$b/sleep-shared/config.json"
 mkbundle "$b/true" true
 mkbundle "$b/cat" cat
 
@@ -130,9 +135,9 @@ expect_rc "a mount at /var/run, a symlink to /run in the rootfs, lands on /run" 
 out=$(echo piped-in | rv run --bundle "$b/cat" r3)
 [ "$out" = piped-in ] && pass "stdin given to run reaches the process" || fail "stdin given to run reaches the process" "$out"
 
-for sig in KILL:137 TERM:143; do
-	name=${sig%:*} want=${sig#*:}
-	rv run --bundle "$b/sleep" "k$name" >/dev/null 2>&1 &
+for sig in KILL:137:sleep TERM:143:sleep-shared; do
+	IFS=: read -r name want bundle <<<"$sig"
+	rv run --bundle "$b/$bundle" "k$name" >/dev/null 2>&1 &
 	runner=$!
 	for _ in $(seq 300); do [ "$(field "$(rv state "k$name" 2>/dev/null)" status)" = running ] && break; sleep 0.2; done
 	rv kill "k$name" "$name"
@@ -153,7 +158,7 @@ out=$(reap_as_shim "$build/bin/runvm --root $root run -d --bundle $b/sleep s2;$b
 rv delete s2 >/dev/null 2>&1
 
 # --- a running container: ps, events, pause, resume, kill, delete ------------------------
-run_capture rv run -d --bundle "$b/sleep" d1
+run_capture rv run -d --bundle "$b/sleep-shared" d1
 expect_rc "run -d exits 0 once the process runs" 0
 run_capture rv state d1
 expect_in "state: running" "$out" '"status": "running"'
@@ -232,8 +237,10 @@ expect_in "runvm run exits with the process's status (3)" "$out" "status: exit 3
 [ ! -e "$root/t2" ] && pass "and the container is deleted" || fail "and the container is deleted" "$(ls "$root")"
 # Raw, the user's Ctrl-C is a byte for the guest's terminal, which makes it
 # SIGINT for the process: 128 + 2.
+# In the guest's pid namespace: as its own namespace's PID 1, sleep would
+# ignore the SIGINT (runc's too).
 mkbundle "$b/fgint" sh -c 'echo ready; exec sleep 300'
-sed -i 's|"terminal": false,|"terminal": true,|' "$b/fgint/config.json"
+sed -i 's|"terminal": false,|"terminal": true,|; s/{ "type": "pid" }, //' "$b/fgint/config.json"
 run_capture python3 "$top/tests/integration/pty_run.py" 24 80 "$build/bin/runvm" --root "$root" run \
 	--bundle "$b/fgint" t3
 expect_in "Ctrl-C ends the process with SIGINT, and runvm run with 130" "$out" "status: exit 130"

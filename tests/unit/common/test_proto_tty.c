@@ -169,13 +169,13 @@ Test(proto_tty, rejects_a_version_3_to_7_exec)
 
 Test(proto_tty, rejects_unknown_exec_flags)
 {
-	const uint32_t bad[] = { 8, 0x80000000u, PROTO_EXEC_TTY | 16 };
+	const uint32_t bad[] = { 16, 0x80000000u, PROTO_EXEC_TTY | 32 };
 	char want[64];
 	struct wire w;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		wexec(&w, PROTO_WANT_STDOUT, bad[i], 0, 0);
-		snprintf(want, sizeof(want), "EXEC frame: flags 0x%x has unknown bits (known: 0x7)",
+		snprintf(want, sizeof(want), "EXEC frame: flags 0x%x has unknown bits (known: 0xf)",
 			 bad[i]);
 		decode_fails(&w, EPROTO, want);
 	}
@@ -241,8 +241,8 @@ Test(proto_tty, encoder_refuses_what_the_decoder_refuses)
 {
 	struct proto_msg m = tty_exec(24, 80);
 
-	m.exec.flags = 8;
-	encode_fails(&m, EINVAL, "EXEC message: flags 0x8 has unknown bits");
+	m.exec.flags = 16;
+	encode_fails(&m, EINVAL, "EXEC message: flags 0x10 has unknown bits");
 	m = tty_exec(24, 80);
 	m.exec.streams |= PROTO_WANT_STDERR;
 	encode_fails(&m, EINVAL, "EXEC message: a process on a terminal has no stderr stream");

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 
@@ -145,4 +147,31 @@ Test(spec_vm, propagation_options_and_the_roots_reach_the_guest)
 	cr_expect_not_null(strstr(err.msg, "linux.rootfsPropagation: \"x\": use private, shared"), "%s",
 			   err.msg);
 	spec_free(&s);
+}
+
+static bool pidns_of(const char *namespaces)
+{
+	char text[512];
+	struct oci_spec s;
+	struct sandbox_config cfg;
+	struct sandbox_mount *ms;
+
+	snprintf(text, sizeof(text), "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+		 " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"},"
+		 " \"linux\": {\"namespaces\": [%s]}}", namespaces);
+	translate_text(text, &s, &cfg, &ms);
+	bool pidns = cfg.pidns;
+	spec_vm_free(ms, cfg.nmounts);
+	spec_free(&s);
+	return pidns;
+}
+
+/* runc makes the process PID 1 of a new pid namespace: the guest does; one
+ * to join (a pod sandbox's, on the host) is out of reach, and without one
+ * the process shares the guest's, as runc's shares the host's. */
+Test(spec_vm, a_new_pid_namespace_is_made_in_the_guest)
+{
+	cr_expect(pidns_of("{\"type\": \"mount\"}, {\"type\": \"pid\"}"));
+	cr_expect_not(pidns_of("{\"type\": \"mount\"}, {\"type\": \"ipc\"}"));
+	cr_expect_not(pidns_of("{\"type\": \"pid\", \"path\": \"/proc/42/ns/pid\"}"));
 }
