@@ -1,6 +1,8 @@
 #include "runtime/ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +12,40 @@
 
 #include "common/cleanup.h"
 
+int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+
+	*dirfd = -1;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) < sizeof(sa->sun_path)) {
+		strcpy(sa->sun_path, path);
+		return 0;
+	}
+	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir))
+		return rv_failx(err, ENAMETOOLONG, "socket %s: path too long", path);
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return rv_fail(err, errno, "socket %s: its directory", path);
+	if (snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", *dirfd, slash + 1) >=
+	    (int)sizeof(sa->sun_path)) {
+		rv_closep(dirfd);
+		return rv_failx(err, ENAMETOOLONG, "socket %s: its name is too long", path);
+	}
+	return 0;
+}
+
 int ctl_dial(const char *path, struct rv_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return rv_failx(err, ENAMETOOLONG, "control socket %s: path too long (use a shorter "
-				"--root)", path);
-	strcpy(sa.sun_path, path);
+	if (ctl_sockaddr(path, &sa, &dirfd, err) < 0)
+		return rv_wrap(err, "control socket");
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return rv_fail(err, errno, "socket");

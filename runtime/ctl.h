@@ -4,6 +4,7 @@
 #define RV_CTL_H
 
 #include <stddef.h>
+#include <sys/un.h>
 
 #include "common/err.h"
 
@@ -15,6 +16,11 @@ int ctl_call(const char *path, const char *req, char *reply, size_t size, struct
 /* A connection to the VMM at path (SOCK_SEQPACKET, O_CLOEXEC), for a
  * conversation longer than one request (exec). */
 int ctl_dial(const char *path, struct rv_err *err);
+/* sa for a unix socket at path. A path longer than sun_path (engines' state
+ * dirs under long roots, a 64-digit id) is reached through its directory:
+ * *dirfd is opened (O_PATH) and sa names "/proc/self/fd/N/NAME"; close it
+ * after bind or connect. *dirfd is -1 when the path fit. */
+int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err);
 /* Turns a reply "error ERRNO MESSAGE" into err; returns -1. */
 int ctl_vmm_error(const char *reply, struct rv_err *err);
 

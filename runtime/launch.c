@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "runtime/cgroup.h"
 #include "runtime/console.h"
+#include "runtime/ctl.h"
 #include "runtime/seccomp.h"
 #include "runtime/spec.h"
 #include "runtime/state.h"
@@ -131,13 +132,14 @@ static int open_kvm(struct rv_err *err)
 
 static int listen_control(const char *root, const char *id, struct rv_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
+	char path[PATH_MAX];
+	_cleanup_close_ int dirfd = -1;
 
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/%s", root, id, STATE_CONTROL_SOCK) >=
-	    (int)sizeof(sa.sun_path))
-		return rv_failx(err, ENAMETOOLONG, "control socket %s/%s/%s: over %zu bytes; use a "
-				"shorter --root or id", root, id, STATE_CONTROL_SOCK,
-				sizeof(sa.sun_path) - 1);
+	if (snprintf(path, sizeof(path), "%s/%s/%s", root, id, STATE_CONTROL_SOCK) >= (int)sizeof(path))
+		return rv_failx(err, ENAMETOOLONG, "control socket %s/%s: path too long", root, id);
+	if (ctl_sockaddr(path, &sa, &dirfd, err) < 0)
+		return rv_wrap(err, "control socket");
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return rv_fail(err, errno, "socket");
@@ -146,7 +148,7 @@ static int listen_control(const char *root, const char *id, struct rv_err *err)
 	    listen(fd, 64) < 0) {
 		int e = errno;
 		close(fd);
-		return rv_fail(err, e, "control socket %s", sa.sun_path);
+		return rv_fail(err, e, "control socket %s", path);
 	}
 	return fd;
 }
