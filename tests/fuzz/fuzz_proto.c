@@ -69,6 +69,8 @@ static void check_exec_same(const struct proto_exec *a, const struct proto_exec 
 	for (uint32_t i = 0; i < a->nsysctls; i++)   /* a key names a file below /proc/sys */
 		CHECK(!strchr(a->sysctls[i], '/') || strchr(a->sysctls[i], '/') >
 		      strchr(a->sysctls[i], '='));
+	/* The container's init only ever in a container's root. */
+	CHECK(!(a->flags & PROTO_EXEC_INIT) || a->root[0] == '/');
 	if (a->flags & PROTO_EXEC_TTY)   /* a terminal: stdout, no stderr */
 		CHECK((a->streams & PROTO_WANT_STDOUT) && !(a->streams & PROTO_WANT_STDERR));
 	else
@@ -82,6 +84,10 @@ static void check_mount_same(const struct proto_mount *a, const struct proto_mou
 	CHECK(strcmp(a->fstype, b->fstype) == 0 && a->flags == b->flags);
 	CHECK(strcmp(a->data, b->data) == 0);
 	CHECK(a->opts == b->opts && (a->opts & ~PROTO_MOUNT_OPTS) == 0);
+	/* A root takes no other option but its PID namespace; that one no mount but a root. */
+	CHECK(!(a->opts & PROTO_MOUNT_ROOT) ||
+	      (a->opts & ~(uint32_t)(PROTO_MOUNT_ROOT | PROTO_MOUNT_PIDNS)) == 0);
+	CHECK(!(a->opts & PROTO_MOUNT_PIDNS) || (a->opts & PROTO_MOUNT_ROOT));
 	/* What mount(2) is given as a propagation: one type, maybe MS_REC. */
 	uint32_t type = a->propagation & ~(uint32_t)MS_REC;
 	CHECK(a->propagation == b->propagation);
