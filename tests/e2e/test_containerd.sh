@@ -12,24 +12,12 @@ set -u
 t_suite=containerd-vm
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib.sh"
+. "$top/tests/e2e/e2e-lib.sh"
 build=$(cd "${1:?usage: test_containerd.sh BUILD_DIR}" && pwd)
 runvm=$build/bin/runvm
 
-command -v containerd >/dev/null && command -v ctr >/dev/null &&
-	command -v containerd-shim-runc-v2 >/dev/null || {
-	fail "containerd, ctr and containerd-shim-runc-v2 installed" \
-		"missing: run scripts/install-deps.sh (Debian's containerd)"
-	summary
-	exit 1
-}
-
-# Overlay snapshots need a filesystem overlayfs takes as upper: a tmpfs.
-scratch=$(mktemp -d /tmp/containerd-vm.XXXXXX)
-mount -t tmpfs -o size=1g runvm-containerd "$scratch" || {
-	fail "a private tmpfs for containerd" "mount failed"
-	summary
-	exit 1
-}
+e2e_need "containerd, ctr and containerd-shim-runc-v2" containerd containerd ctr containerd-shim-runc-v2
+e2e_scratch containerd-vm
 sock=$scratch/containerd.sock
 # The runc shim keeps runvm's state under /run/containerd/runc/NAMESPACE,
 # outside the tmpfs: whatever a failed run leaves there goes too.
@@ -48,9 +36,7 @@ cleanup() {
 		"$runvm" --root "$rvroot" delete --force "$id" >/dev/null 2>&1
 	done
 	rm -rf "$rvroot"
-	grep -o " $scratch/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	umount -l "$scratch" 2>/dev/null
-	rm -rf --one-file-system "$scratch"
+	e2e_unmount_scratch
 }
 trap cleanup EXIT
 cat >"$scratch/config.toml" <<EOF
@@ -154,6 +140,5 @@ expect_in "ctr run -t: the exit code comes back" "$out" "status: exit 3"
 # --- nothing left behind --------------------------------------------------------
 run_capture c task ls -q
 [ -z "$out" ] && pass "no task left" || fail "no task left" "$out"
-left=$(pgrep -fc "runvm .*boot --bundle $scratch/" || true)
-[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot --bundle $scratch/")"
+e2e_no_vmm_left
 summary

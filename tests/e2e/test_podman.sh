@@ -10,20 +10,12 @@ set -u
 t_suite=podman-vm
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib.sh"
+. "$top/tests/e2e/e2e-lib.sh"
 build=$(cd "${1:?usage: test_podman.sh BUILD_DIR}" && pwd)
 runvm=$build/bin/runvm
 
-command -v podman >/dev/null && command -v conmon >/dev/null || {
-	fail "podman and conmon installed" "missing: run scripts/install-deps.sh (Debian's podman)"
-	summary
-	exit 1
-}
-scratch=$(mktemp -d /tmp/podman-vm.XXXXXX)
-mount -t tmpfs -o size=1g runvm-podman "$scratch" || {
-	fail "a private tmpfs for podman" "mount failed"
-	summary
-	exit 1
-}
+e2e_need "podman and conmon" podman podman conmon
+e2e_scratch podman-vm
 # cgroupfs: no systemd here. The file events backend: no journald. The
 # ulimit: podman's default NOFILE is above what root may raise to here
 # (no CAP_SYS_RESOURCE in this sandbox; runc fails the same way).
@@ -35,9 +27,7 @@ p() {
 runopts=(--network none --ulimit nofile=1024:1024)
 cleanup() {
 	p rm -a -f -t 0 >/dev/null 2>&1
-	grep -o " $scratch/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	umount -l "$scratch" 2>/dev/null
-	rm -rf --one-file-system "$scratch"
+	e2e_unmount_scratch
 }
 trap cleanup EXIT
 
@@ -90,6 +80,5 @@ expect_in "podman run -it: the exit code comes back" "$out" "status: exit 3"
 # --- nothing left behind --------------------------------------------------------
 run_capture p ps -a -q
 [ -z "$out" ] && pass "no container left" || fail "no container left" "$out"
-left=$(pgrep -fc "runvm .*boot --bundle $scratch/" || true)
-[ "$left" = 0 ] && pass "no VMM left running" || fail "no VMM left running" "$(pgrep -af "runvm .*boot --bundle $scratch/")"
+e2e_no_vmm_left
 summary
