@@ -252,9 +252,10 @@ check-sanitize:
 demo:
 	@scripts/demo.sh
 
-# The engines (containerd's runc shim, podman, Docker), each started by its test with
-# its own root, state and socket, in the testbed where KVM cannot boot
-# guests. `make check` runs them too.
+# The engines (containerd's runc shim, podman, Docker), each started by its
+# test with its own root, state and socket, in the testbed where KVM cannot
+# boot guests. `make check` runs the first two there: CI's 90 minutes do not
+# hold Docker's too.
 e2e: all
 	@RUNVM_VM_SUITES="containerd-vm podman-vm docker-vm" tests/check.sh --build $(B) --suites vm
 
