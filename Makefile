@@ -252,12 +252,13 @@ check-sanitize:
 demo:
 	@scripts/demo.sh
 
-# The engines (containerd's runc shim, podman, Docker), each started by its
-# test with its own root, state and socket, in the testbed where KVM cannot
-# boot guests. `make check` runs the first two there: CI's 90 minutes do not
-# hold Docker's too.
+# The engines (containerd's runc shim, containerd's CRI plugin driven as a
+# kubelet would, podman, Docker), each started by its test with its own root,
+# state and socket, in the testbed where KVM cannot boot guests. `make check`
+# runs containerd's and podman's there: CI's 90 minutes do not hold the
+# others too.
 e2e: all
-	@RUNVM_VM_SUITES="containerd-vm podman-vm docker-vm" tests/check.sh --build $(B) --suites vm
+	@RUNVM_VM_SUITES="containerd-vm cri-vm podman-vm docker-vm" tests/check.sh --build $(B) --suites vm
 
 install: all
 	install -D -m 0755 $(RUNVM) $(DESTDIR)$(PREFIX)/bin/runvm

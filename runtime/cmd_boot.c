@@ -59,7 +59,7 @@ static int parse_stdio(const char *s, int fds[3], struct rv_err *err)
 
 enum { OPT_BUNDLE = 256, OPT_SPEC_FD, OPT_CONTROLLER_FD, OPT_DEVICE_FD, OPT_STDIO_FDS,
        OPT_START_SYNC_FD, OPT_USER_LOG_FD, OPT_EXIT_FD, OPT_CPUS, OPT_MEM, OPT_KERNEL,
-       OPT_INITRD, OPT_CONSOLE, OPT_TERMINAL };
+       OPT_INITRD, OPT_CONSOLE, OPT_TERMINAL, OPT_POD_CONTROL };
 
 static int parse_one(struct boot_sandbox *b, int c, const char *arg, struct rv_err *err)
 {
@@ -94,6 +94,7 @@ static int parse_one(struct boot_sandbox *b, int c, const char *arg, struct rv_e
 	case OPT_INITRD: cfg->vm.initrd = arg; return 0;
 	case OPT_CONSOLE: cfg->vm.console_fd = STDERR_FILENO; return 0;
 	case OPT_TERMINAL: cfg->terminal = true; return 0;
+	case OPT_POD_CONTROL: cfg->pod_control = arg; return 0;
 	}
 	return -1;
 }
@@ -115,6 +116,7 @@ static int parse_sandbox_flags(int argc, char **argv, struct boot_sandbox *b, st
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "console", no_argument, NULL, OPT_CONSOLE },
 		{ "terminal", no_argument, NULL, OPT_TERMINAL },
+		{ "pod-control", required_argument, NULL, OPT_POD_CONTROL },
 		{ 0 },
 	};
 	int c;
@@ -175,7 +177,8 @@ static int run_sandbox(struct cli *cli, struct boot_sandbox *b, struct rv_err *e
 		cfg->attrs.seccomp = filter.insns;
 		cfg->attrs.nseccomp = (uint32_t)filter.n;
 		cfg->attrs.seccomp_flags = filter.flags;
-		rc = vmm_sandbox(cfg, &cli->exit_code, err);
+		rc = cfg->pod_control ? vmm_pod_member(cfg, &cli->exit_code, err) :
+		     vmm_sandbox(cfg, &cli->exit_code, err);
 	}
 	seccomp_prog_free(&filter);
 	spec_vm_free(mounts, spec.nmounts);
@@ -208,8 +211,10 @@ static int cmd_boot_sandbox(struct cli *cli, int argc, char **argv, struct rv_er
 	struct kvm_host host;
 
 	kvm_host_detect("/", &host);
+	/* A pod's member runs in its pod's VM and uses no KVM of its own. */
 	if (parse_sandbox_flags(argc, argv, &b, err) == 0 && close_unnamed_fds(cli, &b, err) == 0 &&
-	    kvm_host_check_bootable(&host, err) == 0 && jail_check_privileged(err) == 0 &&
+	    (b.cfg.pod_control || kvm_host_check_bootable(&host, err) == 0) &&
+	    jail_check_privileged(err) == 0 &&
 	    run_sandbox(cli, &b, err) == 0)
 		return 0;
 	/* Our stderr is the container's: the error goes to the log that

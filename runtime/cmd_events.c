@@ -13,7 +13,7 @@
 #include "common/jsonw.h"
 #include "runtime/cli.h"
 #include "runtime/container.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 #include "vmm/control.h"
 
 #define USAGE "events [--stats] [--interval Ns] ID"

@@ -17,7 +17,7 @@
 #include "runtime/console.h"
 #include "runtime/console_relay.h"
 #include "runtime/container.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 #include "runtime/launch.h"
 
 static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,

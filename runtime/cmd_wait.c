@@ -8,7 +8,7 @@
 #include "common/jsonw.h"
 #include "runtime/cli.h"
 #include "runtime/container.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 
 int cmd_wait(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {

@@ -11,7 +11,7 @@
 
 #include "common/cleanup.h"
 #include "runtime/cgroup.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 #include "runtime/hooks.h"
 #include "vmm/pod_net.h"
 

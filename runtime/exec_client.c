@@ -14,7 +14,7 @@
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/proto.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 #include "runtime/spec_vm.h"
 
 /* A frame larger than a Unix socket's default send buffer needs a bigger

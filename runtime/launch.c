@@ -16,9 +16,10 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/ctl.h"
 #include "runtime/cgroup.h"
 #include "runtime/console.h"
-#include "runtime/ctl.h"
+#include "runtime/pod.h"
 #include "runtime/seccomp.h"
 #include "runtime/spec.h"
 #include "runtime/state.h"
@@ -208,6 +209,7 @@ static int open_fds(const char *root, const char *id, int dirfd, const char *bun
 struct boot_args {
 	char fd[6][16], cpus[16], mem[32], vmm_log[PATH_MAX], stdio[48];
 	char cgroup[PATH_MAX];            /* "": none */
+	char pod[PATH_MAX];               /* a pod member's: its pod's VMM's control socket */
 	const char *argv[40];
 };
 
@@ -261,6 +263,8 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 	a->argv[n++] = "--bundle";
 	a->argv[n++] = bundle;
 	for (size_t i = 0; i < 6; i++) {
+		if (pass[i] < 0)
+			continue;     /* a pod's member has no /dev/kvm */
 		fcntl(pass[i], F_SETFD, 0);
 		snprintf(a->fd[i], sizeof(a->fd[i]), "%d", pass[i]);
 		a->argv[n++] = flags[i];
@@ -273,6 +277,10 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 		a->argv[n++] = "--terminal";
 		a->argv[n++] = "--stdio-fds";
 		a->argv[n++] = a->stdio;
+	}
+	if (a->pod[0]) {
+		a->argv[n++] = "--pod-control";
+		a->argv[n++] = a->pod;
 	}
 	a->argv[n++] = "--cpu-num";
 	a->argv[n++] = a->cpus;
@@ -370,8 +378,8 @@ static int open_console(const struct launch_opts *o, const struct oci_spec *spec
 
 /* With the state dir made and locked: start boot and wait until it is ready. */
 static int start_vmm(struct cli *cli, const char *id, const char *bundle, int dirfd,
-		     const struct oci_spec *spec, const char *cgroup, struct launch_fds *f,
-		     pid_t *vmm, struct rv_err *err)
+		     const struct oci_spec *spec, const char *cgroup, const char *pod,
+		     struct launch_fds *f, pid_t *vmm, struct rv_err *err)
 {
 	_cleanup_free_ struct ct_annotation *ann = calloc(spec->nannotations + 1, sizeof(*ann));
 	_cleanup_free_ char *created = state_now_rfc3339();
@@ -390,6 +398,7 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	snprintf(a.mem, sizeof(a.mem), "%llu", (unsigned long long)mem);
 	snprintf(a.vmm_log, sizeof(a.vmm_log), "%s/%s/%s", cli->root, id, VMM_LOG_FILE);
 	snprintf(a.cgroup, sizeof(a.cgroup), "%s", cgroup);
+	snprintf(a.pod, sizeof(a.pod), "%s", pod);
 	st.cgroup = cgroup[0] ? (char *)cgroup : NULL;
 	if (state_write(dirfd, &st, err) < 0)
 		return -1;
@@ -414,7 +423,9 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 {
 	struct launch_fds f = { -1, -1, -1, -1, -1, { -1, -1 }, -1 };
 	struct oci_spec spec = { 0 };
-	char bundle[PATH_MAX], cgroup[PATH_MAX] = "";
+	char bundle[PATH_MAX], cgroup[PATH_MAX] = "", pod[PATH_MAX] = "";
+	const char *sandbox_id = NULL;
+	enum pod_role role = POD_NONE;
 	int dirfd = -1, lockfd = -1, rc = -1;
 
 	*vmm = -1;
@@ -426,17 +437,18 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 		return rv_fail(err, errno, "bundle %s", o->bundle ? o->bundle : ".");
 	if (spec_load(bundle, &spec, err) < 0)
 		return -1;
-	if (check_inputs(o, &spec, err) < 0 ||
+	if (check_inputs(o, &spec, err) < 0 || pod_role(&spec, &role, &sandbox_id, err) < 0 ||
+	    (role == POD_MEMBER && pod_control_path(cli, sandbox_id, pod, sizeof(pod), err) < 0) ||
 	    (spec.cgroups_path &&
 	     cgroup_path(spec.cgroups_path, cli->systemd_cgroup, cgroup, sizeof(cgroup), err) < 0) ||
-	    (f.kvm = open_kvm(err)) < 0)
+	    (role != POD_MEMBER && (f.kvm = open_kvm(err)) < 0))
 		goto out;
 	if (state_create(cli->root, id, &dirfd, err) < 0)
 		goto out;
 	if (state_lock(dirfd, &lockfd, err) == 0 &&
 	    open_fds(cli->root, id, dirfd, bundle, &f, err) == 0 &&
 	    (!spec.process.terminal || open_console(o, &spec, &f.tty, err) == 0) &&
-	    start_vmm(cli, id, bundle, dirfd, &spec, cgroup, &f, vmm, err) == 0 &&
+	    start_vmm(cli, id, bundle, dirfd, &spec, cgroup, pod, &f, vmm, err) == 0 &&
 	    (!o->pid_file || state_write_pid_file(o->pid_file, *vmm, err) == 0))
 		rc = 0;
 	if (rc < 0) {

@@ -8,6 +8,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include "runtime/pod.h"
+
 static const struct {
 	const char *name;
 	uint32_t set, clear;
@@ -242,6 +244,18 @@ int spec_to_sandbox(const struct oci_spec *s, const char *bundle, struct sandbox
 	for (size_t i = 0; i < s->nnamespaces; i++)
 		if (!strcmp(s->namespaces[i].type, "pid"))
 			cfg->pidns = !s->namespaces[i].path;
+	/* A pod's other container names the sandbox's namespaces by path, which
+	 * for runvm are its VMM's: the pod's network is the guest's, shared
+	 * already. Its processes get a PID namespace of their own, whose end
+	 * takes them all, leaving the rest of the pod alone. */
+	enum pod_role role;
+	if (pod_role(s, &role, NULL, err) < 0)
+		return -1;
+	cfg->pod_host = role == POD_SANDBOX;
+	if (role == POD_MEMBER) {
+		cfg->netns_path = NULL;
+		cfg->pidns = true;
+	}
 	return 0;
 }
 

@@ -14,6 +14,9 @@ packages=(
 	# engines runvm must work under (make e2e): containerd and its runc shim,
 	# podman with conmon, Docker's daemon
 	containerd podman docker.io
+	# the CRI test's own client (tests/e2e/cri_client.py): gRPC, protobuf, and
+	# protoc to compile its schema
+	python3-grpcio python3-protobuf protobuf-compiler
 	# peers and test bundles
 	runc crun busybox-static
 	# virtio-fs: real workloads in the file-service tests (git, SQLite, fio's

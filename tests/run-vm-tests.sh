@@ -86,7 +86,7 @@ rc=0
 # a fault there costs a retry of that part only.
 declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=750 [fs-work-vm]=600
 		  [lifecycle-vm]=1100 [lifecycle-many-vm]=700 [exec-vm]=800 [do-vm]=500 [net-vm]=500
-		  [hostile-vm]=700 [containerd-vm]=700 [podman-vm]=600 [docker-vm]=600)
+		  [hostile-vm]=700 [pod-vm]=600 [containerd-vm]=700 [cri-vm]=700 [podman-vm]=600 [docker-vm]=600)
 out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
 err_file=$(mktemp /tmp/runvm-vm-tests-err.XXXXXX)
 trap 'rm -f "$out_file" "$err_file"' EXIT

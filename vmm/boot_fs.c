@@ -274,14 +274,15 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 	return 0;
 }
 
-int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err)
+int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, const char *root_dir,
+		       bool mount_tag, struct rv_err *err)
 {
-	struct proto_mount root = { .source = BOOT_GUEST_ROOTFS, .target = BOOT_GUEST_ROOTFS,
+	struct proto_mount root = { .source = root_dir, .target = root_dir,
 				    .flags = MS_BIND | MS_REC,
 				    .opts = PROTO_MOUNT_ROOT | (f->root_pidns ? PROTO_MOUNT_PIDNS : 0),
 				    .propagation = f->root_propagation };
 
-	if (agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0 ||
+	if ((mount_tag && agent_mount(a, BOOT_FS_TAG, BOOT_GUEST_FS, "virtiofs", 0, NULL, err) < 0) ||
 	    agent_mount_msg(a, &root, err) < 0)
 		return rv_wrap(err, "rootfs %s", f->rootfs);
 	return 0;
@@ -328,7 +329,7 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f,
 	char src[64], dst[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
 	const char *root = boot_fs_guest_root(f);
 
-	if ((f->overlay ? mount_overlay(a, f, err) : boot_fs_mount_root(a, f, err)) < 0)
+	if ((f->overlay ? mount_overlay(a, f, err) : boot_fs_mount_root(a, f, BOOT_GUEST_ROOTFS, true, err)) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(kernel_fs) / sizeof(kernel_fs[0]); i++) {
 		if (!kernel_fs[i].wanted)

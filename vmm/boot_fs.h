@@ -105,10 +105,13 @@ int boot_fs_mount(const struct agent_client *a, const struct boot_fs *f, struct 
 /* Where the process's root is in the guest. */
 const char *boot_fs_guest_root(const struct boot_fs *f);
 
-/* The first two of those: the virtio-fs tag at BOOT_GUEST_FS and the rootfs
- * bound onto itself as the container's root (PROTO_MOUNT_ROOT: the later
- * mounts below it are made in its own mount namespace, its process pivots
- * into it), so that it can be remounted read-only later. */
-int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, struct rv_err *err);
+/* The first two of those: the virtio-fs tag at BOOT_GUEST_FS (when
+ * mount_tag) and the rootfs, at root_dir in the guest (BOOT_GUEST_ROOTFS;
+ * a pod member's is another export), bound onto itself as the container's
+ * root (PROTO_MOUNT_ROOT: the later mounts below it are made in its own
+ * mount namespace, its process pivots into it), so that it can be
+ * remounted read-only later. */
+int boot_fs_mount_root(const struct agent_client *a, const struct boot_fs *f, const char *root_dir,
+		       bool mount_tag, struct rv_err *err);
 
 #endif

@@ -26,14 +26,28 @@ struct conn {
 	unsigned slot;
 };
 
-static void send_reply(int fd, int rc, const char *payload, const struct rv_err *err)
+static void send_reply(int fd, int rc, const char *payload, int reply_fd,
+		       const struct rv_err *err)
 {
 	char head[sizeof(err->msg) + 32];
 
 	if (rc == 0) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} cbuf;
 		struct iovec iov[2] = { { .iov_base = "ok ", .iov_len = payload[0] ? 3 : 2 },
 					{ .iov_base = (void *)payload, .iov_len = strlen(payload) } };
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		if (reply_fd >= 0) {
+			mh.msg_control = cbuf.buf;
+			mh.msg_controllen = sizeof(cbuf.buf);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &reply_fd, sizeof(int));
+		}
 		sendmsg(fd, &mh, MSG_NOSIGNAL);
 		return;
 	}
@@ -112,7 +126,7 @@ static void serve(struct control_server *s, int fd, char *req, char *reply)
 	bool stranger = check_peer(fd, &refused) < 0;
 
 	for (;;) {
-		struct control_call call = { .fd = fd, .fds = { -1, -1, -1 } };
+		struct control_call call = { .fd = fd, .fds = { -1, -1, -1 }, .reply_fd = -1 };
 		bool bad_fds;
 		ssize_t n = recv_request(&call, req, &bad_fds);
 		if (n <= 0) {
@@ -135,7 +149,9 @@ static void serve(struct control_server *s, int fd, char *req, char *reply)
 			rc = s->fn(s->arg, &call, req, reply, CONTROL_REPLY_MAX_BYTES, &err);
 		}
 		close_call_fds(&call);
-		send_reply(fd, rc, reply, &err);
+		send_reply(fd, rc, reply, call.reply_fd, &err);
+		if (call.reply_fd >= 0)
+			close(call.reply_fd);
 	}
 }
 

@@ -29,6 +29,8 @@ struct control_call {
 	int fds[CONTROL_MAX_FDS];        /* -1 when absent; a handler that keeps one
 					  * sets its slot to -1, the rest are closed */
 	unsigned nfds;
+	int reply_fd;                    /* -1; a handler may set an fd it owns: it goes
+					  * with an "ok" reply (SCM_RIGHTS) and is closed */
 };
 
 /* Answers one request (NUL-terminated, already length-checked) into reply

@@ -15,6 +15,7 @@
 #include "vmm/boot_cli.h"
 #include "vmm/boot_fs.h"
 #include "vmm/control.h"
+#include "vmm/pod_host.h"
 #include "vmm/pod_net.h"
 #include "vmm/sandbox_ctl.h"
 
@@ -26,17 +27,17 @@ static int mount_one(const struct sandbox *sb, const struct agent_client *a, siz
 		     struct rv_err *err)
 {
 	const struct sandbox_mount *m = &sb->cfg->mounts[i];
-	char target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX], src[64];
+	char target[sizeof(sb->guest_root) + PATH_MAX], src[sizeof(sb->guest_root)];
 
 	if (m->host_source) {
 		const struct boot_volume *v = &sb->fs->vol[sb->vol_of[i]];
-		snprintf(src, sizeof(src), "%s/vol%u", BOOT_GUEST_FS, sb->vol_of[i]);
-		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, v->dst);
+		snprintf(src, sizeof(src), "%s/%s", BOOT_GUEST_FS, sb->vol_export[sb->vol_of[i]]);
+		snprintf(target, sizeof(target), "%s%s", sb->guest_root, v->dst);
 		struct proto_mount bind = { .source = src, .target = target, .flags = m->flags | MS_BIND,
 					    .propagation = m->propagation };
 		return agent_mount_msg(a, &bind, err);
 	}
-	snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, sb->mount_rel[i]);
+	snprintf(target, sizeof(target), "%s%s", sb->guest_root, sb->mount_rel[i]);
 	struct proto_mount mnt = { .source = m->source, .target = target, .fstype = m->fstype,
 				   .flags = m->flags, .data = m->data, .opts = m->opts,
 				   .propagation = m->propagation };
@@ -54,12 +55,14 @@ static uint32_t outside_id(const uint32_t *map, uint32_t n, uint32_t id)
 
 /* Resolved in the guest, not here: the rootfs on the host lacks the
  * container's mounts (its tmpfs /dev, a volume a symlink may lead into). */
-static int make_devices(const struct sandbox_config *cfg, const struct agent_client *a,
+static int make_devices(const struct sandbox *sb, const struct agent_client *a,
 			struct rv_err *err)
 {
+	const struct sandbox_config *cfg = sb->cfg;
+
 	for (size_t i = 0; i < cfg->ndevices; i++) {
 		struct proto_mknod d = cfg->devices[i];
-		d.root = BOOT_GUEST_ROOTFS;
+		d.root = sb->guest_root;
 		d.uid = outside_id(cfg->attrs.uid_map, cfg->attrs.nuid_map, d.uid);
 		d.gid = outside_id(cfg->attrs.gid_map, cfg->attrs.ngid_map, d.gid);
 		if (agent_mknod(a, &d, err) < 0)
@@ -70,19 +73,20 @@ static int make_devices(const struct sandbox_config *cfg, const struct agent_cli
 
 /* linux.readonlyPaths (a read-only bind of each over itself) and
  * linux.maskedPaths, after every mount, so that they cover /proc's too. */
-static int protect_paths(const struct sandbox_config *cfg, const struct agent_client *a,
+static int protect_paths(const struct sandbox *sb, const struct agent_client *a,
 			 struct rv_err *err)
 {
-	char target[sizeof(BOOT_GUEST_ROOTFS) + PATH_MAX];
+	const struct sandbox_config *cfg = sb->cfg;
+	char target[sizeof(sb->guest_root) + PATH_MAX];
 
 	for (size_t i = 0; i < cfg->nreadonly; i++) {
-		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, cfg->readonly_paths[i]);
+		snprintf(target, sizeof(target), "%s%s", sb->guest_root, cfg->readonly_paths[i]);
 		if (agent_mount_opts(a, target, target, NULL, MS_BIND | MS_REC | MS_RDONLY, NULL,
 				     PROTO_MOUNT_IF_EXISTS, err) < 0)
 			return rv_wrap(err, "linux.readonlyPaths[%zu] %s", i, cfg->readonly_paths[i]);
 	}
 	for (size_t i = 0; i < cfg->nmasked; i++) {
-		snprintf(target, sizeof(target), "%s%s", BOOT_GUEST_ROOTFS, cfg->masked_paths[i]);
+		snprintf(target, sizeof(target), "%s%s", sb->guest_root, cfg->masked_paths[i]);
 		if (agent_mount_opts(a, NULL, target, NULL, 0, NULL, PROTO_MOUNT_MASK, err) < 0)
 			return rv_wrap(err, "linux.maskedPaths[%zu] %s", i, cfg->masked_paths[i]);
 	}
@@ -101,21 +105,22 @@ static int configure_net(const struct sandbox *sb, const struct agent_client *a,
 	return 0;
 }
 
-static int mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
+int sandbox_mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
 {
 	if (configure_net(sb, a, err) < 0)
 		return -1;
-	if (boot_fs_mount_root(a, sb->fs, err) < 0)
+	/* A pod member's file service is the pod's, mounted already. */
+	if (boot_fs_mount_root(a, sb->fs, sb->guest_root, !sb->member, err) < 0)
 		return -1;
 	for (size_t i = 0; i < sb->cfg->nmounts; i++)
 		if (mount_one(sb, a, i, err) < 0)
 			return rv_wrap(err, "mounts[%zu] %s", i, sb->cfg->mounts[i].destination);
-	if (make_devices(sb->cfg, a, err) < 0)
+	if (make_devices(sb, a, err) < 0)
 		return -1;
-	if (sb->cfg->readonly && agent_mount(a, NULL, BOOT_GUEST_ROOTFS, NULL,
+	if (sb->cfg->readonly && agent_mount(a, NULL, sb->guest_root, NULL,
 					     MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
 		return rv_wrap(err, "root.readonly");
-	return protect_paths(sb->cfg, a, err);
+	return protect_paths(sb, a, err);
 }
 
 /* root.readonly: the rootfs's export is read-only to the guest as well
@@ -144,7 +149,7 @@ static int make_mount_points(const struct sandbox_config *cfg, struct rv_err *er
 /* The exports: the rootfs, and one volume per bind of a host directory.
  * Every other mount's destination is resolved in the rootfs now: once the
  * VMM is in its jail, the rootfs has no host path. */
-static int make_exports(struct sandbox *sb, struct rv_err *err)
+int sandbox_plan_exports(struct sandbox *sb, struct rv_err *err)
 {
 	const struct sandbox_config *cfg = sb->cfg;
 	bool exists;
@@ -177,10 +182,10 @@ static int make_exports(struct sandbox *sb, struct rv_err *err)
 		v->readonly = m->flags & MS_RDONLY;
 		sb->vol_of[i] = sb->fs->nvolumes++;
 	}
-	return boot_fs_make_server(sb->fs, cfg->vm.log, &sb->vm_cfg.fs, err);
+	return 0;
 }
 
-static int write_exit(int fd, int code)
+int sandbox_write_exit(int fd, int code)
 {
 	char buf[16];
 	int n = snprintf(buf, sizeof(buf), "%d\n", code);
@@ -212,23 +217,24 @@ static int start_threads(void *arg, struct rv_err *err)
 	return control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err);
 }
 
-int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
+struct sandbox *sandbox_new(const struct sandbox_config *cfg, struct rv_err *err)
 {
-	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
-	_cleanup_free_ struct boot_fs *fs = calloc(1, sizeof(*fs));
-	_cleanup_free_ unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
-	_cleanup_free_ char **mount_rel = calloc(cfg->nmounts + 1, sizeof(*mount_rel));
-	struct vm_result res;
-	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
-	struct pod_net_conf conf;
-	int rc = -1, sig;
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	struct boot_fs *fs = calloc(1, sizeof(*fs));
+	unsigned *vol_of = calloc(cfg->nmounts + 1, sizeof(*vol_of));
+	char **mount_rel = calloc(cfg->nmounts + 1, sizeof(*mount_rel));
 
-	if (!sb || !fs || !vol_of || !mount_rel)
-		return rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
+	if (!sb || !fs || !vol_of || !mount_rel) {
+		free(sb);
+		free(fs);
+		free(vol_of);
+		free(mount_rel);
+		rv_fail(err, ENOMEM, "sandbox %s", cfg->id);
+		return NULL;
+	}
 	sandbox_init(sb, cfg, fs, vol_of);
 	sb->mount_rel = mount_rel;
-	sb->mount = mount_container;
-	sb->net = &conf;
+	sb->mount = sandbox_mount_container;
 	/* A reader that goes away is the container's SIGPIPE, not ours. */
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->terminal) {
@@ -239,6 +245,42 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		sigaddset(&winch, SIGWINCH);
 		pthread_sigmask(SIG_BLOCK, &winch, NULL);
 	}
+	return sb;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	sandbox_console_stop(sb);
+	sandbox_destroy(sb);
+	for (size_t i = 0; i < sb->cfg->nmounts; i++)
+		free(sb->mount_rel[i]);
+	free(sb->mount_rel);
+	free(sb->vol_of);
+	free(sb->fs);
+	free(sb);
+}
+
+/* A pod's sandbox: the exporter starts jailed, before the VMM's filter. */
+static int start_pod_host(void *arg, struct vm *vm, struct rv_err *err)
+{
+	struct sandbox *sb = arg;
+
+	return pod_host_start(vm, sb->vm_cfg.fs, &sb->pod, err);
+}
+
+int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
+{
+	struct sandbox *sb = sandbox_new(cfg, err);
+	struct vm_result res;
+	struct pod_net net = { .tap_fd = -1, .nl = { .fd = -1 } };
+	struct pod_net_conf conf;
+	int rc = -1, sig;
+
+	if (!sb)
+		return -1;
+	sb->net = &conf;
 	/* Before the threads below: none may start while this thread is in
 	 * the pod's namespace. */
 	if (cfg->netns_path && pod_net_attach(cfg->netns_path, &net, err) < 0) {
@@ -250,11 +292,17 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 		sb->vm_cfg.net = &conf.vnet;
 		sb->vm_cfg.net_admin_at_end = true;     /* pod_net_detach below */
 	}
-	if (make_exports(sb, err) < 0 || (cfg->terminal && sandbox_console_claim(sb, err) < 0))
+	if (sandbox_plan_exports(sb, err) < 0 ||
+	    boot_fs_make_server(sb->fs, cfg->vm.log, &sb->vm_cfg.fs, err) < 0 ||
+	    (cfg->terminal && sandbox_console_claim(sb, err) < 0))
 		goto out;
 	sb->vm_cfg.jail = true;
 	sb->vm_cfg.on_run = start_threads;
 	sb->vm_cfg.on_run_arg = sb;
+	if (cfg->pod_host) {
+		sb->vm_cfg.on_jailed = start_pod_host;
+		sb->vm_cfg.on_jailed_arg = sb;
+	}
 	rc = vm_run(&sb->vm_cfg, &res, err);
 	pod_net_detach(&net);   /* before a re-raised signal ends us */
 	rv_logf(cfg->vm.log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first "
@@ -263,21 +311,20 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	sandbox_finish(sb, rc == 0 ? boot_exit_status(&res, &sig) : -1);
 	control_server_stop(sb->ctl);
 	sandbox_console_stop(sb);
+	pod_host_stop(sb->pod);
+	sb->pod = NULL;
 	if (rc < 0) {
-		write_exit(cfg->exit_fd, 1);     /* the status `runvm boot` ends with */
+		sandbox_write_exit(cfg->exit_fd, 1);     /* the status `runvm boot` ends with */
 		print_tail(cfg, &res);
 		goto out;
 	}
 	*exit_code = boot_exit_status(&res, &sig);
-	write_exit(cfg->exit_fd, *exit_code);
+	sandbox_write_exit(cfg->exit_fd, *exit_code);
 	if (sig)
 		boot_reraise(sig);
 out:
-	sandbox_console_stop(sb);
 	fs_server_free(sb->vm_cfg.fs);
 	pod_net_detach(&net);
-	sandbox_destroy(sb);
-	for (size_t i = 0; i < cfg->nmounts; i++)
-		free(mount_rel[i]);
+	sandbox_free(sb);
 	return rc < 0 ? rv_wrap(err, "sandbox %s", cfg->id) : 0;
 }

@@ -48,6 +48,12 @@ struct sandbox_config {
 	 * a PID namespace of its own in the guest, later execs join it (runc's
 	 * semantics). Else it shares the guest's, as runc's shares the host's. */
 	bool pidns;
+	/* Pods (vmm/pod_host.h). pod_host: this container is a pod's sandbox
+	 * (its pause container), whose VM the pod's other containers join.
+	 * pod_control: this container is one of those, with no VM of its own:
+	 * the control socket of its pod's VMM. */
+	bool pod_host;
+	const char *pod_control;
 	const char *const *argv, *const *envp;
 	const char *cwd;
 	uint32_t uid, gid;
@@ -67,5 +73,13 @@ struct sandbox_config {
  * VMM exits with it (re-raising a signal) as DESIGN §1 says. Sets *exit_code;
  * -1 with err when the sandbox could not be brought up or died badly. */
 int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err);
+
+/* The same for a container that joins its pod's VM (cfg->pod_control): its
+ * rootfs and volumes become exports of the pod's file service, its process
+ * runs in the pod's guest beside the others, and this process stands for it
+ * on the host until it ends: its status, or SIGKILL's when the pod's VM
+ * ends first. Nothing of the VM (vCPUs, memory, cgroup) is its own, so
+ * pause and resume are refused. */
+int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err);
 
 #endif

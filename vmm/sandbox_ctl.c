@@ -31,9 +31,14 @@ static void wait_change(struct sandbox *sb)
 	pthread_cond_timedwait(&sb->cond, &sb->lock, &until);
 }
 
-static bool vm_going_down(const struct sandbox *sb)
+bool sandbox_going_down(const struct sandbox *sb)
 {
-	return sb->vm && atomic_load(&sb->vm->stopping);
+	return (sb->vm && atomic_load(&sb->vm->stopping)) || atomic_load(&sb->pod_gone);
+}
+
+bool sandbox_live(const struct sandbox *sb)
+{
+	return sb->vm || (sb->member && sb->agent && !atomic_load(&sb->pod_gone));
 }
 
 /* Ends the VM as if the container's init had died of sig: SIGKILL to init
@@ -61,7 +66,7 @@ static int hold(void *arg, struct rv_err *err)
 	close(sb->cfg->start_sync_fd);
 
 	pthread_mutex_lock(&sb->lock);
-	while (!sb->start_wanted && !sb->kill_before_start && !vm_going_down(sb))
+	while (!sb->start_wanted && !sb->kill_before_start && !sandbox_going_down(sb))
 		wait_change(sb);
 	bool go = sb->start_wanted && !sb->kill_before_start;
 	pthread_mutex_unlock(&sb->lock);
@@ -92,12 +97,12 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 	pthread_mutex_unlock(&sb->lock);
 }
 
-static int controller(void *arg, struct vm *vm, const struct agent_client *agent,
-		      uint32_t *status, struct rv_err *err)
+int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agent,
+		       uint32_t *status, struct rv_err *err)
 {
 	struct sandbox *sb = arg;
 	const struct sandbox_config *cfg = sb->cfg;
-	struct agent_exec x = { .argv = cfg->argv, .envp = cfg->envp, .root = BOOT_GUEST_ROOTFS,
+	struct agent_exec x = { .argv = cfg->argv, .envp = cfg->envp, .root = sb->guest_root,
 				.cwd = cfg->cwd, .uid = cfg->uid, .gid = cfg->gid,
 				.groups = cfg->groups, .ngroups = cfg->ngroups, .attrs = cfg->attrs,
 				.stdin_fd = cfg->stdio[0], .stdout_fd = cfg->stdio[1],
@@ -148,8 +153,12 @@ void sandbox_init(struct sandbox *sb, const struct sandbox_config *cfg, struct b
 	sb->fs = fs;
 	sb->vol_of = vol_of;
 	sb->vm_cfg = cfg->vm;
-	sb->vm_cfg.controller = controller;
+	sb->vm_cfg.controller = sandbox_controller;
 	sb->vm_cfg.controller_arg = sb;
+	snprintf(sb->root_export, sizeof(sb->root_export), "rootfs");
+	for (unsigned i = 0; i < BOOT_MAX_VOLUMES; i++)
+		snprintf(sb->vol_export[i], sizeof(sb->vol_export[i]), "vol%u", i);
+	sandbox_set_guest_root(sb);
 	sb->vm_cfg.fs_tag = BOOT_FS_TAG;
 	sb->exit_code = -1;
 	pthread_mutex_init(&sb->lock, NULL);
@@ -157,6 +166,11 @@ void sandbox_init(struct sandbox *sb, const struct sandbox_config *cfg, struct b
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&sb->cond, &attr);
 	pthread_condattr_destroy(&attr);
+}
+
+void sandbox_set_guest_root(struct sandbox *sb)
+{
+	snprintf(sb->guest_root, sizeof(sb->guest_root), "%s/%s", BOOT_GUEST_FS, sb->root_export);
 }
 
 void sandbox_destroy(struct sandbox *sb)
@@ -265,11 +279,13 @@ static int do_kill(struct sandbox *sb, const char *arg, bool all, struct rv_err 
 
 	if (parse_signal(arg, &sig, err) < 0)
 		return -1;
-	if (sb->status == SB_STOPPED || !sb->vm)
+	if (sb->status == SB_STOPPED || !sandbox_live(sb))
 		return rv_failx(err, ESRCH, "container not running");
 	if (sb->status == SB_CREATING)
 		return rv_failx(err, EBUSY, "the container is still being created");
-	if (sig == SIGKILL) {
+	if (sb->member)
+		all = false;   /* the guest's every process is the whole pod's */
+	if (sig == SIGKILL && !sb->member) {
 		end_vm_by_signal(sb, SIGKILL);
 		return 0;
 	}
@@ -286,6 +302,9 @@ static int do_kill(struct sandbox *sb, const char *arg, bool all, struct rv_err 
 
 static int do_pause(struct sandbox *sb, bool pause, struct rv_err *err)
 {
+	if (sb->member)
+		return rv_failx(err, ENOTSUP, "container %s runs in its pod's VM, whose vCPUs are the "
+				"pod's: pause the pod's sandbox container instead", sb->cfg->id);
 	if (sb->status != SB_RUNNING || !sb->vm)
 		return rv_failx(err, EINVAL, "container not running");
 	if (sb->paused == pause)
@@ -353,6 +372,8 @@ int sandbox_handle(void *arg, struct control_call *call, const char *req, char *
 	if (!strcmp(verb, "exec"))     /* runs for as long as its process: no lock */
 		return sp ? rv_failx(err, EINVAL, "exec takes no arguments") :
 		       sandbox_exec(sb, call, reply, size, err);
+	if (!strncmp(verb, "pod-", 4))
+		return sandbox_pod_verb(sb, call, verb, sp ? sp + 1 : "", reply, size, err);
 	pthread_mutex_lock(&sb->lock);
 	int rc = dispatch(sb, verb, sp ? sp + 1 : "", reply, size, err);
 	pthread_mutex_unlock(&sb->lock);

@@ -18,6 +18,7 @@
 enum sandbox_status { SB_CREATING, SB_CREATED, SB_RUNNING, SB_STOPPED };
 
 struct pod_net_conf;
+struct pod_host;
 
 struct sandbox {
 	const struct sandbox_config *cfg;
@@ -28,6 +29,16 @@ struct sandbox {
 	const struct pod_net_conf *net;  /* the pod's interface, when vm_cfg.net is set */
 	struct control_server *ctl;
 	int (*mount)(struct sandbox *sb, const struct agent_client *a, struct rv_err *err);
+	/* Where the container's files are: its entries in the file service
+	 * ("rootfs", "volN"; a pod member's "podN"), its root in the guest. */
+	char root_export[FS_EXPORT_NAME_MAX];
+	char vol_export[BOOT_MAX_VOLUMES][FS_EXPORT_NAME_MAX];
+	char guest_root[sizeof(BOOT_GUEST_FS) + FS_EXPORT_NAME_MAX];
+	/* Pods (vmm/pod_host.h): the pod's VMM lets members in; a member has no
+	 * VM of its own and learns that the pod's has ended. */
+	struct pod_host *pod;
+	bool member;
+	atomic_bool pod_gone;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -52,6 +63,38 @@ struct sandbox {
 
 void sandbox_init(struct sandbox *sb, const struct sandbox_config *cfg, struct boot_fs *fs,
 		  unsigned *vol_of);
+/* A sandbox for cfg (sandbox_init, with its file service's plan and the
+ * mounts' places to fill), SIGPIPE ignored and, with a terminal, SIGWINCH
+ * blocked before any thread starts. NULL with err. */
+struct sandbox *sandbox_new(const struct sandbox_config *cfg, struct rv_err *err);
+void sandbox_free(struct sandbox *sb);
+/* The container's mounts in the guest (sb->mount). */
+int sandbox_mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err);
+/* "STATUS\n" to the exit file; fd -1: none. */
+int sandbox_write_exit(int fd, int code);
+
+/* Plans the exports into sb->fs (vmm/sandbox.c): the rootfs's mount points
+ * on a read-only root, each volume, where each guest mount lands. */
+int sandbox_plan_exports(struct sandbox *sb, struct rv_err *err);
+/* Says where the root is once root_export is set (sandbox_init sets "rootfs"). */
+void sandbox_set_guest_root(struct sandbox *sb);
+
+/* The VM's controller (vm_config.controller); a pod member calls it with
+ * vm NULL, on an agent reached through the pod's VMM. */
+int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agent,
+		       uint32_t *status, struct rv_err *err);
+
+/* The container can be signalled: its VM runs, or (a member) its agent
+ * is reached and the pod's VM has not ended. Lock held. */
+bool sandbox_live(const struct sandbox *sb);
+/* Its VM (or its pod's) is on the way down. Lock held. */
+bool sandbox_going_down(const struct sandbox *sb);
+
+/* The pod's verbs (vmm/pod_host.h) on the pod's VMM: "pod-export ro|rw"
+ * with an fd, answered with the export's name; "pod-dial", answered with a
+ * connection to the agent. */
+int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
+		     const char *arg, char *reply, size_t size, struct rv_err *err);
 void sandbox_destroy(struct sandbox *sb);
 
 /* The VM is over: wakes every waiter (wait, start) with exit_code. */

@@ -57,8 +57,7 @@ static int enter(struct sandbox *sb, struct agent_client *agent, struct rv_err *
 	int rc = 0;
 
 	pthread_mutex_lock(&sb->lock);
-	if (sb->status == SB_STOPPED || !sb->agent || sb->agent_closing ||
-	    (sb->vm && atomic_load(&sb->vm->stopping)))
+	if (sb->status == SB_STOPPED || !sb->agent || sb->agent_closing || sandbox_going_down(sb))
 		rc = rv_failx(err, ESRCH, "cannot exec in a stopped container");
 	else if (sb->status == SB_CREATING)
 		rc = rv_failx(err, EBUSY, "the container is still being created");
@@ -104,8 +103,8 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 static bool container_going(struct sandbox *sb)
 {
 	pthread_mutex_lock(&sb->lock);
-	bool going = sb->agent_closing || sb->status == SB_STOPPED || !sb->vm ||
-		     atomic_load(&sb->vm->stopping);
+	bool going = sb->agent_closing || sb->status == SB_STOPPED || !sandbox_live(sb) ||
+		     sandbox_going_down(sb);
 	pthread_mutex_unlock(&sb->lock);
 	return going;
 }
@@ -168,8 +167,8 @@ static const char **vec(const char **v, uint32_t n)
 
 /* The decoded process as agent_run takes it; what only create may set (the
  * container's hostname, domainname and sysctls) is refused. */
-static int to_agent_exec(const struct proto_exec *e, const char **argv, const char **envp,
-			 struct agent_exec *x, struct rv_err *err)
+static int to_agent_exec(const struct sandbox *sb, const struct proto_exec *e, const char **argv,
+			 const char **envp, struct agent_exec *x, struct rv_err *err)
 {
 	if (!argv || !envp)
 		return rv_fail(err, ENOMEM, "exec");
@@ -181,7 +180,7 @@ static int to_agent_exec(const struct proto_exec *e, const char **argv, const ch
 	if (e->cwd[0] && e->cwd[0] != '/')
 		return rv_failx(err, EINVAL, "exec: cwd '%s' must be absolute", e->cwd);
 	*x = (struct agent_exec){ .argv = argv, .path = e->path, .envp = envp,
-				  .root = BOOT_GUEST_ROOTFS, .cwd = e->cwd[0] ? e->cwd : "/",
+				  .root = sb->guest_root, .cwd = e->cwd[0] ? e->cwd : "/",
 				  .uid = e->uid, .gid = e->gid,
 				  .groups = e->groups, .ngroups = e->ngroups,
 				  .tty = e->flags & PROTO_EXEC_TTY, .rows = e->rows, .cols = e->cols };
@@ -208,7 +207,7 @@ static int run(struct sandbox *sb, struct control_call *call, const struct agent
 	_cleanup_free_ const char **argv = vec(e->argv, e->argc);
 	_cleanup_free_ const char **envp = vec(e->envp, e->envc);
 
-	if (to_agent_exec(e, argv, envp, &x, err) < 0 || take_stdio(call, e, &x, err) < 0)
+	if (to_agent_exec(sb, e, argv, envp, &x, err) < 0 || take_stdio(call, e, &x, err) < 0)
 		return -1;
 	/* In the container's user namespace, as runc's exec joins it. */
 	x.attrs.uid_map = sb->cfg->attrs.uid_map;
@@ -333,13 +332,17 @@ void sandbox_exec_drain(struct sandbox *sb)
 	pthread_mutex_unlock(&sb->lock);
 	if (!n)
 		return;
-	if (agent_signal_all(sb->agent, SIGKILL, &err) < 0)
+	/* A pod member's init is PID 1 of a namespace of its own, whose end
+	 * the kernel makes every exec's; the guest's other processes are the
+	 * rest of the pod's. */
+	if (!sb->member && agent_signal_all(sb->agent, SIGKILL, &err) < 0)
 		rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "exec drain: %s", err.msg);
 	if (drained_within(sb, DRAIN_GRACE_MS))
 		return;
 	/* A guest that does not end them: cut its connections (their relays
 	 * fail at once) and interrupt writes to callers that do not read. */
-	vm_request_stop(sb->vm, VM_STOP_RESET, NULL);
+	if (sb->vm)
+		vm_request_stop(sb->vm, VM_STOP_RESET, NULL);
 	for (;;) {
 		pthread_mutex_lock(&sb->lock);
 		for (unsigned i = 0; i < sb->nexecs; i++)

@@ -476,6 +476,8 @@ static int jail_main(struct vm *vm, struct rv_err *err)
 		return -1;
 	if (vm->cfg->fs && virtio_fs_start(&vm->fs, err) < 0)
 		return -1;
+	if (vm->cfg->on_jailed && vm->cfg->on_jailed(vm->cfg->on_jailed_arg, vm, err) < 0)
+		return -1;
 	if (vm->cfg->jail && jail_as(vm, JAIL_VMM, err) < 0)
 		return -1;
 	return vm->cfg->on_run ? vm->cfg->on_run(vm->cfg->on_run_arg, err) : 0;

@@ -72,6 +72,12 @@ struct vm_config {
 	 * ends the VM with it. */
 	int (*on_run)(void *arg, struct rv_err *err);
 	void *on_run_arg;
+	/* Optional: called on the main thread once it is jailed and before it
+	 * loads its filter, so that a thread it starts is under none and loads
+	 * its own role's first (vm_jail_thread, vmm/vm_priv.h). An error ends
+	 * the VM with it. */
+	int (*on_jailed)(void *arg, struct vm *vm, struct rv_err *err);
+	void *on_jailed_arg;
 	/* Tests only: 1 + enum jail_role, whose thread then makes a forbidden
 	 * call (the VMM must die of it); 0: none. */
 	unsigned jail_selftest;

@@ -549,12 +549,24 @@ static dev_t host_dev_fs(const struct stat *root)
 
 int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, struct rv_err *err)
 {
+	int fd = open(cfg->path, O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "export %s: %s", cfg->name, cfg->path);
+	int rc = fs_server_add_export_fd(s, cfg, fd, err);
+	close(fd);
+	return rc;
+}
+
+int fs_server_add_export_fd(struct fs_server *s, const struct fs_export_cfg *cfg, int path_fd,
+			    struct rv_err *err)
+{
 	struct stat st;
 
 	if (!export_name_ok(cfg->name))
 		return rv_failx(err, EINVAL, "export name '%s': use 1-%u of [A-Za-z0-9._-], not . or ..",
 				cfg->name, FS_EXPORT_NAME_MAX - 1);
-	int fd = open(cfg->path, O_PATH | O_CLOEXEC);
+	int fd = fcntl(path_fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0)
 		return rv_fail(err, errno, "export %s: %s", cfg->name, cfg->path);
 	if (fstat(fd, &st) < 0) {

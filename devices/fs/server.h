@@ -75,6 +75,13 @@ void fs_server_free(struct fs_server *s);
  * container). Fails on a bad or duplicate name, a path that is not a
  * directory, or FS_MAX_EXPORTS reached. */
 int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, struct rv_err *err);
+/* The same for a directory or file the caller has opened (path_fd, kept by
+ * the caller; cfg->path only names it in errors): a pod's next container,
+ * whose VMM is jailed and opens no host path, gets its rootfs as an fd, a
+ * detached mount (open_tree) where ".." from its root stays there. Not for
+ * exports added before fs_server_open_exports (the jail reopens by path). */
+int fs_server_add_export_fd(struct fs_server *s, const struct fs_export_cfg *cfg, int path_fd,
+			    struct rv_err *err);
 
 /* A request or reply buffer as the transport found it: scattered segments. */
 struct fs_iov {

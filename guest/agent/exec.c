@@ -278,7 +278,10 @@ void exec_on_sigchld(struct agent *a)
 }
 
 /* A control connection is gone: its unstarted execs go with it; started
- * ones run on and are cleaned up without an EXIT. */
+ * ones run on and are cleaned up without an EXIT, but a container's init
+ * (PID 1 of its namespace) is killed, and its namespace with it: the host
+ * process that stood for it has died (a pod's member, whose VM lives on,
+ * SIGKILLed by `delete --force`), and nothing else would ever end it. */
 void exec_conn_closed(struct agent *a, struct conn *c)
 {
 	struct proc *p = a->procs, *next;
@@ -290,5 +293,7 @@ void exec_conn_closed(struct agent *a, struct conn *c)
 		p->ctl = NULL;
 		if (!p->started)
 			proc_free(a, p);
+		else if (!p->reaped && (p->spec.exec.flags & PROTO_EXEC_INIT))
+			kill(p->pid, SIGKILL);
 	}
 }

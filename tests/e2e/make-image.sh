@@ -4,11 +4,15 @@
 # archive's manifest.json beside it (`docker load` before Docker 25, which
 # reads no OCI layout), both naming the same blobs, since the engine tests
 # reach no registry: one layer with /bin/busybox and a link per applet, an
-# /etc/passwd, and `sh` as the command.
-# usage: tests/e2e/make-image.sh OUT.tar [NAME]   (default NAME: runvm-test/busybox:latest)
+# /etc/passwd, and `sh` as the command, or CMD (as test_cri.sh's pause image
+# has a long-lived one).
+# usage: tests/e2e/make-image.sh OUT.tar [NAME [CMD...]]
+#   (default NAME: runvm-test/busybox:latest; default CMD: sh)
 set -euo pipefail
-out=${1:?usage: make-image.sh OUT.tar [NAME]}
+out=${1:?usage: make-image.sh OUT.tar [NAME [CMD...]]}
 name=${2:-runvm-test/busybox:latest}
+shift $(($# < 2 ? $# : 2))
+[ $# -gt 0 ] || set -- sh
 top=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/runvm-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -17,9 +21,9 @@ trap 'rm -rf "$work"' EXIT
 # Owned by root, no timestamps to vary: the same input gives the same digest.
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
 	-C "$work/bundle/rootfs" -cf "$work/layer.tar" .
-python3 - "$work" "$name" <<'PY'
+python3 - "$work" "$name" "$@" <<'PY'
 import hashlib, json, os, sys
-work, name = sys.argv[1], sys.argv[2]
+work, name, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
 blobs = os.path.join(work, "oci", "blobs", "sha256")
 os.makedirs(blobs)
 
@@ -33,7 +37,7 @@ layer = put(open(os.path.join(work, "layer.tar"), "rb").read(),
             "application/vnd.oci.image.layer.v1.tar")
 config = put(json.dumps({
     "architecture": "amd64", "os": "linux",
-    "config": {"Cmd": ["sh"], "WorkingDir": "/",
+    "config": {"Cmd": cmd, "WorkingDir": "/",
                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
     "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
 }, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")

@@ -147,6 +147,38 @@ Test(fs_file_export, a_socket_is_no_export)
 	close(fd);
 }
 
+/* A pod's next container: its rootfs comes as an fd (a detached copy of
+ * its mounts, open_tree), added while the server serves, and the caller's
+ * fd may close at once. */
+Test(fs_file_export, an_export_given_as_an_fd_is_served_at_once_and_read_only_holds)
+{
+	struct rv_err err;
+	const uint8_t *body;
+	size_t len;
+	struct fuse_entry_out e;
+	int fd = open_tree(AT_FDCWD, top, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+
+	if (fd < 0 && (errno == EPERM || errno == ENOSYS))
+		fd = open(top, O_PATH | O_CLOEXEC);     /* the same to the server */
+	cr_assert_geq(fd, 0, "%s", strerror(errno));
+	struct fs_export_cfg pod = { .name = "pod0", .path = top, .readonly = true };
+	cr_assert_eq(fs_server_add_export_fd(srv, &pod, fd, &err), 0, "%s", err.msg);
+	close(fd);
+	cr_assert_eq(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 0, "pod0", &body, &len), 0);
+	memcpy(&e, body, sizeof(e));
+	cr_expect(S_ISDIR(e.attr.mode), "mode 0%o", e.attr.mode);
+	cr_assert_eq(call(FUSE_LOOKUP, e.nodeid, NULL, 0, "hosts", &body, &len), 0);
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	cr_expect_eq(call(FUSE_MKDIR, e.nodeid, &mi, sizeof(mi), "d", NULL, NULL), EROFS);
+	int again = open(top, O_PATH | O_CLOEXEC);
+	cr_expect_eq(fs_server_add_export_fd(srv, &pod, again, &err), -1, "a name is taken once");
+	cr_expect_eq(err.code, EEXIST, "%s", err.msg);
+	struct fs_export_cfg bad = { .name = "../x", .path = top };
+	cr_expect_eq(fs_server_add_export_fd(srv, &bad, again, &err), -1);
+	cr_expect_eq(err.code, EINVAL, "%s", err.msg);
+	close(again);
+}
+
 /* --- hide_kernel_fs ----------------------------------------------------------- */
 
 /* top holds data/ (a plain directory), proc/ (a procfs) and sys/ (a sysfs),

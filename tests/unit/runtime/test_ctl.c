@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/ctl.h"
+#include "common/ctl.h"
 
 /* A state dir as Docker makes one under a test's exec root: longer than
  * sun_path holds once the 64-digit id and the socket's name are added. */

@@ -175,3 +175,61 @@ Test(spec_vm, a_new_pid_namespace_is_made_in_the_guest)
 	cr_expect_not(pidns_of("{\"type\": \"mount\"}, {\"type\": \"ipc\"}"));
 	cr_expect_not(pidns_of("{\"type\": \"pid\", \"path\": \"/proc/42/ns/pid\"}"));
 }
+
+/* A spec with these annotations and a pod's namespaces by path, as
+ * containerd's CRI plugin gives a pod's container. */
+static int pod_translate(const char *annotations, struct sandbox_config *cfg, struct rv_err *err)
+{
+	char text[2048];
+	struct oci_spec s;
+	struct sandbox_mount *ms = NULL;
+
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"},"
+		 " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}, \"annotations\": {%s},"
+		 " \"linux\": {\"namespaces\": [{\"type\": \"pid\", \"path\": \"/proc/self/ns/pid\"},"
+		 " {\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}", annotations);
+	cr_assert_eq(spec_parse(text, strlen(text), "/b", &s, err), 0, "%s", err->msg);
+	*cfg = (struct sandbox_config){ 0 };
+	int rc = spec_to_sandbox(&s, "/b", cfg, &ms, err);
+	spec_vm_free(ms, cfg->nmounts);
+	spec_free(&s);
+	return rc;
+}
+
+Test(spec_vm, a_pods_containers_join_its_vm_with_a_pid_namespace_of_their_own)
+{
+	struct sandbox_config cfg;
+	struct rv_err err;
+
+	cr_assert_eq(pod_translate("\"io.kubernetes.cri.container-type\": \"container\", "
+				   "\"io.kubernetes.cri.sandbox-id\": \"p1\"", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect(cfg.pidns, "its own, whose end is its processes' end only");
+	cr_expect_null(cfg.netns_path, "the pod's network is the guest's already");
+	cr_expect_not(cfg.pod_host);
+	cr_assert_eq(pod_translate("\"io.kubernetes.cri-o.ContainerType\": \"container\", "
+				   "\"io.kubernetes.cri-o.SandboxID\": \"p1\"", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect(cfg.pidns, "CRI-O's annotations say the same");
+	cr_assert_eq(pod_translate("\"io.kubernetes.cri.container-type\": \"sandbox\"", &cfg, &err), 0,
+		     "%s", err.msg);
+	cr_expect(cfg.pod_host, "the sandbox's VM takes the pod's containers in");
+	cr_expect_not(cfg.pidns, "a path: as before, the guest's");
+	cr_assert_eq(pod_translate("\"io.kubernetes.cri.sandbox-id\": \"p1\"", &cfg, &err), 0, "%s",
+		     err.msg);
+	cr_expect_not(cfg.pod_host, "no type: a container of its own");
+}
+
+Test(spec_vm, a_pods_container_without_its_sandbox_or_of_an_unknown_type_is_refused)
+{
+	struct sandbox_config cfg;
+	struct rv_err err;
+
+	cr_expect_eq(pod_translate("\"io.kubernetes.cri.container-type\": \"container\"", &cfg, &err),
+		     -1);
+	cr_expect_not_null(strstr(err.msg, "io.kubernetes.cri.sandbox-id"), "%s", err.msg);
+	cr_expect_eq(pod_translate("\"io.kubernetes.cri.container-type\": \"sidecar\"", &cfg, &err),
+		     -1);
+	cr_expect_not_null(strstr(err.msg, "sidecar"), "%s", err.msg);
+}

@@ -1,6 +1,7 @@
 /* The VMM's control socket: requests answered by the handler, and callers
  * other than root and the VMM's own user refused by their credentials. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/ctl.h"
 #include "vmm/control.h"
 
 #define NOBODY 65534
@@ -18,10 +20,28 @@ static char dir[] = "/tmp/runvm-control-XXXXXX";
 static struct sockaddr_un sa = { .sun_family = AF_UNIX };
 static struct control_server *server;
 
+/* "pipe": a pipe's read end comes back with the reply, "x" waiting in it;
+ * "read": what the fd that came holds; anything else is echoed. */
 static int echo(void *arg, struct control_call *call, const char *req, char *reply, size_t size,
 		struct rv_err *err)
 {
-	(void)arg, (void)call, (void)err;
+	int p[2];
+
+	(void)arg;
+	if (!strcmp(req, "pipe")) {
+		if (pipe(p) < 0 || write(p[1], "x", 1) != 1)
+			return rv_fail(err, errno, "pipe");
+		close(p[1]);
+		call->reply_fd = p[0];
+		return 0;
+	}
+	if (!strcmp(req, "read")) {
+		if (call->nfds != 1)
+			return rv_failx(err, EINVAL, "%u fds came", call->nfds);
+		ssize_t n = read(call->fds[0], reply, size - 1);
+		reply[n > 0 ? n : 0] = '\0';
+		return 0;
+	}
 	snprintf(reply, size, "heard %s", req);
 	return 0;
 }
@@ -102,4 +122,35 @@ Test(control, peer_rule)
 	cr_assert(control_peer_allowed(1000, 1000), "the VMM's own user");
 	cr_assert_not(control_peer_allowed(1001, 1000));
 	cr_assert_not(control_peer_allowed(1000, 0), "a user, when the VMM is root's");
+}
+
+/* A pod's member gets its agent connections this way (pod-dial), and
+ * gives its rootfs the other way (pod-export). */
+Test(control, an_fd_goes_each_way_with_a_request_and_its_reply)
+{
+	char reply[64];
+	struct rv_err err;
+	int fd = -1, p[2];
+
+	int sock = ctl_dial(sa.sun_path, &err);
+	cr_assert_geq(sock, 0, "%s", err.msg);
+	cr_assert_eq(ctl_request(sock, "pipe", -1, reply, sizeof(reply), &fd, &err), 0, "%s", err.msg);
+	cr_assert_geq(fd, 0, "the reply's fd came");
+	char c = 0;
+	cr_assert_eq(read(fd, &c, 1), 1);
+	cr_assert_eq(c, 'x');
+	close(fd);
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], "sent", 4), 4);
+	close(p[1]);
+	cr_assert_eq(ctl_request(sock, "read", p[0], reply, sizeof(reply), NULL, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(reply, "sent");
+	close(p[0]);
+	/* Without recv_fd, an "ok" keeps no fd and strips to its payload. */
+	cr_assert_eq(ctl_request(sock, "pipe", -1, reply, sizeof(reply), NULL, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(reply, "");
+	cr_assert_eq(ctl_request(sock, "read", -1, reply, sizeof(reply), NULL, &err), -1);
+	cr_assert_eq(err.code, EINVAL, "the handler's error comes back: %s", err.msg);
+	close(sock);
 }

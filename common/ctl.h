@@ -1,5 +1,6 @@
-/* The CLI's side of a sandbox's control socket (vmm/control.h): one request,
- * one reply. */
+/* The client's side of a sandbox's control socket (vmm/control.h): one request,
+ * one reply. The CLI's verbs use it, and a pod's member container to reach
+ * the pod's VMM. */
 #ifndef RV_CTL_H
 #define RV_CTL_H
 
@@ -12,6 +13,12 @@
  * (reply gets the payload, maybe ""), -1 with err: the VMM's own error, or
  * ECONNREFUSED / ENOENT when no VMM listens there any more. */
 int ctl_call(const char *path, const char *req, char *reply, size_t size, struct rv_err *err);
+
+/* One request on a connection from ctl_dial, as ctl_call: send_fd >= 0
+ * goes with it (SCM_RIGHTS); recv_fd, when not NULL, gets the fd that came
+ * with an "ok" reply (-1: none; without recv_fd it is closed). */
+int ctl_request(int sock, const char *req, int send_fd, char *reply, size_t size, int *recv_fd,
+		struct rv_err *err);
 
 /* A connection to the VMM at path (SOCK_SEQPACKET, O_CLOEXEC), for a
  * conversation longer than one request (exec). */

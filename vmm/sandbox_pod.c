@@ -1,0 +1,241 @@
+/* Pods in the VMM (vmm/pod_host.h): the pod's verbs on the pod's VMM, and
+ * a member container's process, which has no VM of its own. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/ctl.h"
+#include "vmm/boot_cli.h"
+#include "vmm/pod_host.h"
+#include "vmm/sandbox_ctl.h"
+#include "vmm/vm_priv.h"
+
+/* A member's agent connections: a busy guest may take a moment to accept. */
+#define MEMBER_DIAL_MS 5000u
+/* From the agent's connection lost to the pod's VMM gone (its teardown). */
+#define POD_END_GRACE_MS 15000u
+
+/* --- the pod's VMM ---------------------------------------------------------------------- */
+
+static int pod_export(struct sandbox *sb, struct control_call *call, const char *arg, char *reply,
+		      size_t size, struct rv_err *err)
+{
+	bool ro = !strcmp(arg, "ro");
+
+	if (!ro && strcmp(arg, "rw"))
+		return rv_failx(err, EINVAL, "pod-export '%s': say ro or rw", arg);
+	if (call->nfds != 1 || call->fds[0] < 0)
+		return rv_failx(err, EINVAL, "pod-export takes the export's fd, and only it");
+	pthread_mutex_lock(&sb->lock);
+	struct pod_host *h = sb->status != SB_STOPPED && !sandbox_going_down(sb) ? sb->pod : NULL;
+	pthread_mutex_unlock(&sb->lock);
+	if (!h)
+		return rv_failx(err, ESRCH, "the pod's VM is not running");
+	return pod_host_export(h, call->fds[0], ro, reply, size, err);
+}
+
+/* A connection to the agent, for the member to speak the agent protocol
+ * on (the agent takes any number). Lock held, so that the VM stays. */
+static int pod_dial(struct sandbox *sb, struct control_call *call, struct rv_err *err)
+{
+	if (!sb->vm || !sb->agent || sb->status == SB_STOPPED || sandbox_going_down(sb))
+		return rv_failx(err, ESRCH, "the pod's VM is not running");
+	int fd = vsock_connect(&sb->vm->vsock, PROTO_AGENT_PORT, err);
+	if (fd < 0)
+		return -1;
+	call->reply_fd = fd;
+	return 0;
+}
+
+int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
+		     const char *arg, char *reply, size_t size, struct rv_err *err)
+{
+	if (!sb->cfg->pod_host)
+		return rv_failx(err, ENOTSUP, "container %s is not a pod's sandbox (its annotation "
+				"io.kubernetes.cri.container-type is not \"sandbox\"): no container can "
+				"join its VM", sb->cfg->id);
+	if (!strcmp(verb, "pod-export"))
+		return pod_export(sb, call, arg, reply, size, err);
+	if (strcmp(verb, "pod-dial"))
+		return rv_failx(err, ENOSYS, "unknown control request '%s'", verb);
+	pthread_mutex_lock(&sb->lock);
+	int rc = pod_dial(sb, call, err);
+	pthread_mutex_unlock(&sb->lock);
+	return rc;
+}
+
+/* --- a member ------------------------------------------------------------------------- */
+
+struct member {
+	struct sandbox *sb;
+	const char *pod;             /* the pod's VMM's control socket */
+	int watch_fd;
+	pthread_t watcher;
+	bool watching;
+};
+
+/* A host directory or file as a detached copy of its mounts (open_tree):
+ * ".." from its root stays there, so the jailed pod's VMM reaches nothing
+ * around it; read-only in the kernel too for a read-only export. */
+static int clone_tree(const char *path, bool readonly, struct rv_err *err)
+{
+	int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (fd < 0)
+		return rv_fail(err, errno, "%s: a detached copy of its mounts (open_tree)", path);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+	if (readonly && mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+		int e = errno;
+		close(fd);
+		return rv_fail(err, e, "%s: make it read-only", path);
+	}
+	return fd;
+}
+
+static int export_one(const struct member *m, const char *path, bool readonly, char *name,
+		      size_t size, struct rv_err *err)
+{
+	_cleanup_close_ int fd = clone_tree(path, readonly, err);
+	_cleanup_close_ int sock = fd >= 0 ? ctl_dial(m->pod, err) : -1;
+	char reply[FS_EXPORT_NAME_MAX + 8];
+
+	if (sock < 0 || ctl_request(sock, readonly ? "pod-export ro" : "pod-export rw", fd, reply,
+				    sizeof(reply), NULL, err) < 0)
+		return rv_wrap(err, "%s into the pod's VM", path);
+	if (snprintf(name, size, "%s", reply) >= (int)size || !reply[0])
+		return rv_failx(err, EPROTO, "the pod's VMM named the export of %s '%.40s'", path,
+				reply);
+	return 0;
+}
+
+/* The rootfs and each volume become the pod's exports. */
+static int export_files(struct member *m, struct rv_err *err)
+{
+	struct sandbox *sb = m->sb;
+	const struct boot_fs *f = sb->fs;
+
+	if (export_one(m, f->rootfs, f->readonly, sb->root_export, sizeof(sb->root_export), err) < 0)
+		return rv_wrap(err, "root.path");
+	for (unsigned i = 0; i < f->nvolumes; i++)
+		if (export_one(m, f->vol[i].src, f->vol[i].readonly, sb->vol_export[i],
+			       sizeof(sb->vol_export[i]), err) < 0)
+			return rv_wrap(err, "mounts %s", f->vol[i].arg);
+	sandbox_set_guest_root(sb);
+	return 0;
+}
+
+static int dial_agent(void *ctx, struct rv_err *err)
+{
+	const struct member *m = ctx;
+	_cleanup_close_ int sock = ctl_dial(m->pod, err);
+	char reply[64];
+	int fd = -1;
+
+	if (sock < 0 || ctl_request(sock, "pod-dial", -1, reply, sizeof(reply), &fd, err) < 0)
+		return rv_wrap(err, "the pod's agent");
+	if (fd < 0)
+		return rv_failx(err, EPROTO, "the pod's VMM sent no connection to its agent");
+	return fd;
+}
+
+/* "wait" on the pod's VMM returns once the pod's sandbox has ended (its VM
+ * goes down with it), or fails once that VMM is gone. */
+static void *watch_pod(void *arg)
+{
+	struct member *m = arg;
+	char reply[64];
+	struct rv_err err;
+
+	ctl_request(m->watch_fd, "wait", -1, reply, sizeof(reply), NULL, &err);
+	atomic_store(&m->sb->pod_gone, true);
+	pthread_mutex_lock(&m->sb->lock);
+	pthread_cond_broadcast(&m->sb->cond);
+	pthread_mutex_unlock(&m->sb->lock);
+	return NULL;
+}
+
+static int start_watch(struct member *m, struct rv_err *err)
+{
+	if ((m->watch_fd = ctl_dial(m->pod, err)) < 0)
+		return rv_wrap(err, "the pod's VMM");
+	int rc = pthread_create(&m->watcher, NULL, watch_pod, m);
+	if (rc)
+		return rv_fail(err, rc, "start the pod watcher");
+	m->watching = true;
+	return 0;
+}
+
+static void stop_watch(struct member *m)
+{
+	if (m->watch_fd >= 0)
+		shutdown(m->watch_fd, SHUT_RDWR);
+	if (m->watching)
+		pthread_join(m->watcher, NULL);
+	if (m->watch_fd >= 0)
+		close(m->watch_fd);
+}
+
+/* The agent's connections drop as the pod's VM stops, before its VMM
+ * says so (its "wait" answers once the VM is gone): a lost connection is
+ * the pod's end when the watcher hears of it soon after. */
+static bool pod_ended(struct sandbox *sb)
+{
+	for (unsigned ms = 0; ms < POD_END_GRACE_MS && !atomic_load(&sb->pod_gone); ms += 50)
+		usleep(50 * 1000);
+	return atomic_load(&sb->pod_gone);
+}
+
+/* The member's init under the pod's agent; its status in *code (runc's:
+ * 128 + the signal that ended it, which *sig then names). */
+static int run_member(struct member *m, int *code, int *sig, struct rv_err *err)
+{
+	struct sandbox *sb = m->sb;
+	struct agent_client client = { .dial = dial_agent, .ctx = m,
+				       .connect_timeout_ms = MEMBER_DIAL_MS, .cancel = &sb->pod_gone };
+	uint32_t status = 0;
+
+	if (export_files(m, err) < 0 || start_watch(m, err) < 0 ||
+	    (sb->cfg->terminal && (sandbox_console_claim(sb, err) < 0 ||
+				   sandbox_console_start(sb, err) < 0)) ||
+	    control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
+		return -1;
+	if (sandbox_controller(sb, NULL, &client, &status, err) < 0) {
+		if (!pod_ended(sb))
+			return -1;
+		status = VM_STATUS_SIGNALED | SIGKILL;   /* the pod's VM took it down */
+	}
+	*sig = status & VM_STATUS_SIGNALED ? (int)(status & 0xff) : 0;
+	*code = *sig ? 128 + *sig : (int)(status & 0xff);
+	return 0;
+}
+
+int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
+{
+	struct sandbox *sb = sandbox_new(cfg, err);
+	struct member m = { .sb = sb, .pod = cfg->pod_control, .watch_fd = -1 };
+	int code = 0, sig = 0;
+
+	if (!sb)
+		return -1;
+	sb->member = true;
+	int rc = sandbox_plan_exports(sb, err);
+	if (rc == 0)
+		rc = run_member(&m, &code, &sig, err);
+	sandbox_finish(sb, rc == 0 ? code : -1);
+	control_server_stop(sb->ctl);
+	stop_watch(&m);
+	sandbox_write_exit(cfg->exit_fd, rc == 0 ? code : 1);
+	sandbox_free(sb);
+	if (rc < 0)
+		return rv_wrap(err, "container %s in its pod's VM", cfg->id);
+	*exit_code = code;
+	if (sig)
+		boot_reraise(sig);
+	return 0;
+}
