@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/ctl.h"
 #include "common/jsonw.h"
 #include "runtime/cli.h"
 #include "runtime/container.h"
-#include "common/ctl.h"
 #include "vmm/control.h"
 
 #define USAGE "events [--stats] [--interval Ns] ID"

@@ -13,11 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/ctl.h"
 #include "runtime/cli.h"
 #include "runtime/console.h"
 #include "runtime/console_relay.h"
 #include "runtime/container.h"
-#include "common/ctl.h"
 #include "runtime/launch.h"
 
 static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/ctl.h"
 #include "common/jsonw.h"
 #include "runtime/cli.h"
 #include "runtime/container.h"
-#include "common/ctl.h"
 
 int cmd_wait(struct cli *cli, int argc, char **argv, struct rv_err *err)
 {

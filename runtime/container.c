@@ -10,9 +10,10 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/cgroup.h"
 #include "common/ctl.h"
+#include "runtime/cgroup.h"
 #include "runtime/hooks.h"
+#include "runtime/pod.h"
 #include "vmm/pod_net.h"
 
 #define KILL_WAIT_MS 10000
@@ -108,7 +109,11 @@ static void release_pod_net(const struct container *c)
 
 	if (container_spec(c, &spec, &err) < 0)
 		return;
-	for (size_t i = 0; i < spec.nnamespaces; i++) {
+	/* A pod's member names the pod's namespace, whose VM is another's. */
+	enum pod_role role = POD_NONE;
+	size_t n = pod_role(&spec, &role, NULL, &err) == 0 && role != POD_MEMBER ?
+		   spec.nnamespaces : 0;
+	for (size_t i = 0; i < n; i++) {
 		const struct oci_namespace *ns = &spec.namespaces[i];
 		if (!strcmp(ns->type, "network") && ns->path && pod_net_release(ns->path, &err) < 0 &&
 		    err.code != ENOENT)

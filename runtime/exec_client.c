@@ -13,8 +13,8 @@
 
 #include "common/cleanup.h"
 #include "common/clock.h"
-#include "common/proto.h"
 #include "common/ctl.h"
+#include "common/proto.h"
 #include "runtime/spec_vm.h"
 
 /* A frame larger than a Unix socket's default send buffer needs a bigger

@@ -232,17 +232,10 @@ static bool rootfs_has_dir(const char *rootfs, const char *name)
 	       lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Checks every path and makes the server with its exports; *srv is NULL
- * without --rootfs. */
-int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_server **srv,
-			  struct rv_err *err)
+int boot_fs_check(struct boot_fs *f, struct rv_err *err)
 {
-	struct fs_options opt = { .writeback = f->writeback };
 	struct stat st;
 
-	*srv = NULL;
-	if (!f->rootfs)
-		return 0;
 	if (stat(f->rootfs, &st) < 0)
 		return rv_fail(err, errno, "--rootfs %s", f->rootfs);
 	if (!S_ISDIR(st.st_mode))
@@ -254,7 +247,21 @@ int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_s
 	for (unsigned i = 0; i < f->nvolumes; i++)
 		if (boot_fs_check_volume(f, &f->vol[i], err) < 0)
 			return -1;
+	return 0;
+}
 
+/* Checks every path and makes the server with its exports; *srv is NULL
+ * without --rootfs. */
+int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_server **srv,
+			  struct rv_err *err)
+{
+	struct fs_options opt = { .writeback = f->writeback };
+
+	*srv = NULL;
+	if (!f->rootfs)
+		return 0;
+	if (boot_fs_check(f, err) < 0)
+		return -1;
 	*srv = fs_server_new(&opt, log, err);
 	if (!*srv)
 		return -1;

@@ -92,6 +92,11 @@ int boot_fs_make_mount_points(const char *rootfs, const struct boot_mount_point 
  * then replaced by where it lands in the rootfs (boot_fs_resolve). */
 int boot_fs_check_volume(const struct boot_fs *f, struct boot_volume *v, struct rv_err *err);
 
+/* The rootfs (a directory; which of /proc, /dev, /sys it has) and each
+ * volume (boot_fs_check_volume): what boot_fs_make_server checks first, and
+ * a pod's member before it hands its files to the pod's VM. */
+int boot_fs_check(struct boot_fs *f, struct rv_err *err);
+
 /* Checks every path and makes the server with its exports; *srv is NULL
  * without a rootfs. */
 int boot_fs_make_server(struct boot_fs *f, const struct rv_log *log, struct fs_server **srv,

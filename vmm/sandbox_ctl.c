@@ -4,6 +4,7 @@
 #include "vmm/sandbox_ctl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,7 @@ int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agen
 		rc = 0;
 	}
 	sb->agent = NULL;            /* the handlers' agent calls end with the VM */
+	sb->vm = NULL;               /* whose struct vm_run frees once we return */
 	pthread_mutex_unlock(&sb->lock);
 	if (rc == 0)
 		*status = st.signaled ? VM_STATUS_SIGNALED | (uint32_t)st.signo : (uint32_t)st.code & 0xff;
@@ -316,17 +318,29 @@ static int do_pause(struct sandbox *sb, bool pause, struct rv_err *err)
 	return rc;
 }
 
-static int do_wait(struct sandbox *sb, char *reply, size_t size, struct rv_err *err)
+/* The caller of a blocking verb has gone: its connection is free again
+ * (a pod's member watches its pod with a wait that lasts as long as it). */
+static bool caller_gone(int fd)
 {
-	while (sb->status != SB_STOPPED)
+	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct rv_err *err)
+{
+	while (sb->status != SB_STOPPED) {
 		wait_change(sb);
+		if (caller_gone(fd))
+			return rv_failx(err, ECONNRESET, "the caller hung up");
+	}
 	if (sb->exit_code < 0)
 		return rv_failx(err, EIO, "the sandbox failed (see its log)");
 	snprintf(reply, size, "%d", sb->exit_code);
 	return 0;
 }
 
-static int dispatch(struct sandbox *sb, const char *verb, const char *arg, char *reply,
+static int dispatch(struct sandbox *sb, int fd, const char *verb, const char *arg, char *reply,
 		    size_t size, struct rv_err *err)
 {
 	if (!strcmp(verb, "state")) {
@@ -341,7 +355,7 @@ static int dispatch(struct sandbox *sb, const char *verb, const char *arg, char 
 	if (!strcmp(verb, "pause") || !strcmp(verb, "resume"))
 		return do_pause(sb, verb[0] == 'p', err);
 	if (!strcmp(verb, "wait"))
-		return do_wait(sb, reply, size, err);
+		return do_wait(sb, fd, reply, size, err);
 	if (!strcmp(verb, "exec-kill"))
 		return sandbox_exec_signal(sb, arg, err);
 	if (!strcmp(verb, "exec-resize"))
@@ -375,7 +389,7 @@ int sandbox_handle(void *arg, struct control_call *call, const char *req, char *
 	if (!strncmp(verb, "pod-", 4))
 		return sandbox_pod_verb(sb, call, verb, sp ? sp + 1 : "", reply, size, err);
 	pthread_mutex_lock(&sb->lock);
-	int rc = dispatch(sb, verb, sp ? sp + 1 : "", reply, size, err);
+	int rc = dispatch(sb, call->fd, verb, sp ? sp + 1 : "", reply, size, err);
 	pthread_mutex_unlock(&sb->lock);
 	return rc;
 }

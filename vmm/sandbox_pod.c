@@ -206,13 +206,23 @@ static int run_member(struct member *m, int *code, int *sig, struct rv_err *err)
 	    control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
 		return -1;
 	if (sandbox_controller(sb, NULL, &client, &status, err) < 0) {
-		if (!pod_ended(sb))
+		/* Only a lost agent (or pod's VMM) may mean the pod's end: any
+		 * other error is the member's own, and reported at once. */
+		bool lost = atomic_load(&sb->pod_gone) || err->code == ECONNRESET ||
+			    err->code == EPIPE || err->code == ECONNREFUSED || err->code == ENOENT ||
+			    err->code == ESRCH;
+		if (!lost || !pod_ended(sb))
 			return -1;
 		status = VM_STATUS_SIGNALED | SIGKILL;   /* the pod's VM took it down */
 	}
 	*sig = status & VM_STATUS_SIGNALED ? (int)(status & 0xff) : 0;
 	*code = *sig ? 128 + *sig : (int)(status & 0xff);
 	return 0;
+}
+
+static void ignore_kick(int sig)
+{
+	(void)sig;      /* only interrupts a blocking call */
 }
 
 int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
@@ -224,7 +234,13 @@ int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_e
 	if (!sb)
 		return -1;
 	sb->member = true;
+	/* The exec drain interrupts relays stuck on callers that do not read
+	 * with this signal, as in a VMM (vmm/vm.c): it must not end us. */
+	struct sigaction kick = { .sa_handler = ignore_kick };
+	sigaction(VCPU_KICK_SIGNAL, &kick, NULL);
 	int rc = sandbox_plan_exports(sb, err);
+	if (rc == 0)
+		rc = boot_fs_check(sb->fs, err);
 	if (rc == 0)
 		rc = run_member(&m, &code, &sig, err);
 	sandbox_finish(sb, rc == 0 ? code : -1);

@@ -58,6 +58,9 @@ struct root {
 	struct proto_msg *held;       /* MOUNTs waiting for the init (they own their arenas) */
 	unsigned nheld;
 	pid_t init_pid;               /* once started, the agent's pid of its init, else 0 */
+	bool ended;                   /* its init was reaped: its namespace and mounts are let
+				       * go (a pod's member that has ended), the entry kept to
+				       * say so; not counted in nroots */
 	int init_ns;                  /* the init's PID namespace until it is reaped, else -1 */
 	struct root *next;
 };
@@ -429,14 +432,40 @@ void roots_init_started(struct root *r, pid_t pid, int pidns)
 
 /* Its namespace dies with the init: nothing can join it any more (a fork
  * into it fails), and the fd goes. */
+/* At most AGENT_MAX_ROOTS ended roots are remembered: the oldest (last in
+ * the list, which grows at its head) goes first. */
+static void forget_ended(struct agent *a)
+{
+	unsigned seen = 0;
+
+	for (struct root **p = &a->roots; *p;) {
+		struct root *r = *p;
+		if (r->ended && ++seen > AGENT_MAX_ROOTS) {
+			*p = r->next;
+			root_free(r);
+			continue;
+		}
+		p = &r->next;
+	}
+}
+
+/* Its init was PID 1 of its namespace: with it every process of the root
+ * has gone, and nothing may join any more (place says so). Its mount
+ * namespace goes now, not with the VM: a pod's VM outlives its containers
+ * (their files, served by the host, are released with their mounts). */
 void roots_reaped(struct agent *a, pid_t pid)
 {
 	for (struct root *r = a->roots; r; r = r->next) {
-		if (r->init_pid != pid || r->init_ns < 0)
+		if (r->init_pid != pid || r->ended)
 			continue;
-		close(r->init_ns);
-		r->init_ns = -1;
+		rv_closep(&r->init_ns);
+		rv_closep(&r->ns);
+		rv_closep(&r->dir);
+		free_held(r);
+		r->ended = true;
+		a->nroots--;
 	}
+	forget_ended(a);
 }
 
 void roots_release(struct agent *a)
