@@ -12,7 +12,7 @@
 
 #include "common/cleanup.h"
 
-int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
+int ctl_sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
@@ -20,10 +20,6 @@ int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv
 	*dirfd = -1;
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	if (strlen(path) < sizeof(sa->sun_path)) {
-		strcpy(sa->sun_path, path);
-		return 0;
-	}
 	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir))
 		return rv_failx(err, ENAMETOOLONG, "socket %s: path too long", path);
 	memcpy(dir, path, (size_t)(slash - path));
@@ -39,6 +35,32 @@ int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv
 	return 0;
 }
 
+int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
+{
+	*dirfd = -1;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) < sizeof(sa->sun_path)) {
+		strcpy(sa->sun_path, path);
+		return 0;
+	}
+	return ctl_sockaddr_dir(path, sa, dirfd, err);
+}
+
+int ctl_dial_addr(const struct sockaddr_un *sa, struct rv_err *err)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return rv_fail(err, errno, "socket");
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return rv_fail(err, e, "connect to the sandbox's VMM");
+	}
+	return fd;
+}
+
 int ctl_dial(const char *path, struct rv_err *err)
 {
 	struct sockaddr_un sa;
@@ -46,15 +68,8 @@ int ctl_dial(const char *path, struct rv_err *err)
 
 	if (ctl_sockaddr(path, &sa, &dirfd, err) < 0)
 		return rv_wrap(err, "control socket");
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return rv_fail(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(fd);
-		return rv_fail(err, e, "connect to the sandbox's VMM at %s", path);
-	}
-	return fd;
+	int fd = ctl_dial_addr(&sa, err);
+	return fd < 0 ? rv_wrap(err, "%s", path) : fd;
 }
 
 /* "error ERRNO MESSAGE" into err. */

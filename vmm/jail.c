@@ -41,6 +41,17 @@ static const char *const vmm_calls[] = {
 	NULL,
 };
 
+/* A pod's member relays between its callers and the pod's agent, whose
+ * connections it asks the pod's VMM for (socket and connect: Unix only). */
+static const char *const member_calls[] = {
+	"epoll_wait", "epoll_pwait", "epoll_ctl", "readv", "sendmsg", "recvmsg", "sendto",
+	"recvfrom", "accept4", "connect", "getsockopt", "setsockopt", "shutdown", "poll",
+	"ppoll", "fcntl", "dup", "lseek", "newfstatat", "fstat", "readlink", "eventfd2",
+	"getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction", "rt_sigtimedwait",
+	"wait4",
+	NULL,
+};
+
 static const char *const vcpu_calls[] = {
 	"epoll_ctl", "newfstatat", "fstat",
 	NULL,
@@ -92,6 +103,9 @@ static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGW
 
 static const unsigned long no_ioctls[] = { 0 };
 
+/* The console's window size, and what stdio asks of a stream. */
+static const unsigned long member_ioctls[] = { TIOCGWINSZ, TCGETS, 0 };
+
 static const struct {
 	const char *name;
 	const char *const *calls;
@@ -101,6 +115,7 @@ static const struct {
 	[JAIL_VMM] = { "vmm", vmm_calls, vmm_ioctls, true },
 	[JAIL_VCPU] = { "vcpu", vcpu_calls, vcpu_ioctls, false },
 	[JAIL_FS_WORKER] = { "fs-worker", fs_worker_calls, no_ioctls, false },
+	[JAIL_POD_MEMBER] = { "pod-member", member_calls, member_ioctls, true },
 };
 
 const char *jail_role_name(enum jail_role role)
@@ -115,7 +130,8 @@ int jail_role_parse(const char *name, enum jail_role *out, struct rv_err *err)
 			*out = (enum jail_role)i;
 			return 0;
 		}
-	return rv_failx(err, EINVAL, "seccomp role '%s': give vmm, vcpu or fs-worker", name);
+	return rv_failx(err, EINVAL, "seccomp role '%s': give vmm, vcpu, fs-worker or pod-member",
+			name);
 }
 
 static bool is_listed(const char *const *calls, const char *name)
@@ -185,6 +201,14 @@ static int allow_threads(scmp_filter_ctx ctx, struct rv_err *err)
 	return rc < 0 ? rv_fail(err, -rc, "seccomp: allow threads") : 0;
 }
 
+/* Unix sockets only: a pod's member dials its pod's VMM and nothing else. */
+static int allow_unix_sockets(scmp_filter_ctx ctx, struct rv_err *err)
+{
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				  SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, AF_UNIX));
+	return rc < 0 ? rv_fail(err, -rc, "seccomp: allow Unix sockets") : 0;
+}
+
 static int build(scmp_filter_ctx ctx, enum jail_role role, struct rv_err *err)
 {
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -197,7 +221,8 @@ static int build(scmp_filter_ctx ctx, enum jail_role role, struct rv_err *err)
 	    allow_list(ctx, sanitizer_calls, false, err) < 0 ||
 	    allow_list(ctx, roles[role].calls, true, err) < 0 ||
 	    allow_ioctls(ctx, roles[role].ioctls, err) < 0 ||
-	    (roles[role].threads && allow_threads(ctx, err) < 0))
+	    (roles[role].threads && allow_threads(ctx, err) < 0) ||
+	    (role == JAIL_POD_MEMBER && allow_unix_sockets(ctx, err) < 0))
 		return -1;
 	/* glibc opens files behind our back (malloc's overcommit probe, once);
 	 * refused, it copes. A role that opens files lists openat itself. */

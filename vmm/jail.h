@@ -24,10 +24,12 @@ enum jail_role {
 	JAIL_VMM,        /* main loop and devices, control socket, agent, console */
 	JAIL_VCPU,       /* KVM_RUN and the exits it hands us */
 	JAIL_FS_WORKER,  /* virtio-fs requests: host file calls, no sockets, no ioctl */
+	JAIL_POD_MEMBER, /* a pod's member (vmm/sandbox.h), every thread: the vmm role's
+			  * calls but ioctls, and connections to its pod's VMM (Unix) */
 	JAIL_ROLES
 };
 
-/* "vmm", "vcpu", "fs-worker". */
+/* "vmm", "vcpu", "fs-worker", "pod-member". */
 const char *jail_role_name(enum jail_role role);
 int jail_role_parse(const char *name, enum jail_role *out, struct rv_err *err);
 

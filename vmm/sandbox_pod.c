@@ -8,11 +8,13 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/ctl.h"
 #include "vmm/boot_cli.h"
+#include "vmm/jail.h"
 #include "vmm/pod_host.h"
 #include "vmm/sandbox_ctl.h"
 #include "vmm/vm_priv.h"
@@ -76,6 +78,8 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 struct member {
 	struct sandbox *sb;
 	const char *pod;             /* the pod's VMM's control socket */
+	struct sockaddr_un pod_sa;   /* reached through its directory: we are jailed */
+	int pod_dir;
 	int watch_fd;
 	pthread_t watcher;
 	bool watching;
@@ -102,7 +106,7 @@ static int export_one(const struct member *m, const char *path, bool readonly, c
 		      size_t size, struct rv_err *err)
 {
 	_cleanup_close_ int fd = clone_tree(path, readonly, err);
-	_cleanup_close_ int sock = fd >= 0 ? ctl_dial(m->pod, err) : -1;
+	_cleanup_close_ int sock = fd >= 0 ? ctl_dial_addr(&m->pod_sa, err) : -1;
 	char reply[FS_EXPORT_NAME_MAX + 8];
 
 	if (sock < 0 || ctl_request(sock, readonly ? "pod-export ro" : "pod-export rw", fd, reply,
@@ -133,7 +137,7 @@ static int export_files(struct member *m, struct rv_err *err)
 static int dial_agent(void *ctx, struct rv_err *err)
 {
 	const struct member *m = ctx;
-	_cleanup_close_ int sock = ctl_dial(m->pod, err);
+	_cleanup_close_ int sock = ctl_dial_addr(&m->pod_sa, err);
 	char reply[64];
 	int fd = -1;
 
@@ -162,8 +166,8 @@ static void *watch_pod(void *arg)
 
 static int start_watch(struct member *m, struct rv_err *err)
 {
-	if ((m->watch_fd = ctl_dial(m->pod, err)) < 0)
-		return rv_wrap(err, "the pod's VMM");
+	if ((m->watch_fd = ctl_dial_addr(&m->pod_sa, err)) < 0)
+		return rv_wrap(err, "the pod's VMM at %s", m->pod);
 	int rc = pthread_create(&m->watcher, NULL, watch_pod, m);
 	if (rc)
 		return rv_fail(err, rc, "start the pod watcher");
@@ -179,6 +183,19 @@ static void stop_watch(struct member *m)
 		pthread_join(m->watcher, NULL);
 	if (m->watch_fd >= 0)
 		close(m->watch_fd);
+}
+
+/* From here on the member reads what the guest's agent sends, so it goes
+ * into the VMM's jail (no host path, capabilities dropped) under a filter of
+ * its own, before its first thread: it keeps its fds and the pod's socket,
+ * reached through a directory fd (ctl_sockaddr_dir). */
+static int jail_member(struct rv_err *err)
+{
+	struct jail_config jail = { 0 };
+
+	if (jail_enter(&jail, err) < 0 || jail_load(JAIL_POD_MEMBER, err) < 0)
+		return rv_wrap(err, "the member's jail");
+	return 0;
 }
 
 /* The agent's connections drop as the pod's VM stops, before its VMM
@@ -200,9 +217,9 @@ static int run_member(struct member *m, int *code, int *sig, struct rv_err *err)
 				       .connect_timeout_ms = MEMBER_DIAL_MS, .cancel = &sb->pod_gone };
 	uint32_t status = 0;
 
-	if (export_files(m, err) < 0 || start_watch(m, err) < 0 ||
-	    (sb->cfg->terminal && (sandbox_console_claim(sb, err) < 0 ||
-				   sandbox_console_start(sb, err) < 0)) ||
+	if (export_files(m, err) < 0 ||
+	    (sb->cfg->terminal && sandbox_console_claim(sb, err) < 0) || jail_member(err) < 0 ||
+	    start_watch(m, err) < 0 || (sb->cfg->terminal && sandbox_console_start(sb, err) < 0) ||
 	    control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
 		return -1;
 	if (sandbox_controller(sb, NULL, &client, &status, err) < 0) {
@@ -228,11 +245,15 @@ static void ignore_kick(int sig)
 int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
 {
 	struct sandbox *sb = sandbox_new(cfg, err);
-	struct member m = { .sb = sb, .pod = cfg->pod_control, .watch_fd = -1 };
+	struct member m = { .sb = sb, .pod = cfg->pod_control, .pod_dir = -1, .watch_fd = -1 };
 	int code = 0, sig = 0;
 
 	if (!sb)
 		return -1;
+	if (ctl_sockaddr_dir(cfg->pod_control, &m.pod_sa, &m.pod_dir, err) < 0) {
+		sandbox_free(sb);
+		return rv_wrap(err, "--pod-control");
+	}
 	sb->member = true;
 	/* The exec drain interrupts relays stuck on callers that do not read
 	 * with this signal, as in a VMM (vmm/vm.c): it must not end us. */
@@ -248,6 +269,7 @@ int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_e
 	stop_watch(&m);
 	sandbox_write_exit(cfg->exit_fd, rc == 0 ? code : 1);
 	sandbox_free(sb);
+	close(m.pod_dir);
 	if (rc < 0)
 		return rv_wrap(err, "container %s in its pod's VM", cfg->id);
 	*exit_code = code;

@@ -84,6 +84,12 @@ a_pid=$(field "$(rv state ctr-a)" pid)
 	pass "a member's host process is its own and holds no /dev/kvm (no VM of its own)" ||
 	fail "a member's host process is its own and holds no /dev/kvm (no VM of its own)" \
 		"member pid $a_pid, pod VMM $vmm"
+# It reads what the guest's agent sends: jailed and filtered as a VMM is.
+grep -q '^Seccomp:[[:space:]]*2' "/proc/$a_pid/status" && [ ! -e "/proc/$a_pid/root/usr" ] &&
+	[ "$(readlink "/proc/$a_pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+	pass "a member's host process is jailed (its own mount namespace, no host root) and filtered" ||
+	fail "a member's host process is jailed (its own mount namespace, no host root) and filtered" \
+		"$(grep Seccomp "/proc/$a_pid/status"; ls "/proc/$a_pid/root/" | head)"
 [ "$(pgrep -fc "runvm --log $root/.* boot .*--spec-fd")" = 3 ] &&
 	pass "three containers, three host processes" ||
 	fail "three containers, three host processes" "$(pgrep -af "runvm --log $root/")"
