@@ -9,6 +9,7 @@
 #include "vmm/vm_priv.h"
 
 struct export_job {
+	bool remove;                 /* else add fd as a new export */
 	int fd;
 	bool readonly;
 	char name[FS_EXPORT_NAME_MAX];
@@ -34,8 +35,12 @@ static void serve(struct pod_host *h, struct export_job *job)
 	struct fs_export_cfg cfg = { .name = job->name, .path = "a pod container's files",
 				     .readonly = job->readonly, .cache = FS_CACHE_AUTO };
 
-	job->rc = h->jailed ? fs_server_add_export_fd(h->fs, &cfg, job->fd, &job->err) :
-		  rv_failx(&job->err, EPERM, "the pod's exporter could not load its filter");
+	if (!h->jailed)
+		job->rc = rv_failx(&job->err, EPERM, "the pod's exporter could not load its filter");
+	else if (job->remove)
+		job->rc = fs_server_remove_export(h->fs, job->name, &job->err);
+	else
+		job->rc = fs_server_add_export_fd(h->fs, &cfg, job->fd, &job->err);
 }
 
 static void *exporter(void *arg)
@@ -97,11 +102,9 @@ void pod_host_stop(struct pod_host *h)
 	free(h);
 }
 
-int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_t size,
-		    struct rv_err *err)
+/* Runs job on the exporter thread; one at a time. */
+static int run_job(struct pod_host *h, struct export_job *job, struct rv_err *err)
 {
-	struct export_job job = { .fd = fd, .readonly = readonly };
-
 	pthread_mutex_lock(&h->lock);
 	while (h->job && !h->stop)
 		pthread_cond_wait(&h->cond, &h->lock);
@@ -109,18 +112,38 @@ int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_
 		pthread_mutex_unlock(&h->lock);
 		return rv_failx(err, ECANCELED, "the pod's VM is stopping");
 	}
-	snprintf(job.name, sizeof(job.name), "pod%u", h->next++);
-	h->job = &job;
+	if (!job->remove)
+		snprintf(job->name, sizeof(job->name), "pod%u", h->next++);
+	h->job = job;
 	pthread_cond_broadcast(&h->cond);
-	while (!job.done)
+	while (!job->done)
 		pthread_cond_wait(&h->cond, &h->lock);
 	h->job = NULL;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
-	if (job.rc < 0) {
-		*err = job.err;
+	if (job->rc < 0) {
+		*err = job->err;
 		return -1;
 	}
+	return 0;
+}
+
+int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_t size,
+		    struct rv_err *err)
+{
+	struct export_job job = { .fd = fd, .readonly = readonly };
+
+	if (run_job(h, &job, err) < 0)
+		return -1;
 	snprintf(name, size, "%s", job.name);
 	return 0;
+}
+
+int pod_host_unexport(struct pod_host *h, const char *name, struct rv_err *err)
+{
+	struct export_job job = { .remove = true, .fd = -1 };
+
+	if (snprintf(job.name, sizeof(job.name), "%s", name) >= (int)sizeof(job.name))
+		return rv_failx(err, EINVAL, "export '%.40s...': no such name", name);
+	return run_job(h, &job, err);
 }

@@ -5,7 +5,9 @@
  * its own (vmm/sandbox.h: vmm_pod_member) that stands for it on the host.
  * That process hands this VMM its files as open fds, which become exports
  * of the running file service, and reaches the agent through vsock
- * connections this VMM opens for it (control verbs pod-export, pod-dial). */
+ * connections this VMM opens for it (control verbs pod-export, pod-dial).
+ * Its exports live as long as its pod-watch call: the member holds that
+ * connection for its life, so its end, even by SIGKILL, removes them. */
 #ifndef RV_POD_HOST_H
 #define RV_POD_HOST_H
 
@@ -29,5 +31,9 @@ void pod_host_stop(struct pod_host *h);
  * file service's root ("pod3"), where the guest finds it. */
 int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_t size,
 		    struct rv_err *err);
+
+/* Removes the export name (a member that has ended, or died): its files
+ * are let go on the host; the guest's later requests for them fail. */
+int pod_host_unexport(struct pod_host *h, const char *name, struct rv_err *err);
 
 #endif

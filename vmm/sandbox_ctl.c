@@ -327,13 +327,20 @@ static bool caller_gone(int fd)
 	return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct rv_err *err)
+bool sandbox_await_end(struct sandbox *sb, int fd)
 {
 	while (sb->status != SB_STOPPED) {
 		wait_change(sb);
 		if (caller_gone(fd))
-			return rv_failx(err, ECONNRESET, "the caller hung up");
+			return false;
 	}
+	return true;
+}
+
+static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct rv_err *err)
+{
+	if (!sandbox_await_end(sb, fd))
+		return rv_failx(err, ECONNRESET, "the caller hung up");
 	if (sb->exit_code < 0)
 		return rv_failx(err, EIO, "the sandbox failed (see its log)");
 	snprintf(reply, size, "%d", sb->exit_code);

@@ -90,9 +90,14 @@ bool sandbox_live(const struct sandbox *sb);
 /* Its VM (or its pod's) is on the way down. Lock held. */
 bool sandbox_going_down(const struct sandbox *sb);
 
+/* Waits until the container has stopped (true) or the caller on fd has
+ * hung up (false), whichever comes first. Lock held. */
+bool sandbox_await_end(struct sandbox *sb, int fd);
+
 /* The pod's verbs (vmm/pod_host.h) on the pod's VMM: "pod-export ro|rw"
  * with an fd, answered with the export's name; "pod-dial", answered with a
- * connection to the agent. */
+ * connection to the agent; "pod-watch NAME...", answered once the pod has
+ * ended, whose caller's hanging up removes the exports it names. */
 int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
 		     const char *arg, char *reply, size_t size, struct rv_err *err);
 void sandbox_destroy(struct sandbox *sb);

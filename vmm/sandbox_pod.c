@@ -56,6 +56,30 @@ static int pod_dial(struct sandbox *sb, struct control_call *call, struct rv_err
 	return 0;
 }
 
+/* A member's life: its exports go when it hangs up (ended, or killed). */
+static int pod_watch(struct sandbox *sb, struct control_call *call, const char *arg, char *reply,
+		     size_t size, struct rv_err *err)
+{
+	char names[CONTROL_REQ_MAX_BYTES + 1], *save = NULL;
+
+	snprintf(names, sizeof(names), "%s", arg);
+	pthread_mutex_lock(&sb->lock);
+	bool ended = sandbox_await_end(sb, call->fd);
+	struct pod_host *h = sb->pod;
+	int code = sb->exit_code;
+	pthread_mutex_unlock(&sb->lock);
+	if (ended) {
+		snprintf(reply, size, "%d", code);
+		return 0;
+	}
+	for (char *name = strtok_r(names, " ", &save); name && h; name = strtok_r(NULL, " ", &save)) {
+		struct rv_err e;
+		if (pod_host_unexport(h, name, &e) < 0)
+			rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "pod-watch: %s", e.msg);
+	}
+	return rv_failx(err, ECONNRESET, "the member hung up");
+}
+
 int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
 		     const char *arg, char *reply, size_t size, struct rv_err *err)
 {
@@ -65,6 +89,11 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 				"join its VM", sb->cfg->id);
 	if (!strcmp(verb, "pod-export"))
 		return pod_export(sb, call, arg, reply, size, err);
+	if (!strcmp(verb, "pod-watch"))
+		return pod_watch(sb, call, arg, reply, size, err);
+	if (!strcmp(verb, "pod-unexport"))
+		return sb->pod ? pod_host_unexport(sb->pod, arg, err) :
+		       rv_failx(err, ESRCH, "the pod's VM is not running");
 	if (strcmp(verb, "pod-dial"))
 		return rv_failx(err, ENOSYS, "unknown control request '%s'", verb);
 	pthread_mutex_lock(&sb->lock);
@@ -118,20 +147,41 @@ static int export_one(const struct member *m, const char *path, bool readonly, c
 	return 0;
 }
 
+/* Before the watch holds them: a member that fails half-way takes back
+ * what it gave. */
+static void unexport(const struct member *m, const char *name)
+{
+	char req[CONTROL_REQ_MAX_BYTES], reply[64];
+	struct rv_err err;
+	_cleanup_close_ int sock = ctl_dial_addr(&m->pod_sa, &err);
+
+	snprintf(req, sizeof(req), "pod-unexport %s", name);
+	if (sock >= 0)
+		ctl_request(sock, req, -1, reply, sizeof(reply), NULL, &err);
+}
+
 /* The rootfs and each volume become the pod's exports. */
 static int export_files(struct member *m, struct rv_err *err)
 {
 	struct sandbox *sb = m->sb;
 	const struct boot_fs *f = sb->fs;
+	unsigned i = 0;
 
 	if (export_one(m, f->rootfs, f->readonly, sb->root_export, sizeof(sb->root_export), err) < 0)
 		return rv_wrap(err, "root.path");
-	for (unsigned i = 0; i < f->nvolumes; i++)
+	for (; i < f->nvolumes; i++)
 		if (export_one(m, f->vol[i].src, f->vol[i].readonly, sb->vol_export[i],
 			       sizeof(sb->vol_export[i]), err) < 0)
-			return rv_wrap(err, "mounts %s", f->vol[i].arg);
-	sandbox_set_guest_root(sb);
-	return 0;
+			break;
+	if (i == f->nvolumes) {
+		sandbox_set_guest_root(sb);
+		return 0;
+	}
+	rv_wrap(err, "mounts %s", f->vol[i].arg);
+	unexport(m, sb->root_export);
+	while (i--)
+		unexport(m, sb->vol_export[i]);
+	return -1;
 }
 
 static int dial_agent(void *ctx, struct rv_err *err)
@@ -148,15 +198,32 @@ static int dial_agent(void *ctx, struct rv_err *err)
 	return fd;
 }
 
-/* "wait" on the pod's VMM returns once the pod's sandbox has ended (its VM
- * goes down with it), or fails once that VMM is gone. */
+/* "pod-watch" on the pod's VMM is answered once the pod's sandbox has ended
+ * (its VM goes down with it), or fails once that VMM is gone; our hanging
+ * up, however we end, removes our exports there. Sent as soon as they
+ * exist, before the jail; its answer is awaited by a thread after. */
+static int open_watch(struct member *m, struct rv_err *err)
+{
+	const struct sandbox *sb = m->sb;
+	char req[CONTROL_REQ_MAX_BYTES];
+	size_t len = (size_t)snprintf(req, sizeof(req), "pod-watch %s", sb->root_export);
+
+	for (unsigned i = 0; i < sb->fs->nvolumes && len < sizeof(req); i++)
+		len += (size_t)snprintf(req + len, sizeof(req) - len, " %s", sb->vol_export[i]);
+	if ((m->watch_fd = ctl_dial_addr(&m->pod_sa, err)) < 0)
+		return rv_wrap(err, "the pod's VMM at %s", m->pod);
+	if (send(m->watch_fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+		return rv_fail(err, errno, "the pod's VMM at %s", m->pod);
+	return 0;
+}
+
 static void *watch_pod(void *arg)
 {
 	struct member *m = arg;
 	char reply[64];
-	struct rv_err err;
 
-	ctl_request(m->watch_fd, "wait", -1, reply, sizeof(reply), NULL, &err);
+	while (recv(m->watch_fd, reply, sizeof(reply), 0) < 0 && errno == EINTR)
+		;
 	atomic_store(&m->sb->pod_gone, true);
 	pthread_mutex_lock(&m->sb->lock);
 	pthread_cond_broadcast(&m->sb->cond);
@@ -166,8 +233,6 @@ static void *watch_pod(void *arg)
 
 static int start_watch(struct member *m, struct rv_err *err)
 {
-	if ((m->watch_fd = ctl_dial_addr(&m->pod_sa, err)) < 0)
-		return rv_wrap(err, "the pod's VMM at %s", m->pod);
 	int rc = pthread_create(&m->watcher, NULL, watch_pod, m);
 	if (rc)
 		return rv_fail(err, rc, "start the pod watcher");
@@ -217,7 +282,7 @@ static int run_member(struct member *m, int *code, int *sig, struct rv_err *err)
 				       .connect_timeout_ms = MEMBER_DIAL_MS, .cancel = &sb->pod_gone };
 	uint32_t status = 0;
 
-	if (export_files(m, err) < 0 ||
+	if (export_files(m, err) < 0 || open_watch(m, err) < 0 ||
 	    (sb->cfg->terminal && sandbox_console_claim(sb, err) < 0) || jail_member(err) < 0 ||
 	    start_watch(m, err) < 0 || (sb->cfg->terminal && sandbox_console_start(sb, err) < 0) ||
 	    control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)

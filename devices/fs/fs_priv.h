@@ -19,6 +19,14 @@
 #define FS_MAX_NAME_BYTES 255u
 #define FS_MAX_XATTR_BYTES (64u * 1024)
 #define FS_MAX_LOCK_WAITERS 16u         /* SETLKW requests waiting at once, at most */
+#define FS_NO_EXPORT FS_MAX_EXPORTS     /* the synthetic root's: it is in no export */
+
+/* A node id is its export's slot in the top bits and a sequence number below,
+ * never reused. The slot tells a node id of a removed export (ESTALE) from
+ * one never handed out (EBADF) without remembering anything per inode. */
+#define FS_NODEID_SLOT_SHIFT 56
+#define FS_NODEID_SEQ_MASK ((1ull << FS_NODEID_SLOT_SHIFT) - 1)
+_Static_assert(FS_MAX_EXPORTS <= (1u << (64 - FS_NODEID_SLOT_SHIFT)), "slot bits of a node id");
 
 struct fs_inode {
 	uint64_t nodeid;
@@ -33,13 +41,25 @@ struct fs_inode {
 	mode_t type;                    /* S_IFMT bits */
 	unsigned export;
 	bool export_root;               /* pinned: never forgotten */
+	bool gone;                      /* its export was removed: out of the tables,
+					 * freed when its last request ends */
 	bool keyed;                     /* in by_key: later lookups of (dev, ino) find it */
 	uint64_t nlookup;               /* the client's references (LOOKUP, FORGET) */
 	uint64_t refs;                  /* requests using it right now */
 	struct fs_inode *next_by_id, *next_by_key;
 };
 
+/* An export slot. LIVE: in the synthetic root. DRAINING: removed, but
+ * requests in flight still use some of its inodes or handles; its flags stay
+ * valid for them. FREE once none remains: a later add may take it. */
+enum fs_export_state { FS_EXPORT_FREE, FS_EXPORT_LIVE, FS_EXPORT_DRAINING };
+
 struct fs_export {
+	enum fs_export_state state;     /* written under the lock, atomically (locks.c
+					 * reads it without) */
+	size_t nobjs;                   /* its inodes and handles still allocated */
+	uint64_t stale_below;           /* node id sequence numbers below this with this
+					 * slot were a removed export's; kept across reuse */
 	char name[FS_EXPORT_NAME_MAX];
 	char *path;                     /* as the caller gave it: the jail binds it */
 	int jail_fd;                    /* path opened in the jail's namespace, till bound */
@@ -50,7 +70,7 @@ struct fs_export {
 	bool hide_kernel_fs;
 	dev_t host_dev_fs;              /* hide_kernel_fs: the host's /dev (a devtmpfs
 					 * says it is a tmpfs), 0 when not known */
-	struct fs_inode *root;
+	struct fs_inode *root;          /* NULL once removed */
 };
 
 struct fs_handle {
@@ -77,7 +97,9 @@ struct fs_server {
 	int proc_fd;                    /* /proc/self/fd: reopen an O_PATH fd with real flags */
 	pthread_mutex_t lock;           /* tables, exports, INIT state */
 	struct fs_export exports[FS_MAX_EXPORTS];
-	unsigned nexports;
+	unsigned nslots;                /* slots ever used: [0, nslots) may hold FREE ones */
+	unsigned nlive;                 /* LIVE exports; written under the lock, atomically
+					 * (GETATTR of the root reads it without) */
 	struct fs_inode root;           /* FS_ROOT_ID, never in the tables */
 	struct fs_inode *by_id[FS_HASH_BUCKETS];
 	struct fs_inode *by_key[FS_HASH_BUCKETS];
@@ -85,7 +107,7 @@ struct fs_server {
 	size_t open_fds, fd_budget;     /* inode fds open, and how many may stay open */
 	struct fs_inode *lru_head, *lru_tail;
 	uint32_t max_handles;
-	uint64_t next_nodeid;
+	uint64_t next_seq;              /* of node ids (FS_NODEID_SEQ_MASK) */
 	struct fs_handle *handles;      /* FS_MAX_HANDLES slots, allocated lazily */
 	uint32_t *free_slots;           /* stack of released slots below handles_high */
 	uint32_t nfree, handles_used, handles_high;
@@ -131,6 +153,12 @@ const char *fs_arg_str(struct fs_req *r, size_t *off, size_t max);  /* any bytes
 void fs_attr_from_stat(struct fuse_attr *a, const struct stat *st);
 void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint32_t *nsec);
 bool fs_export_readonly(const struct fs_server *s, unsigned export);
+/* Whether export is in the synthetic root; without the lock (an atomic read). */
+static inline bool fs_export_live(const struct fs_server *s, unsigned export)
+{
+	return export < FS_MAX_EXPORTS &&
+	       __atomic_load_n(&s->exports[export].state, __ATOMIC_ACQUIRE) == FS_EXPORT_LIVE;
+}
 /* e's mount_fd and mount_id for open_by_handle_at, from its root's fd. */
 void fs_export_anchor(const struct fs_server *s, struct fs_export *e, int root_fd);
 /* Whether fd (st its stat), reached from a directory on another device,
@@ -141,8 +169,13 @@ bool fs_export_hides(const struct fs_server *s, unsigned export, int fd, const s
  * (fs_inode_put drops it); NULL if it was never handed out or is forgotten. */
 struct fs_inode *fs_inode_get(struct fs_server *s, uint64_t nodeid);
 void fs_inode_put(struct fs_server *s, struct fs_inode *i);
+/* The error for a node id fs_inode_get did not find: ESTALE when it named
+ * an inode of a removed export, EBADF otherwise. */
+int fs_inode_gone(struct fs_server *s, uint64_t nodeid);
 /* Takes fd (an O_PATH fd of a file inside `export`) and returns the inode
- * for it with one more client lookup; an existing inode keeps its own fd.
+ * for it with one more client lookup and a request reference (fs_inode_put);
+ * an existing inode keeps its own fd.
+ * A removed export gets no new inode (ESTALE).
  * `fresh`: the file was just created, so an inode already known by its
  * (dev, ino) is a dead file whose number the host reused (an O_PATH fd does
  * not pin the number on every filesystem: 9p does not); it stops being found. */
@@ -152,14 +185,21 @@ void fs_inode_forget(struct fs_server *s, uint64_t nodeid, uint64_t nlookup);
 int fs_inode_add_export_root(struct fs_server *s, int fd, const struct stat *st, unsigned export,
 			     struct fs_inode **out);
 void fs_inodes_free(struct fs_server *s);
+/* Lock held, export just made DRAINING: its inodes leave the tables; each
+ * is freed now, or by the fs_inode_put that ends its last request. */
+void fs_inodes_drop_export(struct fs_server *s, unsigned export);
 
-/* Handles: fh values the client got from OPEN/CREATE/OPENDIR. */
+/* Handles: fh values the client got from OPEN/CREATE/OPENDIR. A removed
+ * export gets no new handle (-ESTALE). */
 int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigned export,
 		  uint64_t *fh);
 struct fs_handle *fs_handle_get(struct fs_server *s, uint64_t fh, bool dir);
 void fs_handle_put(struct fs_server *s, struct fs_handle *h);
 int fs_handle_release(struct fs_server *s, uint64_t fh, bool dir);
 void fs_handles_free(struct fs_server *s);
+/* Lock held, export just made DRAINING: its handles are released as by
+ * RELEASE; each closes now or at its last fs_handle_put. */
+void fs_handles_drop_export(struct fs_server *s, unsigned export);
 
 /* Open an inode's O_PATH fd again with real flags (never follows a symlink:
  * the magic link names the inode itself). */
@@ -182,6 +222,9 @@ int fs_locks_init(struct fs_server *s);
 void fs_locks_free(struct fs_server *s);
 void fs_locks_flush(struct fs_server *s, uint64_t nodeid, uint64_t owner);
 void fs_locks_interrupt(struct fs_server *s, uint64_t unique);
+/* A removed export's lock owners go: those of node ids in slot `export`
+ * whose sequence number is below seq_below (its successor's are above). */
+void fs_locks_drop_export(struct fs_server *s, unsigned export, uint64_t seq_below);
 
 /* ops_*.c, locks.c: one handler per opcode. */
 void fs_op_lookup(struct fs_req *r);

@@ -1,7 +1,13 @@
 /* The inode table (node ids the client holds, each an O_PATH fd keyed by
  * export, device and inode number) and the handle table (fh values). Node ids
  * and fh values are only ever looked up, never turned into pointers, so a
- * made-up or stale one is just "not found". */
+ * made-up or stale one is just "not found".
+ *
+ * A removed export (fs_server_remove_export) leaves both tables at once; what
+ * a request in flight still holds is freed when its last reference drops, and
+ * the slot is FREE for a later export only when nothing of it remains: its
+ * flags stay valid for those requests, and the slot in a node id names one
+ * export at a time. */
 #include "devices/fs/fs_priv.h"
 
 #include <errno.h>
@@ -59,7 +65,7 @@ static void lru_remove(struct fs_server *s, struct fs_inode *i)
 
 static void lru_push(struct fs_server *s, struct fs_inode *i)
 {
-	if (i->on_lru || i->keeps_fd || i->fd < 0 || i->refs || i->export_root)
+	if (i->on_lru || i->keeps_fd || i->fd < 0 || i->refs || i->export_root || i->gone)
 		return;
 	i->lru_prev = s->lru_tail;
 	if (s->lru_tail)
@@ -116,7 +122,14 @@ static void evict(struct fs_server *s)
 
 static int reopen_from_handle(struct fs_server *s, struct fs_inode *i)
 {
-	int fd = open_by_handle_at(s->exports[i->export].mount_fd, i->handle, O_PATH | O_CLOEXEC);
+	const struct fs_export *e = &s->exports[i->export];
+
+	/* A removed export's inodes are out of the tables, so never reopened;
+	 * and its mount_fd is closed. Checked anyway: this is the one call
+	 * that could reach a file by something other than a name under it. */
+	if (e->state != FS_EXPORT_LIVE || e->mount_fd < 0)
+		return -ESTALE;
+	int fd = open_by_handle_at(e->mount_fd, i->handle, O_PATH | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
@@ -161,21 +174,41 @@ static void unlink_inode(struct fs_server *s, struct fs_inode *i)
 	while (*pp != i)
 		pp = &(*pp)->next_by_id;
 	*pp = i->next_by_id;
+	i->next_by_id = NULL;
 	if (i->keyed)
 		unkey(s, i);
-	s->ninodes--;
 }
 
-/* Lock held. Frees i once the client forgot it and no request uses it. */
-static void maybe_free(struct fs_server *s, struct fs_inode *i)
+/* Lock held: one inode or handle of export k fewer; a removed export's slot
+ * is free once the last goes. */
+static void export_obj_gone(struct fs_server *s, unsigned k)
 {
-	if (i->nlookup || i->refs || i->export_root)
-		return;
-	unlink_inode(s, i);
+	struct fs_export *e = &s->exports[k];
+
+	if (--e->nobjs == 0 && e->state == FS_EXPORT_DRAINING)
+		__atomic_store_n(&e->state, FS_EXPORT_FREE, __ATOMIC_RELEASE);
+}
+
+/* Lock held, i out of the tables. */
+static void free_inode(struct fs_server *s, struct fs_inode *i)
+{
 	lru_remove(s, i);
 	close_fd(s, i);
 	free(i->handle);
+	s->ninodes--;
+	export_obj_gone(s, i->export);
 	free(i);
+}
+
+/* Lock held. Frees i once no request uses it and the client forgot it (or
+ * its export is gone, which the client's references do not outlive). */
+static void maybe_free(struct fs_server *s, struct fs_inode *i)
+{
+	if (i->refs || (!i->gone && (i->nlookup || i->export_root)))
+		return;
+	if (!i->gone)
+		unlink_inode(s, i);
+	free_inode(s, i);
 }
 
 void fs_inode_put(struct fs_server *s, struct fs_inode *i)
@@ -183,12 +216,46 @@ void fs_inode_put(struct fs_server *s, struct fs_inode *i)
 	if (!i || i == &s->root)
 		return;
 	pthread_mutex_lock(&s->lock);
-	if (--i->refs == 0) {
+	if (--i->refs == 0 && !i->gone) {
 		lru_push(s, i);
 		evict(s);
 	}
 	maybe_free(s, i);
 	pthread_mutex_unlock(&s->lock);
+}
+
+int fs_inode_gone(struct fs_server *s, uint64_t nodeid)
+{
+	unsigned k = (unsigned)(nodeid >> FS_NODEID_SLOT_SHIFT);
+	bool stale = false;
+
+	if (k < FS_MAX_EXPORTS) {
+		pthread_mutex_lock(&s->lock);
+		stale = (nodeid & FS_NODEID_SEQ_MASK) < s->exports[k].stale_below;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return stale ? ESTALE : EBADF;
+}
+
+void fs_inodes_drop_export(struct fs_server *s, unsigned export)
+{
+	/* A walk of every bucket: removal is rare (a pod's container ended),
+	 * and no inode carries a per-export list for it. */
+	for (unsigned b = 0; b < FS_HASH_BUCKETS; b++) {
+		for (struct fs_inode **pp = &s->by_id[b]; *pp;) {
+			struct fs_inode *i = *pp;
+			if (i->export != export) {
+				pp = &i->next_by_id;
+				continue;
+			}
+			*pp = i->next_by_id;
+			i->next_by_id = NULL;
+			if (i->keyed)
+				unkey(s, i);
+			i->gone = true;
+			maybe_free(s, i);      /* or at its last fs_inode_put */
+		}
+	}
 }
 
 static void insert(struct fs_server *s, struct fs_inode *i)
@@ -209,10 +276,12 @@ static struct fs_inode *new_inode(struct fs_server *s, int fd, const struct stat
 
 	if (!i)
 		return NULL;
-	*i = (struct fs_inode){ .nodeid = s->next_nodeid++, .fd = fd, .dev = st->st_dev, .ino = st->st_ino,
+	uint64_t nodeid = (uint64_t)export << FS_NODEID_SLOT_SHIFT | s->next_seq++;
+	*i = (struct fs_inode){ .nodeid = nodeid, .fd = fd, .dev = st->st_dev, .ino = st->st_ino,
 				.type = st->st_mode & S_IFMT, .export = export };
 	insert(s, i);
 	s->open_fds++;
+	s->exports[export].nobjs++;
 	return i;
 }
 
@@ -220,6 +289,14 @@ struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *
 				unsigned export, bool fresh, int *err)
 {
 	pthread_mutex_lock(&s->lock);
+	/* The parent is held, so the slot is still its export's: a removal
+	 * since the request began leaves it DRAINING, never reused. */
+	if (s->exports[export].state != FS_EXPORT_LIVE) {
+		pthread_mutex_unlock(&s->lock);
+		close(fd);
+		*err = ESTALE;
+		return NULL;
+	}
 	struct fs_inode *i = s->by_key[key_bucket(st->st_dev, st->st_ino, export)];
 	while (i && (i->dev != st->st_dev || i->ino != st->st_ino || i->export != export))
 		i = i->next_by_key;
@@ -230,17 +307,19 @@ struct fs_inode *fs_inode_found(struct fs_server *s, int fd, const struct stat *
 	if (i && i->fd < 0) {
 		i->fd = fd;       /* closed for the budget: this is its file again */
 		s->open_fds++;
-		lru_push(s, i);
 	} else if (i) {
 		close(fd);
-	} else if ((i = new_inode(s, fd, st, export))) {
-		lru_push(s, i);
-	} else {
+	} else if (!(i = new_inode(s, fd, st, export))) {
 		close(fd);
 		*err = ENOMEM;
 	}
 	if (i) {
+		/* Held for the caller, who reads it after we unlock: a FORGET of
+		 * a node id guessed before the reply, or a removal of the
+		 * export, would otherwise free it under them. */
 		i->nlookup++;
+		i->refs++;
+		lru_remove(s, i);
 		evict(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -300,6 +379,12 @@ int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigne
 	uint32_t slot;
 
 	pthread_mutex_lock(&s->lock);
+	/* The inode it was opened from is held, so the slot is still its
+	 * export's (see fs_inode_found). */
+	if (!synthetic && s->exports[export].state != FS_EXPORT_LIVE) {
+		pthread_mutex_unlock(&s->lock);
+		return -ESTALE;
+	}
 	if (!s->handles) {
 		s->handles = calloc(FS_MAX_HANDLES, sizeof(*s->handles));
 		s->free_slots = calloc(FS_MAX_HANDLES, sizeof(*s->free_slots));
@@ -330,6 +415,8 @@ int fs_handle_new(struct fs_server *s, int fd, bool dir, bool synthetic, unsigne
 	h->export = export;
 	h->released = false;
 	s->handles_used++;
+	if (!synthetic)
+		s->exports[export].nobjs++;
 	*fh = make_fh(slot, h->gen);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -368,6 +455,8 @@ static void maybe_close(struct fs_server *s, struct fs_handle *h)
 	h->in_use = false;
 	s->free_slots[s->nfree++] = (uint32_t)(h - s->handles);
 	s->handles_used--;
+	if (!h->synthetic)
+		export_obj_gone(s, h->export);
 }
 
 void fs_handle_put(struct fs_server *s, struct fs_handle *h)
@@ -388,6 +477,19 @@ int fs_handle_release(struct fs_server *s, uint64_t fh, bool dir)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return h ? 0 : -EBADF;
+}
+
+void fs_handles_drop_export(struct fs_server *s, unsigned export)
+{
+	/* Released as by RELEASE: lookups of its fh fail from now on (EBADF),
+	 * and the slot's generation moves on before anyone reuses it. */
+	for (uint32_t k = 0; s->handles && k < s->handles_high; k++) {
+		struct fs_handle *h = &s->handles[k];
+		if (h->in_use && !h->synthetic && h->export == export && !h->released) {
+			h->released = true;
+			maybe_close(s, h);
+		}
+	}
 }
 
 void fs_handles_free(struct fs_server *s)

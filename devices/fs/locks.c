@@ -13,7 +13,11 @@
  * waiting guest process got a signal) or the server stopping ends it at once,
  * and no lock is held across a sleep. A waiter occupies a worker, so at most
  * max_lock_waiters wait at a time; one more gets EDEADLK rather than leaving
- * no worker for the request that would release the lock. */
+ * no worker for the request that would release the lock.
+ *
+ * A removed export's owners go with it (fs_locks_drop_export), and its
+ * waiters stop at their next attempt (ESTALE): neither keeps its files, or
+ * the detached mount tree they are on, open for the pod's life. */
 #include "devices/fs/fs_priv.h"
 
 #include <errno.h>
@@ -96,6 +100,11 @@ static int owner_fd(struct fs_server *s, struct fs_inode *i, uint64_t owner, boo
 		fd = fd < 0 ? -errno : fd;
 	} else if (create && s->nlock_owners >= MAX_LOCK_OWNERS) {
 		fd = -ENOLCK;
+	} else if (create && !fs_export_live(s, i->export)) {
+		/* Removed, and its owners dropped or about to be (the removal
+		 * marks the export before it takes locks_lock to drop them):
+		 * one made now would be left behind. */
+		fd = -ESTALE;
 	} else if (create) {
 		/* Write locks need a writable fd; a directory, a read-only export
 		 * or a file the host cannot open for writing gets read locks only. */
@@ -130,6 +139,26 @@ void fs_locks_flush(struct fs_server *s, uint64_t nodeid, uint64_t owner)
 		s->nlock_owners--;
 		close(o->fd);
 		free(o);
+	}
+	pthread_mutex_unlock(&s->locks_lock);
+}
+
+void fs_locks_drop_export(struct fs_server *s, unsigned export, uint64_t seq_below)
+{
+	pthread_mutex_lock(&s->locks_lock);
+	for (unsigned b = 0; b < LOCK_BUCKETS; b++) {
+		for (struct fs_lock_owner **pp = &s->lock_owners[b]; *pp;) {
+			struct fs_lock_owner *o = *pp;
+			if (o->nodeid >> FS_NODEID_SLOT_SHIFT != export ||
+			    (o->nodeid & FS_NODEID_SEQ_MASK) >= seq_below) {
+				pp = &o->next;
+				continue;
+			}
+			*pp = o->next;
+			s->nlock_owners--;
+			close(o->fd);
+			free(o);
+		}
 	}
 	pthread_mutex_unlock(&s->locks_lock);
 }
@@ -214,9 +243,10 @@ static int try_lock(int fd, bool flock_style, const struct flock *fl)
 	return rc < 0 ? (errno == EACCES ? -EAGAIN : -errno) : 0;
 }
 
-/* SETLKW: tries until it gets the lock, the request is interrupted (EINTR)
- * or too many already wait (EDEADLK). */
-static int wait_lock(struct fs_req *r, int fd, bool flock_style, const struct flock *fl)
+/* SETLKW: tries until it gets the lock, the request is interrupted (EINTR),
+ * the file's export is removed (ESTALE) or too many already wait (EDEADLK). */
+static int wait_lock(struct fs_req *r, unsigned export, int fd, bool flock_style,
+		     const struct flock *fl)
 {
 	unsigned slot;
 	long pause = WAIT_FIRST_NS;
@@ -227,6 +257,10 @@ static int wait_lock(struct fs_req *r, int fd, bool flock_style, const struct fl
 	while ((rc = try_lock(fd, flock_style, fl)) == -EAGAIN) {
 		if (wait_cancelled(r->s, slot)) {
 			rc = -EINTR;
+			break;
+		}
+		if (!fs_export_live(r->s, export)) {
+			rc = -ESTALE;
 			break;
 		}
 		struct timespec ts = { 0, pause };
@@ -257,7 +291,7 @@ static struct fs_inode *lock_inode(struct fs_req *r)
 	struct fs_inode *i = r->h.nodeid == FS_ROOT_ID ? NULL : fs_inode_get(r->s, r->h.nodeid);
 
 	if (!i)
-		fs_reply_err(r, r->h.nodeid == FS_ROOT_ID ? ENOLCK : EBADF);
+		fs_reply_err(r, r->h.nodeid == FS_ROOT_ID ? ENOLCK : fs_inode_gone(r->s, r->h.nodeid));
 	else if (i->type != S_IFREG && i->type != S_IFDIR) {
 		fs_reply_err(r, ENOLCK);     /* reopening a device or FIFO could do anything */
 		fs_inode_put(r->s, i);
@@ -286,7 +320,7 @@ void fs_op_setlk(struct fs_req *r)
 	if (fd >= 0) {
 		rc = try_lock(fd, flock_style, &fl);
 		if (rc == -EAGAIN && r->h.opcode == FUSE_SETLKW)
-			rc = wait_lock(r, fd, flock_style, &fl);
+			rc = wait_lock(r, i->export, fd, flock_style, &fl);
 		close(fd);
 	}
 	fs_inode_put(r->s, i);

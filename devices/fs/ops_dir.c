@@ -31,7 +31,7 @@ void fs_op_opendir(struct fs_req *r)
 		return;
 	struct fs_inode *i = fs_inode_get(r->s, r->h.nodeid);
 	if (!i) {
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, r->h.nodeid));
 		return;
 	}
 	bool synthetic = i->nodeid == FS_ROOT_ID;
@@ -103,18 +103,22 @@ static void list_synthetic(struct dir_buf *b, uint64_t offset)
 {
 	struct fs_server *s = b->s;
 
-	/* Offsets: 1 ".", 2 "..", 3 + k export k. */
+	/* Offsets: 1 ".", 2 "..", 3 + k the export in slot k. By slot, so an
+	 * export removed or added between two READDIRs moves no other. */
 	for (uint64_t off = offset; ; off++) {
 		char name[FS_EXPORT_NAME_MAX];
 		uint64_t ino = FS_ROOT_ID;
 		unsigned type = DT_DIR;
 		if (off >= 2) {
 			pthread_mutex_lock(&s->lock);
-			bool have = off - 2 < s->nexports;
+			while (off - 2 < s->nslots && s->exports[off - 2].state != FS_EXPORT_LIVE)
+				off++;
+			bool have = off - 2 < s->nslots;
 			if (have) {
-				memcpy(name, s->exports[off - 2].name, sizeof(name));
-				ino = s->exports[off - 2].root->ino;
-				type = s->exports[off - 2].root->type == S_IFREG ? DT_REG : DT_DIR;
+				const struct fs_export *e = &s->exports[off - 2];
+				memcpy(name, e->name, sizeof(name));
+				ino = e->root->ino;
+				type = e->root->type == S_IFREG ? DT_REG : DT_DIR;
 			}
 			pthread_mutex_unlock(&s->lock);
 			if (!have)
@@ -164,7 +168,7 @@ static void readdir_common(struct fs_req *r, bool plus)
 		b.cap = MAX_DIR_REPLY_BYTES;
 	int rc = 0;
 	if (plus && !(b.dir = fs_inode_get(r->s, r->h.nodeid)))
-		rc = -EBADF;
+		rc = -fs_inode_gone(r->s, r->h.nodeid);
 	if (rc == 0 && !(b.p = malloc(b.cap ? b.cap : 1)))
 		rc = -ENOMEM;
 	if (rc == 0) {

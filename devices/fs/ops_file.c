@@ -36,7 +36,7 @@ static unsigned slice(const struct fs_iov *v, size_t off, size_t len, struct iov
 
 static uint32_t open_reply_flags(const struct fs_server *s, unsigned export)
 {
-	enum fs_cache c = export < s->nexports ? s->exports[export].cache : FS_CACHE_AUTO;
+	enum fs_cache c = export < FS_MAX_EXPORTS ? s->exports[export].cache : FS_CACHE_AUTO;
 
 	return c == FS_CACHE_NONE ? FOPEN_DIRECT_IO : c == FS_CACHE_ALWAYS ? FOPEN_KEEP_CACHE : 0;
 }
@@ -69,7 +69,7 @@ void fs_op_open(struct fs_req *r)
 		return;
 	struct fs_inode *i = fs_inode_get(r->s, r->h.nodeid);
 	if (!i) {
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, r->h.nodeid));
 		return;
 	}
 	/* Only regular files are opened on the host: a device node, FIFO or
@@ -130,7 +130,7 @@ void fs_op_create(struct fs_req *r)
 		return;
 	struct fs_inode *p = fs_inode_get(r->s, r->h.nodeid);
 	if (!p) {
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, r->h.nodeid));
 		return;
 	}
 	int rc = p->nodeid == FS_ROOT_ID || fs_export_readonly(r->s, p->export) ? -EROFS : 0;
@@ -181,7 +181,7 @@ void fs_op_tmpfile(struct fs_req *r)
 		return;
 	struct fs_inode *p = fs_inode_get(r->s, r->h.nodeid);
 	if (!p) {
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, r->h.nodeid));
 		return;
 	}
 	int rc = p->nodeid == FS_ROOT_ID || fs_export_readonly(r->s, p->export) ? -EROFS : 0;
@@ -218,6 +218,7 @@ void fs_op_tmpfile(struct fs_req *r)
 		out.o.open_flags = open_reply_flags(r->s, p->export);
 		fs_reply(r, &out, sizeof(out));
 	}
+	fs_inode_put(r->s, i);
 	fs_inode_put(r->s, p);
 }
 

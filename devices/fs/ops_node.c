@@ -21,7 +21,8 @@ static int stat_inode(const struct fs_inode *i, struct stat *st)
 static void root_stat(const struct fs_server *s, struct stat *st)
 {
 	*st = (struct stat){ .st_ino = FS_ROOT_ID, .st_mode = S_IFDIR | 0555,
-			     .st_nlink = 2 + s->nexports, .st_blksize = 4096 };
+			     .st_nlink = 2 + __atomic_load_n(&s->nlive, __ATOMIC_RELAXED),
+			     .st_blksize = 4096 };
 }
 
 void fs_entry_fill(struct fs_server *s, struct fs_inode *i, const struct stat *st,
@@ -36,16 +37,21 @@ void fs_entry_fill(struct fs_server *s, struct fs_inode *i, const struct stat *s
 	fs_attr_from_stat(&e->attr, st);
 }
 
+/* The root of the export named name, with one more client lookup and a
+ * request reference (fs_inode_put): a removal may free it the moment it is
+ * no longer used. */
 static struct fs_inode *find_export(struct fs_server *s, const char *name)
 {
 	struct fs_inode *i = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	for (unsigned k = 0; k < s->nexports && !i; k++)
-		if (!strcmp(s->exports[k].name, name))
+	for (unsigned k = 0; k < s->nslots && !i; k++)
+		if (s->exports[k].state == FS_EXPORT_LIVE && !strcmp(s->exports[k].name, name))
 			i = s->exports[k].root;
-	if (i)
+	if (i) {
 		i->nlookup++;
+		i->refs++;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return i;
 }
@@ -60,12 +66,12 @@ int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *na
 	if (parent->nodeid == FS_ROOT_ID) {
 		if (!(i = find_export(s, name)))
 			return -ENOENT;
-		if ((err = stat_inode(i, &st)) < 0) {
+		if ((err = stat_inode(i, &st)) < 0)
 			fs_inode_forget(s, i->nodeid, 1);
-			return err;
-		}
-		fs_entry_fill(s, i, &st, e);
-		return 0;
+		else
+			fs_entry_fill(s, i, &st, e);
+		fs_inode_put(s, i);
+		return err;
 	}
 	if (parent->type != S_IFDIR)
 		return -ENOTDIR;
@@ -84,17 +90,18 @@ int fs_lookup_entry(struct fs_server *s, struct fs_inode *parent, const char *na
 	if (!(i = fs_inode_found(s, fd, &st, parent->export, fresh, &err)))
 		return -err;
 	fs_entry_fill(s, i, &st, e);
+	fs_inode_put(s, i);
 	return 0;
 }
 
 /* The node a request names, or NULL after replying EBADF (never handed out,
- * or already forgotten). */
+ * or already forgotten) or ESTALE (its export was removed). */
 static struct fs_inode *node(struct fs_req *r, uint64_t nodeid)
 {
 	struct fs_inode *i = fs_inode_get(r->s, nodeid);
 
 	if (!i)
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, nodeid));
 	return i;
 }
 
@@ -462,12 +469,20 @@ void fs_op_statfs(struct fs_req *r)
 	struct fs_inode *i = node(r, r->h.nodeid);
 	if (!i)
 		return;
-	int fd = i->fd;
 	if (i->nodeid == FS_ROOT_ID) {
+		/* The first export's filesystem speaks for the root; held, as a
+		 * removal may free its root meanwhile. */
+		uint64_t first = 0;
 		pthread_mutex_lock(&r->s->lock);
-		fd = r->s->nexports ? r->s->exports[0].root->fd : -1;
+		for (unsigned k = 0; k < r->s->nslots && !first; k++)
+			if (r->s->exports[k].state == FS_EXPORT_LIVE)
+				first = r->s->exports[k].root->nodeid;
 		pthread_mutex_unlock(&r->s->lock);
+		struct fs_inode *held = first ? fs_inode_get(r->s, first) : NULL;
+		if (held)
+			i = held;
 	}
+	int fd = i->fd;
 	if (fd >= 0 && fstatfs(fd, &sf) == 0) {
 		out.st = (struct fuse_kstatfs){ .blocks = sf.f_blocks, .bfree = sf.f_bfree,
 			.bavail = sf.f_bavail, .files = sf.f_files, .ffree = sf.f_ffree,

@@ -55,7 +55,7 @@ static struct fs_inode *xattr_node(struct fs_req *r, bool change)
 	struct fs_inode *i = fs_inode_get(r->s, r->h.nodeid);
 
 	if (!i) {
-		fs_reply_err(r, EBADF);
+		fs_reply_err(r, fs_inode_gone(r->s, r->h.nodeid));
 		return NULL;
 	}
 	if (i->nodeid == FS_ROOT_ID || (change && fs_export_readonly(r->s, i->export))) {

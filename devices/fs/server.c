@@ -136,7 +136,10 @@ void fs_attr_from_stat(struct fuse_attr *a, const struct stat *st)
 
 void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint32_t *nsec)
 {
-	enum fs_cache c = export < s->nexports ? s->exports[export].cache : FS_CACHE_AUTO;
+	/* Callers hold an inode or handle of export, so its slot is set and
+	 * stays: its flags outlive a removal while its inodes and handles do.
+	 * The synthetic root (FS_NO_EXPORT) has a cache mode of its own. */
+	enum fs_cache c = export < FS_MAX_EXPORTS ? s->exports[export].cache : FS_CACHE_AUTO;
 
 	*nsec = 0;
 	*sec = c == FS_CACHE_NONE ? 0 : c == FS_CACHE_ALWAYS ? ALWAYS_TIMEOUT_SEC : AUTO_TIMEOUT_SEC;
@@ -144,7 +147,7 @@ void fs_timeouts(const struct fs_server *s, unsigned export, uint64_t *sec, uint
 
 bool fs_export_readonly(const struct fs_server *s, unsigned export)
 {
-	return export >= s->nexports || s->exports[export].readonly;
+	return export >= FS_MAX_EXPORTS || s->exports[export].readonly;     /* as fs_timeouts */
 }
 
 /* The kernel's own filesystems, by statfs f_type: what they hold is the
@@ -181,7 +184,7 @@ bool fs_export_hides(const struct fs_server *s, unsigned export, int fd, const s
 {
 	struct statfs sf;
 
-	if (export >= s->nexports || !s->exports[export].hide_kernel_fs)
+	if (export >= FS_MAX_EXPORTS || !s->exports[export].hide_kernel_fs)
 		return false;
 	if (s->exports[export].host_dev_fs && st->st_dev == s->exports[export].host_dev_fs)
 		return true;
@@ -458,8 +461,9 @@ struct fs_server *fs_server_new(const struct fs_options *opt, const struct rv_lo
 	if (s->opt.max_write == 0 || s->opt.max_write > FS_MAX_WRITE_BYTES)
 		s->opt.max_write = FS_MAX_WRITE_BYTES;
 	s->log = log;
-	s->next_nodeid = FS_ROOT_ID + 1;
-	s->root = (struct fs_inode){ .nodeid = FS_ROOT_ID, .fd = -1, .type = S_IFDIR, .export_root = true };
+	s->next_seq = FS_ROOT_ID + 1;      /* slot 0's first node id is not the root's */
+	s->root = (struct fs_inode){ .nodeid = FS_ROOT_ID, .fd = -1, .type = S_IFDIR, .export_root = true,
+				     .export = FS_NO_EXPORT };
 	pthread_mutex_init(&s->lock, NULL);
 	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->proc_fd < 0 || fs_locks_init(s) < 0) {
@@ -489,6 +493,18 @@ struct fs_server *fs_server_new(const struct fs_options *opt, const struct rv_lo
 	return s;
 }
 
+/* The export's own fds and path (its root inode is the inode table's). */
+static void export_close(struct fs_export *e)
+{
+	if (e->mount_fd >= 0)
+		close(e->mount_fd);
+	if (e->jail_fd >= 0)
+		close(e->jail_fd);
+	free(e->path);
+	e->mount_fd = e->jail_fd = -1;
+	e->path = NULL;
+}
+
 void fs_server_free(struct fs_server *s)
 {
 	if (!s)
@@ -496,13 +512,9 @@ void fs_server_free(struct fs_server *s)
 	fs_locks_free(s);
 	fs_handles_free(s);
 	fs_inodes_free(s);
-	for (unsigned k = 0; k < s->nexports; k++) {
-		if (s->exports[k].mount_fd >= 0)
-			close(s->exports[k].mount_fd);
-		if (s->exports[k].jail_fd >= 0)
-			close(s->exports[k].jail_fd);
-		free(s->exports[k].path);
-	}
+	for (unsigned k = 0; k < s->nslots; k++)
+		if (s->exports[k].state == FS_EXPORT_LIVE)
+			export_close(&s->exports[k]);
 	close(s->proc_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -589,13 +601,21 @@ int fs_server_add_export_fd(struct fs_server *s, const struct fs_export_cfg *cfg
 	}
 	pthread_mutex_lock(&s->lock);
 	int rc = 0;
-	for (unsigned i = 0; i < s->nexports && rc == 0; i++)
-		if (!strcmp(s->exports[i].name, cfg->name))
+	unsigned slot = FS_MAX_EXPORTS;
+	for (unsigned i = 0; i < s->nslots && rc == 0; i++) {
+		if (s->exports[i].state == FS_EXPORT_LIVE && !strcmp(s->exports[i].name, cfg->name))
 			rc = rv_failx(err, EEXIST, "export %s: the name is taken", cfg->name);
-	if (rc == 0 && s->nexports == FS_MAX_EXPORTS)
-		rc = rv_failx(err, ENOSPC, "export %s: at most %u exports", cfg->name, FS_MAX_EXPORTS);
+		else if (s->exports[i].state == FS_EXPORT_FREE && slot == FS_MAX_EXPORTS)
+			slot = i;
+	}
+	if (rc == 0 && slot == FS_MAX_EXPORTS && s->nslots < FS_MAX_EXPORTS)
+		slot = s->nslots;
+	if (rc == 0 && slot == FS_MAX_EXPORTS)
+		rc = rv_failx(err, ENOSPC, "export %s: at most %u exports, counting removed ones "
+			      "whose files are still in use", cfg->name, FS_MAX_EXPORTS);
 	if (rc == 0) {
-		struct fs_export *e = &s->exports[s->nexports];
+		/* stale_below stays: it outlives the slot's exports. */
+		struct fs_export *e = &s->exports[slot];
 		snprintf(e->name, sizeof(e->name), "%s", cfg->name);
 		e->path = strdup(cfg->path);
 		e->jail_fd = -1;
@@ -604,18 +624,54 @@ int fs_server_add_export_fd(struct fs_server *s, const struct fs_export_cfg *cfg
 		e->cache = cfg->cache;
 		e->hide_kernel_fs = cfg->hide_kernel_fs;
 		e->host_dev_fs = host_dev_fs(&st);
-		if (!e->path || fs_inode_add_export_root(s, fd, &st, s->nexports, &e->root) < 0) {
+		e->nobjs = 0;
+		if (!e->path || fs_inode_add_export_root(s, fd, &st, slot, &e->root) < 0) {
 			rc = rv_fail(err, ENOMEM, "export %s", cfg->name);
-			if (e->mount_fd >= 0)
-				close(e->mount_fd);
-			free(e->path);
-		} else
-			s->nexports++;
+			export_close(e);
+		} else {
+			__atomic_store_n(&e->state, FS_EXPORT_LIVE, __ATOMIC_RELEASE);
+			s->nslots = slot < s->nslots ? s->nslots : slot + 1;
+			__atomic_store_n(&s->nlive, s->nlive + 1, __ATOMIC_RELAXED);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0)
 		close(fd);
 	return rc;
+}
+
+int fs_server_remove_export(struct fs_server *s, const char *name, struct rv_err *err)
+{
+	unsigned k;
+
+	pthread_mutex_lock(&s->lock);
+	for (k = 0; k < s->nslots; k++)
+		if (s->exports[k].state == FS_EXPORT_LIVE && !strcmp(s->exports[k].name, name))
+			break;
+	if (k == s->nslots) {
+		pthread_mutex_unlock(&s->lock);
+		return rv_failx(err, ENOENT, "remove export %s: no such export", name);
+	}
+	struct fs_export *e = &s->exports[k];
+	/* DRAINING first: from here no new inode, handle or lock owner of it
+	 * is made, and nothing of it is reopened by handle. */
+	__atomic_store_n(&e->state, FS_EXPORT_DRAINING, __ATOMIC_RELEASE);
+	uint64_t seq_below = s->next_seq;
+	e->stale_below = seq_below;
+	e->root = NULL;                 /* the inode table's to free, with the rest */
+	__atomic_store_n(&s->nlive, s->nlive - 1, __ATOMIC_RELAXED);
+	fs_inodes_drop_export(s, k);
+	fs_handles_drop_export(s, k);
+	/* Only the inodes' calls to open_by_handle_at used mount_fd, and none
+	 * of them is in the tables any more. */
+	export_close(e);
+	if (e->nobjs == 0)
+		__atomic_store_n(&e->state, FS_EXPORT_FREE, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&s->lock);
+	/* By node id, not slot: an add may have taken the slot already, and its
+	 * node ids are at or above seq_below. */
+	fs_locks_drop_export(s, k, seq_below);
+	return 0;
 }
 
 void fs_server_counts(struct fs_server *s, size_t *inodes, size_t *handles)

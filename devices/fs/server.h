@@ -82,6 +82,17 @@ int fs_server_add_export(struct fs_server *s, const struct fs_export_cfg *cfg, s
  * exports added before fs_server_open_exports (the jail reopens by path). */
 int fs_server_add_export_fd(struct fs_server *s, const struct fs_export_cfg *cfg, int path_fd,
 			    struct rv_err *err);
+/* Removes the export named name (a pod's container that has ended): its entry
+ * leaves the synthetic root at once (LOOKUP of it: ENOENT; READDIR of the root no
+ * longer lists it); every inode and open handle under it is let go, its host fd
+ * closed, as soon as no request in flight uses it, and the client's later requests
+ * naming them fail (ESTALE for an inode, EBADF for a handle), FORGET and RELEASE of
+ * them are ignored (RELEASE answers EBADF, as for any fh it does not know). A
+ * SETLKW waiting on one of its files ends with ESTALE; its POSIX lock owners'
+ * fds close. Its slot is reused by a later add once nothing of it remains (until
+ * then it counts against FS_MAX_EXPORTS). ENOENT for a name that is no export.
+ * Safe while requests are served on other threads. */
+int fs_server_remove_export(struct fs_server *s, const char *name, struct rv_err *err);
 
 /* A request or reply buffer as the transport found it: scattered segments. */
 struct fs_iov {

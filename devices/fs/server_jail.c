@@ -1,5 +1,6 @@
 /* The file server's part of the VMM's jail (server.h): the exports moved
- * from the host's mount tree into the jail's. */
+ * from the host's mount tree into the jail's. Each at DIR/<its slot>; a slot
+ * whose export was removed (none should be, this early) is passed over. */
 #include "devices/fs/fs_priv.h"
 
 #include <errno.h>
@@ -24,8 +25,10 @@ static int check_same(const struct fs_export *e, int fd, struct rv_err *err)
 
 int fs_server_open_exports(struct fs_server *s, struct rv_err *err)
 {
-	for (unsigned i = 0; i < s->nexports; i++) {
+	for (unsigned i = 0; i < s->nslots; i++) {
 		struct fs_export *e = &s->exports[i];
+		if (e->state != FS_EXPORT_LIVE)
+			continue;
 		e->jail_fd = open(e->path, O_PATH | O_CLOEXEC);
 		if (e->jail_fd < 0)
 			return rv_fail(err, errno, "export %s: open %s for the jail", e->name, e->path);
@@ -48,8 +51,10 @@ int fs_server_bind_exports(struct fs_server *s, const char *dir, struct rv_err *
 {
 	char target[PATH_MAX], source[32];
 
-	for (unsigned i = 0; i < s->nexports; i++) {
+	for (unsigned i = 0; i < s->nslots; i++) {
 		struct fs_export *e = &s->exports[i];
+		if (e->state != FS_EXPORT_LIVE)
+			continue;
 		snprintf(target, sizeof(target), "%s/%u", dir, i);
 		/* A file export (a bind of /etc/hosts) needs a file to cover. */
 		int rc = e->root->type == S_IFDIR ? mkdir(target, 0500) : mknod(target, S_IFREG | 0400, 0);
@@ -97,7 +102,9 @@ int fs_server_reopen_in_jail(struct fs_server *s, const char *dir, struct rv_err
 		return rv_fail(err, errno, "file server: open the jail's /proc/self/fd");
 	close(s->proc_fd);
 	s->proc_fd = proc;
-	for (unsigned i = 0; i < s->nexports; i++) {
+	for (unsigned i = 0; i < s->nslots; i++) {
+		if (s->exports[i].state != FS_EXPORT_LIVE)
+			continue;
 		snprintf(path, sizeof(path), "%s/%u", dir, i);
 		if (reopen_export(s, &s->exports[i], path, err) < 0)
 			return -1;

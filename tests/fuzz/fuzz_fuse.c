@@ -7,7 +7,10 @@
  * request's unique id.
  *
  * Exports: "ro" (read-only, a few files, a symlink out of the export and a
- * FIFO) and "rw" (emptied every 512 inputs). The fuzzer runs in its own mount
+ * FIFO), "rw" (emptied every 512 inputs) and "x" (rw's directory again),
+ * which a request with the harness's own opcode FUZZ_OP_TOGGLE removes, or
+ * adds back when removed: the guest keeps naming what it held of it, as a
+ * pod's guest does after a container ends. The fuzzer runs in its own mount
  * namespace with the whole tree on a 64 MiB tmpfs, so a FALLOCATE of a
  * terabyte cannot fill the host's disk and nothing is left mounted after. */
 #include <dirent.h>
@@ -25,11 +28,13 @@
 #include "devices/fs/server.h"
 
 #define OUT_BYTES (128u * 1024)
+#define FUZZ_OP_TOGGLE 0xffffu          /* no FUSE opcode: removes or adds "x" */
 
 struct fuzz_state {
 	struct fs_server *srv;
 	char dir[64];
 	unsigned runs;
+	bool x_live;
 };
 
 static void make_tree(const char *top)
@@ -94,6 +99,25 @@ static void init_server(struct fs_server *s)
 
 static struct fuzz_state st;      /* libFuzzer's process-wide fixture */
 
+static void toggle_x(struct fuzz_state *s)
+{
+	struct rv_err err;
+	char p[128];
+
+	if (s->x_live) {
+		if (fs_server_remove_export(s->srv, "x", &err) < 0)
+			abort();
+	} else {
+		snprintf(p, sizeof(p), "%s/rw", s->dir);
+		struct fs_export_cfg x = { .name = "x", .path = p };
+		/* Only a slot still draining could refuse it, and one thread
+		 * leaves nothing in flight between requests. */
+		if (fs_server_add_export(s->srv, &x, &err) < 0)
+			abort();
+	}
+	s->x_live = !s->x_live;
+}
+
 /* The mount point was made in the host's /tmp before the private namespace
  * existed; on a normal exit (libFuzzer's -runs, -max_total_time) it goes. */
 static void remove_fixture_dir(void)
@@ -127,6 +151,7 @@ static struct fuzz_state *state(void)
 	struct fs_export_cfg rw = { .name = "rw", .path = p, .cache = FS_CACHE_NONE };
 	if (fs_server_add_export(st.srv, &rw, &err) < 0)
 		abort();
+	toggle_x(&st);
 	init_server(st.srv);
 	return &st;
 }
@@ -147,6 +172,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct fuse_in_header h;
 		memcpy(&h, data, sizeof(h));
 		size_t len = h.len >= sizeof(h) && h.len <= size ? h.len : size;
+		if (h.opcode == FUZZ_OP_TOGGLE) {
+			toggle_x(st);
+			data += len;
+			size -= len;
+			continue;
+		}
 		/* The length in the header is the fuzzer's to get wrong: a copy
 		 * keeps the request in a buffer of exactly its size. */
 		uint8_t *req = malloc(len);

@@ -158,7 +158,7 @@ run_capture vm --rootfs "$scratch/root" --seccomp-selftest vcpu -- /bin/busybox 
 expect_rc "RUNVM_SECCOMP_REPORT=1: the VMM ends with 128 + SIGSYS" 159 &&
 	expect_in "and names the call (personality, 135)" "$err" "made system call 135, which its filter forbids"
 run_capture vm --seccomp-selftest gpu -- true
-expect_rc "--seccomp-selftest with no such role" 1 && expect_in "names the roles" "$err" "vmm, vcpu or fs-worker"
+expect_rc "--seccomp-selftest with no such role" 1 && expect_in "names the roles" "$err" "vmm, vcpu, fs-worker or pod-member"
 
 left=$(pgrep -f "$runvm boot" || true)
 [ -z "$left" ] && pass "no VMM left running" || fail "no VMM left running" "pids: $left"

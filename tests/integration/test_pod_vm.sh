@@ -58,6 +58,8 @@ annotate "$b/pause" io.kubernetes.cri.container-type=sandbox io.kubernetes.cri.s
 run_capture rv run -d --bundle "$b/pause" pod1
 expect_rc "the pod's sandbox runs (a VM)" 0
 vmm=$(field "$(rv state pod1)" pid)
+vmm_fds() { ls "/proc/$vmm/fd" 2>/dev/null | wc -l; }
+fds0=$(vmm_fds)
 
 # --- two members, each with files of its own --------------------------------------------------
 mkdir -p "$scratch/vol"
@@ -150,6 +152,27 @@ for _ in $(seq 20); do
 done
 [ -n "$gone" ] && pass "member b's processes are gone from the guest" ||
 	fail "member b's processes are gone from the guest" "$(rv ps pod1)"
+
+# --- members come and go: what they gave the pod's VM goes with them ------------------------
+# A member's exports live as long as its host process: 17 members of 4
+# exports each, one after another, outnumber the file service's 64 slots.
+settled() { # want: the pod's VMM holds no more fds than before its members
+	for _ in $(seq 20); do [ "$(vmm_fds)" -le $((fds0 + 4)) ] && return 0; sleep 0.5; done
+	return 1
+}
+settled && pass "the ended members' files are let go in the pod's VMM (its fds: $(vmm_fds), $fds0 before)" ||
+	fail "the ended members' files are let go in the pod's VMM" "$(vmm_fds) fds, $fds0 before"
+member "$b/brief" pod1 true
+annotate "$b/brief" "volume=$scratch/vol:/v1" "volume=$scratch/vol:/v2" "volume=$scratch/vol:/v3"
+bad=
+for i in $(seq 17); do
+	rv run --bundle "$b/brief" "brief$i" </dev/null >/dev/null 2>"$scratch/brief.err" ||
+		{ bad="brief$i: $(cat "$scratch/brief.err")"; break; }
+done
+[ -z "$bad" ] && pass "17 members of 4 exports each, one after another (68 exports over the 64 slots)" ||
+	fail "17 members of 4 exports each, one after another" "$bad"
+settled && pass "and the pod's VMM holds nothing of theirs" ||
+	fail "and the pod's VMM holds nothing of theirs" "$(vmm_fds) fds, $fds0 before"
 
 # --- the sandbox's end ends its members ------------------------------------------------------
 member "$b/c" pod1 sleep 1000

@@ -172,7 +172,9 @@ static int make_unix_socket(void)
 Test(jail, a_pod_member_dials_unix_sockets_and_opens_nothing)
 {
 	cr_assert_eq(jailed(JAIL_POD_MEMBER, make_unix_socket), 0);
-	cr_assert_eq(jailed(JAIL_POD_MEMBER, open_file), EACCES, "refused, not killed (glibc's probe)");
+	if (!JAIL_SANITIZER_BUILD)      /* the sanitizer runtime opens files (jail.h) */
+		cr_assert_eq(jailed(JAIL_POD_MEMBER, open_file), EACCES,
+			     "refused, not killed (glibc's probe)");
 	cr_assert_eq(jailed(JAIL_POD_MEMBER, kvm_create_vm), KILLED_BY_SIGSYS);
 	cr_assert_eq(jailed(JAIL_VMM, make_unix_socket), KILLED_BY_SIGSYS, "the VMM dials nothing");
 }
