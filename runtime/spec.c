@@ -576,6 +576,33 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A Kubernetes pod's sandbox, whose VM is the whole pod's (runtime/pod.h). */
+static bool pod_sandbox(const struct oci_spec *s)
+{
+	const char *type = spec_annotation(s, "io.kubernetes.cri.container-type");
+
+	return type && !strcmp(type, "sandbox");
+}
+
+/* A pod's total, as containerd's CRI plugin passes the kubelet's sum of the
+ * containers' limits to the sandbox: absent or "0" leaves *v as it is. */
+static int pod_value(const struct oci_spec *s, const char *key, uint64_t *v, struct rv_err *err)
+{
+	const char *a = spec_annotation(s, key);
+	char q[SPEC_QUOTE_BYTES], *end;
+
+	if (!a)
+		return 0;
+	errno = 0;
+	unsigned long long n = isdigit((unsigned char)a[0]) ? strtoull(a, &end, 10) : 0;
+	if (!isdigit((unsigned char)a[0]) || errno || *end || n > (1ull << 50))
+		return rv_failx(err, EINVAL, "annotation %s %s: give a whole number", key,
+				spec_quote(q, a));
+	if (n)
+		*v = n;
+	return 0;
+}
+
 static int shape_cpus(const struct oci_spec *s, unsigned *cpus, struct rv_err *err)
 {
 	const char *a = spec_annotation(s, SPEC_ANNOTATION_CPUS);
@@ -591,9 +618,13 @@ static int shape_cpus(const struct oci_spec *s, unsigned *cpus, struct rv_err *e
 		return 0;
 	}
 	*cpus = SPEC_DEFAULT_CPUS;
-	if (s->has_cpu_quota && s->cpu_quota > 0) {
-		uint64_t period = s->cpu_period ? s->cpu_period : SPEC_DEFAULT_CPU_PERIOD_US;
-		uint64_t quota = (uint64_t)s->cpu_quota;
+	uint64_t quota = s->has_cpu_quota && s->cpu_quota > 0 ? (uint64_t)s->cpu_quota : 0;
+	uint64_t period = s->cpu_period ? s->cpu_period : SPEC_DEFAULT_CPU_PERIOD_US;
+	if (pod_sandbox(s) && (pod_value(s, SPEC_POD_CPU_QUOTA, &quota, err) < 0 ||
+			       pod_value(s, SPEC_POD_CPU_PERIOD, &period, err) < 0))
+		return -1;
+	if (quota) {
+		period = period ? period : SPEC_DEFAULT_CPU_PERIOD_US;
 		uint64_t n = quota / period + (quota % period != 0);
 		*cpus = n > SPEC_MAX_CPUS ? SPEC_MAX_CPUS : (unsigned)n;
 	}
@@ -616,6 +647,15 @@ static int shape_memory(const struct oci_spec *s, uint64_t *bytes, struct rv_err
 		return 0;
 	}
 	*bytes = SPEC_DEFAULT_MEM_BYTES;
+	v = 0;
+	if (pod_sandbox(s) && pod_value(s, SPEC_POD_MEMORY, &v, err) < 0)
+		return -1;
+	if (v) {
+		/* The pod's containers' limits, and room beside them for the
+		 * guest's kernel, its agent and the pause process. */
+		*bytes = v / MIB * MIB + SPEC_DEFAULT_MEM_BYTES;
+		return 0;
+	}
 	if (s->has_memory_limit && s->memory_limit > 0) {
 		v = (uint64_t)s->memory_limit / MIB * MIB;
 		if (v < SPEC_MIN_MEM_BYTES)

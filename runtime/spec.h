@@ -123,11 +123,20 @@ void spec_free(struct oci_spec *s);
 /* The value of annotation KEY, NULL when absent. */
 const char *spec_annotation(const struct oci_spec *s, const char *key);
 
+/* A pod's resources, the sums of its containers' limits, which containerd's
+ * CRI plugin gives the pod's sandbox (kubelet 1.23+). */
+#define SPEC_POD_CPU_QUOTA "io.kubernetes.cri.sandbox-cpu-quota"
+#define SPEC_POD_CPU_PERIOD "io.kubernetes.cri.sandbox-cpu-period"
+#define SPEC_POD_MEMORY "io.kubernetes.cri.sandbox-memory"
+
 /* DESIGN §7: vCPUs = ceil(quota / period), default 1, at most SPEC_MAX_CPUS
  * (a quota is a ceiling, so fewer vCPUs still honour it); RAM = the memory
- * limit rounded down to whole MiB, default 256 MiB, at least 64 MiB. The
- * annotations io.runvm.cpus (1..256) and io.runvm.memory (512M, 1G, bytes)
- * override both; a bad value is an error naming the annotation. */
+ * limit rounded down to whole MiB, default 256 MiB, at least 64 MiB. A
+ * pod's sandbox, whose VM holds the whole pod, takes the pod's quota and
+ * period instead, and the pod's memory plus the default 256 MiB (for the
+ * guest's kernel and agent, and the pause process). The annotations
+ * io.runvm.cpus (1..256) and io.runvm.memory (512M, 1G, bytes) override all
+ * of these; a bad value is an error naming the annotation. */
 int spec_vm_shape(const struct oci_spec *s, unsigned *cpus, uint64_t *mem_bytes,
 		  struct rv_err *err);
 

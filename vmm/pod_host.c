@@ -1,9 +1,11 @@
 #include "vmm/pod_host.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices/fs/server.h"
 #include "vmm/vm_priv.h"
@@ -139,11 +141,29 @@ int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_
 	return 0;
 }
 
+/* Only what pod_host_export handed out: the sandbox's own exports (its
+ * rootfs, its volumes) are no member's to remove. */
+static bool handed_out(struct pod_host *h, const char *name)
+{
+	char *end;
+
+	if (strncmp(name, "pod", 3) || !isdigit((unsigned char)name[3]))
+		return false;
+	errno = 0;
+	unsigned long n = strtoul(name + 3, &end, 10);
+	pthread_mutex_lock(&h->lock);
+	bool ok = !errno && !*end && n < h->next;
+	pthread_mutex_unlock(&h->lock);
+	return ok;
+}
+
 int pod_host_unexport(struct pod_host *h, const char *name, struct rv_err *err)
 {
 	struct export_job job = { .remove = true, .fd = -1 };
 
-	if (snprintf(job.name, sizeof(job.name), "%s", name) >= (int)sizeof(job.name))
-		return rv_failx(err, EINVAL, "export '%.40s...': no such name", name);
+	if (!handed_out(h, name) ||
+	    snprintf(job.name, sizeof(job.name), "%s", name) >= (int)sizeof(job.name))
+		return rv_failx(err, EPERM, "export '%.40s': not one a pod's container was given",
+				name);
 	return run_job(h, &job, err);
 }

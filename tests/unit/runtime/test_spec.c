@@ -784,3 +784,25 @@ Test(spec, refuses_bad_paths_and_sysctls_naming_them)
 	expect_error(WITH("\"linux\": {\"sysctl\": {\"kernel.msgmax\": 1}}"),
 		     "linux.sysctl[\"kernel.msgmax\"]: must be a string, not a number");
 }
+
+#define POD "\"io.kubernetes.cri.container-type\": \"sandbox\", "
+
+/* The pod's VM holds every container of the pod: containerd gives the
+ * sandbox the kubelet's sums of their limits. */
+Test(spec, a_pods_sandbox_takes_the_pods_total_limits)
+{
+	shape(ANN(POD "\"io.kubernetes.cri.sandbox-cpu-quota\": \"250000\", "
+		  "\"io.kubernetes.cri.sandbox-cpu-period\": \"100000\", "
+		  "\"io.kubernetes.cri.sandbox-memory\": \"536870912\""), 3, (512ull + 256) << 20);
+	/* "0": no limit (as containerd writes it), the defaults. */
+	shape(ANN(POD "\"io.kubernetes.cri.sandbox-cpu-quota\": \"0\", "
+		  "\"io.kubernetes.cri.sandbox-memory\": \"0\""), 1, 256ull << 20);
+	/* io.runvm.* still wins. */
+	shape(ANN(POD "\"io.kubernetes.cri.sandbox-memory\": \"536870912\", "
+		  "\"io.runvm.memory\": \"2G\", \"io.runvm.cpus\": \"4\""), 4, 2048ull << 20);
+	/* A container of the pod: its VM is the pod's, these are not its own. */
+	shape(ANN("\"io.kubernetes.cri.container-type\": \"container\", "
+		  "\"io.kubernetes.cri.sandbox-memory\": \"536870912\""), 1, 256ull << 20);
+	shape_error(ANN(POD "\"io.kubernetes.cri.sandbox-memory\": \"lots\""),
+		    "annotation io.kubernetes.cri.sandbox-memory \"lots\": give a whole number");
+}
