@@ -12,7 +12,8 @@
 
 #include "common/cleanup.h"
 
-int ctl_sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
+/* The socket through its directory, /proc/self/fd/N/NAME. */
+static int sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
@@ -44,10 +45,10 @@ int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv
 		strcpy(sa->sun_path, path);
 		return 0;
 	}
-	return ctl_sockaddr_dir(path, sa, dirfd, err);
+	return sockaddr_dir(path, sa, dirfd, err);
 }
 
-int ctl_dial_addr(const struct sockaddr_un *sa, struct rv_err *err)
+static int dial_addr(const struct sockaddr_un *sa, struct rv_err *err)
 {
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
@@ -68,7 +69,7 @@ int ctl_dial(const char *path, struct rv_err *err)
 
 	if (ctl_sockaddr(path, &sa, &dirfd, err) < 0)
 		return rv_wrap(err, "control socket");
-	int fd = ctl_dial_addr(&sa, err);
+	int fd = dial_addr(&sa, err);
 	return fd < 0 ? rv_wrap(err, "%s", path) : fd;
 }
 

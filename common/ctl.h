@@ -28,11 +28,6 @@ int ctl_dial(const char *path, struct rv_err *err);
  * *dirfd is opened (O_PATH) and sa names "/proc/self/fd/N/NAME"; close it
  * after bind or connect. *dirfd is -1 when the path fit. */
 int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err);
-/* The same, always through the directory: for a caller about to lose the
- * path (a pod's member, jailed), who keeps *dirfd open and dials sa. */
-int ctl_sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err);
-/* A connection to the VMM at sa (ctl_sockaddr's). */
-int ctl_dial_addr(const struct sockaddr_un *sa, struct rv_err *err);
 /* Turns a reply "error ERRNO MESSAGE" into err; returns -1. */
 int ctl_vmm_error(const char *reply, struct rv_err *err);
 

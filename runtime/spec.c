@@ -585,7 +585,8 @@ static bool pod_sandbox(const struct oci_spec *s)
 }
 
 /* A pod's total, as containerd's CRI plugin passes the kubelet's sum of the
- * containers' limits to the sandbox: absent or "0" leaves *v as it is. */
+ * containers' limits to the sandbox: absent, "0" or negative (unlimited)
+ * leaves *v as it is. */
 static int pod_value(const struct oci_spec *s, const char *key, uint64_t *v, struct rv_err *err)
 {
 	const char *a = spec_annotation(s, key);
@@ -593,6 +594,8 @@ static int pod_value(const struct oci_spec *s, const char *key, uint64_t *v, str
 
 	if (!a)
 		return 0;
+	if (a[0] == '-' && isdigit((unsigned char)a[1]))
+		return 0;        /* -1: unlimited, as the CRI has it */
 	errno = 0;
 	unsigned long long n = isdigit((unsigned char)a[0]) ? strtoull(a, &end, 10) : 0;
 	if (!isdigit((unsigned char)a[0]) || errno || *end || n > (1ull << 50))
@@ -651,9 +654,12 @@ static int shape_memory(const struct oci_spec *s, uint64_t *bytes, struct rv_err
 	if (pod_sandbox(s) && pod_value(s, SPEC_POD_MEMORY, &v, err) < 0)
 		return -1;
 	if (v) {
-		/* The pod's containers' limits, and room beside them for the
-		 * guest's kernel, its agent and the pause process. */
-		*bytes = v / MIB * MIB + SPEC_DEFAULT_MEM_BYTES;
+		/* The sum of the limits, no more: the kubelet caps the pod's cgroup
+		 * at that sum plus the RuntimeClass's overhead, which must hold
+		 * the VMM's own memory; a guest allowed beyond it would have the
+		 * host kill the whole pod where the guest kills one process. */
+		v = v / MIB * MIB;
+		*bytes = v < SPEC_MIN_MEM_BYTES ? SPEC_MIN_MEM_BYTES : v;
 		return 0;
 	}
 	if (s->has_memory_limit && s->memory_limit > 0) {

@@ -133,8 +133,7 @@ const char *spec_annotation(const struct oci_spec *s, const char *key);
  * (a quota is a ceiling, so fewer vCPUs still honour it); RAM = the memory
  * limit rounded down to whole MiB, default 256 MiB, at least 64 MiB. A
  * pod's sandbox, whose VM holds the whole pod, takes the pod's quota and
- * period instead, and the pod's memory plus the default 256 MiB (for the
- * guest's kernel and agent, and the pause process). The annotations
+ * period instead, and the pod's memory (at least 64 MiB). The annotations
  * io.runvm.cpus (1..256) and io.runvm.memory (512M, 1G, bytes) override all
  * of these; a bad value is an error naming the annotation. */
 int spec_vm_shape(const struct oci_spec *s, unsigned *cpus, uint64_t *mem_bytes,

@@ -12,6 +12,7 @@
 struct control_server {
 	int listen_fd;
 	control_handler_fn fn;
+	control_closed_fn closed;
 	void *arg;
 	pthread_t acceptor;
 	pthread_mutex_t lock;
@@ -188,6 +189,8 @@ static void *conn_thread(void *arg)
 		serve(s, s->conns[c->slot], req, reply);
 	free(req);
 	free(reply);
+	if (s->closed)
+		s->closed(s->arg, s->conns[c->slot]);
 	pthread_mutex_lock(&s->lock);
 	close(s->conns[c->slot]);
 	s->conns[c->slot] = -1;
@@ -250,8 +253,8 @@ static void *accept_thread(void *arg)
 	}
 }
 
-int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
-			 struct control_server **out, struct rv_err *err)
+int control_server_start(int listen_fd, control_handler_fn fn, control_closed_fn closed,
+			 void *arg, struct control_server **out, struct rv_err *err)
 {
 	struct control_server *s = calloc(1, sizeof(*s));
 
@@ -259,7 +262,7 @@ int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
 		close(listen_fd);
 		return rv_fail(err, ENOMEM, "control socket");
 	}
-	*s = (struct control_server){ .listen_fd = listen_fd, .fn = fn, .arg = arg };
+	*s = (struct control_server){ .listen_fd = listen_fd, .fn = fn, .closed = closed, .arg = arg };
 	for (unsigned i = 0; i < CONTROL_MAX_CONNS; i++)
 		s->conns[i] = -1;
 	pthread_mutex_init(&s->lock, NULL);

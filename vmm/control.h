@@ -47,11 +47,17 @@ long control_recv(struct control_call *call, void *buf, size_t size, struct rv_e
 /* A packet before the final reply ("started 7 42"). */
 int control_send(struct control_call *call, const char *text, struct rv_err *err);
 
+/* A connection has ended (its caller hung up, or the server stops): told
+ * on its thread after its last request, before fd is closed, so that what
+ * a caller set up for the life of its connection can go with it. */
+typedef void (*control_closed_fn)(void *arg, int fd);
+
 struct control_server;
 
-/* Serves listen_fd (owned from now on) on a thread of its own. */
-int control_server_start(int listen_fd, control_handler_fn fn, void *arg,
-			 struct control_server **out, struct rv_err *err);
+/* Serves listen_fd (owned from now on) on a thread of its own; closed may
+ * be NULL. */
+int control_server_start(int listen_fd, control_handler_fn fn, control_closed_fn closed,
+			 void *arg, struct control_server **out, struct rv_err *err);
 
 /* Stops accepting, ends every connection and returns once no handler runs.
  * A handler that blocks must have been woken by its owner first. NULL: no-op. */

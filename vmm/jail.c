@@ -42,13 +42,13 @@ static const char *const vmm_calls[] = {
 };
 
 /* A pod's member relays between its callers and the pod's agent, whose
- * connections it asks the pod's VMM for (socket and connect: Unix only). */
+ * connections come from the pod's VMM over a connection it already has: it
+ * makes no socket, opens no file. */
 static const char *const member_calls[] = {
-	"epoll_wait", "epoll_pwait", "epoll_ctl", "readv", "sendmsg", "recvmsg", "sendto",
-	"recvfrom", "accept4", "connect", "getsockopt", "setsockopt", "shutdown", "poll",
-	"ppoll", "fcntl", "dup", "lseek", "newfstatat", "fstat", "readlink", "eventfd2",
-	"getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction", "rt_sigtimedwait",
-	"wait4",
+	"readv", "sendmsg", "recvmsg", "sendto", "recvfrom", "accept4", "getsockopt",
+	"setsockopt", "shutdown", "poll", "ppoll", "fcntl", "dup", "lseek", "fstat",
+	"newfstatat", "eventfd2", "getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction",
+	"rt_sigtimedwait",
 	NULL,
 };
 
@@ -103,8 +103,8 @@ static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGW
 
 static const unsigned long no_ioctls[] = { 0 };
 
-/* The console's window size, and what stdio asks of a stream. */
-static const unsigned long member_ioctls[] = { TIOCGWINSZ, TCGETS, 0 };
+/* The console's window size. */
+static const unsigned long member_ioctls[] = { TIOCGWINSZ, 0 };
 
 static const struct {
 	const char *name;
@@ -201,14 +201,6 @@ static int allow_threads(scmp_filter_ctx ctx, struct rv_err *err)
 	return rc < 0 ? rv_fail(err, -rc, "seccomp: allow threads") : 0;
 }
 
-/* Unix sockets only: a pod's member dials its pod's VMM and nothing else. */
-static int allow_unix_sockets(scmp_filter_ctx ctx, struct rv_err *err)
-{
-	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				  SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffUL, AF_UNIX));
-	return rc < 0 ? rv_fail(err, -rc, "seccomp: allow Unix sockets") : 0;
-}
-
 static int build(scmp_filter_ctx ctx, enum jail_role role, struct rv_err *err)
 {
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -221,8 +213,7 @@ static int build(scmp_filter_ctx ctx, enum jail_role role, struct rv_err *err)
 	    allow_list(ctx, sanitizer_calls, false, err) < 0 ||
 	    allow_list(ctx, roles[role].calls, true, err) < 0 ||
 	    allow_ioctls(ctx, roles[role].ioctls, err) < 0 ||
-	    (roles[role].threads && allow_threads(ctx, err) < 0) ||
-	    (role == JAIL_POD_MEMBER && allow_unix_sockets(ctx, err) < 0))
+	    (roles[role].threads && allow_threads(ctx, err) < 0))
 		return -1;
 	/* glibc opens files behind our back (malloc's overcommit probe, once);
 	 * refused, it copes. A role that opens files lists openat itself. */

@@ -25,7 +25,7 @@ enum jail_role {
 	JAIL_VCPU,       /* KVM_RUN and the exits it hands us */
 	JAIL_FS_WORKER,  /* virtio-fs requests: host file calls, no sockets, no ioctl */
 	JAIL_POD_MEMBER, /* a pod's member (vmm/sandbox.h), every thread: the vmm role's
-			  * calls but ioctls, and connections to its pod's VMM (Unix) */
+			  * calls on the fds it has, no ioctl but the console's */
 	JAIL_ROLES
 };
 
@@ -65,6 +65,7 @@ void jail_forbidden_call(void);
  * host's files. Nor a pid namespace: `create` records our pid. */
 struct jail_config {
 	bool keep_net_admin;     /* the pod's tc redirect is removed at exit */
+	bool no_caps;            /* keep none (a pod's member serves no files) */
 	/* Optional: prepare runs first in the new mount namespace, before
 	 * anything is mounted there (the jail's root covers /dev); furnish
 	 * binds what the VMM goes on using (the file server's exports) below

@@ -138,6 +138,8 @@ static int set_limits(struct rv_err *err)
 
 uint64_t jail_kept_caps(const struct jail_config *cfg)
 {
+	if (cfg->no_caps)
+		return 0;
 	uint64_t keep = 1ull << CAP_CHOWN | 1ull << CAP_DAC_OVERRIDE | 1ull << CAP_DAC_READ_SEARCH |
 			1ull << CAP_FOWNER | 1ull << CAP_FSETID | 1ull << CAP_SETGID |
 			1ull << CAP_SETUID | 1ull << CAP_MKNOD;

@@ -1,6 +1,5 @@
 #include "vmm/pod_host.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +29,12 @@ struct pod_host {
 	bool jailed;                 /* the thread's filter is loaded */
 	struct export_job *job;      /* the one being served; one at a time */
 	unsigned next;               /* the next export's number */
+	/* What each caller's connection was given, removed when it ends. */
+	struct {
+		int conn;
+		char name[FS_EXPORT_NAME_MAX];
+	} given[FS_MAX_EXPORTS];
+	unsigned ngiven;
 };
 
 static void serve(struct pod_host *h, struct export_job *job)
@@ -130,40 +135,39 @@ static int run_job(struct pod_host *h, struct export_job *job, struct rv_err *er
 	return 0;
 }
 
-int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_t size,
+int pod_host_export(struct pod_host *h, int conn, int fd, bool readonly, char *name, size_t size,
 		    struct rv_err *err)
 {
 	struct export_job job = { .fd = fd, .readonly = readonly };
 
 	if (run_job(h, &job, err) < 0)
 		return -1;
+	pthread_mutex_lock(&h->lock);
+	/* The server holds at most FS_MAX_EXPORTS, the sandbox's among them. */
+	h->given[h->ngiven].conn = conn;
+	snprintf(h->given[h->ngiven].name, sizeof(h->given[h->ngiven].name), "%s", job.name);
+	h->ngiven++;
+	pthread_mutex_unlock(&h->lock);
 	snprintf(name, size, "%s", job.name);
 	return 0;
 }
 
-/* Only what pod_host_export handed out: the sandbox's own exports (its
- * rootfs, its volumes) are no member's to remove. */
-static bool handed_out(struct pod_host *h, const char *name)
+void pod_host_conn_closed(struct pod_host *h, int conn)
 {
-	char *end;
-
-	if (strncmp(name, "pod", 3) || !isdigit((unsigned char)name[3]))
-		return false;
-	errno = 0;
-	unsigned long n = strtoul(name + 3, &end, 10);
-	pthread_mutex_lock(&h->lock);
-	bool ok = !errno && !*end && n < h->next;
-	pthread_mutex_unlock(&h->lock);
-	return ok;
+	for (;;) {
+		struct export_job job = { .remove = true, .fd = -1 };
+		struct rv_err err;
+		pthread_mutex_lock(&h->lock);
+		unsigned i = 0;
+		while (i < h->ngiven && h->given[i].conn != conn)
+			i++;
+		if (i < h->ngiven) {
+			snprintf(job.name, sizeof(job.name), "%s", h->given[i].name);
+			h->given[i] = h->given[--h->ngiven];
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (!job.name[0] || run_job(h, &job, &err) < 0)
+			return;     /* none left, or the VM is stopping: all go with it */
+	}
 }
 
-int pod_host_unexport(struct pod_host *h, const char *name, struct rv_err *err)
-{
-	struct export_job job = { .remove = true, .fd = -1 };
-
-	if (!handed_out(h, name) ||
-	    snprintf(job.name, sizeof(job.name), "%s", name) >= (int)sizeof(job.name))
-		return rv_failx(err, EPERM, "export '%.40s': not one a pod's container was given",
-				name);
-	return run_job(h, &job, err);
-}

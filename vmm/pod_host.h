@@ -6,8 +6,8 @@
  * That process hands this VMM its files as open fds, which become exports
  * of the running file service, and reaches the agent through vsock
  * connections this VMM opens for it (control verbs pod-export, pod-dial).
- * Its exports live as long as its pod-watch call: the member holds that
- * connection for its life, so its end, even by SIGKILL, removes them. */
+ * Its exports live as long as the connection it asked for them on, which
+ * it holds for its life (waiting there for the pod's end, pod-watch). */
 #ifndef RV_POD_HOST_H
 #define RV_POD_HOST_H
 
@@ -28,12 +28,11 @@ int pod_host_start(struct vm *vm, struct fs_server *fs, struct pod_host **out,
 void pod_host_stop(struct pod_host *h);
 
 /* Adds fd (kept by the caller) as a new export and says its name in the
- * file service's root ("pod3"), where the guest finds it. */
-int pod_host_export(struct pod_host *h, int fd, bool readonly, char *name, size_t size,
+ * file service's root ("pod3"), where the guest finds it. It lives as long
+ * as the caller's control connection conn: pod_host_conn_closed, told when
+ * that ends, removes it, however the caller ended (SIGKILL included). */
+int pod_host_export(struct pod_host *h, int conn, int fd, bool readonly, char *name, size_t size,
 		    struct rv_err *err);
-
-/* Removes the export name (a member that has ended, or died): its files
- * are let go on the host; the guest's later requests for them fail. */
-int pod_host_unexport(struct pod_host *h, const char *name, struct rv_err *err);
+void pod_host_conn_closed(struct pod_host *h, int conn);
 
 #endif

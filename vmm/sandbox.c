@@ -214,7 +214,8 @@ static int start_threads(void *arg, struct rv_err *err)
 
 	if (sb->cfg->terminal && sandbox_console_start(sb, err) < 0)
 		return -1;
-	return control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err);
+	return control_server_start(sb->cfg->control_fd, sandbox_handle, sandbox_closed, sb, &sb->ctl,
+				    err);
 }
 
 struct sandbox *sandbox_new(const struct sandbox_config *cfg, struct rv_err *err)

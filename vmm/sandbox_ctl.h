@@ -95,11 +95,14 @@ bool sandbox_going_down(const struct sandbox *sb);
 bool sandbox_await_end(struct sandbox *sb, int fd);
 
 /* The pod's verbs (vmm/pod_host.h) on the pod's VMM: "pod-export ro|rw"
- * with an fd, answered with the export's name; "pod-dial", answered with a
- * connection to the agent; "pod-watch NAME...", answered once the pod has
- * ended, whose caller's hanging up removes the exports it names. */
+ * with an fd, answered with the export's name, which lives as long as the
+ * caller's connection (sandbox_closed); "pod-dial", answered with a
+ * connection to the agent; "pod-watch", answered once the pod has ended. */
 int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
 		     const char *arg, char *reply, size_t size, struct rv_err *err);
+/* The control server's word that a caller's connection has ended
+ * (control_closed_fn): what a pod's member was given on it goes. */
+void sandbox_closed(void *arg, int fd);
 void sandbox_destroy(struct sandbox *sb);
 
 /* The VM is over: wakes every waiter (wait, start) with exit_code. */

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -40,7 +39,7 @@ static int pod_export(struct sandbox *sb, struct control_call *call, const char 
 	pthread_mutex_unlock(&sb->lock);
 	if (!h)
 		return rv_failx(err, ESRCH, "the pod's VM is not running");
-	return pod_host_export(h, call->fds[0], ro, reply, size, err);
+	return pod_host_export(h, call->fd, call->fds[0], ro, reply, size, err);
 }
 
 /* A connection to the agent, for the member to speak the agent protocol
@@ -56,28 +55,29 @@ static int pod_dial(struct sandbox *sb, struct control_call *call, struct rv_err
 	return 0;
 }
 
-/* A member's life: its exports go when it hangs up (ended, or killed). */
-static int pod_watch(struct sandbox *sb, struct control_call *call, const char *arg, char *reply,
-		     size_t size, struct rv_err *err)
+/* A member waits here, on the connection it was given its exports on,
+ * for the pod's end; its hanging up (its own end) removes them
+ * (sandbox_closed). */
+static int pod_watch(struct sandbox *sb, struct control_call *call, char *reply, size_t size,
+		     struct rv_err *err)
 {
-	char names[CONTROL_REQ_MAX_BYTES + 1], *save = NULL;
-
-	snprintf(names, sizeof(names), "%s", arg);
 	pthread_mutex_lock(&sb->lock);
 	bool ended = sandbox_await_end(sb, call->fd);
-	struct pod_host *h = sb->pod;
 	int code = sb->exit_code;
 	pthread_mutex_unlock(&sb->lock);
-	if (ended) {
-		snprintf(reply, size, "%d", code);
-		return 0;
-	}
-	for (char *name = strtok_r(names, " ", &save); name && h; name = strtok_r(NULL, " ", &save)) {
-		struct rv_err e;
-		if (pod_host_unexport(h, name, &e) < 0)
-			rv_logf(sb->cfg->vm.log, RV_LOG_DEBUG, "pod-watch: %s", e.msg);
-	}
-	return rv_failx(err, ECONNRESET, "the member hung up");
+	if (!ended)
+		return rv_failx(err, ECONNRESET, "the member hung up");
+	snprintf(reply, size, "%d", code);
+	return 0;
+}
+
+void sandbox_closed(void *arg, int fd)
+{
+	struct sandbox *sb = arg;
+
+	/* Set before the control server starts, stopped after it. */
+	if (sb->pod)
+		pod_host_conn_closed(sb->pod, fd);
 }
 
 int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
@@ -90,10 +90,8 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 	if (!strcmp(verb, "pod-export"))
 		return pod_export(sb, call, arg, reply, size, err);
 	if (!strcmp(verb, "pod-watch"))
-		return pod_watch(sb, call, arg, reply, size, err);
-	if (!strcmp(verb, "pod-unexport"))
-		return sb->pod ? pod_host_unexport(sb->pod, arg, err) :
-		       rv_failx(err, ESRCH, "the pod's VM is not running");
+		return *arg ? rv_failx(err, EINVAL, "pod-watch takes no arguments") :
+		       pod_watch(sb, call, reply, size, err);
 	if (strcmp(verb, "pod-dial"))
 		return rv_failx(err, ENOSYS, "unknown control request '%s'", verb);
 	pthread_mutex_lock(&sb->lock);
@@ -106,13 +104,22 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 
 struct member {
 	struct sandbox *sb;
-	const char *pod;             /* the pod's VMM's control socket */
-	struct sockaddr_un pod_sa;   /* reached through its directory: we are jailed */
-	int pod_dir;
-	int watch_fd;
+	const char *pod;             /* the pod's VMM's control socket, for errors */
+	int life;                    /* our exports live as long as this connection,
+				      * which then waits for the pod's end (pod-watch) */
+	int dialer;                  /* asks for agent connections, one at a time */
+	pthread_mutex_t dial_lock;
 	pthread_t watcher;
 	bool watching;
 };
+
+/* Both before the jail, which leaves no way to the pod's socket. */
+static int connect_pod(struct member *m, struct rv_err *err)
+{
+	if ((m->life = ctl_dial(m->pod, err)) < 0 || (m->dialer = ctl_dial(m->pod, err)) < 0)
+		return rv_wrap(err, "the pod's VMM");
+	return 0;
+}
 
 /* A host directory or file as a detached copy of its mounts (open_tree):
  * ".." from its root stays there, so the jailed pod's VMM reaches nothing
@@ -135,11 +142,10 @@ static int export_one(const struct member *m, const char *path, bool readonly, c
 		      size_t size, struct rv_err *err)
 {
 	_cleanup_close_ int fd = clone_tree(path, readonly, err);
-	_cleanup_close_ int sock = fd >= 0 ? ctl_dial_addr(&m->pod_sa, err) : -1;
 	char reply[FS_EXPORT_NAME_MAX + 8];
 
-	if (sock < 0 || ctl_request(sock, readonly ? "pod-export ro" : "pod-export rw", fd, reply,
-				    sizeof(reply), NULL, err) < 0)
+	if (fd < 0 || ctl_request(m->life, readonly ? "pod-export ro" : "pod-export rw", fd, reply,
+				  sizeof(reply), NULL, err) < 0)
 		return rv_wrap(err, "%s into the pod's VM", path);
 	if (snprintf(name, size, "%s", reply) >= (int)size || !reply[0])
 		return rv_failx(err, EPROTO, "the pod's VMM named the export of %s '%.40s'", path,
@@ -147,72 +153,45 @@ static int export_one(const struct member *m, const char *path, bool readonly, c
 	return 0;
 }
 
-/* Before the watch holds them: a member that fails half-way takes back
- * what it gave. */
-static void unexport(const struct member *m, const char *name)
-{
-	char req[CONTROL_REQ_MAX_BYTES], reply[64];
-	struct rv_err err;
-	_cleanup_close_ int sock = ctl_dial_addr(&m->pod_sa, &err);
-
-	snprintf(req, sizeof(req), "pod-unexport %s", name);
-	if (sock >= 0)
-		ctl_request(sock, req, -1, reply, sizeof(reply), NULL, &err);
-}
-
-/* The rootfs and each volume become the pod's exports. */
+/* The rootfs and each volume become the pod's exports (a member that
+ * fails half-way leaves none: they go with its connection). */
 static int export_files(struct member *m, struct rv_err *err)
 {
 	struct sandbox *sb = m->sb;
 	const struct boot_fs *f = sb->fs;
-	unsigned i = 0;
 
 	if (export_one(m, f->rootfs, f->readonly, sb->root_export, sizeof(sb->root_export), err) < 0)
 		return rv_wrap(err, "root.path");
-	for (; i < f->nvolumes; i++)
+	for (unsigned i = 0; i < f->nvolumes; i++)
 		if (export_one(m, f->vol[i].src, f->vol[i].readonly, sb->vol_export[i],
 			       sizeof(sb->vol_export[i]), err) < 0)
-			break;
-	if (i == f->nvolumes) {
-		sandbox_set_guest_root(sb);
-		return 0;
-	}
-	rv_wrap(err, "mounts %s", f->vol[i].arg);
-	unexport(m, sb->root_export);
-	while (i--)
-		unexport(m, sb->vol_export[i]);
-	return -1;
+			return rv_wrap(err, "mounts %s", f->vol[i].arg);
+	sandbox_set_guest_root(sb);
+	return 0;
 }
 
 static int dial_agent(void *ctx, struct rv_err *err)
 {
-	const struct member *m = ctx;
-	_cleanup_close_ int sock = ctl_dial_addr(&m->pod_sa, err);
+	struct member *m = ctx;
 	char reply[64];
 	int fd = -1;
 
-	if (sock < 0 || ctl_request(sock, "pod-dial", -1, reply, sizeof(reply), &fd, err) < 0)
+	pthread_mutex_lock(&m->dial_lock);
+	int rc = ctl_request(m->dialer, "pod-dial", -1, reply, sizeof(reply), &fd, err);
+	pthread_mutex_unlock(&m->dial_lock);
+	if (rc < 0)
 		return rv_wrap(err, "the pod's agent");
 	if (fd < 0)
 		return rv_failx(err, EPROTO, "the pod's VMM sent no connection to its agent");
 	return fd;
 }
 
-/* "pod-watch" on the pod's VMM is answered once the pod's sandbox has ended
- * (its VM goes down with it), or fails once that VMM is gone; our hanging
- * up, however we end, removes our exports there. Sent as soon as they
- * exist, before the jail; its answer is awaited by a thread after. */
+/* "pod-watch" is answered once the pod's sandbox has ended (its VM goes
+ * down with it), or fails once that VMM is gone. Sent before the jail, its
+ * answer awaited by a thread after. */
 static int open_watch(struct member *m, struct rv_err *err)
 {
-	const struct sandbox *sb = m->sb;
-	char req[CONTROL_REQ_MAX_BYTES];
-	size_t len = (size_t)snprintf(req, sizeof(req), "pod-watch %s", sb->root_export);
-
-	for (unsigned i = 0; i < sb->fs->nvolumes && len < sizeof(req); i++)
-		len += (size_t)snprintf(req + len, sizeof(req) - len, " %s", sb->vol_export[i]);
-	if ((m->watch_fd = ctl_dial_addr(&m->pod_sa, err)) < 0)
-		return rv_wrap(err, "the pod's VMM at %s", m->pod);
-	if (send(m->watch_fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+	if (send(m->life, "pod-watch", 9, MSG_NOSIGNAL) < 0)
 		return rv_fail(err, errno, "the pod's VMM at %s", m->pod);
 	return 0;
 }
@@ -222,7 +201,7 @@ static void *watch_pod(void *arg)
 	struct member *m = arg;
 	char reply[64];
 
-	while (recv(m->watch_fd, reply, sizeof(reply), 0) < 0 && errno == EINTR)
+	while (recv(m->life, reply, sizeof(reply), 0) < 0 && errno == EINTR)
 		;
 	atomic_store(&m->sb->pod_gone, true);
 	pthread_mutex_lock(&m->sb->lock);
@@ -242,21 +221,19 @@ static int start_watch(struct member *m, struct rv_err *err)
 
 static void stop_watch(struct member *m)
 {
-	if (m->watch_fd >= 0)
-		shutdown(m->watch_fd, SHUT_RDWR);
+	if (m->life >= 0)
+		shutdown(m->life, SHUT_RDWR);
 	if (m->watching)
 		pthread_join(m->watcher, NULL);
-	if (m->watch_fd >= 0)
-		close(m->watch_fd);
 }
 
 /* From here on the member reads what the guest's agent sends, so it goes
- * into the VMM's jail (no host path, capabilities dropped) under a filter of
- * its own, before its first thread: it keeps its fds and the pod's socket,
- * reached through a directory fd (ctl_sockaddr_dir). */
+ * into the VMM's jail (no host path, no capability) under a filter of its
+ * own, before its first thread: it keeps its fds, its two connections to
+ * the pod's VMM among them, and can open no other. */
 static int jail_member(struct rv_err *err)
 {
-	struct jail_config jail = { 0 };
+	struct jail_config jail = { .no_caps = true };
 
 	if (jail_enter(&jail, err) < 0 || jail_load(JAIL_POD_MEMBER, err) < 0)
 		return rv_wrap(err, "the member's jail");
@@ -282,10 +259,10 @@ static int run_member(struct member *m, int *code, int *sig, struct rv_err *err)
 				       .connect_timeout_ms = MEMBER_DIAL_MS, .cancel = &sb->pod_gone };
 	uint32_t status = 0;
 
-	if (export_files(m, err) < 0 || open_watch(m, err) < 0 ||
+	if (connect_pod(m, err) < 0 || export_files(m, err) < 0 || open_watch(m, err) < 0 ||
 	    (sb->cfg->terminal && sandbox_console_claim(sb, err) < 0) || jail_member(err) < 0 ||
 	    start_watch(m, err) < 0 || (sb->cfg->terminal && sandbox_console_start(sb, err) < 0) ||
-	    control_server_start(sb->cfg->control_fd, sandbox_handle, sb, &sb->ctl, err) < 0)
+	    control_server_start(sb->cfg->control_fd, sandbox_handle, NULL, sb, &sb->ctl, err) < 0)
 		return -1;
 	if (sandbox_controller(sb, NULL, &client, &status, err) < 0) {
 		/* Only a lost agent (or pod's VMM) may mean the pod's end: any
@@ -310,15 +287,12 @@ static void ignore_kick(int sig)
 int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_err *err)
 {
 	struct sandbox *sb = sandbox_new(cfg, err);
-	struct member m = { .sb = sb, .pod = cfg->pod_control, .pod_dir = -1, .watch_fd = -1 };
+	struct member m = { .sb = sb, .pod = cfg->pod_control, .life = -1, .dialer = -1,
+			    .dial_lock = PTHREAD_MUTEX_INITIALIZER };
 	int code = 0, sig = 0;
 
 	if (!sb)
 		return -1;
-	if (ctl_sockaddr_dir(cfg->pod_control, &m.pod_sa, &m.pod_dir, err) < 0) {
-		sandbox_free(sb);
-		return rv_wrap(err, "--pod-control");
-	}
 	sb->member = true;
 	/* The exec drain interrupts relays stuck on callers that do not read
 	 * with this signal, as in a VMM (vmm/vm.c): it must not end us. */
@@ -334,7 +308,8 @@ int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_e
 	stop_watch(&m);
 	sandbox_write_exit(cfg->exit_fd, rc == 0 ? code : 1);
 	sandbox_free(sb);
-	close(m.pod_dir);
+	rv_closep(&m.life);      /* our exports go with it */
+	rv_closep(&m.dialer);
 	if (rc < 0)
 		return rv_wrap(err, "container %s in its pod's VM", cfg->id);
 	*exit_code = code;

@@ -793,7 +793,11 @@ Test(spec, a_pods_sandbox_takes_the_pods_total_limits)
 {
 	shape(ANN(POD "\"io.kubernetes.cri.sandbox-cpu-quota\": \"250000\", "
 		  "\"io.kubernetes.cri.sandbox-cpu-period\": \"100000\", "
-		  "\"io.kubernetes.cri.sandbox-memory\": \"536870912\""), 3, (512ull + 256) << 20);
+		  "\"io.kubernetes.cri.sandbox-memory\": \"536870912\""), 3, 512ull << 20);
+	/* -1: unlimited, as the CRI has it; a small pod still gets a VM. */
+	shape(ANN(POD "\"io.kubernetes.cri.sandbox-cpu-quota\": \"-1\", "
+		  "\"io.kubernetes.cri.sandbox-memory\": \"-1\""), 1, 256ull << 20);
+	shape(ANN(POD "\"io.kubernetes.cri.sandbox-memory\": \"33554432\""), 1, 64ull << 20);
 	/* "0": no limit (as containerd writes it), the defaults. */
 	shape(ANN(POD "\"io.kubernetes.cri.sandbox-cpu-quota\": \"0\", "
 		  "\"io.kubernetes.cri.sandbox-memory\": \"0\""), 1, 256ull << 20);

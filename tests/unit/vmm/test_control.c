@@ -56,7 +56,7 @@ static void setup(void)
 	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 4) == 0);
 	/* Others may reach the socket here: only their credentials stop them. */
 	cr_assert_eq(chmod(dir, 0755) | chmod(sa.sun_path, 0666), 0);
-	cr_assert_eq(control_server_start(fd, echo, NULL, &server, &err), 0, "%s", err.msg);
+	cr_assert_eq(control_server_start(fd, echo, NULL, NULL, &server, &err), 0, "%s", err.msg);
 }
 
 static void teardown(void)
