@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* Closes *fd when open and leaves -1 there, so that a field closed early
+ * reads as closed. */
 static inline void rv_closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;   /* cleanup runs on error paths; keep their errno */
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 

@@ -84,15 +84,13 @@ int ctl_vmm_error(const char *reply, struct rv_err *err)
 	return rv_failx(err, (int)code, "%s", *end == ' ' ? end + 1 : reply);
 }
 
-/* One packet with, when fd >= 0, that fd (SCM_RIGHTS). */
-static ssize_t send_with_fd(int sock, const char *req, int fd)
+ssize_t ctl_sendv_fd(int sock, const struct iovec *iov, size_t n, int fd)
 {
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cbuf;
-	struct iovec iov = { .iov_base = (void *)req, .iov_len = strlen(req) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = n };
 
 	if (fd >= 0) {
 		mh.msg_control = cbuf.buf;
@@ -146,7 +144,8 @@ int ctl_request(int sock, const char *req, int send_fd, char *reply, size_t size
 
 	if (recv_fd)
 		*recv_fd = -1;
-	if (send_with_fd(sock, req, send_fd) < 0)
+	struct iovec iov = { .iov_base = (void *)req, .iov_len = strlen(req) };
+	if (ctl_sendv_fd(sock, &iov, 1, send_fd) < 0)
 		return rv_fail(err, errno, "send '%s' to the sandbox's VMM", req);
 	ssize_t n = recv_with_fd(sock, reply, size - 1, &got);
 	if (n < 0)

@@ -5,6 +5,8 @@
 #define RV_CTL_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "common/err.h"
@@ -28,6 +30,10 @@ int ctl_dial(const char *path, struct rv_err *err);
  * *dirfd is opened (O_PATH) and sa names "/proc/self/fd/N/NAME"; close it
  * after bind or connect. *dirfd is -1 when the path fit. */
 int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err);
+/* One packet of n segments, with fd when fd >= 0 (SCM_RIGHTS): a request
+ * of ctl_request's, a reply of the VMM's (vmm/control.c). */
+ssize_t ctl_sendv_fd(int sock, const struct iovec *iov, size_t n, int fd);
+
 /* Turns a reply "error ERRNO MESSAGE" into err; returns -1. */
 int ctl_vmm_error(const char *reply, struct rv_err *err);
 

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/ctl.h"
+
 struct control_server {
 	int listen_fd;
 	control_handler_fn fn;
@@ -33,23 +35,9 @@ static void send_reply(int fd, int rc, const char *payload, int reply_fd,
 	char head[sizeof(err->msg) + 32];
 
 	if (rc == 0) {
-		union {
-			struct cmsghdr align;
-			char buf[CMSG_SPACE(sizeof(int))];
-		} cbuf;
 		struct iovec iov[2] = { { .iov_base = "ok ", .iov_len = payload[0] ? 3 : 2 },
 					{ .iov_base = (void *)payload, .iov_len = strlen(payload) } };
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-		if (reply_fd >= 0) {
-			mh.msg_control = cbuf.buf;
-			mh.msg_controllen = sizeof(cbuf.buf);
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &reply_fd, sizeof(int));
-		}
-		sendmsg(fd, &mh, MSG_NOSIGNAL);
+		ctl_sendv_fd(fd, iov, 2, reply_fd);
 		return;
 	}
 	int n = snprintf(head, sizeof(head), "error %d %s", err->code, err->msg);

@@ -430,8 +430,6 @@ void roots_init_started(struct root *r, pid_t pid, int pidns)
 	free_held(r);
 }
 
-/* Its namespace dies with the init: nothing can join it any more (a fork
- * into it fails), and the fd goes. */
 /* At most AGENT_MAX_ROOTS ended roots are remembered: the oldest (last in
  * the list, which grows at its head) goes first. */
 static void forget_ended(struct agent *a)
@@ -458,7 +456,7 @@ void roots_reaped(struct agent *a, pid_t pid)
 	for (struct root *r = a->roots; r; r = r->next) {
 		if (r->init_pid != pid || r->ended)
 			continue;
-		rv_closep(&r->init_ns);
+		rv_closep(&r->init_ns);     /* place() tells the end by init_ns < 0 */
 		rv_closep(&r->ns);
 		rv_closep(&r->dir);
 		free_held(r);
