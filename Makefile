@@ -255,8 +255,8 @@ demo:
 # The engines (containerd's runc shim, containerd's CRI plugin driven as a
 # kubelet would, podman, Docker), each started by its test with its own root,
 # state and socket, in the testbed where KVM cannot boot guests. `make check`
-# runs containerd's two there (ctr, and a pod through the CRI): CI's 90
-# minutes do not hold podman's and Docker's too.
+# runs the CRI one there (a pod, through containerd's CRI plugin and runc
+# shim, as Kubernetes drives runvm): CI's 90 minutes do not hold the others.
 e2e: all
 	@RUNVM_VM_SUITES="containerd-vm cri-vm podman-vm docker-vm" tests/check.sh --build $(B) --suites vm
 

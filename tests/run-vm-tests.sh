@@ -90,7 +90,7 @@ declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=750 [fs-work
 out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
 err_file=$(mktemp /tmp/runvm-vm-tests-err.XXXXXX)
 trap 'rm -f "$out_file" "$err_file"' EXIT
-for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm}; do
+for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm cri-vm}; do
 	[ -n "${limit[$name]:-}" ] || { echo "run-vm-tests: RUNVM_VM_SUITES: no suite '$name'" >&2; exit 2; }
 	for attempt in 1 2 3; do
 		t0=$SECONDS
