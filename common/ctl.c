@@ -12,8 +12,7 @@
 
 #include "common/cleanup.h"
 
-/* The socket through its directory, /proc/self/fd/N/NAME. */
-static int sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
+int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
@@ -21,6 +20,10 @@ static int sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, st
 	*dirfd = -1;
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
+	if (strlen(path) < sizeof(sa->sun_path)) {
+		strcpy(sa->sun_path, path);
+		return 0;
+	}
 	if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir))
 		return rv_failx(err, ENAMETOOLONG, "socket %s: path too long", path);
 	memcpy(dir, path, (size_t)(slash - path));
@@ -36,32 +39,6 @@ static int sockaddr_dir(const char *path, struct sockaddr_un *sa, int *dirfd, st
 	return 0;
 }
 
-int ctl_sockaddr(const char *path, struct sockaddr_un *sa, int *dirfd, struct rv_err *err)
-{
-	*dirfd = -1;
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) < sizeof(sa->sun_path)) {
-		strcpy(sa->sun_path, path);
-		return 0;
-	}
-	return sockaddr_dir(path, sa, dirfd, err);
-}
-
-static int dial_addr(const struct sockaddr_un *sa, struct rv_err *err)
-{
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return rv_fail(err, errno, "socket");
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
-		int e = errno;
-		close(fd);
-		return rv_fail(err, e, "connect to the sandbox's VMM");
-	}
-	return fd;
-}
-
 int ctl_dial(const char *path, struct rv_err *err)
 {
 	struct sockaddr_un sa;
@@ -69,8 +46,15 @@ int ctl_dial(const char *path, struct rv_err *err)
 
 	if (ctl_sockaddr(path, &sa, &dirfd, err) < 0)
 		return rv_wrap(err, "control socket");
-	int fd = dial_addr(&sa, err);
-	return fd < 0 ? rv_wrap(err, "%s", path) : fd;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rv_fail(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return rv_fail(err, e, "connect to the sandbox's VMM at %s", path);
+	}
+	return fd;
 }
 
 /* "error ERRNO MESSAGE" into err. */
@@ -158,16 +142,13 @@ int ctl_request(int sock, const char *req, int send_fd, char *reply, size_t size
 		rc = ctl_vmm_error(reply, err);
 	else if (strncmp(reply, "ok", 2) || (reply[2] && reply[2] != ' '))
 		rc = rv_failx(err, EPROTO, "the sandbox's VMM answered '%s' with '%.40s'", req, reply);
-	if (rc < 0 || !recv_fd) {
-		if (got >= 0)
-			close(got);
-		got = -1;
-	}
+	if (rc == 0 && recv_fd)
+		*recv_fd = got;
+	else
+		rv_closep(&got);
 	if (rc < 0)
 		return rc;
 	memmove(reply, reply + (reply[2] ? 3 : 2), strlen(reply) - (reply[2] ? 3 : 2) + 1);
-	if (recv_fd)
-		*recv_fd = got;
 	return 0;
 }
 

@@ -7,7 +7,7 @@
  * of the running file service, and reaches the agent through vsock
  * connections this VMM opens for it (control verbs pod-export, pod-dial).
  * Its exports live as long as the connection it asked for them on, which
- * it holds for its life (waiting there for the pod's end, pod-watch). */
+ * it holds for its life (waiting there for the pod's end, "wait"). */
 #ifndef RV_POD_HOST_H
 #define RV_POD_HOST_H
 

@@ -318,8 +318,9 @@ static int do_pause(struct sandbox *sb, bool pause, struct rv_err *err)
 	return rc;
 }
 
-/* The caller of a blocking verb has gone: its connection is free again
- * (a pod's member watches its pod with a wait that lasts as long as it). */
+/* The caller of a blocking verb has gone: its connection is free again,
+ * and what a pod's member was given on it goes (sandbox_closed): a member
+ * waits for its pod's end as long as it lives. */
 static bool caller_gone(int fd)
 {
 	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
@@ -327,20 +328,13 @@ static bool caller_gone(int fd)
 	return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-bool sandbox_await_end(struct sandbox *sb, int fd)
+static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct rv_err *err)
 {
 	while (sb->status != SB_STOPPED) {
 		wait_change(sb);
 		if (caller_gone(fd))
-			return false;
+			return rv_failx(err, ECONNRESET, "the caller hung up");
 	}
-	return true;
-}
-
-static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct rv_err *err)
-{
-	if (!sandbox_await_end(sb, fd))
-		return rv_failx(err, ECONNRESET, "the caller hung up");
 	if (sb->exit_code < 0)
 		return rv_failx(err, EIO, "the sandbox failed (see its log)");
 	snprintf(reply, size, "%d", sb->exit_code);

@@ -90,14 +90,11 @@ bool sandbox_live(const struct sandbox *sb);
 /* Its VM (or its pod's) is on the way down. Lock held. */
 bool sandbox_going_down(const struct sandbox *sb);
 
-/* Waits until the container has stopped (true) or the caller on fd has
- * hung up (false), whichever comes first. Lock held. */
-bool sandbox_await_end(struct sandbox *sb, int fd);
-
 /* The pod's verbs (vmm/pod_host.h) on the pod's VMM: "pod-export ro|rw"
  * with an fd, answered with the export's name, which lives as long as the
  * caller's connection (sandbox_closed); "pod-dial", answered with a
- * connection to the agent; "pod-watch", answered once the pod has ended. */
+ * connection to the agent. A member waits for the pod's end with "wait" on
+ * the connection its exports live on. */
 int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *verb,
 		     const char *arg, char *reply, size_t size, struct rv_err *err);
 /* The control server's word that a caller's connection has ended

@@ -55,22 +55,6 @@ static int pod_dial(struct sandbox *sb, struct control_call *call, struct rv_err
 	return 0;
 }
 
-/* A member waits here, on the connection it was given its exports on,
- * for the pod's end; its hanging up (its own end) removes them
- * (sandbox_closed). */
-static int pod_watch(struct sandbox *sb, struct control_call *call, char *reply, size_t size,
-		     struct rv_err *err)
-{
-	pthread_mutex_lock(&sb->lock);
-	bool ended = sandbox_await_end(sb, call->fd);
-	int code = sb->exit_code;
-	pthread_mutex_unlock(&sb->lock);
-	if (!ended)
-		return rv_failx(err, ECONNRESET, "the member hung up");
-	snprintf(reply, size, "%d", code);
-	return 0;
-}
-
 void sandbox_closed(void *arg, int fd)
 {
 	struct sandbox *sb = arg;
@@ -89,9 +73,6 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 				"join its VM", sb->cfg->id);
 	if (!strcmp(verb, "pod-export"))
 		return pod_export(sb, call, arg, reply, size, err);
-	if (!strcmp(verb, "pod-watch"))
-		return *arg ? rv_failx(err, EINVAL, "pod-watch takes no arguments") :
-		       pod_watch(sb, call, reply, size, err);
 	if (strcmp(verb, "pod-dial"))
 		return rv_failx(err, ENOSYS, "unknown control request '%s'", verb);
 	pthread_mutex_lock(&sb->lock);
@@ -106,7 +87,7 @@ struct member {
 	struct sandbox *sb;
 	const char *pod;             /* the pod's VMM's control socket, for errors */
 	int life;                    /* our exports live as long as this connection,
-				      * which then waits for the pod's end (pod-watch) */
+				      * which then waits for the pod's end ("wait") */
 	int dialer;                  /* asks for agent connections, one at a time */
 	pthread_mutex_t dial_lock;
 	pthread_t watcher;
@@ -186,12 +167,12 @@ static int dial_agent(void *ctx, struct rv_err *err)
 	return fd;
 }
 
-/* "pod-watch" is answered once the pod's sandbox has ended (its VM goes
- * down with it), or fails once that VMM is gone. Sent before the jail, its
- * answer awaited by a thread after. */
+/* "wait" on the connection our exports live on is answered once the
+ * pod's sandbox has ended (its VM goes down with it), or fails once that
+ * VMM is gone. Sent before the jail, its answer awaited by a thread after. */
 static int open_watch(struct member *m, struct rv_err *err)
 {
-	if (send(m->life, "pod-watch", 9, MSG_NOSIGNAL) < 0)
+	if (send(m->life, "wait", 4, MSG_NOSIGNAL) < 0)
 		return rv_fail(err, errno, "the pod's VMM at %s", m->pod);
 	return 0;
 }

@@ -128,7 +128,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1])
 s.send(b"pod-unexport rootfs")
 print(s.recv(4096).decode())
-s.send(b"pod-watch")
+s.send(b"wait")
 s.close()
 PY
 expect_in "pod-unexport is no verb" "$out" "unknown control request"
