@@ -40,13 +40,14 @@ mount --bind -o ro /usr "$root/usr" && mount --bind -o ro /etc "$root/etc" &&
 	mount -t tmpfs -o size=1g runvm-fs-work "$work" ||
 	{ fail "bind the host's /usr and /etc into the rootfs, a tmpfs for work" "mount failed"; summary; exit 1; }
 
-# One VM for all the work; each step prints "ok NAME" or "FAIL NAME: why".
+# One VM for the work; each step prints "ok NAME" or "FAIL NAME: why". A step
+# starts by removing what an earlier, interrupted try of it left.
 guest_script='
 cd /tmp || exit 1
-step() { name=$1; shift; if out=$("$@" 2>&1); then echo "ok $name"; else echo "FAIL $name: $(echo "$out" | tail -n 6 | tr "\n" " ")"; fi; }
+step() { name=$1; shift; if out=$("$@" 2>&1); then echo "ok $name"; else echo "FAIL $name: $(echo "$out" | tail -n 6 | tr "\n" " ")"; fi; cd /tmp; }
 
 git_work() {
-	git init -q repo && cd repo &&
+	rm -rf repo && git init -q repo && cd repo &&
 	for i in $(seq 1 200); do echo "line $i" > "f$i"; done &&
 	git add -A && git -c user.name=runvm -c user.email=runvm@test commit -qm first &&
 	sed -i s/line/LINE/ f7 && git -c user.name=runvm -c user.email=runvm@test commit -qam second &&
@@ -55,6 +56,7 @@ git_work() {
 sqlite_work() {
 	for mode in delete wal; do
 		db=/tmp/$mode.db
+		rm -f "$db" "$db-journal" "$db-wal" "$db-shm"
 		sqlite3 "$db" "PRAGMA journal_mode=$mode; PRAGMA synchronous=FULL; CREATE TABLE t(i INTEGER, s TEXT);" >/dev/null &&
 		for b in $(seq 1 10); do
 			sqlite3 "$db" "BEGIN; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<100) INSERT INTO t SELECT x, hex(randomblob(32)) FROM c; COMMIT;" || return 1
@@ -65,6 +67,7 @@ sqlite_work() {
 	done
 }
 mmap_work() {
+	rm -f /tmp/mapped
 	python3 -c "
 import mmap, os
 fd = os.open(\"/tmp/mapped\", os.O_RDWR | os.O_CREAT, 0o644)
@@ -76,6 +79,7 @@ m.flush(); m.close(); os.close(fd)
 "
 }
 parallel_work() {
+	rm -f par*
 	for i in 1 2 3 4 5 6 7 8; do
 		(head -c 4194304 /dev/urandom > "par$i" && sha256sum "par$i" > "par$i.sum") &
 	done
@@ -85,6 +89,7 @@ parallel_work() {
 	test $fails = 0
 }
 flock_work() {
+	rm -f lockfile
 	flock lockfile sleep 3 &
 	sleep 1
 	if flock -n lockfile true; then return 1; fi
@@ -92,6 +97,7 @@ flock_work() {
 	flock -n lockfile true
 }
 fio_work() {
+	rm -f verify.* fio.out fio.err
 	# --thread: fio keeps job state in SysV shared memory otherwise, which
 	# our guest kernel does not build in.
 	fio --name=verify --directory=/tmp --size=16m --bs=4k --rw=randwrite --ioengine=psync \
@@ -104,24 +110,49 @@ fio_work() {
 	echo "rc=$rc"; cat fio.err; grep -i "err\|fail" fio.out | head -n 3
 	return 1
 }
-step git git_work
-cd /tmp
-step sqlite sqlite_work
-step mmap mmap_work
-step parallel parallel_work
-step flock flock_work
-step fio fio_work
+for name in "$@"; do step "$name" "${name}_work"; done
 '
-# ~200 s in a quiet testbed, 240 s beside a compiler. --debug: a stall
-# past --timeout logs the queues, interrupts and vCPUs (tests/run-vm-tests.sh
-# reads those lines); 400 s, so that a stall leaves time for the retry.
-out=$("$runvm" --debug boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 400 \
-	--rootfs "$root" --readonly --volume "$work:/tmp" -- /bin/sh -c "$guest_script" 2>"$scratch/err")
-rc=$?
+# What the testbed's emulation (QEMU TCG under nested SVM) does to a guest now
+# and then, never hardware KVM: the guest stops taking interrupts (the VMM
+# warns after 10 s), or it triple-faults with its state reset to AMD's reset
+# vector. This VM runs longest of all, so it meets these most: CI saw it in 3
+# tries of 3 on 2026-11-28. The steps such a fault cut short run again in a
+# fresh VM (printed, up to two more times); a step that failed on its own
+# counts as failed.
+emulation_fault() { # ERR_FILE
+	grep -qE 'stopped taking interrupts|triple fault \(KVM_EXIT_SHUTDOWN\) at RIP 0xfff0 ' "$1"
+}
+# STEPS...: runs them in one VM (out, err), stopped at once on such a fault.
+run_work() {
+	# ~200 s in a quiet testbed, 240 s beside a compiler. --debug: a stall
+	# logs the queues, interrupts and vCPUs when the VM stops.
+	"$runvm" --debug boot --kernel "$kernel" --initrd "$initrd" --cpu-num 1 --total-memory 512M --timeout 400 \
+		--rootfs "$root" --readonly --volume "$work:/tmp" -- /bin/sh -c "$guest_script" sh "$@" \
+		>"$scratch/out" 2>"$scratch/err" &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		emulation_fault "$scratch/err" && { kill -TERM "$pid"; break; }
+		sleep 1
+	done
+	wait "$pid"
+}
+steps="git sqlite mmap parallel flock fio" todo=$steps results=
+for try in 1 2 3; do
+	run_work $todo
+	rc=$?
+	results+=$(grep -E '^(ok|FAIL) ' "$scratch/out")$'\n'
+	left=
+	for name in $todo; do grep -qE "^(ok|FAIL) $name( |:|$)" "$scratch/out" || left+=" $name"; done
+	[ -n "$left" ] && [ $try -lt 3 ] && emulation_fault "$scratch/err" || break
+	echo "  (the testbed's emulation stalled or reset the work VM: once more for$left; its words:"
+	grep -E 'stopped taking interrupts|triple fault|vCPU [0-9]+ stopped' "$scratch/err" | tail -n 3 | sed 's/^/    /'
+	echo "  )"
+	todo=$left
+done
 [ $rc = 0 ] && pass "the work VM ran to the end" || fail "the work VM ran to the end" "rc=$rc" \
 	"$(grep -E '^runvm|interrupts raised again|vCPU|triple fault' "$scratch/err" | tail -n 12)"
-for name in git sqlite mmap parallel flock fio; do
-	line=$(grep -E "^(ok|FAIL) $name" <<<"$out")
+for name in $steps; do
+	line=$(grep -E "^(ok|FAIL) $name( |:|$)" <<<"$results" | tail -n 1)
 	[ "${line%% *}" = ok ] && pass "in the guest: $name" || fail "in the guest: $name" "${line:-no result}"
 done
 
