@@ -16,10 +16,15 @@ int file_bytes_map(struct file_bytes *f, const char *path, const char *what, str
 {
 	f->data = NULL;
 	f->size = 0;
+	f->fd = -1;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
-	return file_bytes_map_fd(f, fd, path, what, err);
+	if (file_bytes_map_fd(f, fd, path, what, err) < 0)
+		return -1;
+	f->fd = fd;
+	fd = -1;
+	return 0;
 }
 
 int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
@@ -29,6 +34,7 @@ int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char
 
 	f->data = NULL;
 	f->size = 0;
+	f->fd = -1;
 	if (fstat(fd, &st) < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))
@@ -47,7 +53,10 @@ void file_bytes_unmap(struct file_bytes *f)
 {
 	if (f->data)
 		munmap((void *)f->data, f->size);
+	if (f->fd >= 0)
+		close(f->fd);
 	f->data = NULL;
+	f->fd = -1;
 }
 
 int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_image *img,

@@ -29,6 +29,7 @@ struct kernel_image {
 struct file_bytes {
 	const uint8_t *data;
 	size_t size;
+	int fd;                      /* the file, for loaders that map it; -1: bytes only */
 };
 
 /* Map a file read-only; `what` names it in errors (e.g. "--kernel"). */

@@ -1,7 +1,10 @@
 /* The kernel loaders on images built in memory: well-formed and malformed. */
 #include <criterion/criterion.h>
 #include <elf.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/x86/kernel.h"
 #include "vmm/x86/ksym.h"
@@ -25,6 +28,7 @@ static void teardown(void)
 TestSuite(elf_pvh, .init = setup, .fini = teardown);
 TestSuite(bzimage, .init = setup, .fini = teardown);
 TestSuite(ksym, .init = setup, .fini = teardown);
+TestSuite(guest_mem_file, .init = setup, .fini = teardown);
 
 #define LOAD_GPA 0x1000000ull
 #define ENTRY 0x1000abcull
@@ -58,7 +62,7 @@ Test(elf_pvh, loads_segments_zeroes_bss_and_finds_the_entry)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true) };
+	struct file_bytes f = { image, make_elf(true), -1 };
 	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 32);
 
 	memset(dst, 0xee, 32);
@@ -76,7 +80,7 @@ Test(elf_pvh, without_the_note_says_to_enable_pvh)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(false) };
+	struct file_bytes f = { image, make_elf(false), -1 };
 
 	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "CONFIG_PVH=y"), "got: %s", err.msg);
@@ -86,7 +90,7 @@ Test(elf_pvh, truncated_file_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true) - 1 };
+	struct file_bytes f = { image, make_elf(true) - 1, -1 };
 
 	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "truncated"), "got: %s", err.msg);
@@ -98,7 +102,7 @@ Test(elf_pvh, segment_outside_ram_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true) };
+	struct file_bytes f = { image, make_elf(true), -1 };
 	Elf64_Phdr *ph = (Elf64_Phdr *)(image + sizeof(Elf64_Ehdr));
 
 	ph[0].p_paddr = 63 * MiB + MiB - 8;
@@ -112,7 +116,7 @@ Test(elf_pvh, hostile_note_sizes_do_not_overrun)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true) };
+	struct file_bytes f = { image, make_elf(true), -1 };
 	Elf64_Nhdr nh = { .n_namesz = 0xfffffff0u, .n_descsz = 8, .n_type = 18 };
 
 	memcpy(image + 0x800, &nh, sizeof(nh));
@@ -144,7 +148,7 @@ Test(bzimage, loads_at_pref_address_and_enters_at_0x200)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020f, 1) };
+	struct file_bytes f = { image, make_bzimage(0x020f, 1), -1 };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), 0, "%s", err.msg);
 	cr_assert_eq(img.format, KERNEL_BZIMAGE);
@@ -161,7 +165,7 @@ Test(bzimage, old_protocol_or_32_bit_only_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020a, 1) };
+	struct file_bytes f = { image, make_bzimage(0x020a, 1), -1 };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "2.10 is too old"), "got: %s", err.msg);
@@ -174,7 +178,7 @@ Test(bzimage, garbage_and_truncation_are_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, 0x300 };
+	struct file_bytes f = { image, 0x300, -1 };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "not a bzImage"), "got: %s", err.msg);
@@ -188,7 +192,7 @@ Test(bzimage, kernel_bigger_than_ram_says_raise_memory)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020f, 1) };
+	struct file_bytes f = { image, make_bzimage(0x020f, 1), -1 };
 	uint32_t init_size = 60 * MiB;
 
 	memcpy(image + 0x260, &init_size, 4);
@@ -223,7 +227,7 @@ static size_t make_symtab(void)
 Test(ksym, names_the_nearest_symbol_below)
 {
 	char buf[64];
-	struct file_bytes f = { image, make_symtab() };
+	struct file_bytes f = { image, make_symtab(), -1 };
 
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "start_kernel+0x10");
@@ -235,7 +239,7 @@ Test(ksym, names_the_nearest_symbol_below)
 Test(ksym, hostile_tables_do_not_overrun)
 {
 	char buf[64];
-	struct file_bytes f = { image, make_symtab() };
+	struct file_bytes f = { image, make_symtab(), -1 };
 	Elf64_Shdr *sh = (Elf64_Shdr *)(image + 0x100);
 
 	sh[2].sh_size = 3;                       /* names run past their table */
@@ -244,4 +248,60 @@ Test(ksym, hostile_tables_do_not_overrun)
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), -1);
 	f.size = 0x80;
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), -1);
+}
+
+/* From a real file, a segment's whole pages are mapped and its tail copied:
+ * the guest sees the file's bytes, then zeroed bss, and its writes stay its own. */
+Test(elf_pvh, maps_whole_pages_of_the_file_privately)
+{
+	struct kernel_image img;
+	struct rv_err err;
+	static uint8_t big[0x4000];
+	Elf64_Phdr *ph = (Elf64_Phdr *)(big + sizeof(Elf64_Ehdr));
+
+	size_t n = make_elf(true);
+	memcpy(big, image, n);
+	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 0x2000, .p_paddr = LOAD_GPA,
+			      .p_filesz = 0x1800, .p_memsz = 0x2000 };
+	memset(big + 0x2000, 0xcc, 0x1000);
+	memset(big + 0x3000, 0x5a, 0x800);
+	memset(big + 0x3800, 0x77, 0x800);    /* in the file, past the segment */
+	char path[] = "/tmp/runvm-elf-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	struct file_bytes f = { big, sizeof(big), fd };
+	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x2000);
+	memset(dst, 0xee, 0x2000);
+
+	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), 0, "%s", err.msg);
+	cr_assert_eq(dst[0], 0xcc);
+	cr_assert_eq(dst[0xfff], 0xcc);
+	cr_assert_eq(dst[0x1000], 0x5a);
+	cr_assert_eq(dst[0x17ff], 0x5a);
+	cr_assert_eq(dst[0x1800], 0);
+	cr_assert_eq(dst[0x1fff], 0);
+	dst[0] = 0x90;
+	uint8_t back;
+	cr_assert_eq(pread(fd, &back, 1, 0x2000), 1);
+	cr_assert_eq(back, 0xcc, "a guest write reached the kernel file");
+	close(fd);
+}
+
+Test(guest_mem_file, refuses_unaligned_ranges_and_leaves_ram_in_place)
+{
+	struct rv_err err;
+	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 4096);
+
+	dst[0] = 0x11;
+	cr_assert_eq(guest_mem_map_file(&mem, LOAD_GPA + 1, 4096, 0, 0, &err), -1);
+	cr_assert_eq(err.code, EINVAL);
+	cr_assert_eq(guest_mem_map_file(&mem, 63 * MiB, 2 * MiB, 0, 0, &err), -1);
+	/* A bad fd: the map fails, and the guest's RAM is back. */
+	cr_assert_eq(guest_mem_map_file(&mem, LOAD_GPA, 4096, -1, 0, &err), -1);
+	cr_assert_eq(err.code, EBADF);
+	cr_assert_eq(dst[0], 0x11);
+	dst[1] = 0x22;
+	cr_assert_eq(dst[1], 0x22);
 }
