@@ -13,7 +13,9 @@ bench_build() {
 # is $0's name: a relative $0 would not survive the caller's cd "$top") on
 # this host's hardware KVM when runvm can boot guests on it, otherwise in the
 # testbed (TESTBED_CPUS (2), TESTBED_MEMORY (4G), TESTBED_TIMEOUT (7200 s)),
-# saying which with NAME.
+# saying which with NAME. A caller that needs other defaults sets them before
+# the call (density.sh: TESTBED_MEMORY=${TESTBED_MEMORY:-16G}); the user's
+# environment still wins.
 #
 # In the testbed, runc and crun need a kernel with cgroup BPF: on cgroup v2
 # both load their device filter as a BPF program and refuse the container
@@ -63,14 +65,29 @@ bench_scratch() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 }
+# bench_vmm_pss PID...: the VMMs' PSS and the guest memory's share of it, summed,
+# in KiB, read in one awk (a fork per VMM costs seconds in the testbed). Guest
+# memory is the memfd (vmm/guest_mem.c) plus the guest kernel's pages that the
+# VMM maps from its file (vmm/x86/elf_pvh.c: the page cache's where the guest
+# only reads them, private copies where it wrote them).
+bench_vmm_pss() {
+	local p files=() kernel
+	kernel=$(realpath "$(dirname "$runvm")/../share/runvm/vmlinux")   # what runvm boots
+	for p in "$@"; do files+=("/proc/$p/smaps"); done
+	awk -v kernel="$kernel" '
+		/^[0-9a-f]+-[0-9a-f]+ / {guest = ($6 == kernel || index($6, "/memfd:runvm-guest-ram") == 1)}
+		/^Pss:/ {p += $2; if (guest) g += $2}
+		END {print p + 0, g + 0}' "${files[@]}"
+}
 rv() { "$runvm" --root "$rv_root" "$@"; }
 rc() { "$runc" --root "$rc_root" "$@"; }
 cr() { "$crun" --root "$cr_root" "$@"; }
 bench_cleanup() {
 	local id
 	for id in $(rv list -q 2>/dev/null); do rv delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(rc list -q 2>/dev/null); do rc delete --force "$id" >/dev/null 2>&1 || true; done
-	for id in $(cr list -q 2>/dev/null); do cr delete --force "$id" >/dev/null 2>&1 || true; done
+	# density.sh has neither: unset, each would print "unbound variable" (set -u).
+	[ -z "${runc:-}" ] || for id in $(rc list -q 2>/dev/null); do rc delete --force "$id" >/dev/null 2>&1 || true; done
+	[ -z "${crun:-}" ] || for id in $(cr list -q 2>/dev/null); do cr delete --force "$id" >/dev/null 2>&1 || true; done
 	umount -l "$scratch" 2>/dev/null || true
 	rmdir "$scratch" 2>/dev/null || true
 }

@@ -19,8 +19,8 @@
 # developer form, `runvm boot --rootfs BUNDLE/rootfs -- /bin/true` (said so in
 # its line). Last, host memory per idle sandbox: 1 then IDLE_N
 # `runvm run -d` of `sleep 1000` (guest memory IDLE_MEMORY), settled SETTLE_S
-# seconds, the sum of each VMM's PSS (/proc/PID/smaps: the VMM and the guest
-# memory it touched, see pss_kib) divided by their count;
+# seconds, the sum of each VMM's PSS (the VMM and the guest memory it touched,
+# see bench_vmm_pss in bench/lib.sh) divided by their count;
 # then all are deleted and nothing may be left.
 #
 # Prints a table of medians (ms), one line per extra figure, and last
@@ -50,7 +50,6 @@ cd "$top"
 runs=${RUNS:-20} idle_n=${IDLE_N:-20} settle=${SETTLE_S:-5}
 run_mem=${RUN_MEMORY:-128M} idle_mem=${IDLE_MEMORY:-64M}
 runvm=${RUNVM:-$top/build/bin/runvm} runc=${RUNC:-runc} crun=${CRUN:-crun}
-kernel=$(dirname "$runvm")/../share/runvm/vmlinux    # what runvm boots (boot_shipped_file)
 for v in runs idle_n settle; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "lifecycle bench: ${v^^} '${!v}': give a whole number > 0" >&2; exit 2; }
 done
@@ -165,11 +164,8 @@ count() { printf '%s' "${samples[$1]:-}" | wc -w; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "n/a" || b == "n/a" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b}'; }
 
 # --- idle memory ---------------------------------------------------------------------
-# pss_kib PID... : Pss, and the guest memory's share of it, summed, in KiB,
-# with each VMM's children (there should be none). Guest memory is the memfd
-# (vmm/guest_mem.c) plus the guest kernel's pages that the VMM maps from its file
-# (vmm/x86/elf_pvh.c: read from the page cache where the guest reads them,
-# private copies where it wrote them).
+# pss_kib PID... : bench_vmm_pss of the VMMs with their children (there
+# should be none).
 pss_kib() {
 	local p pids=() kids
 	for p in "$@"; do
@@ -177,11 +173,7 @@ pss_kib() {
 		kids=$(cat /proc/"$p"/task/*/children 2>/dev/null || true)
 		for k in $kids; do pids+=("$k"); done
 	done
-	for p in "${pids[@]}"; do cat "/proc/$p/smaps"; done |
-		awk -v kernel="$(realpath "$kernel")" '
-			/^[0-9a-f]+-[0-9a-f]+ / {guest = ($6 == kernel || index($6, "/memfd:runvm-guest-ram") == 1)}
-			/^Pss:/ {p += $2; if (guest) g += $2}
-			END {print p + 0, g + 0}'
+	bench_vmm_pss "${pids[@]}"
 }
 vmm_pid() { rv state "$1" | sed -n 's/^ *"pid": *\([0-9]*\).*/\1/p'; }
 mib() { awk -v k="$1" -v n="$2" 'BEGIN {printf "%.1f\n", k / 1024 / n}'; }

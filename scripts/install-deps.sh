@@ -25,6 +25,8 @@ packages=(
 	# networking: ip and tc in the network tests; iptables for runvm do's NAT,
 	# as runsc do uses it
 	iproute2 iptables
+	# bench/run-all.sh's bar chart of the ratios (PNG, no X libraries)
+	gnuplot-nox
 )
 
 missing=()

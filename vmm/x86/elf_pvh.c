@@ -8,7 +8,6 @@
 #include "vmm/x86/layout.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define PAGE_BYTES 4096ull
 #define NOTE_ALIGN(x) (((x) + 3u) & ~(size_t)3u)
 
 static const void *bytes_at(const struct file_bytes *f, uint64_t off, uint64_t len)
@@ -41,29 +40,10 @@ static int find_pvh_note(const uint8_t *p, size_t len, uint64_t *entry)
 	return 0;
 }
 
-/* The segment's whole pages come straight from the kernel file, mapped
- * privately: what the guest never touches costs the host nothing (.text alone
- * carries megabytes of int3 padding, since Linux aligns its entry code and
- * rodata to 2 MiB, and much code never runs), and until the guest writes a
- * page it is the page cache's, shared by every VM of this kernel. Returns the
- * bytes mapped, 0 when the segment must be copied (no file, misaligned, or the
- * map failed: copying is always right). */
-static uint64_t map_whole_pages(const struct file_bytes *f, const Elf64_Phdr *ph,
-				const struct guest_mem *mem)
-{
-	uint64_t len = ph->p_filesz & ~(PAGE_BYTES - 1);
-	struct rv_err ignored;
-
-	if (f->fd < 0 || len == 0 || (ph->p_offset | ph->p_paddr) & (PAGE_BYTES - 1))
-		return 0;
-	return guest_mem_map_file(mem, ph->p_paddr, len, f->fd, ph->p_offset, &ignored) < 0 ? 0 : len;
-}
-
 static int load_segment(const struct file_bytes *f, const Elf64_Phdr *ph,
 			const struct guest_mem *mem, struct kernel_image *img, struct rv_err *err)
 {
-	const void *src = bytes_at(f, ph->p_offset, ph->p_filesz);
-	if (!src || ph->p_memsz < ph->p_filesz)
+	if (!bytes_at(f, ph->p_offset, ph->p_filesz) || ph->p_memsz < ph->p_filesz)
 		return rv_failx(err, EINVAL, "segment at file offset 0x%llx is truncated or malformed",
 				(unsigned long long)ph->p_offset);
 	uint8_t *dst = guest_mem_slice(mem, ph->p_paddr, ph->p_memsz);
@@ -71,8 +51,7 @@ static int load_segment(const struct file_bytes *f, const Elf64_Phdr *ph,
 		return rv_failx(err, ENOMEM, "segment for 0x%llx-0x%llx does not fit in guest RAM",
 				(unsigned long long)ph->p_paddr,
 				(unsigned long long)(ph->p_paddr + ph->p_memsz));
-	uint64_t mapped = map_whole_pages(f, ph, mem);
-	memcpy(dst + mapped, (const uint8_t *)src + mapped, ph->p_filesz - mapped);
+	file_bytes_place(f, ph->p_offset, ph->p_filesz, mem, ph->p_paddr, dst);
 	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	if (ph->p_paddr + ph->p_memsz > img->end)
 		img->end = ph->p_paddr + ph->p_memsz;

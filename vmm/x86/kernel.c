@@ -59,6 +59,19 @@ void file_bytes_unmap(struct file_bytes *f)
 	f->fd = -1;
 }
 
+void file_bytes_place(const struct file_bytes *f, uint64_t off, uint64_t len,
+		      const struct guest_mem *mem, uint64_t gpa, uint8_t *dst)
+{
+	uint64_t whole = len & ~(PAGE_BYTES - 1), mapped = 0;
+	struct rv_err ignored;
+
+	/* A map that fails leaves RAM in place: copying is always right. */
+	if (f->fd >= 0 && whole && !((off | gpa) & (PAGE_BYTES - 1)) &&
+	    guest_mem_map_file(mem, gpa, whole, f->fd, off, &ignored) == 0)
+		mapped = whole;
+	memcpy(dst + mapped, f->data + off + mapped, len - mapped);
+}
+
 int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_image *img,
 		struct rv_err *err)
 {
@@ -91,7 +104,7 @@ int initrd_load(const char *path, const struct guest_mem *mem, const struct kern
 		file_bytes_unmap(&f);
 		return rc;
 	}
-	memcpy(dst, f.data, f.size);
+	file_bytes_place(&f, 0, f.size, mem, at, dst);
 	*gpa = at;
 	*size = f.size;
 	file_bytes_unmap(&f);

@@ -39,6 +39,14 @@ int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char
 		      struct rv_err *err);
 void file_bytes_unmap(struct file_bytes *f);
 
+/* Puts f's bytes [off, off+len), already bounds-checked, at guest `gpa`, whose
+ * host address is `dst` (len bytes of RAM). Whole pages are mapped from the
+ * file privately when f has one and the offsets agree: what the guest never
+ * touches costs the host nothing, and until the guest writes a page it is the
+ * page cache's, shared by every VM booting this file. The rest is copied. */
+void file_bytes_place(const struct file_bytes *f, uint64_t off, uint64_t len,
+		      const struct guest_mem *mem, uint64_t gpa, uint8_t *dst);
+
 /* Parsers of the two formats, on bytes already in memory (fuzzable, testable). */
 int elf_pvh_load(const struct file_bytes *f, const struct guest_mem *mem,
 		 struct kernel_image *img, struct rv_err *err);

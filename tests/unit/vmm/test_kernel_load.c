@@ -305,3 +305,30 @@ Test(guest_mem_file, refuses_unaligned_ranges_and_leaves_ram_in_place)
 	dst[1] = 0x22;
 	cr_assert_eq(dst[1], 0x22);
 }
+
+/* The initrd: its whole pages from the file, the tail copied, all below the
+ * end of low RAM and page-aligned. */
+Test(elf_pvh, initrd_is_placed_page_aligned_from_its_file)
+{
+	struct kernel_image img = { .end = LOAD_GPA + 0x2000, .initrd_max = 64 * MiB };
+	struct rv_err err;
+	static uint8_t blob[0x1804];
+	char path[] = "/tmp/runvm-initrd-XXXXXX";
+	uint64_t gpa, size;
+
+	memset(blob, 0x3c, sizeof(blob));
+	blob[0x1803] = 0x7e;
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, blob, sizeof(blob)), (ssize_t)sizeof(blob));
+	close(fd);
+	cr_assert_eq(initrd_load(path, &mem, &img, &gpa, &size, &err), 0, "%s", err.msg);
+	unlink(path);
+	cr_assert_eq(size, sizeof(blob));
+	cr_assert_eq(gpa & 0xfff, 0);
+	cr_assert_leq(gpa + size, 64 * MiB);
+	const uint8_t *dst = guest_mem_slice(&mem, gpa, size);
+	cr_assert_eq(dst[0], 0x3c);
+	cr_assert_eq(dst[0x17ff], 0x3c);
+	cr_assert_eq(dst[0x1803], 0x7e);
+}
