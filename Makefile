@@ -112,7 +112,11 @@ guest-kernel:
 		| grep -v 'is up to date' || true
 	@test -f build/guest-kernel/.key
 	@mkdir -p $(GUEST)
-	@cp -u build/guest-kernel/vmlinux build/guest-kernel/bzImage $(GUEST)/
+	@# Replaced by rename: a VM booting meanwhile reads the old file or the new, whole.
+	@for f in vmlinux bzImage; do \
+		[ $(GUEST)/$$f -nt build/guest-kernel/$$f ] || \
+		{ cp build/guest-kernel/$$f $(GUEST)/$$f.tmp && mv $(GUEST)/$$f.tmp $(GUEST)/$$f; } || exit 1; \
+	done
 
 # A static test payload as /init (tests/payloads/report.c): never sanitized.
 build/tests/payload-init: tests/payloads/report.c tests/payloads/init_world.h

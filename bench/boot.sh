@@ -2,8 +2,7 @@
 # Boot benchmark (DESIGN §9): the same kernel and trivial initramfs booted by
 # runvm and by QEMU -M microvm on the same KVM, interleaved, RUNS times each.
 # Prints median wall time from process start to exit, the VMM's own RSS (guest
-# RAM excluded: both keep it in a memfd, counted as RssShmem, and runvm maps
-# the kernel's pages from its file) and runvm's CPU
+# RAM excluded: both keep it in a memfd, counted as RssShmem) and runvm's CPU
 # time before its first KVM_RUN. Runs in the testbed when this host's KVM cannot
 # boot guests. Last line: boot: runvm_ms=… qemu_ms=… ratio=…
 set -euo pipefail
@@ -56,15 +55,7 @@ cpu=$(sed -n 's/.*CPU ms before the first KVM_RUN: \([0-9.]*\).*/\1/p' "$log")
 
 # RSS of each VMM with the guest booted and idle: started directly (not through a
 # function or timeout(1)), so that $! is the VMM itself.
-# runvm maps the guest kernel's pages from its file into guest RAM
-# (vmm/x86/elf_pvh.c): those are guest RAM too, not the VMM's.
-rss_kib() {
-	local all guest
-	all=$(awk '/^RssAnon|^RssFile/ {s += $2} END {print s}' "/proc/$1/status")
-	guest=$(awk -v k="$(realpath "$kernel")" '/^[0-9a-f]+-[0-9a-f]+ / {g = ($6 == k)}
-		/^Rss:/ {if (g) s += $2} END {print s + 0}' "/proc/$1/smaps")
-	echo $((all - guest))
-}
+rss_kib() { awk '/^RssAnon|^RssFile/ {s += $2} END {print s}' "/proc/$1/status"; }
 "$runvm" boot --kernel "$kernel" --initrd "$initrd" --total-memory 256M \
 	--cmdline runvm_payload=hang & pid=$!
 sleep "${RSS_SETTLE_S:-8}"; rv_rss=$(rss_kib "$pid"); kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -65,19 +65,13 @@ bench_scratch() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 }
-# bench_vmm_pss PID...: the VMMs' PSS and the guest memory's share of it, summed,
-# in KiB, read in one awk (a fork per VMM costs seconds in the testbed). Guest
-# memory is the memfd (vmm/guest_mem.c) plus the guest kernel's pages that the
-# VMM maps from its file (vmm/x86/elf_pvh.c: the page cache's where the guest
-# only reads them, private copies where it wrote them).
+# bench_vmm_pss PID...: the VMMs' PSS and the guest memory's share of it (the
+# memfd, vmm/guest_mem.c: Pss_Shmem), summed, in KiB, in one awk (a fork per
+# VMM costs seconds in the testbed).
 bench_vmm_pss() {
-	local p files=() kernel
-	kernel=$(realpath "$(dirname "$runvm")/../share/runvm/vmlinux")   # what runvm boots
-	for p in "$@"; do files+=("/proc/$p/smaps"); done
-	awk -v kernel="$kernel" '
-		/^[0-9a-f]+-[0-9a-f]+ / {guest = ($6 == kernel || index($6, "/memfd:runvm-guest-ram") == 1)}
-		/^Pss:/ {p += $2; if (guest) g += $2}
-		END {print p + 0, g + 0}' "${files[@]}"
+	local p files=()
+	for p in "$@"; do files+=("/proc/$p/smaps_rollup"); done
+	awk '/^Pss:/ {p += $2} /^Pss_Shmem:/ {s += $2} END {print p + 0, s + 0}' "${files[@]}"
 }
 rv() { "$runvm" --root "$rv_root" "$@"; }
 rc() { "$runc" --root "$rc_root" "$@"; }

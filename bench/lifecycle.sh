@@ -19,8 +19,8 @@
 # developer form, `runvm boot --rootfs BUNDLE/rootfs -- /bin/true` (said so in
 # its line). Last, host memory per idle sandbox: 1 then IDLE_N
 # `runvm run -d` of `sleep 1000` (guest memory IDLE_MEMORY), settled SETTLE_S
-# seconds, the sum of each VMM's PSS (the VMM and the guest memory it touched,
-# see bench_vmm_pss in bench/lib.sh) divided by their count;
+# seconds, the sum of each VMM's PSS (/proc/PID/smaps_rollup: the VMM and the
+# guest memory it touched, a memfd counted as Pss_Shmem) divided by their count;
 # then all are deleted and nothing may be left.
 #
 # Prints a table of medians (ms), one line per extra figure, and last
@@ -96,6 +96,9 @@ timed() {
 		return 0
 	fi
 	echo "lifecycle bench: $key failed: $* ($(tr '\n' ' ' <"$err"))" >&2
+	# What the VMMs logged last as errors and warnings (rvd's debug log).
+	[[ "$key" != runvm.* ]] || [ ! -s "$dbg" ] ||
+		grep -E 'level=(error|warning)|vCPU [0-9]+ stopped' "$dbg" | tail -n 6 >&2
 	failures=$((failures + 1))
 	return 1
 }

@@ -88,26 +88,19 @@ void *guest_mem_slice(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
-int guest_mem_map_file(const struct guest_mem *mem, uint64_t gpa, uint64_t len, int fd,
-		       uint64_t offset, struct rv_err *err)
+int guest_mem_discard(const struct guest_mem *mem, uint64_t gpa, uint64_t len, struct rv_err *err)
 {
 	const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint8_t *dst = guest_mem_slice(mem, gpa, len);
+	uint8_t *p = guest_mem_slice(mem, gpa, len);
 
-	if (!dst || !len || (gpa | len | offset) & (page - 1))
-		return rv_failx(err, EINVAL, "map a file at 0x%llx+0x%llx: not page-aligned guest RAM",
+	if (!p || (gpa | len) & (page - 1))
+		return rv_failx(err, EINVAL, "discard guest 0x%llx+0x%llx: not page-aligned guest RAM",
 				(unsigned long long)gpa, (unsigned long long)len);
-	if (mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)offset) !=
-	    MAP_FAILED) {
-		madvise(dst, len, MADV_DONTDUMP);
-		return 0;
-	}
-	int saved = errno;
-	/* A failed MAP_FIXED may leave the range unmapped: put the RAM back. */
-	if (mmap(dst, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mem->memfd,
-		 (off_t)(dst - mem->base)) == MAP_FAILED)
-		saved = errno;
-	return rv_fail(err, saved, "map a file at guest 0x%llx", (unsigned long long)gpa);
+	/* On the shared memfd mapping, MADV_REMOVE frees the backing pages. */
+	if (len && madvise(p, len, MADV_REMOVE) < 0)
+		return rv_fail(err, errno, "discard guest 0x%llx+0x%llx", (unsigned long long)gpa,
+			       (unsigned long long)len);
+	return 0;
 }
 
 uint64_t guest_mem_low_end(const struct guest_mem *mem)

@@ -36,12 +36,10 @@ void guest_mem_destroy(struct guest_mem *mem);
  * else NULL. Never forms a pointer from an unchecked guest address. */
 void *guest_mem_slice(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
-/* Backs [gpa, gpa+len) with `fd`'s bytes from `offset`, privately: a page
- * is read from the file when the guest first touches it and copied only when
- * the guest writes it. All three must be page-aligned and the range inside one
- * region. On failure the range is guest RAM again, as before the call. */
-int guest_mem_map_file(const struct guest_mem *mem, uint64_t gpa, uint64_t len, int fd,
-		       uint64_t offset, struct rv_err *err);
+/* Makes [gpa, gpa+len) read as zeros and hands its pages back to the host,
+ * which then costs nothing until the guest touches it again. Both must be
+ * page-aligned and inside one region. */
+int guest_mem_discard(const struct guest_mem *mem, uint64_t gpa, uint64_t len, struct rv_err *err);
 
 /* Highest end of RAM below 4 GiB: where loaders may place the initrd. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);

@@ -2,12 +2,16 @@
  * no decompressor and no real-mode setup code. */
 #include <elf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/x86/kernel.h"
 #include "vmm/x86/layout.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
+#define PAGE_BYTES 4096u
+#define X86_INT3 0xcc
 #define NOTE_ALIGN(x) (((x) + 3u) & ~(size_t)3u)
 
 static const void *bytes_at(const struct file_bytes *f, uint64_t off, uint64_t len)
@@ -40,7 +44,57 @@ static int find_pvh_note(const uint8_t *p, size_t len, uint64_t *entry)
 	return 0;
 }
 
-static int load_segment(const struct file_bytes *f, const Elf64_Phdr *ph,
+/* Whether a file page need not be written to guest RAM: zeros, which the
+ * discard leaves, and in code, a page of int3 alone. Linux aligns its entry
+ * code and rodata to 2 MiB and fills the gaps with int3, about 3 MiB of a
+ * 6 MiB text segment, which only a jump gone wrong would reach; left out, it
+ * reads as zeros and costs the host nothing. */
+static bool skippable(const uint8_t *page, bool code)
+{
+	static const uint8_t zeros[PAGE_BYTES];
+	uint8_t fill = page[0];
+
+	if (fill != 0 && !(code && fill == X86_INT3))
+		return false;
+	return fill == 0 ? memcmp(page, zeros, PAGE_BYTES) == 0
+			 : page[PAGE_BYTES - 1] == fill && memcmp(page, page + 1, PAGE_BYTES - 1) == 0;
+}
+
+/* The segment's bytes into guest RAM: read from the file straight into it
+ * when there is one (a mapped file's pages would fault in one by one: slow on
+ * 9p or NFS, and each a copy anyway), else copied. */
+static void copy_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph, uint8_t *dst)
+{
+	uint64_t done = 0;
+
+	while (fd >= 0 && done < ph->p_filesz) {
+		ssize_t n = pread(fd, dst + done, ph->p_filesz - done, (off_t)(ph->p_offset + done));
+		if (n <= 0)
+			break;
+		done += (uint64_t)n;
+	}
+	memcpy(dst + done, f->data + ph->p_offset + done, ph->p_filesz - done);
+}
+
+/* Hands the segment's skippable whole pages back to the host, in runs: each
+ * page kept is host memory for the VM's life. A failed discard keeps them. */
+static void discard_skippable(const struct guest_mem *mem, uint64_t gpa, uint8_t *dst, uint64_t len,
+			      bool code)
+{
+	uint64_t at = (PAGE_BYTES - (gpa & (PAGE_BYTES - 1))) & (PAGE_BYTES - 1);
+	struct rv_err ignored;
+
+	while (at + PAGE_BYTES <= len) {
+		uint64_t run = 0;
+		while (at + run + PAGE_BYTES <= len && skippable(dst + at + run, code))
+			run += PAGE_BYTES;
+		if (run)
+			guest_mem_discard(mem, gpa + at, run, &ignored);
+		at += run ? run : PAGE_BYTES;
+	}
+}
+
+static int load_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph,
 			const struct guest_mem *mem, struct kernel_image *img, struct rv_err *err)
 {
 	if (!bytes_at(f, ph->p_offset, ph->p_filesz) || ph->p_memsz < ph->p_filesz)
@@ -51,14 +105,15 @@ static int load_segment(const struct file_bytes *f, const Elf64_Phdr *ph,
 		return rv_failx(err, ENOMEM, "segment for 0x%llx-0x%llx does not fit in guest RAM",
 				(unsigned long long)ph->p_paddr,
 				(unsigned long long)(ph->p_paddr + ph->p_memsz));
-	file_bytes_place(f, ph->p_offset, ph->p_filesz, mem, ph->p_paddr, dst);
+	copy_segment(f, fd, ph, dst);
+	discard_skippable(mem, ph->p_paddr, dst, ph->p_filesz, ph->p_flags & PF_X);
 	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	if (ph->p_paddr + ph->p_memsz > img->end)
 		img->end = ph->p_paddr + ph->p_memsz;
 	return 0;
 }
 
-int elf_pvh_load(const struct file_bytes *f, const struct guest_mem *mem,
+int elf_pvh_load(const struct file_bytes *f, int fd, const struct guest_mem *mem,
 		 struct kernel_image *img, struct rv_err *err)
 {
 	const Elf64_Ehdr *eh = bytes_at(f, 0, sizeof(*eh));
@@ -75,7 +130,7 @@ int elf_pvh_load(const struct file_bytes *f, const struct guest_mem *mem,
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr ph;
 		memcpy(&ph, f->data + eh->e_phoff + i * sizeof(ph), sizeof(ph));
-		if (ph.p_type == PT_LOAD && load_segment(f, &ph, mem, img, err) < 0)
+		if (ph.p_type == PT_LOAD && load_segment(f, fd, &ph, mem, img, err) < 0)
 			return -1;
 		const uint8_t *note = ph.p_type == PT_NOTE ? bytes_at(f, ph.p_offset, ph.p_filesz) : NULL;
 		if (note && !found)

@@ -16,15 +16,10 @@ int file_bytes_map(struct file_bytes *f, const char *path, const char *what, str
 {
 	f->data = NULL;
 	f->size = 0;
-	f->fd = -1;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
-	if (file_bytes_map_fd(f, fd, path, what, err) < 0)
-		return -1;
-	f->fd = fd;
-	fd = -1;
-	return 0;
+	return file_bytes_map_fd(f, fd, path, what, err);
 }
 
 int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
@@ -34,7 +29,6 @@ int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char
 
 	f->data = NULL;
 	f->size = 0;
-	f->fd = -1;
 	if (fstat(fd, &st) < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))
@@ -53,23 +47,7 @@ void file_bytes_unmap(struct file_bytes *f)
 {
 	if (f->data)
 		munmap((void *)f->data, f->size);
-	if (f->fd >= 0)
-		close(f->fd);
 	f->data = NULL;
-	f->fd = -1;
-}
-
-void file_bytes_place(const struct file_bytes *f, uint64_t off, uint64_t len,
-		      const struct guest_mem *mem, uint64_t gpa, uint8_t *dst)
-{
-	uint64_t whole = len & ~(PAGE_BYTES - 1), mapped = 0;
-	struct rv_err ignored;
-
-	/* A map that fails leaves RAM in place: copying is always right. */
-	if (f->fd >= 0 && whole && !((off | gpa) & (PAGE_BYTES - 1)) &&
-	    guest_mem_map_file(mem, gpa, whole, f->fd, off, &ignored) == 0)
-		mapped = whole;
-	memcpy(dst + mapped, f->data + off + mapped, len - mapped);
 }
 
 int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_image *img,
@@ -78,35 +56,48 @@ int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_ima
 	struct file_bytes f;
 	int rc;
 
-	if (file_bytes_map(&f, path, "--kernel", err) < 0)
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return rv_fail(err, errno, "--kernel %s", path);
+	if (file_bytes_map_fd(&f, fd, path, "--kernel", err) < 0)
 		return -1;
 	if (f.size >= 4 && memcmp(f.data, "\177ELF", 4) == 0)
-		rc = elf_pvh_load(&f, mem, img, err);
+		rc = elf_pvh_load(&f, fd, mem, img, err);
 	else
 		rc = bzimage_load(&f, mem, img, err);
 	file_bytes_unmap(&f);
 	return rc < 0 ? rv_wrap(err, "--kernel %s", path) : 0;
 }
 
+/* Read straight into guest RAM: a mapping of the file would fault its pages
+ * in one by one, which on 9p or NFS is a round trip each. */
 int initrd_load(const char *path, const struct guest_mem *mem, const struct kernel_image *img,
 		uint64_t *gpa, uint64_t *size, struct rv_err *err)
 {
-	struct file_bytes f;
+	struct stat st;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (file_bytes_map(&f, path, "--initrd", err) < 0)
-		return -1;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return rv_fail(err, errno, "--initrd %s", path);
+	if (!S_ISREG(st.st_mode) || st.st_size == 0)
+		return rv_failx(err, EINVAL, "--initrd %s is %s", path,
+				S_ISREG(st.st_mode) ? "empty" : "not a regular file");
+	uint64_t len = (uint64_t)st.st_size;
 	uint64_t top = img->initrd_max & ~(PAGE_BYTES - 1);
-	uint64_t at = f.size <= top ? (top - f.size) & ~(PAGE_BYTES - 1) : 0;
-	void *dst = at >= img->end ? guest_mem_slice(mem, at, f.size) : NULL;
-	if (!dst) {
-		int rc = rv_failx(err, ENOMEM, "--initrd %s (%zu MiB) does not fit in guest RAM above "
-				  "the kernel: raise --total-memory", path, (size_t)((f.size + MiB - 1) >> 20));
-		file_bytes_unmap(&f);
-		return rc;
+	uint64_t at = len <= top ? (top - len) & ~(PAGE_BYTES - 1) : 0;
+	uint8_t *dst = at >= img->end ? guest_mem_slice(mem, at, len) : NULL;
+	if (!dst)
+		return rv_failx(err, ENOMEM, "--initrd %s (%llu MiB) does not fit in guest RAM above "
+				"the kernel: raise --total-memory", path,
+				(unsigned long long)((len + MiB - 1) >> 20));
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = pread(fd, dst + done, len - done, (off_t)done);
+		if (n <= 0)
+			return n < 0 ? rv_fail(err, errno, "--initrd %s: read", path)
+				     : rv_failx(err, EIO, "--initrd %s shrank while read", path);
+		done += (uint64_t)n;
 	}
-	file_bytes_place(&f, 0, f.size, mem, at, dst);
 	*gpa = at;
-	*size = f.size;
-	file_bytes_unmap(&f);
+	*size = len;
 	return 0;
 }

@@ -29,7 +29,6 @@ struct kernel_image {
 struct file_bytes {
 	const uint8_t *data;
 	size_t size;
-	int fd;                      /* the file, for loaders that map it; -1: bytes only */
 };
 
 /* Map a file read-only; `what` names it in errors (e.g. "--kernel"). */
@@ -39,16 +38,11 @@ int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char
 		      struct rv_err *err);
 void file_bytes_unmap(struct file_bytes *f);
 
-/* Puts f's bytes [off, off+len), already bounds-checked, at guest `gpa`, whose
- * host address is `dst` (len bytes of RAM). Whole pages are mapped from the
- * file privately when f has one and the offsets agree: what the guest never
- * touches costs the host nothing, and until the guest writes a page it is the
- * page cache's, shared by every VM booting this file. The rest is copied. */
-void file_bytes_place(const struct file_bytes *f, uint64_t off, uint64_t len,
-		      const struct guest_mem *mem, uint64_t gpa, uint8_t *dst);
-
 /* Parsers of the two formats, on bytes already in memory (fuzzable, testable). */
-int elf_pvh_load(const struct file_bytes *f, const struct guest_mem *mem,
+/* The ELF loader reads segments from `fd` (the file f maps) straight into guest
+ * RAM when it is >= 0, else copies them from f. Pages the guest never needs
+ * (zeros, int3 padding in code) are then handed back to the host. */
+int elf_pvh_load(const struct file_bytes *f, int fd, const struct guest_mem *mem,
 		 struct kernel_image *img, struct rv_err *err);
 int bzimage_load(const struct file_bytes *f, const struct guest_mem *mem,
 		 struct kernel_image *img, struct rv_err *err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmm/x86/kernel.h"
@@ -28,7 +29,7 @@ static void teardown(void)
 TestSuite(elf_pvh, .init = setup, .fini = teardown);
 TestSuite(bzimage, .init = setup, .fini = teardown);
 TestSuite(ksym, .init = setup, .fini = teardown);
-TestSuite(guest_mem_file, .init = setup, .fini = teardown);
+TestSuite(guest_mem_discard, .init = setup, .fini = teardown);
 
 #define LOAD_GPA 0x1000000ull
 #define ENTRY 0x1000abcull
@@ -62,11 +63,11 @@ Test(elf_pvh, loads_segments_zeroes_bss_and_finds_the_entry)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true), -1 };
+	struct file_bytes f = { image, make_elf(true) };
 	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 32);
 
 	memset(dst, 0xee, 32);
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), 0, "%s", err.msg);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), 0, "%s", err.msg);
 	cr_assert_eq(img.format, KERNEL_ELF_PVH);
 	cr_assert_eq(img.entry, ENTRY);
 	cr_assert_eq(img.end, LOAD_GPA + 32);
@@ -80,9 +81,9 @@ Test(elf_pvh, without_the_note_says_to_enable_pvh)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(false), -1 };
+	struct file_bytes f = { image, make_elf(false) };
 
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "CONFIG_PVH=y"), "got: %s", err.msg);
 }
 
@@ -90,37 +91,37 @@ Test(elf_pvh, truncated_file_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true) - 1, -1 };
+	struct file_bytes f = { image, make_elf(true) - 1 };
 
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "truncated"), "got: %s", err.msg);
 	f.size = 40;
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 }
 
 Test(elf_pvh, segment_outside_ram_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true), -1 };
+	struct file_bytes f = { image, make_elf(true) };
 	Elf64_Phdr *ph = (Elf64_Phdr *)(image + sizeof(Elf64_Ehdr));
 
 	ph[0].p_paddr = 63 * MiB + MiB - 8;
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "does not fit in guest RAM"), "got: %s", err.msg);
 	ph[0].p_paddr = UINT64_MAX - 4;
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 }
 
 Test(elf_pvh, hostile_note_sizes_do_not_overrun)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_elf(true), -1 };
+	struct file_bytes f = { image, make_elf(true) };
 	Elf64_Nhdr nh = { .n_namesz = 0xfffffff0u, .n_descsz = 8, .n_type = 18 };
 
 	memcpy(image + 0x800, &nh, sizeof(nh));
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), -1);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "no PVH entry note"), "got: %s", err.msg);
 }
 
@@ -148,7 +149,7 @@ Test(bzimage, loads_at_pref_address_and_enters_at_0x200)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020f, 1), -1 };
+	struct file_bytes f = { image, make_bzimage(0x020f, 1) };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), 0, "%s", err.msg);
 	cr_assert_eq(img.format, KERNEL_BZIMAGE);
@@ -165,7 +166,7 @@ Test(bzimage, old_protocol_or_32_bit_only_is_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020a, 1), -1 };
+	struct file_bytes f = { image, make_bzimage(0x020a, 1) };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "2.10 is too old"), "got: %s", err.msg);
@@ -178,7 +179,7 @@ Test(bzimage, garbage_and_truncation_are_refused)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, 0x300, -1 };
+	struct file_bytes f = { image, 0x300 };
 
 	cr_assert_eq(bzimage_load(&f, &mem, &img, &err), -1);
 	cr_assert_not_null(strstr(err.msg, "not a bzImage"), "got: %s", err.msg);
@@ -192,7 +193,7 @@ Test(bzimage, kernel_bigger_than_ram_says_raise_memory)
 {
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { image, make_bzimage(0x020f, 1), -1 };
+	struct file_bytes f = { image, make_bzimage(0x020f, 1) };
 	uint32_t init_size = 60 * MiB;
 
 	memcpy(image + 0x260, &init_size, 4);
@@ -227,7 +228,7 @@ static size_t make_symtab(void)
 Test(ksym, names_the_nearest_symbol_below)
 {
 	char buf[64];
-	struct file_bytes f = { image, make_symtab(), -1 };
+	struct file_bytes f = { image, make_symtab() };
 
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "start_kernel+0x10");
@@ -239,7 +240,7 @@ Test(ksym, names_the_nearest_symbol_below)
 Test(ksym, hostile_tables_do_not_overrun)
 {
 	char buf[64];
-	struct file_bytes f = { image, make_symtab(), -1 };
+	struct file_bytes f = { image, make_symtab() };
 	Elf64_Shdr *sh = (Elf64_Shdr *)(image + 0x100);
 
 	sh[2].sh_size = 3;                       /* names run past their table */
@@ -250,85 +251,93 @@ Test(ksym, hostile_tables_do_not_overrun)
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), -1);
 }
 
-/* From a real file, a segment's whole pages are mapped and its tail copied:
- * the guest sees the file's bytes, then zeroed bss, and its writes stay its own. */
-Test(elf_pvh, maps_whole_pages_of_the_file_privately)
+/* A segment of 4 pages at a page boundary: data, int3 alone, zeros, data. */
+static size_t make_padded_elf(uint8_t *buf, uint32_t flags)
 {
+	memset(buf, 0, 0x6000);
+	memcpy(buf, image, make_elf(true));
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof(Elf64_Ehdr));
+	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = flags, .p_offset = 0x2000,
+			      .p_paddr = LOAD_GPA, .p_filesz = 0x4000, .p_memsz = 0x4000 };
+	memset(buf + 0x2000, 0x5a, 0x1000);
+	memset(buf + 0x3000, 0xcc, 0x1000);
+	memset(buf + 0x5000, 0xa5, 0x1000);
+	return 0x6000;
+}
+
+static bool resident(const uint8_t *p)
+{
+	unsigned char v = 0;
+	cr_assert_eq(mincore((void *)p, 4096, &v), 0);
+	return v & 1;
+}
+
+/* Pages the guest never needs are not written: they read as zeros and cost
+ * the host nothing, whatever the RAM held before. */
+Test(elf_pvh, leaves_int3_padding_and_zero_pages_unwritten)
+{
+	static uint8_t buf[0x6000];
 	struct kernel_image img;
 	struct rv_err err;
-	static uint8_t big[0x4000];
-	Elf64_Phdr *ph = (Elf64_Phdr *)(big + sizeof(Elf64_Ehdr));
+	struct file_bytes f = { buf, make_padded_elf(buf, PF_R | PF_X) };
+	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x4000);
 
-	size_t n = make_elf(true);
-	memcpy(big, image, n);
-	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 0x2000, .p_paddr = LOAD_GPA,
-			      .p_filesz = 0x1800, .p_memsz = 0x2000 };
-	memset(big + 0x2000, 0xcc, 0x1000);
-	memset(big + 0x3000, 0x5a, 0x800);
-	memset(big + 0x3800, 0x77, 0x800);    /* in the file, past the segment */
+	memset(dst, 0xee, 0x4000);
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), 0, "%s", err.msg);
+	cr_assert_eq(dst[0], 0x5a);
+	cr_assert_eq(dst[0xfff], 0x5a);
+	cr_assert_eq(dst[0x3000], 0xa5);
+	cr_assert_eq(dst[0x3fff], 0xa5);
+	cr_assert(!resident(dst + 0x1000) && !resident(dst + 0x2000), "padding and zeros were written");
+	cr_assert_eq(dst[0x1000], 0);
+	cr_assert_eq(dst[0x1fff], 0);
+	cr_assert_eq(dst[0x2000], 0);
+	cr_assert_eq(dst[0x2fff], 0);
+}
+
+/* int3 bytes outside code are data like any other. */
+Test(elf_pvh, copies_an_int3_page_of_data)
+{
+	static uint8_t buf[0x6000];
+	struct kernel_image img;
+	struct rv_err err;
+	struct file_bytes f = { buf, make_padded_elf(buf, PF_R | PF_W) };
+	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x4000);
+
+	cr_assert_eq(elf_pvh_load(&f, -1, &mem, &img, &err), 0, "%s", err.msg);
+	cr_assert_eq(dst[0x1000], 0xcc);
+	cr_assert_eq(dst[0x1fff], 0xcc);
+	cr_assert_eq(dst[0x2000], 0);
+}
+
+Test(guest_mem_discard, refuses_unaligned_or_outside_ram)
+{
+	struct rv_err err;
+
+	cr_assert_eq(guest_mem_discard(&mem, LOAD_GPA + 1, 4096, &err), -1);
+	cr_assert_eq(err.code, EINVAL);
+	cr_assert_eq(guest_mem_discard(&mem, 63 * MiB, 2 * MiB, &err), -1);
+	cr_assert_eq(guest_mem_discard(&mem, LOAD_GPA, 4096, &err), 0, "%s", err.msg);
+}
+
+/* From a file: the segment is read straight into guest RAM, then the same. */
+Test(elf_pvh, reads_segments_from_the_file)
+{
+	static uint8_t buf[0x6000];
+	struct kernel_image img;
+	struct rv_err err;
+	struct file_bytes f = { buf, make_padded_elf(buf, PF_R | PF_X) };
 	char path[] = "/tmp/runvm-elf-XXXXXX";
 	int fd = mkstemp(path);
+	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x4000);
+
 	cr_assert_geq(fd, 0);
 	unlink(path);
-	cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
-	struct file_bytes f = { big, sizeof(big), fd };
-	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x2000);
-	memset(dst, 0xee, 0x2000);
-
-	cr_assert_eq(elf_pvh_load(&f, &mem, &img, &err), 0, "%s", err.msg);
-	cr_assert_eq(dst[0], 0xcc);
-	cr_assert_eq(dst[0xfff], 0xcc);
-	cr_assert_eq(dst[0x1000], 0x5a);
-	cr_assert_eq(dst[0x17ff], 0x5a);
-	cr_assert_eq(dst[0x1800], 0);
-	cr_assert_eq(dst[0x1fff], 0);
-	dst[0] = 0x90;
-	uint8_t back;
-	cr_assert_eq(pread(fd, &back, 1, 0x2000), 1);
-	cr_assert_eq(back, 0xcc, "a guest write reached the kernel file");
+	cr_assert_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	memset(buf + 0x2000, 0, 0x1000);    /* so only the file holds the first page's bytes */
+	cr_assert_eq(elf_pvh_load(&f, fd, &mem, &img, &err), 0, "%s", err.msg);
 	close(fd);
-}
-
-Test(guest_mem_file, refuses_unaligned_ranges_and_leaves_ram_in_place)
-{
-	struct rv_err err;
-	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 4096);
-
-	dst[0] = 0x11;
-	cr_assert_eq(guest_mem_map_file(&mem, LOAD_GPA + 1, 4096, 0, 0, &err), -1);
-	cr_assert_eq(err.code, EINVAL);
-	cr_assert_eq(guest_mem_map_file(&mem, 63 * MiB, 2 * MiB, 0, 0, &err), -1);
-	/* A bad fd: the map fails, and the guest's RAM is back. */
-	cr_assert_eq(guest_mem_map_file(&mem, LOAD_GPA, 4096, -1, 0, &err), -1);
-	cr_assert_eq(err.code, EBADF);
-	cr_assert_eq(dst[0], 0x11);
-	dst[1] = 0x22;
-	cr_assert_eq(dst[1], 0x22);
-}
-
-/* The initrd: its whole pages from the file, the tail copied, all below the
- * end of low RAM and page-aligned. */
-Test(elf_pvh, initrd_is_placed_page_aligned_from_its_file)
-{
-	struct kernel_image img = { .end = LOAD_GPA + 0x2000, .initrd_max = 64 * MiB };
-	struct rv_err err;
-	static uint8_t blob[0x1804];
-	char path[] = "/tmp/runvm-initrd-XXXXXX";
-	uint64_t gpa, size;
-
-	memset(blob, 0x3c, sizeof(blob));
-	blob[0x1803] = 0x7e;
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, blob, sizeof(blob)), (ssize_t)sizeof(blob));
-	close(fd);
-	cr_assert_eq(initrd_load(path, &mem, &img, &gpa, &size, &err), 0, "%s", err.msg);
-	unlink(path);
-	cr_assert_eq(size, sizeof(blob));
-	cr_assert_eq(gpa & 0xfff, 0);
-	cr_assert_leq(gpa + size, 64 * MiB);
-	const uint8_t *dst = guest_mem_slice(&mem, gpa, size);
-	cr_assert_eq(dst[0], 0x3c);
-	cr_assert_eq(dst[0x17ff], 0x3c);
-	cr_assert_eq(dst[0x1803], 0x7e);
+	cr_assert_eq(dst[0], 0x5a);
+	cr_assert_eq(dst[0x3fff], 0xa5);
+	cr_assert(!resident(dst + 0x1000) && !resident(dst + 0x2000), "padding and zeros were written");
 }
