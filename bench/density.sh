@@ -123,6 +123,14 @@ batches() {
 	done
 	batch_wait
 }
+# timed_batches VAR FN ID...: batches FN ID..., its time in microseconds (bash's
+# clock: no fork) into VAR.
+timed_batches() {
+	local var=$1 t0=${EPOCHREALTIME/./}
+	shift
+	batches "$@"
+	printf -v "$var" %s $((${EPOCHREALTIME/./} - t0))
+}
 # batch_wait: batches' jobs so far (its pids and bids, by bash's dynamic scope).
 batch_wait() {
 	local j
@@ -174,10 +182,7 @@ sampler_pid=$!
 echo "density bench: $n sandboxes of sleep 100000 (guest memory $mem), $par at a time;" \
 	"host memory in use before: $(mib "$base") MiB"
 
-# Times in microseconds from bash's clock: no fork (see mem_used).
-t0=${EPOCHREALTIME/./}
-batches start_one "${ids[@]}"
-t_start=$((${EPOCHREALTIME/./} - t0))
+timed_batches t_start start_one "${ids[@]}"
 echo "density bench: started $((n - ${#failed[@]})) of $n in $(secs "$t_start") s"
 for id in "${ids[@]}"; do
 	[ -e "$out/$id.fault" ] &&
@@ -212,9 +217,7 @@ vmms_alive() {
 t_exec=n/a t_total=n/a peak_mib=n/a per_mib=n/a
 if [ "$failures" = 0 ] && ! vmms_alive; then failures=$((failures + 1)); fi
 if [ "$failures" = 0 ]; then
-	t0=${EPOCHREALTIME/./}
-	batches exec_one "${ids[@]}"
-	t_exec=$((${EPOCHREALTIME/./} - t0))
+	timed_batches t_exec exec_one "${ids[@]}"
 	echo "density bench: exec of echo ok in $((n - ${#failed[@]})) of $n in $(secs "$t_exec") s"
 	for id in "${failed[@]}"; do
 		echo "density bench: exec in $id did not print ok: $(tr '\n' ' ' <"$out/$id.exec")" >&2
@@ -244,9 +247,7 @@ echo "density bench: peak host memory in use: $(mib "$peak") MiB, $peak_mib MiB 
 # Everything that was started, whether or not all of it went well. No
 # process substitution: the testbed's L2 has no /dev/fd.
 read -r -d '' -a listed <<<"$(rv list -q)" || true
-t0=${EPOCHREALTIME/./}
-batches delete_one "${listed[@]}"
-t_delete=$((${EPOCHREALTIME/./} - t0))
+timed_batches t_delete delete_one "${listed[@]}"
 echo "density bench: deleted ${#listed[@]} in $(secs "$t_delete") s"
 for id in "${failed[@]}"; do
 	echo "density bench: delete --force $id failed: $(tr '\n' ' ' <"$out/$id.delete")" >&2
