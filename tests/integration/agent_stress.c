@@ -333,9 +333,12 @@ static int pause_main(struct vm_config *cfg, struct stress *s)
 
 int main(int argc, char **argv)
 {
+	/* Warnings on stderr: a guest that stops taking interrupts says so (the VMM's
+	 * words that tests/run-vm-tests.sh knows), not only a timeout 300 s later. */
+	static const struct rv_log warnings = { .fd = STDERR_FILENO, .min_level = RV_LOG_WARN };
 	struct vm_config cfg = { .cpus = 2, .mem_bytes = 512ull << 20, .device_fd = -1,
 				 .console_fd = -1, .timeout_ms = 300000,
-				 .agent_timeout_ms = 300000 };
+				 .agent_timeout_ms = 300000, .log = &warnings };
 	struct stress s = { .parallel = 100 };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
