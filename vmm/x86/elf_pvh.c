@@ -44,11 +44,46 @@ static int find_pvh_note(const uint8_t *p, size_t len, uint64_t *entry)
 	return 0;
 }
 
-/* Whether a file page need not be written to guest RAM: zeros, which the
- * discard leaves, and in code, a page of int3 alone. Linux aligns its entry
- * code and rodata to 2 MiB and fills the gaps with int3, about 3 MiB of a
- * 6 MiB text segment, which only a jump gone wrong would reach; left out, it
- * reads as zeros and costs the host nothing. */
+#define CODE_RANGES_MAX 16
+
+/* The virtual ranges of the executable sections (SHF_EXECINSTR): only there is
+ * a page of int3 alone padding between functions. An executable segment also
+ * carries rodata or init data, where such bytes would be data. */
+struct code_ranges {
+	unsigned n;
+	uint64_t start[CODE_RANGES_MAX], end[CODE_RANGES_MAX];
+};
+
+static void find_code(const struct file_bytes *f, const Elf64_Ehdr *eh, struct code_ranges *c)
+{
+	c->n = 0;
+	if (eh->e_shentsize != sizeof(Elf64_Shdr) ||
+	    !bytes_at(f, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr)))
+		return;    /* no sections: no page counts as padding */
+	for (unsigned i = 0; i < eh->e_shnum && c->n < CODE_RANGES_MAX; i++) {
+		Elf64_Shdr sh;
+		memcpy(&sh, f->data + eh->e_shoff + i * sizeof(sh), sizeof(sh));
+		if ((sh.sh_flags & SHF_EXECINSTR) && sh.sh_type == SHT_PROGBITS &&
+		    sh.sh_size >= PAGE_BYTES && sh.sh_addr + sh.sh_size > sh.sh_addr) {
+			c->start[c->n] = sh.sh_addr;
+			c->end[c->n++] = sh.sh_addr + sh.sh_size;
+		}
+	}
+}
+
+static bool page_in_code(const struct code_ranges *c, uint64_t va)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (va >= c->start[i] && va <= c->end[i] - PAGE_BYTES)
+			return true;
+	return false;
+}
+
+/* Whether a page need not stay in guest RAM: zeros, which the discard
+ * leaves, and in code, int3 alone. Linux aligns its entry code and rodata to
+ * 2 MiB and pads .text with int3, about 3 MiB of a 6 MiB text segment, which
+ * only a jump gone wrong would reach (it then meets zeros, not a trap: the
+ * guest kernel is untrusted anyway, SECURITY.md). */
 static bool skippable(const uint8_t *page, bool code)
 {
 	static const uint8_t zeros[PAGE_BYTES];
@@ -57,36 +92,44 @@ static bool skippable(const uint8_t *page, bool code)
 	if (fill != 0 && !(code && fill == X86_INT3))
 		return false;
 	return fill == 0 ? memcmp(page, zeros, PAGE_BYTES) == 0
-			 : page[PAGE_BYTES - 1] == fill && memcmp(page, page + 1, PAGE_BYTES - 1) == 0;
+			 : memcmp(page, page + 1, PAGE_BYTES - 1) == 0;
 }
 
 /* The segment's bytes into guest RAM: read from the file straight into it
  * when there is one (a mapped file's pages would fault in one by one: slow on
  * 9p or NFS, and each a copy anyway), else copied. */
-static void copy_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph, uint8_t *dst)
+static int copy_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph, uint8_t *dst,
+			struct rv_err *err)
 {
 	uint64_t done = 0;
 
 	while (fd >= 0 && done < ph->p_filesz) {
 		ssize_t n = pread(fd, dst + done, ph->p_filesz - done, (off_t)(ph->p_offset + done));
-		if (n <= 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)    /* the mapping's bytes past the new end would be a SIGBUS */
+			return rv_failx(err, EIO, "the file shrank while it was read");
+		if (n < 0)
 			break;
 		done += (uint64_t)n;
 	}
 	memcpy(dst + done, f->data + ph->p_offset + done, ph->p_filesz - done);
+	return 0;
 }
 
 /* Hands the segment's skippable whole pages back to the host, in runs: each
  * page kept is host memory for the VM's life. A failed discard keeps them. */
-static void discard_skippable(const struct guest_mem *mem, uint64_t gpa, uint8_t *dst, uint64_t len,
-			      bool code)
+static void discard_skippable(const struct guest_mem *mem, const Elf64_Phdr *ph, uint8_t *dst,
+			      const struct code_ranges *code)
 {
+	uint64_t gpa = ph->p_paddr, len = ph->p_filesz;
 	uint64_t at = (PAGE_BYTES - (gpa & (PAGE_BYTES - 1))) & (PAGE_BYTES - 1);
 	struct rv_err ignored;
 
 	while (at + PAGE_BYTES <= len) {
 		uint64_t run = 0;
-		while (at + run + PAGE_BYTES <= len && skippable(dst + at + run, code))
+		while (at + run + PAGE_BYTES <= len &&
+		       skippable(dst + at + run, page_in_code(code, ph->p_vaddr + at + run)))
 			run += PAGE_BYTES;
 		if (run)
 			guest_mem_discard(mem, gpa + at, run, &ignored);
@@ -95,7 +138,8 @@ static void discard_skippable(const struct guest_mem *mem, uint64_t gpa, uint8_t
 }
 
 static int load_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph,
-			const struct guest_mem *mem, struct kernel_image *img, struct rv_err *err)
+			const struct code_ranges *code, const struct guest_mem *mem,
+			struct kernel_image *img, struct rv_err *err)
 {
 	if (!bytes_at(f, ph->p_offset, ph->p_filesz) || ph->p_memsz < ph->p_filesz)
 		return rv_failx(err, EINVAL, "segment at file offset 0x%llx is truncated or malformed",
@@ -105,8 +149,9 @@ static int load_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph
 		return rv_failx(err, ENOMEM, "segment for 0x%llx-0x%llx does not fit in guest RAM",
 				(unsigned long long)ph->p_paddr,
 				(unsigned long long)(ph->p_paddr + ph->p_memsz));
-	copy_segment(f, fd, ph, dst);
-	discard_skippable(mem, ph->p_paddr, dst, ph->p_filesz, ph->p_flags & PF_X);
+	if (copy_segment(f, fd, ph, dst, err) < 0)
+		return -1;
+	discard_skippable(mem, ph, dst, code);
 	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	if (ph->p_paddr + ph->p_memsz > img->end)
 		img->end = ph->p_paddr + ph->p_memsz;
@@ -125,12 +170,14 @@ int elf_pvh_load(const struct file_bytes *f, int fd, const struct guest_mem *mem
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
 	    !bytes_at(f, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr)))
 		return rv_failx(err, EINVAL, "ELF program headers are truncated");
+	struct code_ranges code;
+	find_code(f, eh, &code);
 	memset(img, 0, sizeof(*img));
 	img->format = KERNEL_ELF_PVH;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr ph;
 		memcpy(&ph, f->data + eh->e_phoff + i * sizeof(ph), sizeof(ph));
-		if (ph.p_type == PT_LOAD && load_segment(f, fd, &ph, mem, img, err) < 0)
+		if (ph.p_type == PT_LOAD && load_segment(f, fd, &ph, &code, mem, img, err) < 0)
 			return -1;
 		const uint8_t *note = ph.p_type == PT_NOTE ? bytes_at(f, ph.p_offset, ph.p_filesz) : NULL;
 		if (note && !found)

@@ -12,11 +12,13 @@
 
 #define PAGE_BYTES 4096ull
 
+/* The kernel and initrd are opened O_NONBLOCK: a FIFO named as one would
+ * otherwise block open() for good; a regular file reads the same. */
 int file_bytes_map(struct file_bytes *f, const char *path, const char *what, struct rv_err *err)
 {
 	f->data = NULL;
 	f->size = 0;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
 	return file_bytes_map_fd(f, fd, path, what, err);
@@ -56,7 +58,7 @@ int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_ima
 	struct file_bytes f;
 	int rc;
 
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return rv_fail(err, errno, "--kernel %s", path);
 	if (file_bytes_map_fd(&f, fd, path, "--kernel", err) < 0)
@@ -75,7 +77,7 @@ int initrd_load(const char *path, const struct guest_mem *mem, const struct kern
 		uint64_t *gpa, uint64_t *size, struct rv_err *err)
 {
 	struct stat st;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return rv_fail(err, errno, "--initrd %s", path);
@@ -92,6 +94,8 @@ int initrd_load(const char *path, const struct guest_mem *mem, const struct kern
 				(unsigned long long)((len + MiB - 1) >> 20));
 	for (uint64_t done = 0; done < len;) {
 		ssize_t n = pread(fd, dst + done, len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return n < 0 ? rv_fail(err, errno, "--initrd %s: read", path)
 				     : rv_failx(err, EIO, "--initrd %s shrank while read", path);

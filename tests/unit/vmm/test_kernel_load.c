@@ -251,14 +251,26 @@ Test(ksym, hostile_tables_do_not_overrun)
 	cr_assert_eq(ksym_lookup_bytes(&f, 0xffffffff81000010ull, buf, sizeof(buf)), -1);
 }
 
-/* A segment of 4 pages at a page boundary: data, int3 alone, zeros, data. */
-static size_t make_padded_elf(uint8_t *buf, uint32_t flags)
+#define TEXT_VA 0xffffffff81000000ull
+
+/* A segment of 4 pages at a page boundary: data, int3 alone, zeros, data;
+ * one section over all of it, of code when `code_section`. */
+static size_t make_padded_elf(uint8_t *buf, uint32_t flags, bool code_section)
 {
 	memset(buf, 0, 0x6000);
 	memcpy(buf, image, make_elf(true));
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
 	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof(Elf64_Ehdr));
+	Elf64_Shdr *sh = (Elf64_Shdr *)(buf + 0x1000);
 	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = flags, .p_offset = 0x2000,
-			      .p_paddr = LOAD_GPA, .p_filesz = 0x4000, .p_memsz = 0x4000 };
+			      .p_vaddr = TEXT_VA, .p_paddr = LOAD_GPA, .p_filesz = 0x4000,
+			      .p_memsz = 0x4000 };
+	eh->e_shoff = 0x1000;
+	eh->e_shentsize = sizeof(Elf64_Shdr);
+	eh->e_shnum = 2;
+	sh[1] = (Elf64_Shdr){ .sh_type = SHT_PROGBITS, .sh_addr = TEXT_VA, .sh_offset = 0x2000,
+			      .sh_size = 0x4000,
+			      .sh_flags = SHF_ALLOC | (code_section ? SHF_EXECINSTR : SHF_WRITE) };
 	memset(buf + 0x2000, 0x5a, 0x1000);
 	memset(buf + 0x3000, 0xcc, 0x1000);
 	memset(buf + 0x5000, 0xa5, 0x1000);
@@ -274,12 +286,12 @@ static bool resident(const uint8_t *p)
 
 /* Loads the padded ELF over RAM holding 0xee, from a file when asked (the
  * buffer's first data page then cleared, so that only the file holds it). */
-static uint8_t *load_padded(uint32_t flags, bool from_file)
+static uint8_t *load_padded(uint32_t flags, bool code_section, bool from_file)
 {
 	static uint8_t buf[0x6000];
 	struct kernel_image img;
 	struct rv_err err;
-	struct file_bytes f = { buf, make_padded_elf(buf, flags) };
+	struct file_bytes f = { buf, make_padded_elf(buf, flags, code_section) };
 	char path[] = "/tmp/runvm-elf-XXXXXX";
 	uint8_t *dst = guest_mem_slice(&mem, LOAD_GPA, 0x4000);
 	int fd = -1;
@@ -315,23 +327,28 @@ static void check_padding_left_out(const uint8_t *dst)
 
 Test(elf_pvh, leaves_int3_padding_and_zero_pages_unwritten)
 {
-	check_padding_left_out(load_padded(PF_R | PF_X, false));
+	check_padding_left_out(load_padded(PF_R | PF_X, true, false));
 }
 
 /* From a file: the segment is read straight into guest RAM, then the same. */
 Test(elf_pvh, reads_segments_from_the_file)
 {
-	check_padding_left_out(load_padded(PF_R | PF_X, true));
+	check_padding_left_out(load_padded(PF_R | PF_X, true, true));
 }
 
-/* int3 bytes outside code are data like any other. */
-Test(elf_pvh, copies_an_int3_page_of_data)
+/* int3 bytes outside code sections are data like any other, in a data
+ * segment or in an executable one (Linux's also holds rodata and init data). */
+static void check_int3_kept(const uint8_t *dst)
 {
-	const uint8_t *dst = load_padded(PF_R | PF_W, false);
-
 	cr_assert_eq(dst[0x1000], 0xcc);
 	cr_assert_eq(dst[0x1fff], 0xcc);
 	cr_assert_eq(dst[0x2000], 0);
+}
+
+Test(elf_pvh, copies_an_int3_page_of_data)
+{
+	check_int3_kept(load_padded(PF_R | PF_W, false, false));
+	check_int3_kept(load_padded(PF_R | PF_X, false, false));
 }
 
 Test(guest_mem_discard, refuses_unaligned_or_outside_ram)
@@ -342,4 +359,22 @@ Test(guest_mem_discard, refuses_unaligned_or_outside_ram)
 	cr_assert_eq(err.code, EINVAL);
 	cr_assert_eq(guest_mem_discard(&mem, 63 * MiB, 2 * MiB, &err), -1);
 	cr_assert_eq(guest_mem_discard(&mem, LOAD_GPA, 4096, &err), 0, "%s", err.msg);
+}
+
+/* A kernel file cut short after it was mapped: an error, not a SIGBUS. */
+Test(elf_pvh, a_file_shorter_than_its_mapping_is_an_error)
+{
+	static uint8_t buf[0x6000];
+	struct kernel_image img;
+	struct rv_err err;
+	struct file_bytes f = { buf, make_padded_elf(buf, PF_R | PF_X, true) };
+	char path[] = "/tmp/runvm-elf-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(write(fd, buf, 0x3000), 0x3000);
+	cr_assert_eq(elf_pvh_load(&f, fd, &mem, &img, &err), -1);
+	cr_assert(strstr(err.msg, "shrank"), "%s", err.msg);
+	close(fd);
 }
