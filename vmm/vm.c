@@ -240,10 +240,10 @@ static int load_guest(struct vm *vm, struct rv_err *err)
 	struct e820_entry e820[E820_MAX_ENTRIES];
 	struct cmdline cmd;
 
-	if (kernel_load(vm->cfg->kernel, &vm->mem, &vm->kernel, err) < 0)
+	/* Its fd kept: once jailed, no vCPU may open a file to name a symbol, and
+	 * the symbols must be those of the kernel loaded, even if it is replaced. */
+	if (kernel_load(vm->cfg->kernel, &vm->mem, &vm->kernel, &vm->kernel_fd, err) < 0)
 		return -1;
-	/* Opened now: once jailed, no vCPU may open a file to name a symbol. */
-	vm->kernel_fd = open(vm->cfg->kernel, O_RDONLY | O_CLOEXEC);
 	if (vm->cfg->initrd && initrd_load(vm->cfg->initrd, &vm->mem, &vm->kernel,
 					   &info.initrd_gpa, &info.initrd_size, err) < 0)
 		return -1;

@@ -53,7 +53,7 @@ void file_bytes_unmap(struct file_bytes *f)
 }
 
 int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_image *img,
-		struct rv_err *err)
+		int *fd_out, struct rv_err *err)
 {
 	struct file_bytes f;
 	int rc;
@@ -68,7 +68,11 @@ int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_ima
 	else
 		rc = bzimage_load(&f, mem, img, err);
 	file_bytes_unmap(&f);
-	return rc < 0 ? rv_wrap(err, "--kernel %s", path) : 0;
+	if (rc < 0)
+		return rv_wrap(err, "--kernel %s", path);
+	*fd_out = fd;
+	fd = -1;
+	return 0;
 }
 
 /* Read straight into guest RAM: a mapping of the file would fault its pages

@@ -47,9 +47,10 @@ int elf_pvh_load(const struct file_bytes *f, int fd, const struct guest_mem *mem
 int bzimage_load(const struct file_bytes *f, const struct guest_mem *mem,
 		 struct kernel_image *img, struct rv_err *err);
 
-/* Picks the format from the file's first bytes. */
+/* Picks the format from the file's first bytes. *fd_out gets the kernel file,
+ * open, for symbols in crash reports (the caller closes it). */
 int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_image *img,
-		struct rv_err *err);
+		int *fd_out, struct rv_err *err);
 
 /* Places the initrd as high as it can go below img->initrd_max. */
 int initrd_load(const char *path, const struct guest_mem *mem, const struct kernel_image *img,
