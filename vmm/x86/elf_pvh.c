@@ -4,13 +4,11 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "vmm/x86/kernel.h"
 #include "vmm/x86/layout.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define PAGE_BYTES 4096u
 #define X86_INT3 0xcc
 #define NOTE_ALIGN(x) (((x) + 3u) & ~(size_t)3u)
 
@@ -97,23 +95,14 @@ static bool skippable(const uint8_t *page, bool code)
 
 /* The segment's bytes into guest RAM: read from the file straight into it
  * when there is one (a mapped file's pages would fault in one by one: slow on
- * 9p or NFS, and each a copy anyway), else copied. */
+ * 9p or NFS, and each a copy anyway; one cut short would be a SIGBUS), else
+ * copied. */
 static int copy_segment(const struct file_bytes *f, int fd, const Elf64_Phdr *ph, uint8_t *dst,
 			struct rv_err *err)
 {
-	uint64_t done = 0;
-
-	while (fd >= 0 && done < ph->p_filesz) {
-		ssize_t n = pread(fd, dst + done, ph->p_filesz - done, (off_t)(ph->p_offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0)    /* the mapping's bytes past the new end would be a SIGBUS */
-			return rv_failx(err, EIO, "the file shrank while it was read");
-		if (n < 0)
-			break;
-		done += (uint64_t)n;
-	}
-	memcpy(dst + done, f->data + ph->p_offset + done, ph->p_filesz - done);
+	if (fd >= 0)
+		return file_read_at(fd, dst, ph->p_filesz, ph->p_offset, err);
+	memcpy(dst, f->data + ph->p_offset, ph->p_filesz);
 	return 0;
 }
 

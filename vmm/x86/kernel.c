@@ -10,38 +10,67 @@
 #include "common/cleanup.h"
 #include "vmm/x86/layout.h"
 
-#define PAGE_BYTES 4096ull
-
 /* The kernel and initrd are opened O_NONBLOCK: a FIFO named as one would
  * otherwise block open() for good; a regular file reads the same. */
-int file_bytes_map(struct file_bytes *f, const char *path, const char *what, struct rv_err *err)
+static int open_input(const char *path, const char *what, struct rv_err *err)
 {
-	f->data = NULL;
-	f->size = 0;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return rv_fail(err, errno, "%s %s", what, path);
-	return file_bytes_map_fd(f, fd, path, what, err);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? rv_fail(err, errno, "%s %s", what, path) : fd;
 }
 
-int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
-		      struct rv_err *err)
+/* The size of a regular, non-empty file; anything else is the user's error. */
+static int regular_size(int fd, const char *path, const char *what, size_t *size,
+			struct rv_err *err)
 {
 	struct stat st;
 
-	f->data = NULL;
-	f->size = 0;
 	if (fstat(fd, &st) < 0)
 		return rv_fail(err, errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))
 		return rv_failx(err, EINVAL, "%s %s is not a regular file", what, path);
 	if (st.st_size == 0)
 		return rv_failx(err, EINVAL, "%s %s is empty", what, path);
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int file_bytes_map(struct file_bytes *f, const char *path, const char *what, struct rv_err *err)
+{
+	f->data = NULL;
+	f->size = 0;
+	_cleanup_close_ int fd = open_input(path, what, err);
+	return fd < 0 ? -1 : file_bytes_map_fd(f, fd, path, what, err);
+}
+
+int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
+		      struct rv_err *err)
+{
+	size_t size;
+
+	f->data = NULL;
+	f->size = 0;
+	if (regular_size(fd, path, what, &size, err) < 0)
+		return -1;
+	void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED)
 		return rv_fail(err, errno, "%s %s: map", what, path);
 	f->data = p;
-	f->size = (size_t)st.st_size;
+	f->size = size;
+	return 0;
+}
+
+int file_read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off, struct rv_err *err)
+{
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = pread(fd, dst + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return rv_fail(err, errno, "read");
+		if (n == 0)
+			return rv_failx(err, EIO, "the file shrank while it was read");
+		done += (uint64_t)n;
+	}
 	return 0;
 }
 
@@ -58,10 +87,8 @@ int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_ima
 	struct file_bytes f;
 	int rc;
 
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return rv_fail(err, errno, "--kernel %s", path);
-	if (file_bytes_map_fd(&f, fd, path, "--kernel", err) < 0)
+	_cleanup_close_ int fd = open_input(path, "--kernel", err);
+	if (fd < 0 || file_bytes_map_fd(&f, fd, path, "--kernel", err) < 0)
 		return -1;
 	if (f.size >= 4 && memcmp(f.data, "\177ELF", 4) == 0)
 		rc = elf_pvh_load(&f, fd, mem, img, err);
@@ -80,15 +107,11 @@ int kernel_load(const char *path, const struct guest_mem *mem, struct kernel_ima
 int initrd_load(const char *path, const struct guest_mem *mem, const struct kernel_image *img,
 		uint64_t *gpa, uint64_t *size, struct rv_err *err)
 {
-	struct stat st;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	size_t len;
+	_cleanup_close_ int fd = open_input(path, "--initrd", err);
 
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return rv_fail(err, errno, "--initrd %s", path);
-	if (!S_ISREG(st.st_mode) || st.st_size == 0)
-		return rv_failx(err, EINVAL, "--initrd %s is %s", path,
-				S_ISREG(st.st_mode) ? "empty" : "not a regular file");
-	uint64_t len = (uint64_t)st.st_size;
+	if (fd < 0 || regular_size(fd, path, "--initrd", &len, err) < 0)
+		return -1;
 	uint64_t top = img->initrd_max & ~(PAGE_BYTES - 1);
 	uint64_t at = len <= top ? (top - len) & ~(PAGE_BYTES - 1) : 0;
 	uint8_t *dst = at >= img->end ? guest_mem_slice(mem, at, len) : NULL;
@@ -96,15 +119,8 @@ int initrd_load(const char *path, const struct guest_mem *mem, const struct kern
 		return rv_failx(err, ENOMEM, "--initrd %s (%llu MiB) does not fit in guest RAM above "
 				"the kernel: raise --total-memory", path,
 				(unsigned long long)((len + MiB - 1) >> 20));
-	for (uint64_t done = 0; done < len;) {
-		ssize_t n = pread(fd, dst + done, len - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? rv_fail(err, errno, "--initrd %s: read", path)
-				     : rv_failx(err, EIO, "--initrd %s shrank while read", path);
-		done += (uint64_t)n;
-	}
+	if (file_read_at(fd, dst, len, 0, err) < 0)
+		return rv_wrap(err, "--initrd %s", path);
 	*gpa = at;
 	*size = len;
 	return 0;

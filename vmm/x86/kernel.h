@@ -37,6 +37,8 @@ int file_bytes_map(struct file_bytes *f, const char *path, const char *what, str
 int file_bytes_map_fd(struct file_bytes *f, int fd, const char *path, const char *what,
 		      struct rv_err *err);
 void file_bytes_unmap(struct file_bytes *f);
+/* Exactly len bytes at off into dst; a file that ends first has shrunk. */
+int file_read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off, struct rv_err *err);
 
 /* Parsers of the two formats, on bytes already in memory (fuzzable, testable). */
 /* The ELF loader reads segments from `fd` (the file f maps) straight into guest

@@ -3,6 +3,8 @@
 #ifndef RV_X86_LAYOUT_H
 #define RV_X86_LAYOUT_H
 
+#define PAGE_BYTES 4096ull
+
 #define MiB (1024ull * 1024)
 #define GiB (1024ull * MiB)
 
