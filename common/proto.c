@@ -38,7 +38,8 @@ static const char *const type_names[] = {
 	[PROTO_SHUTDOWN] = "SHUTDOWN", [PROTO_MOUNT] = "MOUNT", [PROTO_SIGNAL_ALL] = "SIGNAL_ALL",
 	[PROTO_PS] = "PS",           [PROTO_PS_REPLY] = "PS_REPLY", [PROTO_STATS] = "STATS",
 	[PROTO_STATS_REPLY] = "STATS_REPLY", [PROTO_RESIZE] = "RESIZE", [PROTO_MKNOD] = "MKNOD",
-	[PROTO_NETCONF] = "NETCONF",
+	[PROTO_NETCONF] = "NETCONF", [PROTO_RESEED] = "RESEED",
+	[PROTO_RESEED_REPLY] = "RESEED_REPLY",
 };
 
 static bool type_known(uint32_t type)
@@ -262,6 +263,30 @@ static int c_str_max(struct codec *c, const char **s, uint32_t max, const char *
 static int c_str(struct codec *c, const char **s, const char *field, long idx)
 {
 	return c_str_max(c, s, PROTO_MAX_STR_BYTES, field, idx);
+}
+
+/* A bytes field of exactly n bytes, copied into dst (a fixed array of the
+ * message, so no arena). The length travels anyway: a sender with another
+ * idea of it is refused by name, not misread as the fields after it. */
+static int c_bytes(struct codec *c, uint8_t *dst, uint32_t n, const char *field)
+{
+	uint32_t len = n;
+
+	if (c_u32(c, &len, field, -1) < 0)
+		return -1;
+	if (!c->decode) {
+		if (c->out)
+			memcpy(c->out + c->used, dst, n);
+		c->used += n;
+		return c_room(c, field, -1);
+	}
+	if (len != n)
+		return codec_fail(c, EPROTO, "%s is %u bytes, it must be exactly %u", field, len, n);
+	if (c_need(c, n, field, -1) < 0)
+		return -1;
+	memcpy(dst, c->in, n);
+	c_advance(c, n);
+	return 0;
 }
 
 /* The count of a vector: within max, and (decoding) small enough that its
@@ -500,6 +525,11 @@ static int walk_fields(struct codec *c, struct proto_msg *m)
 		return walk_mknod(c, &m->mknod);
 	case PROTO_NETCONF:
 		return walk_netconf(c, &m->netconf);
+	case PROTO_RESEED:
+		return (c_bytes(c, m->reseed.seed, PROTO_RESEED_SEED_BYTES, "seed") < 0 ||
+			c_u64(c, &m->reseed.realtime_ns, "realtime_ns", -1) < 0) ? -1 : 0;
+	case PROTO_RESEED_REPLY:
+		return c_u32(c, &m->reseed_reply.cid, "cid", -1);
 	case PROTO_SIGNAL_ALL:
 		return c_u32(c, &m->signal_all.signo, "signo", -1);
 	case PROTO_PS_REPLY:

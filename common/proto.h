@@ -13,6 +13,8 @@
  *     u32v    u32 count, then count u32s
  *     u64v    u32 count, then count u64s
  *     procv   u32 count, then count processes (struct proto_proc, in its order)
+ *     bytes   u32 length, then that many bytes of any value; each such field
+ *             has one length it must be (RESEED's seed: PROTO_RESEED_SEED_BYTES)
  *
  * Every connection to the agent (vsock port PROTO_AGENT_PORT) starts with
  * HELLO from the host; the agent answers HELLO with the version it speaks, or
@@ -46,6 +48,16 @@
  * processes" are the agent's descendants: in the guest, every process but
  * PID 1 (the agent) and the kernel's threads.
  *
+ * Clones (many VMs started from one saved memory image, and the VM that
+ * image was taken from): RESEED -> RESEED_REPLY, or ERROR naming the call
+ * that failed and its errno (the host then counts the clone as failed).
+ * The agent adds the seed to the guest kernel's entropy pool, credited in
+ * full, and has the kernel reseed its CRNG at once, so that no two clones
+ * go on drawing the same random numbers; then, unless realtime_ns is 0,
+ * sets the guest's wall clock, which the image froze. The host-mode test
+ * agent (--unix) touches neither the host's RNG nor its clock: it only
+ * replies, with cid 0.
+ *
  * Version 2 added MOUNT and EXEC's root; version 3 SIGNAL_ALL, PS and STATS;
  * version 4 EXEC's flags and terminal size (after its groups) and RESIZE;
  * version 5 EXEC's OCI process attributes after the size: umask,
@@ -56,7 +68,7 @@
  * EXEC's root then naming such a root (its mount namespace, pivoted into
  * it) where it used to be any directory to chroot into, EXEC's path
  * after the user namespace maps, MOUNT's PIDNS opt (with ROOT) and EXEC's
- * INIT flag. */
+ * INIT flag; version 9 RESEED and RESEED_REPLY. */
 #ifndef RV_PROTO_H
 #define RV_PROTO_H
 
@@ -66,7 +78,7 @@
 
 #include "common/err.h"
 
-#define PROTO_VERSION 8
+#define PROTO_VERSION 9
 #define PROTO_AGENT_PORT 1024u          /* agent listens here (guest side) */
 #define PROTO_READY_PORT 1024u          /* host port the agent dials once listening */
 #define PROTO_HDR_BYTES 12u
@@ -107,7 +119,9 @@ enum proto_type {
 	PROTO_RESIZE,        /* host: exec id, rows, cols of its terminal */
 	PROTO_MKNOD,         /* host: make a device node (OCI linux.devices) */
 	PROTO_NETCONF,       /* host: address the guest's network interface */
-	PROTO_TYPE_MAX = PROTO_NETCONF,
+	PROTO_RESEED,        /* host: fresh entropy and the wall clock for a clone */
+	PROTO_RESEED_REPLY,  /* agent: its vsock CID */
+	PROTO_TYPE_MAX = PROTO_RESEED_REPLY,
 };
 
 enum proto_stream { PROTO_STDIN = 0, PROTO_STDOUT = 1, PROTO_STDERR = 2 };
@@ -282,6 +296,14 @@ struct proto_netconf {
 #define PROTO_MAX_NET_ADDRS 16u
 #define PROTO_MAX_NET_ROUTES 32u
 
+/* RESEED. The seed is the host's getrandom() bytes: credited to the
+ * guest's pool as 8 bits a byte. */
+#define PROTO_RESEED_SEED_BYTES 64u
+struct proto_reseed {
+	uint8_t seed[PROTO_RESEED_SEED_BYTES];   /* a bytes field of exactly this length */
+	uint64_t realtime_ns;        /* the host's CLOCK_REALTIME; 0 = leave the guest's clock */
+};
+
 /* One process, as the guest's /proc/PID/{stat,status,cmdline} describe it. */
 struct proto_proc {
 	uint32_t pid, ppid;
@@ -338,6 +360,10 @@ struct proto_msg {
 		struct { uint32_t exec_id; uint16_t rows, cols; } resize;
 		struct proto_mknod mknod;
 		struct proto_netconf netconf;
+		struct proto_reseed reseed;
+		/* RESEED_REPLY: the guest's own view of its vsock CID (IOCTL_VM_SOCKETS_
+		 * GET_LOCAL_CID), a clone's kernel may still hold the template's; 0: none */
+		struct { uint32_t cid; } reseed_reply;
 	};
 	void *arena;                 /* decoder-owned strings and arrays */
 };

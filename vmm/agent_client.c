@@ -16,14 +16,12 @@
 
 #include "common/cleanup.h"
 #include "common/proto.h"
+#include "vmm/agent_client_priv.h"
 
 #define DIAL_RETRY_MS 10
 #define EXEC_ID_TRIES 8
 #define RELAY_BUF_BYTES (64u * 1024)
 #define FRAME_MAX_BYTES (PROTO_HDR_BYTES + PROTO_MAX_PAYLOAD_BYTES)
-
-enum { REQ_EXEC = 1, REQ_START, REQ_SIGNAL, REQ_SHUTDOWN, REQ_ATTACH, REQ_MOUNT, REQ_SIGNAL_ALL,
-       REQ_PS, REQ_STATS, REQ_RESIZE, REQ_MKNOD, REQ_NETCONF };
 
 _Static_assert(AGENT_SIGNO_MAX == PROTO_MAX_SIGNO && AGENT_PS_MAX == PROTO_MAX_PROCS &&
 	       AGENT_COMM_BYTES == PROTO_MAX_COMM_BYTES + 1 && AGENT_MAX_CPUS == PROTO_MAX_CPUS,
@@ -592,10 +590,9 @@ static int dial_timed(void *ctx, struct rv_err *err)
 	return fd;
 }
 
-/* req on a connection of its own, and its reply, which must be of type want
- * (the caller frees it). A reply that does not come in time is ETIMEDOUT. */
-static int query(const struct agent_client *c, const struct proto_msg *req, enum proto_type want,
-		 struct proto_msg *reply, struct rv_err *err)
+/* A reply that does not come in time is ETIMEDOUT (agent_client_priv.h). */
+int agent_query(const struct agent_client *c, const struct proto_msg *req, enum proto_type want,
+		struct proto_msg *reply, struct rv_err *err)
 {
 	struct agent_client timed = *c;
 
@@ -624,7 +621,7 @@ int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, stru
 
 	m.signal.exec_id = exec_id;
 	m.signal.signo = (uint32_t)signo;
-	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+	if (agent_query(c, &m, PROTO_OK, &reply, err) < 0)
 		return rv_wrap(err, "send signal %d to exec %u", signo, exec_id);
 	proto_msg_free(&reply);
 	return 0;
@@ -637,7 +634,7 @@ int agent_signal_all(const struct agent_client *c, int signo, struct rv_err *err
 	if (signo < 1 || signo > AGENT_SIGNO_MAX)
 		return rv_failx(err, EINVAL, "signal %d is not one of 1..%d", signo, AGENT_SIGNO_MAX);
 	m.signal_all.signo = (uint32_t)signo;
-	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+	if (agent_query(c, &m, PROTO_OK, &reply, err) < 0)
 		return rv_wrap(err, "send signal %d to every process of the container", signo);
 	proto_msg_free(&reply);
 	return 0;
@@ -651,7 +648,7 @@ int agent_resize(const struct agent_client *c, uint32_t exec_id, uint16_t rows, 
 	m.resize.exec_id = exec_id;
 	m.resize.rows = rows;
 	m.resize.cols = cols;
-	if (query(c, &m, PROTO_OK, &reply, err) < 0)
+	if (agent_query(c, &m, PROTO_OK, &reply, err) < 0)
 		return rv_wrap(err, "resize the terminal of exec %u to %ux%u", exec_id, rows, cols);
 	proto_msg_free(&reply);
 	return 0;
@@ -691,7 +688,7 @@ int agent_ps(const struct agent_client *c, struct agent_proc **procs, size_t *n,
 
 	*procs = NULL;
 	*n = 0;
-	if (query(c, &m, PROTO_PS_REPLY, &reply, err) < 0)
+	if (agent_query(c, &m, PROTO_PS_REPLY, &reply, err) < 0)
 		return rv_wrap(err, "list the container's processes");
 	const struct proto_ps *ps = &reply.ps;
 	struct agent_proc *out = calloc(ps->nprocs ? ps->nprocs : 1, sizeof(*out));
@@ -721,7 +718,7 @@ int agent_stats(const struct agent_client *c, struct agent_stats *st, struct rv_
 {
 	struct proto_msg m = { .type = PROTO_STATS, .id = REQ_STATS }, reply;
 
-	if (query(c, &m, PROTO_STATS_REPLY, &reply, err) < 0)
+	if (agent_query(c, &m, PROTO_STATS_REPLY, &reply, err) < 0)
 		return rv_wrap(err, "read the guest's usage");
 	const struct proto_stats *s = &reply.stats;
 	*st = (struct agent_stats){ .cpu_total_ns = s->cpu_total_ns, .cpu_user_ns = s->cpu_user_ns,

@@ -225,6 +225,19 @@ struct agent_stats {
 
 int agent_stats(const struct agent_client *c, struct agent_stats *st, struct rv_err *err);
 
+/* --- clones of a saved VM (vmm/agent_reseed.c) -------------------------------------
+ * Every clone of one memory image wakes up with the same guest CRNG state and
+ * the wall clock of the moment the image was taken. RESEED adds seed (the
+ * host's getrandom() bytes, credited in full) to the guest kernel's entropy
+ * pool and has its CRNG reseed at once, then sets the guest's CLOCK_REALTIME
+ * to realtime_ns (0: leaves it). *guest_cid is the vsock CID the guest itself
+ * sees (0: none, as for the host-mode test agent, which touches neither the
+ * host's RNG nor its clock). A failure in the guest is an error naming the
+ * call and its errno: the clone is not fit to run. Timed as the queries are
+ * (ETIMEDOUT after AGENT_QUERY_TIMEOUT_MS). */
+int agent_reseed(const struct agent_client *c, const uint8_t seed[PROTO_RESEED_SEED_BYTES],
+		 uint64_t realtime_ns, uint32_t *guest_cid, struct rv_err *err);
+
 /* The exit status a host process should end with for st (runc's rules):
  * the code, or 128 + signal. */
 int agent_status_to_exit_code(const struct agent_status *st);

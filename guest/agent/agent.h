@@ -84,6 +84,8 @@ struct agent {
 	int epfd;
 	struct ep_item listen, sig;
 	bool pid1;                    /* the guest's init, not the --unix test mode */
+	bool guest;                   /* in a guest (PID 1 or --vsock-child): the kernel's RNG,
+				       * clock and vsock are the guest's, not the host's (--unix) */
 	bool listen_paused;           /* out of fds: stop accepting until one closes */
 	bool quit;                    /* SHUTDOWN acknowledged */
 	struct rlimit nofile;         /* RLIMIT_NOFILE as we found it: children get it back */
@@ -230,6 +232,12 @@ int pidns_replay(const struct root_join *j, struct rv_err *err);
 /* netif.c: lo up in PID 1's (the guest's) network namespace; NETCONF */
 void netif_loopback_up(void);
 void netif_on_netconf(struct conn *c, const struct proto_msg *m);
+
+/* reseed.c: RESEED. In a guest (a->guest), the seed into the kernel's pool,
+ * a CRNG reseed and the wall clock, then RESEED_REPLY with the guest's CID;
+ * in --unix mode only the reply, with CID 0. (server.c wipes the seed from
+ * the frame and from m.) */
+void reseed_on_reseed(const struct agent *a, struct conn *c, const struct proto_msg *m);
 
 /* userns.c: *fd is the user namespace x's maps ask for (made on first use,
  * then kept: the agent's until userns_release), -1 when x asks for none. */

@@ -199,6 +199,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	a.pid1 = getpid() == 1;
+	a.guest = !unix_path;
 	if (setup(&a, unix_path, &err) < 0) {
 		agent_warn("%s", err.msg);
 		if (a.pid1)

@@ -258,6 +258,9 @@ static bool on_request(struct agent *a, struct conn *c, struct proto_msg *m)
 	case PROTO_STATS:
 		procs_on_stats(c, m);
 		break;
+	case PROTO_RESEED:
+		reseed_on_reseed(a, c, m);
+		break;
 	case PROTO_HELLO:
 		conn_reply_error(c, m->id, EPROTO, "HELLO twice on one connection");
 		break;
@@ -288,8 +291,16 @@ static void parse_frames(struct agent *a, struct conn *c)
 			c->closing = true;
 			break;
 		}
+		bool reseed = m.type == PROTO_RESEED;
+		if (reseed)   /* the decoded copy is all the handler needs */
+			explicit_bzero(c->in + off, (size_t)n);
 		off += (size_t)n;
-		if (!on_request(a, c, &m))
+		bool kept = on_request(a, c, &m);
+		/* Used or refused (before HELLO), a seed must not linger in the
+		 * agent's memory for a later snapshot to copy into clones. */
+		if (reseed)
+			explicit_bzero(m.reseed.seed, sizeof(m.reseed.seed));
+		if (!kept)
 			proto_msg_free(&m);
 	}
 	memmove(c->in, c->in + off, c->in_len - off);

@@ -24,6 +24,8 @@
  *   agent-run --unix PATH --ps         agent_ps: a "clock" line, then one line a process:
  *                                      PID PPID UID STATE UTIME STIME START COMM|CMDLINE
  *   agent-run --unix PATH --stats      agent_stats, one "name value" line each
+ *   agent-run --unix PATH --reseed     agent_reseed with a getrandom() seed and our
+ *                                      CLOCK_REALTIME; prints "cid N"
  *
  * Errors print "agent-run: MESSAGE" once and exit 125 (a command that cannot
  * be started in the guest included). */
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -65,7 +68,7 @@ struct opts {
 	unsigned resize_after_ms, resize_rows, resize_cols;
 	unsigned first_rows, first_cols;
 	bool resize_first;
-	bool raw, shutdown, ps, stats, signal_all;
+	bool raw, shutdown, ps, stats, signal_all, reseed;
 	int signal_all_signo;
 	uint32_t userns[3];            /* one line of both maps, count 0: none */
 	char **argv;
@@ -99,7 +102,8 @@ static __attribute__((noreturn)) void usage(const char *why)
 		"[--env K=V] [--cwd DIR] [--user UID[:GID]] [--signal-after MS:SIG]\n"
 		"       [--root DIR [--init]] [--userns INSIDE:OUTSIDE:COUNT] [--exec-path PATH]\n"
 		"       [--tty [--size RxC] [--resize-after MS:RxC] [--resize-first RxC]] -- CMD ARGS...\n"
-		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --signal-all SIG\n",
+		"       agent-run --unix PATH --raw | --shutdown | --ps | --stats | --reseed |"
+		" --signal-all SIG\n",
 		why);
 	exit(EXIT_AGENT_RUN_ERROR);
 }
@@ -129,6 +133,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "resize-first", required_argument, NULL, 'F' },
 		{ "userns", required_argument, NULL, 'N' }, { "root", required_argument, NULL, 'o' },
 		{ "exec-path", required_argument, NULL, 'X' }, { "init", no_argument, NULL, 'I' },
+		{ "reseed", no_argument, NULL, 'E' },
 		{ 0 },
 	};
 	int c;
@@ -175,6 +180,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'S': o->shutdown = true; break;
 		case 'P': o->ps = true; break;
 		case 'T': o->stats = true; break;
+		case 'E': o->reseed = true; break;
 		case 'A':   /* 0 and junk go through: the client must refuse them */
 			o->signal_all = true;
 			o->signal_all_signo = atoi(optarg);
@@ -187,7 +193,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	if (o->parallel > MAX_PARALLEL)
 		usage("--parallel is at most 1000");
 	o->argv = argv + optind;
-	if (!o->raw && !o->shutdown && !o->ps && !o->stats && !o->signal_all && !o->argv[0])
+	if (!o->raw && !o->shutdown && !o->ps && !o->stats && !o->signal_all && !o->reseed &&
+	    !o->argv[0])
 		usage("no command");
 }
 
@@ -200,6 +207,8 @@ static void print_frame(const struct proto_msg *m)
 		printf(" version=%u", m->hello.version);
 	if (m->type == PROTO_ERROR)
 		printf(" code=%u %s", m->error.code, m->error.message);
+	if (m->type == PROTO_RESEED_REPLY)
+		printf(" cid=%u", m->reseed_reply.cid);
 	printf("\n");
 	fflush(stdout);    /* tests wait for a reply line before their next step */
 }
@@ -273,6 +282,28 @@ static int stats(const struct agent_client *client)
 	       "pids_current %u\n", (unsigned long long)st.mem_total_bytes,
 	       (unsigned long long)st.mem_used_bytes, (unsigned long long)st.mem_cache_bytes,
 	       st.pids_current);
+	return 0;
+}
+
+/* Our time, which even an agent that wrongly set the host's clock would
+ * leave as it is: the test agent must touch neither clock nor RNG. */
+static int reseed(const struct agent_client *client)
+{
+	uint8_t seed[PROTO_RESEED_SEED_BYTES];
+	struct timespec now;
+	struct rv_err err;
+	uint32_t cid;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		rv_fail(&err, errno, "getrandom");
+		die(&err);
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (agent_reseed(client, seed, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+			 &cid, &err) < 0)
+		die(&err);
+	explicit_bzero(seed, sizeof(seed));
+	printf("cid %u\n", cid);
 	return 0;
 }
 
@@ -465,6 +496,8 @@ int main(int argc, char **argv)
 		return ps(&client);
 	if (o.stats)
 		return stats(&client);
+	if (o.reseed)
+		return reseed(&client);
 	if (o.parallel)
 		return parallel(&o, client);
 	struct job j = { .o = &o, .client = client };

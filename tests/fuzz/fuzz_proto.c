@@ -209,6 +209,13 @@ static void check_same(const struct proto_msg *a, const struct proto_msg *b)
 	case PROTO_NETCONF:   /* each line as common/netaddr parses it, the agent's input */
 		check_netconf_same(&a->netconf, &b->netconf);
 		break;
+	case PROTO_RESEED:   /* the seed whole, byte for byte (any value: no strings) */
+		CHECK(memcmp(a->reseed.seed, b->reseed.seed, PROTO_RESEED_SEED_BYTES) == 0);
+		CHECK(a->reseed.realtime_ns == b->reseed.realtime_ns);
+		break;
+	case PROTO_RESEED_REPLY:
+		CHECK(a->reseed_reply.cid == b->reseed_reply.cid);
+		break;
 	default:
 		CHECK(!"decoded an unknown type");
 	}

@@ -264,7 +264,7 @@ frame() {
 	printf "$(hex "$(u32 $((${#payload} / 2)))$(printf '%02x00' "$1")0000$(u32 "$2")$payload")"
 }
 u16() { printf '%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
-hello() { frame 1 1 "$(u32 8)"; }
+hello() { frame 1 1 "$(u32 9)"; }
 # EXEC's version 5, 6 and 8 tail: umask 022, no oom_score_adj, caps, rlimits,
 # hostname, domainname, sysctls, seccomp filter or user namespace maps, and
 # PATH ("": argv[0] is what runs)
@@ -300,9 +300,9 @@ raw "START before EXEC: ERROR ENOENT" "ERROR id=3 code=2 START of exec 42, which
 { frame 6 3 "$(u32 42)"; } >"$tmp/frames"
 raw "a request before HELLO: ERROR" "ERROR id=3 code=71 expected HELLO first, got START"
 { frame 1 1 "$(u32 1)"; } >"$tmp/frames"
-raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 8"
-{ frame 1 1 "$(u32 7)"; } >"$tmp/frames"
-raw "version 7 (before EXEC's path and containers' roots): ERROR" "unsupported protocol version 7, this agent speaks 8"
+raw "another protocol version: ERROR" "unsupported protocol version 1, this agent speaks 9"
+{ frame 1 1 "$(u32 8)"; } >"$tmp/frames"
+raw "version 8 (before RESEED): ERROR" "unsupported protocol version 8, this agent speaks 9"
 { hello; exec_true 5; exec_true 6; } >"$tmp/frames"
 raw "a duplicate exec id: ERROR EEXIST" "ERROR id=6 code=17 exec id 77 is already in use"
 { hello; exec_true 5; frame 5 6 "$(u32 77)$(u32 1)"; } >"$tmp/frames"
@@ -797,6 +797,36 @@ if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
 	[ -z "$log" ] && pass "the networking agent logged nothing" || fail "the networking agent logged nothing" "${log:0:2000}"
 else
 	skip "NETCONF in a network namespace" "needs root and unshare -n"
+fi
+
+# --- RESEED: in --unix mode only the reply; the host's RNG and clock are not ours ----
+run_capture ar0 --reseed
+expect_rc "RESEED through agent_reseed: exit 0" 0 && [ "$out" = "cid 0" ] &&
+	pass "RESEED gets RESEED_REPLY with cid 0 (the host's /dev/vsock is not the agent's)" ||
+	fail "RESEED gets RESEED_REPLY with cid 0 (the host's /dev/vsock is not the agent's)" \
+		"stdout: $out" "stderr: $err"
+seed=$(printf '%0128d' 0)   # 64 bytes; realtime_ns 0: leave the clock
+{ hello; frame 20 3 "$(u32 64)$seed$(u32 0)$(u32 0)"; } >"$tmp/frames"
+raw "RESEED by hand: RESEED_REPLY with its id" "RESEED_REPLY id=3 cid=0"
+{ hello; frame 20 3 "$(u32 63)${seed:2}$(u32 0)$(u32 0)"; } >"$tmp/frames"
+raw "RESEED with a 63-byte seed: the decoder refuses it" \
+	"ERROR id=0 code=71 bad frame, closing the connection: RESEED frame: seed is 63 bytes, it must be exactly 64"
+# Without CAP_SYS_ADMIN and CAP_SYS_TIME, RNDADDENTROPY and clock_settime
+# fail (EPERM): a reply shows the agent tried neither.
+if [ "$(id -u)" = 0 ] && setpriv --bounding-set -sys_admin,-sys_time true 2>/dev/null; then
+	rm -f "$tmp/r.sock"
+	setpriv --bounding-set -sys_admin,-sys_time -- "$agent" --unix "$tmp/r.sock" 2>"$tmp/r.log" &
+	agent_pids+=("$!")
+	for i in $(seq 100); do [ -S "$tmp/r.sock" ] && break; sleep 0.05; done
+	run_capture "$run" --unix "$tmp/r.sock" --timeout-ms 5000 --reseed
+	[ "$rc" = 0 ] && [ "$out" = "cid 0" ] &&
+		pass "RESEED in --unix mode tries neither RNDADDENTROPY nor clock_settime" ||
+		fail "RESEED in --unix mode tries neither RNDADDENTROPY nor clock_settime" \
+			"exit status $rc" "stdout: $out" "stderr: $err"
+	"$run" --unix "$tmp/r.sock" --shutdown </dev/null
+else
+	skip "RESEED in --unix mode tries neither RNDADDENTROPY nor clock_settime" \
+		"needs root and setpriv"
 fi
 
 # --- the agent dies mid-stream: an error, never a hang ---------------------------
