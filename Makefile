@@ -33,6 +33,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(B)/obj/%.o)
 RUNVM := $(B)/bin/runvm
 UNIT := $(B)/tests/unit-tests
 SELFCHECK := $(B)/tests/kvm-selfcheck
+VCPU_STATE_CHECK := $(B)/tests/kvm-vcpu-state
 BOOT_LOOP := $(B)/tests/boot-loop
 AGENT_STRESS := $(B)/tests/agent-stress
 FS_MOUNT := $(B)/tests/fs-mount
@@ -48,7 +49,7 @@ CHROOT_ESCAPE := build/tests/chroot-escape
 
 .PHONY: check-clang
 .PHONY: all check check-sanitize demo e2e install clean testbed-tools testbed-kernel guest-kernel
-all: $(RUNVM) $(SELFCHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD) $(HOSTILE_INITRD) $(CHROOT_ESCAPE)
+all: $(RUNVM) $(SELFCHECK) $(VCPU_STATE_CHECK) $(BOOT_LOOP) $(AGENT_STRESS) $(FS_MOUNT) $(FS_ESCAPE) $(VSOCK_BENCH) $(NET_BENCH) guest-kernel $(PAYLOAD_INITRD) $(HOSTILE_INITRD) $(CHROOT_ESCAPE)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -75,6 +76,11 @@ $(UNIT): $(UNIT_OBJS) $(B)/runtime.a $(B)/lib.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion -lyajl -lseccomp -lpthread
 
 $(SELFCHECK): $(B)/obj/tests/kvm/selfcheck.o $(B)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+# A template's vCPU saved and restored into a second VM (DESIGN §10, layer 5).
+$(VCPU_STATE_CHECK): $(B)/obj/tests/kvm/vcpu_state_check.o $(B)/obj/tests/kvm/state_compare.o $(B)/lib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
@@ -301,6 +307,9 @@ FUZZ_LIBS_seccomp := -lyajl -lseccomp
 FUZZ_SRCS_net := tests/unit/devices/vdriver.c devices/net/net.c devices/virtio/mmio.c \
 	devices/virtio/virtio.c devices/virtio/queue.c common/evloop.c common/log.c common/jsonw.c \
 	common/err.c vmm/guest_mem.c
+FUZZ_SRCS_template := common/snapbuf.c devices/virtio/persist.c devices/rng/rng.c \
+	devices/virtio/virtio.c devices/virtio/queue.c common/log.c common/jsonw.c common/err.c \
+	vmm/guest_mem.c
 FUZZ_SRCS_vsock := tests/unit/devices/vdriver.c devices/vsock/vsock.c devices/vsock/conn.c \
 	devices/vsock/packet.c devices/virtio/mmio.c devices/virtio/virtio.c devices/virtio/queue.c \
 	common/evloop.c common/log.c common/jsonw.c common/err.c vmm/guest_mem.c

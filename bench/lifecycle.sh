@@ -23,9 +23,14 @@
 # guest memory it touched, a memfd counted as Pss_Shmem) divided by their count;
 # then all are deleted and nothing may be left.
 #
+# `runvm run` starts from a template of the bundle's shape (vmm/template.h;
+# the first run saves it); the same bundle with io.runvm.template=false,
+# booted each time, is timed beside it ("cold").
+#
 # Prints a table of medians (ms), one line per extra figure, and last
-#   lifecycle: runvm_ms=… crun_ms=… ratio=… idle_mib=…
-# (run medians, runvm/crun, MiB per sandbox with IDLE_N of them). Every sample
+#   lifecycle: runvm_ms=… crun_ms=… ratio=… idle_mib=… cold_ms=… clone_ready_ms=…
+# (run medians, runvm/crun, MiB per sandbox with IDLE_N of them, the run
+# median with templates off, restore start to agent ready in a clone). Every sample
 # goes to build/bench/lifecycle-samples.txt.
 # Targets (DESIGN §9): ratio ≤ 3 on hardware KVM with the CLI work outside the
 # boot no slower than runc's; CPU before the first KVM_RUN < 5 ms; idle < 24 MiB.
@@ -75,6 +80,9 @@ bench_scratch lifecycle
 set_memory() { sed -i "s/\"io.runvm.memory\": \"[^\"]*\"/\"io.runvm.memory\": \"$2\"/" "$1/config.json"; }
 tests/integration/make-bundle.sh "$scratch/true" /bin/true
 set_memory "$scratch/true" "$run_mem"
+# The same, booted every time: templates off (vmm/template.h).
+cp -a "$scratch/true" "$scratch/true-cold"
+sed -i 's/"io.runvm.memory"/"io.runvm.template": "false", "io.runvm.memory"/' "$scratch/true-cold/config.json"
 tests/integration/make-bundle.sh "$scratch/idle" sleep 1000
 set_memory "$scratch/idle" "$idle_mem"
 
@@ -140,6 +148,7 @@ rvd() {
 echo "lifecycle bench: $runs runs of /bin/true each (guest memory $run_mem), interleaved"
 for i in $(seq "$runs"); do
 	timed runvm.run rv run --bundle "$scratch/true" "rv-run-$i" || rv delete --force "rv-run-$i" >/dev/null 2>&1 || true
+	timed runvm.cold rv run --bundle "$scratch/true-cold" "rv-cold-$i" || rv delete --force "rv-cold-$i" >/dev/null 2>&1 || true
 	timed runc.run rc run --bundle "$scratch/true" "rc-run-$i" || rc delete --force "rc-run-$i" >/dev/null 2>&1 || true
 	timed crun.run cr run --bundle "$scratch/true" "cr-run-$i" || cr delete --force "cr-run-$i" >/dev/null 2>&1 || true
 	split runvm rvd "rv-split-$i"
@@ -238,6 +247,7 @@ row() {
 	echo "| $label | $a | $b | $c | $(ratio "$a" "$b") | $(ratio "$a" "$c") |"
 }
 row "run /bin/true" run
+row "run, templates off (a boot)" cold
 row "create" create
 row "state (CLI round trip)" state
 row "start" start
@@ -248,6 +258,13 @@ echo
 n_cpu=$(printf '%s\n' "$boot_cpu" | grep -c . || true)
 echo "runvm VMM CPU ms before the first KVM_RUN: median $(printf '%s\n' "$boot_cpu" | median) over $n_cpu boots" \
 	"of $boot_cpu_from (target < 5)"
+# Template clones (vmm/template.h): the split runs' VMMs log, at debug
+# level, how long from the start of a restore to the agent's answer.
+clone_ms=$(sed -n 's/.*agent ready \([0-9]*\) ms after the restore started.*/\1/p' "$dbg" 2>/dev/null || true)
+restore_ms=$(sed -n 's/.*restored template [0-9a-f]* in \([0-9]*\) ms.*/\1/p' "$dbg" 2>/dev/null || true)
+echo "runvm template clones: restore start to agent ready median $(printf '%s\n' "$clone_ms" | median) ms" \
+	"over $(printf '%s\n' "$clone_ms" | grep -c . || true) clones (the machine put back: median" \
+	"$(printf '%s\n' "$restore_ms" | median) ms; target < 10 on hardware KVM)"
 cli_sum() { awk -v a="$(ms "$1.state")" -v b="$(ms "$1.start")" -v c="$(ms "$1.delete")" \
 	'BEGIN {if (a == "n/a" || b == "n/a" || c == "n/a") print "n/a"; else printf "%.1f\n", a + b + c}'; }
 rv_cli=$(cli_sum runvm) rc_cli=$(cli_sum runc) cr_cli=$(cli_sum crun)
@@ -256,7 +273,7 @@ echo "commands outside the boot (state + start + delete medians): runvm $rv_cli 
 echo "runvm run -d of an idle sandbox: median $(ms runvm.run-d) ms; delete --force: median $(ms runvm.delete-force) ms"
 echo "idle memory per sandbox (VMM PSS incl. touched guest memory, guest $idle_mem): 1: $idle1 MiB" \
 	"(VMM alone $idle1_vmm); $idle_n: $idlen MiB (VMM alone $idlen_vmm) (targets < 24, VMM < 5)"
-for k in runvm.run runc.run crun.run runvm.split runc.split crun.split; do
+for k in runvm.run runvm.cold runc.run crun.run runvm.split runc.split crun.split; do
 	[ "$(count "$k")" = "$runs" ] || echo "$k: $(count "$k") of $runs runs succeeded"
 done
 [ "$failures" = 0 ] || echo "failures: $failures (see the messages above)"
@@ -268,5 +285,6 @@ for k in $(printf '%s\n' "${!samples[@]}" | sort); do
 done >"$samples_file"
 echo "every sample: $samples_file"
 rvm=$(ms runvm.run) crm=$(ms crun.run)
-echo "lifecycle: runvm_ms=$rvm crun_ms=$crm ratio=$(ratio "$rvm" "$crm") idle_mib=$idlen"
+echo "lifecycle: runvm_ms=$rvm crun_ms=$crm ratio=$(ratio "$rvm" "$crm") idle_mib=$idlen" \
+	"cold_ms=$(ms runvm.cold) clone_ready_ms=$(printf '%s\n' "$clone_ms" | median)"
 [ "$failures" = 0 ]

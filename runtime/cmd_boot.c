@@ -59,7 +59,7 @@ static int parse_stdio(const char *s, int fds[3], struct rv_err *err)
 
 enum { OPT_BUNDLE = 256, OPT_SPEC_FD, OPT_CONTROLLER_FD, OPT_DEVICE_FD, OPT_STDIO_FDS,
        OPT_START_SYNC_FD, OPT_USER_LOG_FD, OPT_EXIT_FD, OPT_CPUS, OPT_MEM, OPT_KERNEL,
-       OPT_INITRD, OPT_CONSOLE, OPT_TERMINAL, OPT_POD_CONTROL };
+       OPT_INITRD, OPT_CONSOLE, OPT_TERMINAL, OPT_POD_CONTROL, OPT_TEMPLATE_DIR };
 
 static int parse_one(struct boot_sandbox *b, int c, const char *arg, struct rv_err *err)
 {
@@ -95,6 +95,7 @@ static int parse_one(struct boot_sandbox *b, int c, const char *arg, struct rv_e
 	case OPT_CONSOLE: cfg->vm.console_fd = STDERR_FILENO; return 0;
 	case OPT_TERMINAL: cfg->terminal = true; return 0;
 	case OPT_POD_CONTROL: cfg->pod_control = arg; return 0;
+	case OPT_TEMPLATE_DIR: cfg->vm.template_dir = arg; return 0;
 	}
 	return -1;
 }
@@ -117,6 +118,7 @@ static int parse_sandbox_flags(int argc, char **argv, struct boot_sandbox *b, st
 		{ "console", no_argument, NULL, OPT_CONSOLE },
 		{ "terminal", no_argument, NULL, OPT_TERMINAL },
 		{ "pod-control", required_argument, NULL, OPT_POD_CONTROL },
+		{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
 		{ 0 },
 	};
 	int c;

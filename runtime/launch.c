@@ -24,6 +24,7 @@
 #include "runtime/spec.h"
 #include "runtime/state.h"
 #include "vmm/kvm_host.h"
+#include "vmm/template.h"
 
 #define BOOT_LOG_FILE "boot.log"     /* boot's errors, for create to report */
 #define VMM_LOG_FILE "vmm.log"       /* the VMM's log when no --log was given */
@@ -210,6 +211,7 @@ struct boot_args {
 	char fd[6][16], cpus[16], mem[32], vmm_log[PATH_MAX], stdio[48];
 	char cgroup[PATH_MAX];            /* "": none */
 	char pod[PATH_MAX];               /* a pod member's: its pod's VMM's control socket */
+	char templates[PATH_MAX];         /* the template store (vmm/template.h); "": none */
 	const char *argv[40];
 };
 
@@ -281,6 +283,10 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 	if (a->pod[0]) {
 		a->argv[n++] = "--pod-control";
 		a->argv[n++] = a->pod;
+	}
+	if (a->templates[0]) {
+		a->argv[n++] = "--template-dir";
+		a->argv[n++] = a->templates;
 	}
 	a->argv[n++] = "--cpu-num";
 	a->argv[n++] = a->cpus;
@@ -387,10 +393,11 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	struct ct_state st;
 	unsigned cpus;
 	uint64_t mem;
+	bool templates;
 
 	if (!ann || !created)
 		return rv_fail(err, ENOMEM, "state");
-	if (spec_vm_shape(spec, &cpus, &mem, err) < 0)
+	if (spec_vm_shape(spec, &cpus, &mem, err) < 0 || spec_vm_template(spec, &templates, err) < 0)
 		return -1;
 	fill_state(&st, id, bundle, spec, ann);
 	st.created = created;
@@ -399,6 +406,9 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	snprintf(a.vmm_log, sizeof(a.vmm_log), "%s/%s/%s", cli->root, id, VMM_LOG_FILE);
 	snprintf(a.cgroup, sizeof(a.cgroup), "%s", cgroup);
 	snprintf(a.pod, sizeof(a.pod), "%s", pod);
+	a.templates[0] = '\0';
+	if (templates && !pod[0])
+		snprintf(a.templates, sizeof(a.templates), "%s/%s", cli->root, TEMPLATE_STORE_DIR);
 	st.cgroup = cgroup[0] ? (char *)cgroup : NULL;
 	if (state_write(dirfd, &st, err) < 0)
 		return -1;

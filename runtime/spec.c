@@ -681,3 +681,14 @@ int spec_vm_shape(const struct oci_spec *s, unsigned *cpus, uint64_t *mem_bytes,
 		return -1;
 	return 0;
 }
+
+int spec_vm_template(const struct oci_spec *s, bool *use, struct rv_err *err)
+{
+	const char *v = spec_annotation(s, SPEC_ANNOTATION_TEMPLATE);
+
+	*use = !v || !strcmp(v, "true");
+	if (v && strcmp(v, "true") && strcmp(v, "false"))
+		return rv_failx(err, EINVAL, "annotations[\"%s\"] '%s': give true or false",
+				SPEC_ANNOTATION_TEMPLATE, v);
+	return 0;
+}

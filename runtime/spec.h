@@ -22,6 +22,7 @@
 #define SPEC_MIN_MEM_BYTES (64ull << 20)
 #define SPEC_ANNOTATION_CPUS "io.runvm.cpus"
 #define SPEC_ANNOTATION_MEMORY "io.runvm.memory"
+#define SPEC_ANNOTATION_TEMPLATE "io.runvm.template"
 
 #define SPEC_MAX_RLIMITS 16        /* Linux's RLIM_NLIMITS */
 /* runc reads any size; a bound keeps a mistaken path (a disk image) from
@@ -136,6 +137,10 @@ const char *spec_annotation(const struct oci_spec *s, const char *key);
  * period instead, and the pod's memory (at least 64 MiB). The annotations
  * io.runvm.cpus (1..256) and io.runvm.memory (512M, 1G, bytes) override all
  * of these; a bad value is an error naming the annotation. */
+/* Whether the VM may start from a template, and save one (vmm/template.h):
+ * annotation io.runvm.template "true" (the default) or "false"; anything
+ * else is an error naming it. */
+int spec_vm_template(const struct oci_spec *s, bool *use, struct rv_err *err);
 int spec_vm_shape(const struct oci_spec *s, unsigned *cpus, uint64_t *mem_bytes,
 		  struct rv_err *err);
 

@@ -85,12 +85,12 @@ rc=0
 # its own, well below. The heaviest parts are suites of their own, so that
 # a fault there costs a retry of that part only.
 declare -A limit=([selfcheck]=300 [boot]=600 [agent-vm]=700 [fs-vm]=750 [fs-work-vm]=600
-		  [lifecycle-vm]=1100 [lifecycle-many-vm]=700 [exec-vm]=800 [do-vm]=500 [net-vm]=500
+		  [lifecycle-vm]=1100 [lifecycle-many-vm]=700 [template-vm]=600 [exec-vm]=800 [do-vm]=500 [net-vm]=500
 		  [hostile-vm]=700 [pod-vm]=600 [containerd-vm]=700 [cri-vm]=700 [podman-vm]=600 [docker-vm]=600)
 out_file=$(mktemp /tmp/runvm-vm-tests.XXXXXX)
 err_file=$(mktemp /tmp/runvm-vm-tests-err.XXXXXX)
 trap 'rm -f "$out_file" "$err_file"' EXIT
-for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm cri-vm}; do
+for name in ${RUNVM_VM_SUITES:-selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm template-vm pod-vm exec-vm do-vm net-vm hostile-vm cri-vm}; do
 	[ -n "${limit[$name]:-}" ] || { echo "run-vm-tests: RUNVM_VM_SUITES: no suite '$name'" >&2; exit 2; }
 	for attempt in 1 2 3; do
 		t0=$SECONDS

@@ -22,20 +22,10 @@ void guest_mem_layout(struct guest_mem *mem, uint64_t size)
 	}
 }
 
-int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err)
+static int map_ram(struct guest_mem *mem, uint64_t size, int fd, int flags, struct rv_err *err)
 {
-	memset(mem, 0, sizeof(*mem));
-	mem->memfd = -1;
-	guest_mem_layout(mem, size);
-	mem->memfd = memfd_create("runvm-guest-ram", MFD_CLOEXEC);
-	if (mem->memfd < 0)
-		return rv_fail(err, errno, "create guest memory (memfd)");
-	if (ftruncate(mem->memfd, (off_t)size) < 0)
-		return rv_fail(err, errno, "size guest memory to %llu MiB",
-			       (unsigned long long)(size >> 20));
 	/* MAP_NORESERVE: RAM the guest never touches costs the host nothing. */
-	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			  mem->memfd, 0);
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, fd, 0);
 	if (base == MAP_FAILED)
 		return rv_fail(err, errno, "map %llu MiB of guest memory",
 			       (unsigned long long)(size >> 20));
@@ -49,6 +39,28 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err)
 		offset += mem->regions[i].size;
 	}
 	return 0;
+}
+
+int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err)
+{
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	guest_mem_layout(mem, size);
+	mem->memfd = memfd_create("runvm-guest-ram", MFD_CLOEXEC);
+	if (mem->memfd < 0)
+		return rv_fail(err, errno, "create guest memory (memfd)");
+	if (ftruncate(mem->memfd, (off_t)size) < 0)
+		return rv_fail(err, errno, "size guest memory to %llu MiB",
+			       (unsigned long long)(size >> 20));
+	return map_ram(mem, size, mem->memfd, MAP_SHARED, err);
+}
+
+int guest_mem_create_cow(struct guest_mem *mem, uint64_t size, int fd, struct rv_err *err)
+{
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	guest_mem_layout(mem, size);
+	return map_ram(mem, size, fd, MAP_PRIVATE, err);
 }
 
 int guest_mem_register(const struct guest_mem *mem, int vm_fd, struct rv_err *err)

@@ -29,6 +29,11 @@ struct guest_mem {
 void guest_mem_layout(struct guest_mem *mem, uint64_t size);
 
 int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err);
+/* Template clones (vmm/template.h): RAM that starts as the file's contents,
+ * mapped copy-on-write. The guest's writes stay private to this VM; pages it
+ * only reads are the file's, shared with every clone of it. fd must be a
+ * file of exactly size bytes; the mapping keeps it, the caller closes fd. */
+int guest_mem_create_cow(struct guest_mem *mem, uint64_t size, int fd, struct rv_err *err);
 int guest_mem_register(const struct guest_mem *mem, int vm_fd, struct rv_err *err);
 void guest_mem_destroy(struct guest_mem *mem);
 

@@ -38,6 +38,9 @@ static const char *const vmm_calls[] = {
 	"ppoll", "fcntl", "dup", "lseek", "newfstatat", "fstat", "readlink", "eventfd2",
 	"getrandom", "geteuid", "getuid", "tgkill", "rt_sigaction", "rt_sigtimedwait",
 	"seccomp", "wait4",
+	/* Saving a template (vmm/template.h) into files opened before the jail,
+	 * and renaming its directory, the one path the jail's fds still reach. */
+	"pwrite64", "renameat", "renameat2",
 	NULL,
 };
 
@@ -95,11 +98,16 @@ static const char *const sanitizer_calls[] = { NULL };
 
 static const unsigned long vcpu_ioctls[] = { VCPU_IOCTLS, 0 };
 
-/* Also the I/O APIC for a stop's diagnostics, the console's window size,
+/* A template's machine state, read on the agent's thread with every vCPU
+ * parked (vmm/x86/vcpu_state.h); reads only. */
+#define TEMPLATE_IOCTLS KVM_GET_PIT2, KVM_GET_CLOCK, KVM_GET_XSAVE, KVM_GET_XCRS, \
+			KVM_GET_DEBUGREGS, KVM_GET_MSRS, KVM_GET_MSR_INDEX_LIST, KVM_GET_VCPU_EVENTS
+
+/* Also the I/O APIC for a stop's diagnostics and templates, the console's window size,
  * what stdio asks of a stream it opens (print_tail's fdopen), and `runvm
  * do`'s terminal, raw while its command runs and given back after. */
 static const unsigned long vmm_ioctls[] = { VCPU_IOCTLS, KVM_GET_IRQCHIP, TIOCGWINSZ, TCGETS,
-					    TCSETS, 0 };
+					    TCSETS, TEMPLATE_IOCTLS, 0 };
 
 static const unsigned long no_ioctls[] = { 0 };
 

@@ -52,7 +52,8 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu *v, struct rv_err *er
 	v->run = run;
 	if (set_cpuid(v, err) < 0)
 		return -1;
-	return x86_vcpu_init(v->fd, index, &vm->kernel, err);
+	/* A clone's registers come from its template (vm_template_restore). */
+	return vm->tpl.clone ? 0 : x86_vcpu_init(v->fd, index, &vm->kernel, err);
 }
 
 static void handle_io(struct vcpu *v)
@@ -374,6 +375,7 @@ static void *vcpu_thread(void *arg)
 				 * after them still stops the next KVM_RUN, and a pause
 				 * resumed before we saw it does not spin us. */
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				v->io_pending = false;
 				continue;
 			}
 			struct rv_err why;
@@ -382,6 +384,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		v->exits++;
+		v->io_pending = true;
 		if (!handle_exit(v))
 			break;
 	}

@@ -155,7 +155,7 @@ static int fs_worker_start(void *arg)
 static int add_virtio_devices(struct vm *vm, struct rv_err *err)
 {
 	rng_init(&vm->rng, &vm->mem, vm->cfg->log);
-	vsock_init(&vm->vsock, VSOCK_GUEST_CID, &vm->mem, &vm->loop, vm->cfg->log);
+	vsock_init(&vm->vsock, vm->tpl.cid, &vm->mem, &vm->loop, vm->cfg->log);
 	vm->devices_up = true;
 	struct virtio_fs_config fs_cfg = { .tag = vm->cfg->fs_tag, .worker_start = fs_worker_start,
 					   .worker_start_arg = vm };
@@ -281,12 +281,14 @@ static int vm_setup(struct vm *vm, struct rv_err *err)
 	plan_mmio(vm);
 	if (evloop_init(&vm->loop, err) < 0)
 		return -1;
-	if (kvm_open(&vm->kvm, cfg->device_fd, err) < 0 || check_config(cfg, &vm->kvm, err) < 0)
+	if (kvm_open(&vm->kvm, vm->device_fd, err) < 0 || check_config(cfg, &vm->kvm, err) < 0 ||
+	    vm_template_prepare(vm, err) < 0)
 		return -1;
-	if (guest_mem_create(&vm->mem, cfg->mem_bytes, err) < 0 || kvm_create_vm(&vm->kvm, err) < 0 ||
-	    guest_mem_register(&vm->mem, vm->kvm.vm_fd, err) < 0)
+	bool clone = vm->tpl.clone;
+	if ((clone ? vm_template_map(vm, err) : guest_mem_create(&vm->mem, cfg->mem_bytes, err)) < 0 ||
+	    kvm_create_vm(&vm->kvm, err) < 0 || guest_mem_register(&vm->mem, vm->kvm.vm_fd, err) < 0)
 		return -1;
-	if (load_guest(vm, err) < 0 || add_devices(vm, err) < 0)
+	if ((!clone && load_guest(vm, err) < 0) || add_devices(vm, err) < 0)
 		return -1;
 	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -296,7 +298,7 @@ static int vm_setup(struct vm *vm, struct rv_err *err)
 	for (unsigned i = 0; i < cfg->cpus; i++)
 		if (vcpu_create(vm, i, &vm->vcpus[i], err) < 0)
 			return -1;
-	return 0;
+	return clone ? vm_template_restore(vm, err) : 0;
 }
 
 static void kick_handler(int sig)
@@ -543,6 +545,7 @@ static void vm_teardown(struct vm *vm, struct vm_result *res)
 		close(vm->serial_irq_fd);
 	}
 	guest_mem_destroy(&vm->mem);
+	vm_template_end(vm);
 	if (vm->kernel_fd >= 0)
 		close(vm->kernel_fd);
 	kvm_close(&vm->kvm);
@@ -570,20 +573,39 @@ static int vm_outcome(struct vm *vm, struct vm_result *res, struct rv_err *err)
 	return rv_failx(err, EIO, "guest stopped without reporting an exit status");
 }
 
+static int vm_start(struct vm *vm, const struct vm_config *cfg, int device_fd, bool no_template,
+		    struct rv_err *err)
+{
+	*vm = (struct vm){ .cfg = cfg, .device_fd = device_fd, .serial_irq_fd = -1, .kernel_fd = -1,
+			   .kvm = { .sys_fd = -1, .vm_fd = -1 }, .mem = { .memfd = -1 },
+			   .loop = { .epfd = -1 }, .tpl = { .failed = no_template } };
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	vcpu_gate_init(&vm->gate);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	return vm->stop_fd < 0 ? rv_fail(err, errno, "create stop eventfd") : vm_setup(vm, err);
+}
+
 int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *err)
 {
-	struct vm vm = { .cfg = cfg, .serial_irq_fd = -1, .kernel_fd = -1,
-			 .kvm = { .sys_fd = -1, .vm_fd = -1 },
-			 .mem = { .memfd = -1 }, .loop = { .epfd = -1 } };
+	struct vm vm;
 	sigset_t old;
 
 	memset(res, 0, sizeof(*res));
 	if (block_signals(cfg, &old, err) < 0)
 		return -1;
-	pthread_mutex_init(&vm.stop_lock, NULL);
-	vcpu_gate_init(&vm.gate);
-	vm.stop_fd = eventfd(0, EFD_CLOEXEC);
-	int rc = vm.stop_fd < 0 ? rv_fail(err, errno, "create stop eventfd") : vm_setup(&vm, err);
+	int rc = vm_start(&vm, cfg, cfg->device_fd, false, err);
+	if (rc < 0 && vm.tpl.clone) {
+		/* A template that does not restore here (a KVM that refuses its
+		 * MSRs, a file edited) costs this VM a boot, not its start. The
+		 * donated /dev/kvm is closed with the first VM: a copy is kept. */
+		int kvm = vm.kvm.sys_fd >= 0 ? fcntl(vm.kvm.sys_fd, F_DUPFD_CLOEXEC, 0) : cfg->device_fd;
+		rv_logf(cfg->log, RV_LOG_WARN, "%s; booting instead, and dropping the template",
+			err->msg);
+		template_discard(&vm.tpl.store, vm.tpl.key);
+		vm_teardown(&vm, res);
+		rc = vm_start(&vm, cfg, kvm, true, err);
+	}
+	res->cloned = vm.tpl.clone;
 	if (rc == 0)
 		rc = vm_loop(&vm, res, err);
 	vm_teardown(&vm, res);

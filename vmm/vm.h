@@ -78,6 +78,12 @@ struct vm_config {
 	 * the VM with it. */
 	int (*on_jailed)(void *arg, struct vm *vm, struct rv_err *err);
 	void *on_jailed_arg;
+	/* Template clones (vmm/template.h): the store directory, which the VMM
+	 * opens before its jail. A guest the agent runs, with no console and no
+	 * network, then starts from the template of its kernel, initrd and
+	 * shape when there is one, and saves one at agent ready when there is
+	 * not. NULL: always a plain boot. */
+	const char *template_dir;
 	/* Tests only: 1 + enum jail_role, whose thread then makes a forbidden
 	 * call (the VMM must die of it); 0: none. */
 	unsigned jail_selftest;
@@ -102,7 +108,8 @@ struct vm_result {
 	bool has_status;
 	uint32_t status;             /* as written to VM_STATUS_PORT */
 	int host_signal;
-	double cpu_ms_before_run;    /* VMM CPU time (since exec) before the first KVM_RUN */
+	double cpu_ms_before_run;
+	bool cloned;                 /* started from a template (vmm/template.h) */    /* VMM CPU time (since exec) before the first KVM_RUN */
 	char console_tail[VM_CONSOLE_TAIL_BYTES];
 };
 

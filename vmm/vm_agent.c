@@ -110,7 +110,8 @@ static void *agent_thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
-	if (await_agent(vm, &err) < 0 ||
+	/* A clone's agent announced itself in its template's VM, long ago. */
+	if ((!vm->tpl.clone && await_agent(vm, &err) < 0) || vm_template_wake(vm, &client, &err) < 0 ||
 	    vm->cfg->controller(vm->cfg->controller_arg, vm, &client, &status, &err) < 0) {
 		if (!atomic_load(&vm->stopping))
 			vm_request_stop(vm, VM_STOP_ERROR, &err);

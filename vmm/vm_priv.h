@@ -18,6 +18,7 @@
 #include "vmm/guest_mem.h"
 #include "vmm/jail.h"
 #include "vmm/kvm.h"
+#include "vmm/template.h"
 #include "vmm/vm.h"
 #include "vmm/x86/kernel.h"
 
@@ -33,6 +34,9 @@ struct vcpu {
 	pthread_t thread;
 	bool initialized, started;
 	uint64_t started_ms, exits;     /* for errors: how far the guest got */
+	/* Its last KVM_RUN ended in an I/O exit we served, which KVM completes
+	 * on the next KVM_RUN: its state is not saved until a kick ends one. */
+	bool io_pending;
 };
 
 /* virtio-mmio windows, in this order: rng, vsock, then net with cfg->net and
@@ -100,8 +104,25 @@ struct vm_agent {
 	bool stopping;                /* the VM is going down: stop waiting */
 };
 
+/* Template clones (vm_template.c, vmm/template.h). */
+struct vm_template {
+	struct template_store store;  /* dir_fd -1: templates off for this VM */
+	char key[TEMPLATE_KEY_BYTES];
+	bool clone;                   /* started from a template, not booted */
+	uint8_t *state;               /* a clone's saved state, until restored */
+	size_t state_len;
+	int mem_fd;                   /* a clone's template memory, until mapped */
+	bool make;                    /* no template yet: save one at agent ready */
+	bool failed;                  /* a clone that did not restore: boot instead */
+	struct template_writer writer;
+	uint64_t cid;                 /* this VM's vsock CID */
+	uint64_t restore_start_ms;    /* CLOCK_MONOTONIC, for "ready in N ms" */
+};
+
 struct vm {
 	const struct vm_config *cfg;
+	int device_fd;                /* cfg->device_fd, or its copy for a second start */
+	struct vm_template tpl;
 	struct evloop loop;
 	struct rng rng;
 	struct vsock vsock;
@@ -139,6 +160,22 @@ int vm_jail_thread(struct vm *vm, enum jail_role role);
 
 /* Called from any thread; the first caller's reason and error are kept. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, const struct rv_err *why);
+
+/* vm_template.c. Before anything else of the VM: looks the template up
+ * (tpl.clone) or readies one to be written (tpl.make); templates off or a
+ * VM that cannot be one leaves both false. */
+int vm_template_prepare(struct vm *vm, struct rv_err *err);
+/* A clone's RAM, in place of guest_mem_create. */
+int vm_template_map(struct vm *vm, struct rv_err *err);
+/* A clone, once its devices and vCPUs exist: the saved machine put back. */
+int vm_template_restore(struct vm *vm, struct rv_err *err);
+/* The agent thread of a clone: raise what was pending and tell the guest
+ * it is a new machine (vsock CID, entropy, time); of the VM that makes the
+ * template: save it (a failure only costs later VMs their head start) and
+ * then the same fresh entropy and time as a clone gets. */
+int vm_template_wake(struct vm *vm, const struct agent_client *agent, struct rv_err *err);
+void vm_template_save(struct vm *vm);
+void vm_template_end(struct vm *vm);
 
 /* vm_agent.c: the controller thread (cfg->controller). */
 int vm_agent_setup(struct vm *vm, struct rv_err *err);     /* before boot: listen for the agent */

@@ -30,6 +30,27 @@ void serial_init(struct serial *s, int out_fd, int irq_fd)
 	s->irq_fd = irq_fd;
 }
 
+void serial_save(struct serial *s, struct serial_regs *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = (struct serial_regs){ s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm,
+				     (uint8_t)(s->thr_irq_pending != 0), 0 };
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_restore(struct serial *s, const struct serial_regs *in)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ier = in->ier;
+	s->lcr = in->lcr;
+	s->mcr = in->mcr;
+	s->scr = in->scr;
+	s->dll = in->dll;
+	s->dlm = in->dlm;
+	s->thr_irq_pending = in->thr_irq_pending != 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void serial_destroy(struct serial *s)
 {
 	pthread_mutex_destroy(&s->lock);

@@ -29,6 +29,12 @@ void serial_destroy(struct serial *s);
 void serial_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len);
 void serial_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len);
 
+/* Template clones (vmm/template.h): the registers the guest's driver set. */
+struct serial_regs {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, thr_irq_pending, pad;
+};
+void serial_save(struct serial *s, struct serial_regs *out);
+void serial_restore(struct serial *s, const struct serial_regs *in);
 /* Copies the last output (up to size-1 bytes, NUL-terminated) into buf. */
 size_t serial_tail(struct serial *s, char *buf, size_t size);
 

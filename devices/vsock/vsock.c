@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { RX_QUEUE = 0, TX_QUEUE = 1, EVENT_QUEUE = 2 };
 
 /* Host ports we pick for connections we open; guests use their own range. */
 #define HOST_EPHEMERAL_PORT_FIRST 0x40000000u

@@ -42,6 +42,7 @@ struct vsock {
 	uint32_t next_host_port;
 	struct vsock_conn *draining;    /* out of the table, flushing to the host */
 	bool closed;                    /* vsock_close: no new connections */
+	uint16_t reset_avail;           /* event queue's avail index at a transport reset */
 };
 
 void vsock_init(struct vsock *v, uint64_t guest_cid, const struct guest_mem *mem,
@@ -59,6 +60,20 @@ int vsock_connect(struct vsock *v, uint32_t port, struct rv_err *err);
 /* Teardown, before the threads that hold host ends are joined: every
  * connection ends (its host end reads EOF) and no new one opens. */
 void vsock_close(struct vsock *v);
+
+/* Template clones (vmm/template.h). Idle: no connection, nothing owed to
+ * the guest, nothing it sent left untaken; a template is saved only then,
+ * so that a clone's device starts with no state beyond its queues. Takes
+ * the lock. */
+bool vsock_idle(struct vsock *v);
+/* A clone's device, once its vCPUs run: the guest gets a transport-reset
+ * event and reads its new CID from the config space (what Linux's driver
+ * does on that event; any connection it had would be reset too). */
+int vsock_transport_reset(struct vsock *v, uint64_t guest_cid, struct rv_err *err);
+/* The guest has handled that event: its driver gives the buffer back (the
+ * event queue's avail index moves) only after it took the new CID, so a
+ * connection opened after this is not reset by the event. */
+bool vsock_transport_reset_seen(struct vsock *v);
 
 /* Debug level: queue indices and every connection's flow-control state, for
  * a VM that stopped making progress (--timeout). */

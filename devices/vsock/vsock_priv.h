@@ -8,6 +8,8 @@
 #include "devices/vsock/packet.h"
 #include "devices/vsock/vsock.h"
 
+enum { RX_QUEUE = 0, TX_QUEUE = 1, EVENT_QUEUE = 2 };
+
 /* Control packets a live connection owes the guest, sent before its data. */
 enum {
 	CONN_SEND_REQUEST = 1u << 0,

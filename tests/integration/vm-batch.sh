@@ -3,13 +3,13 @@
 # inside the testbed (tests/run-vm-tests.sh decides). Here a missing /dev/kvm is
 # a failure, never a skip.
 # usage: tests/integration/vm-batch.sh BUILD_DIR [SUITE...]
-#   SUITE: selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm (default: all, in that order)
+#   SUITE: selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm template-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm (default: all, in that order)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: vm-batch.sh BUILD_DIR [SUITE...]}
 shift
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm)
+[ ${#suites[@]} -gt 0 ] || suites=(selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm template-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm)
 
 selfcheck() {
 	t_suite=vm
@@ -33,6 +33,7 @@ for s in "${suites[@]}"; do
 	fs-work-vm) "$here/test_fs_work_vm.sh" "$build" ;;
 	lifecycle-vm) "$here/test_lifecycle_vm.sh" "$build" ;;
 	lifecycle-many-vm) "$here/test_lifecycle_many_vm.sh" "$build" ;;
+	template-vm) "$here/test_template_vm.sh" "$build" ;;
 	pod-vm) "$here/test_pod_vm.sh" "$build" ;;
 	exec-vm) "$here/test_exec_vm.sh" "$build" ;;
 	do-vm) "$here/test_do_vm.sh" "$build" ;;
@@ -42,7 +43,7 @@ for s in "${suites[@]}"; do
 	cri-vm) "$here/../e2e/test_cri.sh" "$build" ;;
 	podman-vm) "$here/../e2e/test_podman.sh" "$build" ;;
 	docker-vm) "$here/../e2e/test_docker.sh" "$build" ;;
-	*) echo "vm-batch: no suite '$s' (selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm)" >&2; exit 2 ;;
+	*) echo "vm-batch: no suite '$s' (selfcheck boot agent-vm fs-vm fs-work-vm lifecycle-vm lifecycle-many-vm template-vm pod-vm exec-vm do-vm net-vm hostile-vm containerd-vm cri-vm podman-vm docker-vm)" >&2; exit 2 ;;
 	esac || vm_rc=1
 done
 exit $vm_rc
