@@ -109,7 +109,8 @@ int snapreader_get(struct snapreader *r, uint32_t tag, void *p, size_t len, stru
 		return rv_failx(err, EPROTO, "saved state's '%s' record has %zu bytes, not %zu", name,
 				n, len);
 	}
-	memcpy(p, src, len);
+	if (len)
+		memcpy(p, src, len);
 	return 0;
 }
 

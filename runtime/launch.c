@@ -234,6 +234,17 @@ static void stdio_to_null(const int pass[6], int tty)
 		close(null);
 }
 
+/* The VMM saved its shape's template at agent ready, into files it could
+ * not publish from its jail: done here, outside it. A failure only costs
+ * later containers their head start. */
+static void publish_templates(const struct cli *cli, const char *dir, pid_t vmm)
+{
+	struct rv_err err;
+
+	if (dir[0] && template_publish(dir, vmm, &err) < 0)
+		rv_logf(&cli->log, RV_LOG_WARN, "template not published: %s", err.msg);
+}
+
 /* The child: `runvm boot` in a session of its own (a terminal's Ctrl-C is
  * for `run` to forward, not for the VMM), with exactly the fds it is given. */
 static void __attribute__((noreturn))
@@ -407,6 +418,13 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	snprintf(a.cgroup, sizeof(a.cgroup), "%s", cgroup);
 	snprintf(a.pod, sizeof(a.pod), "%s", pod);
 	a.templates[0] = '\0';
+	/* RUNVM_TEMPLATES=off: the host's operator turns templates off for every
+	 * container (the annotation is the container's owner's to set). */
+	const char *env = getenv("RUNVM_TEMPLATES");
+	if (env && strcmp(env, "off") && strcmp(env, "on"))
+		return rv_failx(err, EINVAL, "RUNVM_TEMPLATES=%s: give on or off", env);
+	if (env && !strcmp(env, "off"))
+		templates = false;
 	if (templates && !pod[0])
 		snprintf(a.templates, sizeof(a.templates), "%s/%s", cli->root, TEMPLATE_STORE_DIR);
 	st.cgroup = cgroup[0] ? (char *)cgroup : NULL;
@@ -421,8 +439,15 @@ static int start_vmm(struct cli *cli, const char *id, const char *bundle, int di
 	close(f->sync[1]);
 	f->sync[1] = -1;
 	st.pid = pid;
-	if (state_pid_start(pid, &st.pid_start, err) < 0 || state_write(dirfd, &st, err) < 0 ||
-	    wait_ready(f, vmm, err) < 0 || create_hooks(cli, spec, &st, err) < 0)
+	if (state_pid_start(pid, &st.pid_start, err) < 0 || state_write(dirfd, &st, err) < 0)
+		return -1;
+	if (wait_ready(f, vmm, err) < 0) {
+		if (a.templates[0])
+			template_forget_failed(a.templates, err->msg);
+		return -1;
+	}
+	publish_templates(cli, a.templates, pid);
+	if (create_hooks(cli, spec, &st, err) < 0)
 		return -1;
 	st.status = "created";
 	return state_write(dirfd, &st, err);

@@ -55,12 +55,35 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, struct rv_err *err)
 	return map_ram(mem, size, mem->memfd, MAP_SHARED, err);
 }
 
+/* Anonymous memory, and the file mapped over it where it has data: a fault
+ * on a hole of a privately mapped tmpfs file would allocate that page in the
+ * file, so the template would grow with every clone's touches. */
 int guest_mem_create_cow(struct guest_mem *mem, uint64_t size, int fd, struct rv_err *err)
 {
 	memset(mem, 0, sizeof(*mem));
 	mem->memfd = -1;
 	guest_mem_layout(mem, size);
-	return map_ram(mem, size, fd, MAP_PRIVATE, err);
+	if (map_ram(mem, size, -1, MAP_PRIVATE | MAP_ANONYMOUS, err) < 0)
+		return -1;
+	off_t off = 0;
+	for (;;) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			return 0;
+		off_t hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return rv_fail(err, errno, "find the template memory's data");
+		if ((uint64_t)hole > size || (data | hole) & (off_t)(sysconf(_SC_PAGESIZE) - 1))
+			return rv_failx(err, EPROTO, "template memory: data at 0x%llx-0x%llx is not "
+					"whole pages of guest RAM", (unsigned long long)data,
+					(unsigned long long)hole);
+		if (mmap(mem->base + data, (size_t)(hole - data), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, data) == MAP_FAILED)
+			return rv_fail(err, errno, "map the template memory at 0x%llx",
+				       (unsigned long long)data);
+		madvise(mem->base + data, (size_t)(hole - data), MADV_DONTDUMP);
+		off = hole;
+	}
 }
 
 int guest_mem_register(const struct guest_mem *mem, int vm_fd, struct rv_err *err)

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +69,16 @@ int template_key(const struct template_shape *s, char key[TEMPLATE_KEY_BYTES], s
 	fnv_str(&f, s->initrd ? "initrd" : "no initrd");
 	fnv_str(&f, s->cmdline);
 	fnv_str(&f, s->devices);
+	if (s->cpuid)
+		fnv_add(&f, s->cpuid, s->cpuid_bytes);
+	char boot_id[64] = "";
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, boot_id, sizeof(boot_id) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return rv_fail(err, n < 0 ? errno : EIO, "template key: this host's boot id");
+	fnv_str(&f, boot_id);
 	snprintf(key, TEMPLATE_KEY_BYTES, "%016llx", (unsigned long long)f.h);
 	return 0;
 }
@@ -107,6 +119,7 @@ static void sweep(int dir_fd)
 			close(fd);
 		return;
 	}
+	rewinddir(d);   /* a dup shares its offset with the store's fd */
 	while ((e = readdir(d)))
 		if (is_stale_tmp(e->d_name))
 			remove_dir(dir_fd, e->d_name);
@@ -171,14 +184,17 @@ int template_open(const struct template_store *st, const char *key, uint64_t mem
 	_cleanup_close_ int dir = openat(st->dir_fd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir < 0)
 		return errno == ENOENT ? 0 : rv_fail(err, errno, "open template %s", key);
-	_cleanup_close_ int mem = openat(dir, MEMORY_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int sf = openat(dir, STATE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put there must not hang the VMM. */
+	_cleanup_close_ int mem = openat(dir, MEMORY_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_close_ int sf = openat(dir, STATE_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat sb;
 	if (mem < 0 || sf < 0)
 		return rv_fail(err, errno, "open template %s's files", key);
 	if (fstat(mem, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != mem_bytes)
 		return rv_failx(err, EPROTO, "template %s: its memory is not a file of %llu bytes", key,
 				(unsigned long long)mem_bytes);
+	if (fstat(sf, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return rv_failx(err, EPROTO, "template %s: its state is not a file", key);
 	if (read_whole(sf, state, state_len, err) < 0)
 		return rv_wrap(err, "template %s", key);
 	*mem_fd = rv_steal_fd(&mem);
@@ -190,17 +206,41 @@ void template_discard(const struct template_store *st, const char *key)
 	remove_dir(st->dir_fd, key);
 }
 
-int template_writer_begin(const struct template_store *st, uint64_t mem_bytes,
+/* Room for a whole copy of guest RAM and some: a template must not be what
+ * fills the filesystem that also holds the containers' state. */
+static bool store_has_room(int dir_fd, uint64_t mem_bytes)
+{
+	struct statvfs sv;
+
+	return fstatvfs(dir_fd, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize > mem_bytes + (64ull << 20);
+}
+
+int template_writer_begin(const struct template_store *st, const char *key, uint64_t mem_bytes,
 			  struct template_writer *w, struct rv_err *err)
 {
-	unsigned nonce = 0;
+	char lock[TEMPLATE_KEY_BYTES + 8];
 
-	if (getrandom(&nonce, sizeof(nonce), 0) < 0)
-		nonce = (unsigned)time(NULL);
-	*w = (struct template_writer){ .dir_fd = st->dir_fd, .mem_fd = -1, .state_fd = -1 };
-	snprintf(w->tmp_name, sizeof(w->tmp_name), TMP_PREFIX "%d.%08x", (int)getpid(), nonce);
-	if (mkdirat(st->dir_fd, w->tmp_name, 0700) < 0)
-		return rv_fail(err, errno, "make template directory %s", w->tmp_name);
+	*w = (struct template_writer){ .mem_fd = -1, .state_fd = -1, .lock_fd = -1 };
+	if (!store_has_room(st->dir_fd, mem_bytes))
+		return 0;
+	/* One writer per key: VMMs of one shape that boot together save it once. */
+	snprintf(lock, sizeof(lock), ".lock.%s", key);
+	w->lock_fd = openat(st->dir_fd, lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (w->lock_fd < 0)
+		return rv_fail(err, errno, "template lock %s", lock);
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int code = errno;
+		template_writer_end(w);
+		return code == EWOULDBLOCK ? 0 : rv_fail(err, code, "template lock %s", lock);
+	}
+	snprintf(w->tmp_name, sizeof(w->tmp_name), TMP_PREFIX "%d.%s", (int)getpid(), key);
+	remove_dir(st->dir_fd, w->tmp_name);   /* ours from a VMM of this pid long gone */
+	if (mkdirat(st->dir_fd, w->tmp_name, 0700) < 0) {
+		int code = errno;
+		template_writer_end(w);
+		return rv_fail(err, code, "make template directory %s", w->tmp_name);
+	}
 	_cleanup_close_ int dir = openat(st->dir_fd, w->tmp_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir >= 0) {
 		w->mem_fd = openat(dir, MEMORY_FILE, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -213,7 +253,7 @@ int template_writer_begin(const struct template_store *st, uint64_t mem_bytes,
 		remove_dir(st->dir_fd, w->tmp_name);
 		return rv_fail(err, code, "make template files in %s", w->tmp_name);
 	}
-	return 0;
+	return 1;
 }
 
 static int write_at(int fd, const uint8_t *p, size_t len, off_t off, struct rv_err *err)
@@ -237,21 +277,55 @@ static bool page_is_zero(const uint8_t *p)
 	return memcmp(p, zero, PAGE) == 0;
 }
 
-/* One extent the memfd has pages for, written a run of non-zero pages at a
- * time. */
+/* One extent the memfd has pages for: written whole but for runs of zero
+ * pages long enough to be worth a hole of their own (a clone maps the file
+ * over its data only, and each mapping costs a VMA). */
 static int write_extent(struct template_writer *w, const uint8_t *base, uint64_t from,
 			uint64_t to, struct rv_err *err)
 {
-	uint64_t run = from;
+	uint64_t data = from, zeros = from;   /* data to write from; the zero run's start */
 
 	for (uint64_t off = from; off < to; off += PAGE) {
-		if (!page_is_zero(base + off))
+		if (!page_is_zero(base + off)) {
+			zeros = off + PAGE;
 			continue;
-		if (off > run && write_at(w->mem_fd, base + run, off - run, (off_t)run, err) < 0)
+		}
+		if (off + PAGE - zeros < TEMPLATE_HOLE_MIN_BYTES)
+			continue;
+		if (zeros > data && write_at(w->mem_fd, base + data, zeros - data, (off_t)data, err) < 0)
 			return -1;
-		run = off + PAGE;
+		data = off + PAGE;
 	}
-	return to > run ? write_at(w->mem_fd, base + run, to - run, (off_t)run, err) : 0;
+	/* A run of zeros at the end is a hole too, whatever its length. */
+	uint64_t end = zeros < to ? zeros : to;
+	if (end < data)
+		end = data;
+	return end > data ? write_at(w->mem_fd, base + data, end - data, (off_t)data, err) : 0;
+}
+
+/* Holes shorter than TEMPLATE_HOLE_MIN_BYTES between data become zeros in
+ * the file: a clone maps the file over its data extents only, and each one
+ * is a VMA of its own. */
+static int fill_small_holes(struct template_writer *w, uint64_t mem_bytes, struct rv_err *err)
+{
+	static const uint8_t zero[64 * 1024];
+	off_t off = 0;
+
+	for (;;) {
+		off_t hole = lseek(w->mem_fd, off, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole >= mem_bytes)
+			return hole < 0 ? rv_fail(err, errno, "find the template's holes") : 0;
+		off_t data = lseek(w->mem_fd, hole, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : rv_fail(err, errno, "find the template's data");
+		for (off_t at = hole; data - hole < (off_t)TEMPLATE_HOLE_MIN_BYTES && at < data;) {
+			size_t n = (size_t)(data - at) < sizeof(zero) ? (size_t)(data - at) : sizeof(zero);
+			if (write_at(w->mem_fd, zero, n, at, err) < 0)
+				return -1;
+			at += (off_t)n;
+		}
+		off = data;
+	}
 }
 
 int template_writer_memory(struct template_writer *w, int memfd, const uint8_t *base,
@@ -275,19 +349,13 @@ int template_writer_memory(struct template_writer *w, int memfd, const uint8_t *
 			return -1;
 		off = to;
 	}
-	return 0;
+	return fill_small_holes(w, mem_bytes, err);
 }
 
-int template_writer_publish(struct template_writer *w, const void *state, size_t len,
-			    const char *key, struct rv_err *err)
+int template_writer_state(struct template_writer *w, const void *state, size_t len,
+			  struct rv_err *err)
 {
-	if (write_at(w->state_fd, state, len, 0, err) < 0)
-		return -1;
-	if (renameat(w->dir_fd, w->tmp_name, w->dir_fd, key) == 0)
-		return 0;
-	if (errno == EEXIST || errno == ENOTEMPTY)
-		return 0;      /* another VMM's came first: ours is swept later */
-	return rv_fail(err, errno, "publish template %s", key);
+	return write_at(w->state_fd, state, len, 0, err);
 }
 
 void template_writer_end(struct template_writer *w)
@@ -296,5 +364,78 @@ void template_writer_end(struct template_writer *w)
 		close(w->mem_fd);
 	if (w->state_fd >= 0)
 		close(w->state_fd);
-	w->mem_fd = w->state_fd = -1;
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);     /* the lock goes with it */
+	w->mem_fd = w->state_fd = w->lock_fd = -1;
+}
+
+/* The state ends with the end record: the writer got that far. */
+static bool state_is_whole(int dir_fd)
+{
+	uint32_t tail[2];
+	struct stat sb;
+	int fd = openat(dir_fd, STATE_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bool whole = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		     sb.st_size >= (off_t)sizeof(tail) &&
+		     pread(fd, tail, sizeof(tail), sb.st_size - (off_t)sizeof(tail)) == sizeof(tail) &&
+		     tail[0] == TEMPLATE_END_TAG && tail[1] == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return whole;
+}
+
+int template_publish(const char *dir, pid_t vmm, struct rv_err *err)
+{
+	struct template_store st;
+	char prefix[32];
+
+	if (template_store_open(dir, &st, err) < 0)
+		return -1;
+	int n = snprintf(prefix, sizeof(prefix), TMP_PREFIX "%d.", (int)vmm);
+	int fd = dup(st.dir_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		template_store_close(&st);
+		return rv_fail(err, errno, "read the template store %s", dir);
+	}
+	rewinddir(d);   /* the sweep read the shared offset to the end */
+	while ((e = readdir(d))) {
+		const char *key = e->d_name + n;
+		if (strncmp(e->d_name, prefix, (size_t)n) || strlen(key) != TEMPLATE_KEY_BYTES - 1 ||
+		    strspn(key, "0123456789abcdef") != TEMPLATE_KEY_BYTES - 1)
+			continue;
+		_cleanup_close_ int tmp = openat(st.dir_fd, e->d_name,
+						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* renameat onto an existing non-empty directory fails: the first wins. */
+		if (tmp < 0 || !state_is_whole(tmp) || renameat(st.dir_fd, e->d_name, st.dir_fd, key) < 0)
+			remove_dir(st.dir_fd, e->d_name);
+	}
+	closedir(d);
+	template_store_close(&st);
+	return 0;
+}
+
+void template_forget_failed(const char *dir, const char *vmm_error)
+{
+	static const char mark[] = "clone of template ";
+	const char *at = vmm_error ? strstr(vmm_error, mark) : NULL;
+	char key[TEMPLATE_KEY_BYTES];
+	struct template_store st;
+	struct rv_err ignored;
+
+	if (!at)
+		return;
+	at += sizeof(mark) - 1;
+	if (strspn(at, "0123456789abcdef") < TEMPLATE_KEY_BYTES - 1)
+		return;
+	memcpy(key, at, TEMPLATE_KEY_BYTES - 1);
+	key[TEMPLATE_KEY_BYTES - 1] = '\0';
+	if (template_store_open(dir, &st, &ignored) == 0) {
+		template_discard(&st, key);
+		template_store_close(&st);
+	}
 }

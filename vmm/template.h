@@ -2,7 +2,7 @@
  * machine state of a VM booted as far as "agent ready", from which later VMs
  * of the same kernel, initramfs and shape start instead of booting.
  *
- * A store is a directory (under the CLI's --root: `templates/`), one
+ * A store is a directory (under the CLI's --root: `.templates/`), one
  * directory per template named by its key, holding `memory` (the guest's
  * RAM, sparse: a page never touched or all zeros is a hole) and `state`
  * (tagged records, common/snapbuf.h). A template is written into a private
@@ -18,10 +18,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
-#define TEMPLATE_STORE_DIR "templates"   /* under the CLI's --root */
+/* Under the CLI's --root, beside the containers' state directories: a leading
+ * dot, which no container id has (DESIGN §6), so no id can take its place. */
+#define TEMPLATE_STORE_DIR ".templates"
 #define TEMPLATE_KEY_BYTES 17      /* 16 hex digits and a NUL */
 #define TEMPLATE_STATE_MAX_BYTES (4u << 20)
 
@@ -31,8 +34,12 @@ struct template_shape {
 	uint64_t mem_bytes;
 	const char *cmdline;           /* the whole one the guest boots with */
 	const char *devices;           /* the virtio devices in slot order, e.g. "rng,vsock,fs" */
+	const void *cpuid;             /* what KVM offers (KVM_GET_SUPPORTED_CPUID) */
+	size_t cpuid_bytes;
 };
 
+/* Also hashes this host's boot id: a template never outlives the KVM, CPU
+ * features and TSC rate it was saved under. */
 int template_key(const struct template_shape *s, char key[TEMPLATE_KEY_BYTES], struct rv_err *err);
 
 struct template_store {
@@ -53,27 +60,42 @@ int template_open(const struct template_store *st, const char *key, uint64_t mem
  * boots (and saves a good one) instead of failing the same way. */
 void template_discard(const struct template_store *st, const char *key);
 
-/* A template being written: made before the VMM's jail (which cannot open
- * files), filled and published from inside it. */
+/* A template being written by the VMM that boots its shape first. Its
+ * files and a lock on the key are taken before the VMM's jail, which then
+ * holds no directory of the store: the VMM fills the files and closes them,
+ * and the CLI that started it publishes them (template_publish). */
 struct template_writer {
-	int dir_fd;                    /* the store's; not owned */
-	char tmp_name[64];
-	int mem_fd, state_fd;
+	int mem_fd, state_fd, lock_fd;
+	char tmp_name[64];             /* ".tmp.PID.KEY" */
 };
 
-int template_writer_begin(const struct template_store *st, uint64_t mem_bytes,
+/* 1: begun; 0: not now (another VMM holds the key's lock and is saving it,
+ * or the store's filesystem has no room for it): boot without saving; -1. */
+int template_writer_begin(const struct template_store *st, const char *key, uint64_t mem_bytes,
 			  struct template_writer *w, struct rv_err *err);
 /* The pages of guest RAM (a memfd of mem_bytes, mapped at base) that hold
- * anything: ranges the memfd has no pages for and pages of zeros are left
- * as holes. */
+ * anything. Zeros the memfd has no pages for, and runs of zero pages of at
+ * least TEMPLATE_HOLE_MIN_BYTES, are left as holes; a clone maps only the
+ * rest of the file (guest_mem_create_cow). */
 int template_writer_memory(struct template_writer *w, int memfd, const uint8_t *base,
 			   uint64_t mem_bytes, struct rv_err *err);
-/* Writes the state and renames the directory to key; 0 also when another
- * VMM published the same key first (ours is then dropped). */
-int template_writer_publish(struct template_writer *w, const void *state, size_t len,
-			    const char *key, struct rv_err *err);
-/* Closes the files; a writer never published leaves its directory for the
- * next sweep (the jail cannot remove it). */
+/* The state, whose last record must be TEMPLATE_END_TAG with no bytes: what
+ * template_publish looks for. */
+int template_writer_state(struct template_writer *w, const void *state, size_t len,
+			  struct rv_err *err);
 void template_writer_end(struct template_writer *w);
+
+#define TEMPLATE_END_TAG 0x646e6574u    /* "tend" */
+#define TEMPLATE_HOLE_MIN_BYTES (256u * 1024)
+
+/* The CLI, once VMM `vmm` said its container is ready: every template it
+ * wrote whole is renamed into place (another's of the same key wins), one
+ * it left unfinished is removed. Errors only cost later VMs their head start:
+ * logged by the caller, never fatal. */
+int template_publish(const char *dir, pid_t vmm, struct rv_err *err);
+/* The CLI, after a create failed: a clone whose guest did not come up names
+ * its template in the error ("clone of template KEY"); that template goes,
+ * so the next container of the shape boots and saves a new one. */
+void template_forget_failed(const char *dir, const char *vmm_error);
 
 #endif

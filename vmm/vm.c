@@ -594,7 +594,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *er
 	if (block_signals(cfg, &old, err) < 0)
 		return -1;
 	int rc = vm_start(&vm, cfg, cfg->device_fd, false, err);
-	if (rc < 0 && vm.tpl.clone) {
+	if (rc < 0 && vm.tpl.restore_failed) {
 		/* A template that does not restore here (a KVM that refuses its
 		 * MSRs, a file edited) costs this VM a boot, not its start. The
 		 * donated /dev/kvm is closed with the first VM: a copy is kept. */
@@ -603,8 +603,12 @@ int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *er
 			err->msg);
 		template_discard(&vm.tpl.store, vm.tpl.key);
 		vm_teardown(&vm, res);
+		if (cfg->fs)
+			fs_server_allow_waits(cfg->fs);   /* the first VM's end cancelled them */
 		rc = vm_start(&vm, cfg, kvm, true, err);
 	}
+	/* The jail that follows must reach no directory of the store. */
+	template_store_close(&vm.tpl.store);
 	res->cloned = vm.tpl.clone;
 	if (rc == 0)
 		rc = vm_loop(&vm, res, err);

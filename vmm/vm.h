@@ -109,7 +109,8 @@ struct vm_result {
 	uint32_t status;             /* as written to VM_STATUS_PORT */
 	int host_signal;
 	double cpu_ms_before_run;
-	bool cloned;                 /* started from a template (vmm/template.h) */    /* VMM CPU time (since exec) before the first KVM_RUN */
+	/* Started from a template (vmm/template.h). */
+	bool cloned;    /* VMM CPU time (since exec) before the first KVM_RUN */
 	char console_tail[VM_CONSOLE_TAIL_BYTES];
 };
 

@@ -114,6 +114,8 @@ struct vm_template {
 	int mem_fd;                   /* a clone's template memory, until mapped */
 	bool make;                    /* no template yet: save one at agent ready */
 	bool failed;                  /* a clone that did not restore: boot instead */
+	bool restore_failed;          /* vm_template_restore refused the saved state */
+	char shape[512];              /* devices and cmdline, also kept in the state */
 	struct template_writer writer;
 	uint64_t cid;                 /* this VM's vsock CID */
 	uint64_t restore_start_ms;    /* CLOCK_MONOTONIC, for "ready in N ms" */

@@ -10,12 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/clock.h"
 #include "devices/virtio/persist.h"
 #include "vmm/vm_priv.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/x86/vcpu_state.h"
 
 #define TAG_HEADER SNAP_TAG('t', 'h', 'd', 'r')
+#define TAG_SHAPE SNAP_TAG('s', 'h', 'a', 'p')
 #define TAG_SERIAL SNAP_TAG('s', 'e', 'r', 'l')
 #define TEMPLATE_MAGIC 0x52564d54u     /* "TMVR" */
 #define QUIESCE_TRIES 200u
@@ -73,17 +76,27 @@ int vm_template_prepare(struct vm *vm, struct rv_err *err)
 	struct rv_err why;
 
 	t->store.dir_fd = t->mem_fd = -1;
-	t->writer = (struct template_writer){ .dir_fd = -1, .mem_fd = -1, .state_fd = -1 };
+	t->writer = (struct template_writer){ .mem_fd = -1, .state_fd = -1, .lock_fd = -1 };
 	t->cid = VSOCK_GUEST_CID;
 	if (!can_template(vm))
 		return 0;
 	t->cid = random_cid();
 	device_list(vm, devices, sizeof(devices));
+	snprintf(t->shape, sizeof(t->shape), "%s|%s", devices, cfg->cmdline ? cfg->cmdline : "");
+	/* The CPUID vCPU 0 gets, not KVM's raw list: that one carries the APIC
+	 * ID of whichever host CPU answered, which would make every key differ. */
+	const struct kvm_cpuid2 *supported = vm->kvm.cpuid;
+	size_t cpuid_bytes = supported->nent * sizeof(supported->entries[0]);
+	_cleanup_free_ struct kvm_cpuid_entry2 *cpuid = malloc(cpuid_bytes ? cpuid_bytes : 1);
+	struct cpuid_topology topo = { .cpu_index = 0, .ncpus = cfg->cpus };
+	if (!cpuid)
+		return rv_fail(err, ENOMEM, "template key");
+	memcpy(cpuid, supported->entries, cpuid_bytes);
 	struct template_shape shape = { .kernel = cfg->kernel, .initrd = cfg->initrd, .cpus = cfg->cpus,
 					.mem_bytes = cfg->mem_bytes, .cmdline = cfg->cmdline,
-					.devices = devices };
+					.devices = devices, .cpuid = cpuid, .cpuid_bytes = cpuid_bytes };
 	/* Templates only ever save time: a store we cannot use means a boot. */
-	if (template_key(&shape, t->key, &why) < 0 ||
+	if (cpuid_apply(cpuid, supported->nent, &topo, &why) < 0 || template_key(&shape, t->key, &why) < 0 ||
 	    template_store_open(cfg->template_dir, &t->store, &why) < 0) {
 		rv_logf(cfg->log, RV_LOG_WARN, "templates off for this VM: %s", why.msg);
 		return 0;
@@ -101,11 +114,10 @@ int vm_template_prepare(struct vm *vm, struct rv_err *err)
 		rv_logf(cfg->log, RV_LOG_WARN, "%s; booting and saving a new one", why.msg);
 		template_discard(&t->store, t->key);
 	}
-	if (template_writer_begin(&t->store, cfg->mem_bytes, &t->writer, &why) < 0) {
+	int begun = template_writer_begin(&t->store, t->key, cfg->mem_bytes, &t->writer, &why);
+	if (begun < 0)
 		rv_logf(cfg->log, RV_LOG_WARN, "no template saved: %s", why.msg);
-		return 0;
-	}
-	t->make = true;
+	t->make = begun > 0;
 	(void)err;
 	return 0;
 }
@@ -126,12 +138,19 @@ static int restore_header(struct vm *vm, struct snapreader *r, struct rv_err *er
 {
 	struct saved_header h;
 
-	if (snapreader_get(r, TAG_HEADER, &h, sizeof(h), err) < 0)
+	const void *shape;
+	size_t len;
+
+	if (snapreader_get(r, TAG_HEADER, &h, sizeof(h), err) < 0 ||
+	    snapreader_get_var(r, TAG_SHAPE, &shape, &len, sizeof(vm->tpl.shape), err) < 0)
 		return -1;
+	/* The key is a hash: the shape itself must match too. */
 	if (h.magic != TEMPLATE_MAGIC || h.cpus != vm->cfg->cpus || h.nslots != vm->nslots ||
-	    h.mem_bytes != vm->cfg->mem_bytes || memcmp(h.key, vm->tpl.key, TEMPLATE_KEY_BYTES))
-		return rv_failx(err, EPROTO, "saved for another VM shape (%u vCPUs, %llu MiB, %u "
-				"devices)", h.cpus, (unsigned long long)(h.mem_bytes >> 20), h.nslots);
+	    h.mem_bytes != vm->cfg->mem_bytes || memcmp(h.key, vm->tpl.key, TEMPLATE_KEY_BYTES) ||
+	    len != strlen(vm->tpl.shape) || memcmp(shape, vm->tpl.shape, len))
+		return rv_failx(err, EPROTO, "saved for another VM shape (%u vCPUs, %llu MiB, %.*s)",
+				h.cpus, (unsigned long long)(h.mem_bytes >> 20), (int)(len < 200 ? len : 200),
+				(const char *)shape);
 	return 0;
 }
 
@@ -153,6 +172,8 @@ int vm_template_restore(struct vm *vm, struct rv_err *err)
 	for (unsigned i = 0; i < vm->nslots; i++)
 		if (virtio_dev_restore(vm->slots[i].dev, &r, err) < 0)
 			goto out;
+	if (snapreader_get(&r, TEMPLATE_END_TAG, NULL, 0, err) < 0)
+		goto out;
 	rc = snapreader_end(&r, err);
 	if (rc == 0)
 		rv_logf(vm->cfg->log, RV_LOG_DEBUG, "restored template %s in %llu ms", t->key,
@@ -160,6 +181,7 @@ int vm_template_restore(struct vm *vm, struct rv_err *err)
 out:
 	free(t->state);
 	t->state = NULL;
+	t->restore_failed = rc < 0;
 	return rc < 0 ? rv_wrap(err, "template %s", t->key) : 0;
 }
 
@@ -284,6 +306,7 @@ static int save_machine(struct vm *vm, struct snapbuf *b, struct rv_err *err)
 
 	memcpy(h.key, vm->tpl.key, TEMPLATE_KEY_BYTES);
 	snapbuf_put(b, TAG_HEADER, &h, sizeof(h));
+	snapbuf_put(b, TAG_SHAPE, vm->tpl.shape, strlen(vm->tpl.shape));
 	if (x86_vm_state_save(vm->kvm.vm_fd, b, err) < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
@@ -292,13 +315,16 @@ static int save_machine(struct vm *vm, struct snapbuf *b, struct rv_err *err)
 	serial_save(&vm->serial, &serial);
 	snapbuf_put(b, TAG_SERIAL, &serial, sizeof(serial));
 	lock_devices(vm, true);
-	int rc = fs_quiet_locked(vm, err);
+	/* A host connection may have opened between quiesce's look and the locks. */
+	int rc = vsock_idle_locked(&vm->vsock) ? fs_quiet_locked(vm, err)
+					       : rv_failx(err, EBUSY, "a vsock connection opened");
 	for (unsigned i = 0; i < vm->nslots && rc == 0; i++)
 		virtio_dev_save_locked(vm->slots[i].dev, b);
 	if (rc == 0)
 		rc = template_writer_memory(&vm->tpl.writer, vm->mem.memfd, vm->mem.base,
 					    vm->cfg->mem_bytes, err);
 	lock_devices(vm, false);
+	snapbuf_put(b, TEMPLATE_END_TAG, NULL, 0);
 	return rc < 0 ? -1 : snapbuf_check(b, err);
 }
 
@@ -318,14 +344,17 @@ void vm_template_save(struct vm *vm)
 			rc = -1;
 		}
 		if (rc == 0)
-			rc = template_writer_publish(&t->writer, b.data, b.len, t->key, &err);
+			rc = template_writer_state(&t->writer, b.data, b.len, &err);
 		if (rc == 0)
 			rv_logf(vm->cfg->log, RV_LOG_DEBUG, "saved template %s (%zu bytes of state, "
-				"guest paused %llu ms)", t->key, b.len, (unsigned long long)paused);
+				"guest paused %llu ms); runvm create publishes it", t->key, b.len,
+				(unsigned long long)paused);
 	}
 	if (rc < 0)
 		rv_logf(vm->cfg->log, RV_LOG_WARN, "no template saved: %s", err.msg);
 	snapbuf_free(&b);
+	/* From here on this VMM holds nothing of the store, and its guest,
+	 * which never ran a tenant's code before the save, cannot reach it. */
 	template_writer_end(&t->writer);
 }
 

@@ -228,6 +228,13 @@ void fs_server_cancel_waits(struct fs_server *s, bool for_good)
 	pthread_mutex_unlock(&s->locks_lock);
 }
 
+void fs_server_allow_waits(struct fs_server *s)
+{
+	pthread_mutex_lock(&s->locks_lock);
+	s->waits_cancelled = false;
+	pthread_mutex_unlock(&s->locks_lock);
+}
+
 /* One non-blocking attempt: 0, or -errno (-EAGAIN: someone holds it). */
 static int try_lock(int fd, bool flock_style, const struct flock *fl)
 {

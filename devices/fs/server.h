@@ -131,6 +131,9 @@ void fs_server_set_workers(struct fs_server *s, unsigned n);
 /* Ends every SETLKW wait now (EINTR); `for_good`: later ones too, for a
  * transport about to stop its threads. */
 void fs_server_cancel_waits(struct fs_server *s, bool for_good);
+/* Undoes a cancel for good: the server serves a new client (a VM booted
+ * after one that failed to start from a template, vmm/vm.c). */
+void fs_server_allow_waits(struct fs_server *s);
 
 /* Number of live inodes and open handles (tests: FORGET and RELEASE free them). */
 void fs_server_counts(struct fs_server *s, size_t *inodes, size_t *handles);

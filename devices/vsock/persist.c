@@ -7,11 +7,16 @@
 
 #define VSOCK_EVENT_TRANSPORT_RESET 0u
 
+bool vsock_idle_locked(const struct vsock *v)
+{
+	return v->nconns == 0 && !v->draining && v->ctl_len == 0 && !v->ready_head &&
+	       !(virtio_dev_active(&v->dev) && virtq_has_avail(&v->dev.queues[TX_QUEUE]));
+}
+
 bool vsock_idle(struct vsock *v)
 {
 	pthread_mutex_lock(&v->dev.lock);
-	bool idle = v->nconns == 0 && !v->draining && v->ctl_len == 0 && !v->ready_head &&
-		    !(virtio_dev_active(&v->dev) && virtq_has_avail(&v->dev.queues[TX_QUEUE]));
+	bool idle = vsock_idle_locked(v);
 	pthread_mutex_unlock(&v->dev.lock);
 	return idle;
 }

@@ -66,6 +66,7 @@ void vsock_close(struct vsock *v);
  * so that a clone's device starts with no state beyond its queues. Takes
  * the lock. */
 bool vsock_idle(struct vsock *v);
+bool vsock_idle_locked(const struct vsock *v);
 /* A clone's device, once its vCPUs run: the guest gets a transport-reset
  * event and reads its new CID from the config space (what Linux's driver
  * does on that event; any connection it had would be reset too). */

@@ -186,7 +186,7 @@ annotate "$b/brief" "volume=$scratch/vol:/v1" "volume=$scratch/vol:/v2" "volume=
 bad=
 for i in $(seq 17); do
 	rv run --bundle "$b/brief" "brief$i" </dev/null >/dev/null 2>"$scratch/brief.err" ||
-		{ bad="brief$i: $(cat "$scratch/brief.err")"; break; }
+		{ bad="brief$i: $(cat "$scratch/brief.err") $(tail -n 8 "$root/pod1/"*.log 2>/dev/null)"; break; }
 done
 [ -z "$bad" ] && pass "17 members of 4 exports each, one after another (68 exports over the 64 slots)" ||
 	fail "17 members of 4 exports each, one after another" "$bad"

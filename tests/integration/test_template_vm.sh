@@ -18,7 +18,7 @@ build=$(cd "$build" && pwd)
 . "$top/tests/integration/oci-vm-lib.sh"
 oci_vm_setup template-vm
 b=$scratch/b
-store=$root/templates
+store=$root/.templates
 
 # What a container tells of its machine: boot id, 16 random bytes, the time.
 mkbundle "$b/who" sh -c 'cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"; echo; date +%s'
@@ -92,6 +92,15 @@ run_capture rvlog "$scratch/off.log" run --bundle "$b/off" o1
 expect_rc "io.runvm.template=false runs" 0
 [ "$(templates)" = 2 ] && ! grep -q -e 'cloned from' -e 'saved template' "$scratch/off.log" &&
 	pass "and neither clones nor saves" || fail "and neither clones nor saves" "$(ls "$store")"
+# The operator's switch, for every container: RUNVM_TEMPLATES=off.
+mkbundle "$b/env" true
+sed -i 's/"io.runvm.memory": "128M"/"io.runvm.memory": "72M"/' "$b/env/config.json"
+run_capture env RUNVM_TEMPLATES=off "$build/bin/runvm" --root "$root" --debug --log "$scratch/env.log" run --bundle "$b/env" e1
+expect_rc "RUNVM_TEMPLATES=off runs" 0
+[ "$(templates)" = 2 ] && ! grep -q -e 'cloned from' -e 'saved template' "$scratch/env.log" &&
+	pass "and neither clones nor saves" || fail "RUNVM_TEMPLATES=off neither clones nor saves" "$(ls "$store")"
+run_capture env RUNVM_TEMPLATES=maybe "$build/bin/runvm" --root "$root" run --bundle "$b/env" e2
+[ "$rc" != 0 ] && expect_in "a bad RUNVM_TEMPLATES is refused, naming it" "$err" 'RUNVM_TEMPLATES=maybe'
 sed -i 's/"io.runvm.template": "false"/"io.runvm.template": "maybe"/' "$b/off/config.json"
 run_capture rv run --bundle "$b/off" o2
 [ "$rc" != 0 ] && expect_in "a bad io.runvm.template is refused, naming it" "$err" 'io.runvm.template'
