@@ -114,12 +114,11 @@ out:
 	return rc;
 }
 
-/* The order is KVM's: MP state first (reading it delivers pending INIT/SIPI
- * into the LAPIC), the LAPIC before the MSRs (the TSC deadline is only
- * readable in its mode), the events last. */
-int x86_vcpu_state_save(int sys_fd, int vcpu_fd, unsigned index, struct snapbuf *b,
-			struct rv_err *err)
-{
+/* A vCPU's state but its MSRs and events, in the order KVM wants both ways:
+ * MP state first (reading it delivers a pending INIT/SIPI into the LAPIC,
+ * setting it first lets the rest land on a vCPU in that state), the LAPIC
+ * last (then the MSRs: the TSC deadline needs the LAPIC's mode). */
+union vcpu_part_buf {
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -127,25 +126,37 @@ int x86_vcpu_state_save(int sys_fd, int vcpu_fd, unsigned index, struct snapbuf 
 	struct kvm_xcrs xcrs;
 	struct kvm_debugregs dregs;
 	struct kvm_lapic_state lapic;
+};
+
+static const struct vcpu_part {
+	uint32_t tag;
+	unsigned long get, set;
+	size_t size;
+	const char *name;
+} vcpu_parts[] = {
+	{ TAG_MP_STATE, KVM_GET_MP_STATE, KVM_SET_MP_STATE, sizeof(struct kvm_mp_state), "MP_STATE" },
+	{ TAG_REGS, KVM_GET_REGS, KVM_SET_REGS, sizeof(struct kvm_regs), "REGS" },
+	{ TAG_SREGS, KVM_GET_SREGS, KVM_SET_SREGS, sizeof(struct kvm_sregs), "SREGS" },
+	{ TAG_XSAVE, KVM_GET_XSAVE, KVM_SET_XSAVE, sizeof(struct kvm_xsave), "XSAVE" },
+	{ TAG_XCRS, KVM_GET_XCRS, KVM_SET_XCRS, sizeof(struct kvm_xcrs), "XCRS" },
+	{ TAG_DEBUGREGS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, sizeof(struct kvm_debugregs),
+	  "DEBUGREGS" },
+	{ TAG_LAPIC, KVM_GET_LAPIC, KVM_SET_LAPIC, sizeof(struct kvm_lapic_state), "LAPIC" },
+};
+
+#define VCPU_PARTS (sizeof(vcpu_parts) / sizeof(vcpu_parts[0]))
+
+int x86_vcpu_state_save(int sys_fd, int vcpu_fd, unsigned index, struct snapbuf *b,
+			struct rv_err *err)
+{
+	union vcpu_part_buf buf;
 	struct kvm_vcpu_events events;
 
-	const struct { unsigned long req; const char *name; void *p; } gets[] = {
-		{ KVM_GET_MP_STATE, "KVM_GET_MP_STATE", &mp }, { KVM_GET_REGS, "KVM_GET_REGS", &regs },
-		{ KVM_GET_SREGS, "KVM_GET_SREGS", &sregs }, { KVM_GET_XSAVE, "KVM_GET_XSAVE", &xsave },
-		{ KVM_GET_XCRS, "KVM_GET_XCRS", &xcrs },
-		{ KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS", &dregs },
-		{ KVM_GET_LAPIC, "KVM_GET_LAPIC", &lapic },
-	};
-	for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++)
-		if (ioctl(vcpu_fd, gets[i].req, gets[i].p) < 0)
-			return rv_fail(err, errno, "%s on vCPU %u", gets[i].name, index);
-	snapbuf_put(b, TAG_MP_STATE, &mp, sizeof(mp));
-	snapbuf_put(b, TAG_REGS, &regs, sizeof(regs));
-	snapbuf_put(b, TAG_SREGS, &sregs, sizeof(sregs));
-	snapbuf_put(b, TAG_XSAVE, &xsave, sizeof(xsave));
-	snapbuf_put(b, TAG_XCRS, &xcrs, sizeof(xcrs));
-	snapbuf_put(b, TAG_DEBUGREGS, &dregs, sizeof(dregs));
-	snapbuf_put(b, TAG_LAPIC, &lapic, sizeof(lapic));
+	for (size_t i = 0; i < VCPU_PARTS; i++) {
+		if (ioctl(vcpu_fd, vcpu_parts[i].get, &buf) < 0)
+			return rv_fail(err, errno, "KVM_GET_%s on vCPU %u", vcpu_parts[i].name, index);
+		snapbuf_put(b, vcpu_parts[i].tag, &buf, vcpu_parts[i].size);
+	}
 	if (save_msrs(sys_fd, vcpu_fd, b, err) < 0)
 		return rv_wrap(err, "vCPU %u", index);
 	if (ioctl(vcpu_fd, KVM_GET_VCPU_EVENTS, &events) < 0)
@@ -182,41 +193,18 @@ static int restore_msrs(int vcpu_fd, unsigned index, struct snapreader *r, struc
 	return rc;
 }
 
-/* Firecracker's order: MP state, registers, FPU, the LAPIC before the MSRs
- * (the TSC deadline needs its mode), pending events last. */
+/* Firecracker's order (vcpu_parts), then the MSRs, pending events last. */
 int x86_vcpu_state_restore(int vcpu_fd, unsigned index, struct snapreader *r, struct rv_err *err)
 {
-	struct kvm_mp_state mp;
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	struct kvm_xsave xsave;
-	struct kvm_xcrs xcrs;
-	struct kvm_debugregs dregs;
-	struct kvm_lapic_state lapic;
+	union vcpu_part_buf buf;
 	struct kvm_vcpu_events events;
 
-	if (snapreader_get(r, TAG_MP_STATE, &mp, sizeof(mp), err) < 0 ||
-	    snapreader_get(r, TAG_REGS, &regs, sizeof(regs), err) < 0 ||
-	    snapreader_get(r, TAG_SREGS, &sregs, sizeof(sregs), err) < 0 ||
-	    snapreader_get(r, TAG_XSAVE, &xsave, sizeof(xsave), err) < 0 ||
-	    snapreader_get(r, TAG_XCRS, &xcrs, sizeof(xcrs), err) < 0 ||
-	    snapreader_get(r, TAG_DEBUGREGS, &dregs, sizeof(dregs), err) < 0 ||
-	    snapreader_get(r, TAG_LAPIC, &lapic, sizeof(lapic), err) < 0)
-		return rv_wrap(err, "vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0)
-		return rv_fail(err, errno, "KVM_SET_MP_STATE on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
-		return rv_fail(err, errno, "KVM_SET_REGS on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
-		return rv_fail(err, errno, "KVM_SET_SREGS on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_XSAVE, &xsave) < 0)
-		return rv_fail(err, errno, "KVM_SET_XSAVE on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_XCRS, &xcrs) < 0)
-		return rv_fail(err, errno, "KVM_SET_XCRS on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_DEBUGREGS, &dregs) < 0)
-		return rv_fail(err, errno, "KVM_SET_DEBUGREGS on vCPU %u", index);
-	if (ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic) < 0)
-		return rv_fail(err, errno, "KVM_SET_LAPIC on vCPU %u", index);
+	for (size_t i = 0; i < VCPU_PARTS; i++) {
+		if (snapreader_get(r, vcpu_parts[i].tag, &buf, vcpu_parts[i].size, err) < 0)
+			return rv_wrap(err, "vCPU %u", index);
+		if (ioctl(vcpu_fd, vcpu_parts[i].set, &buf) < 0)
+			return rv_fail(err, errno, "KVM_SET_%s on vCPU %u", vcpu_parts[i].name, index);
+	}
 	if (restore_msrs(vcpu_fd, index, r, err) < 0)
 		return -1;
 	if (snapreader_get(r, TAG_EVENTS, &events, sizeof(events), err) < 0)
