@@ -266,7 +266,9 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 left=$(rv list -q 2>&1 | tr '\n' ' ') || true
-state_dirs=$(find "$rv_root" -mindepth 1 -maxdepth 1 -printf '%f ')
+# The template store (vmm/template.h) stays by design: the next start of
+# the same shape clones from it.
+state_dirs=$(find "$rv_root" -mindepth 1 -maxdepth 1 ! -name .templates -printf '%f ')
 procs=$(ps -eo pid=,args= | grep -F "$scratch/" | grep -v grep | tr '\n' ';' || true)
 mounts=$(awk -v d="$scratch/" 'index($5, d) == 1 {printf "%s ", $5}' /proc/self/mountinfo)
 leaks=
