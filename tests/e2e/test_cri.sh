@@ -305,8 +305,9 @@ run_capture cri pods
 # --- nothing left behind --------------------------------------------------------
 e2e_no_vmm_left
 run_capture "$runtime" --root "$rtroot" list -q
-[ -z "$out" ] && [ -z "$(ls -A "$rtroot" 2>/dev/null)" ] &&
-	pass "no runtime state left (under <handler's Root>/$ns)" ||
+# The template store (vmm/template.h) stays by design, for the next start.
+[ -z "$out" ] && [ -z "$(ls -A "$rtroot" 2>/dev/null | grep -vx .templates)" ] &&
+	pass "no runtime state left (under <handler's Root>/$ns; its template store aside)" ||
 	fail "no runtime state left (under <handler's Root>/$ns)" "$out" "$(ls -A "$rtroot" 2>&1)"
 left=$(ls -A "$bundles" 2>/dev/null; our_shims -a)
 [ -z "$left" ] && pass "no bundle or shim left" || fail "no bundle or shim left" "$left"
