@@ -609,7 +609,6 @@ int vm_run(const struct vm_config *cfg, struct vm_result *res, struct rv_err *er
 	}
 	/* The jail that follows must reach no directory of the store. */
 	template_store_close(&vm.tpl.store);
-	res->cloned = vm.tpl.clone;
 	if (rc == 0)
 		rc = vm_loop(&vm, res, err);
 	vm_teardown(&vm, res);

@@ -108,9 +108,7 @@ struct vm_result {
 	bool has_status;
 	uint32_t status;             /* as written to VM_STATUS_PORT */
 	int host_signal;
-	double cpu_ms_before_run;
-	/* Started from a template (vmm/template.h). */
-	bool cloned;    /* VMM CPU time (since exec) before the first KVM_RUN */
+	double cpu_ms_before_run;    /* VMM CPU time (since exec) before the first KVM_RUN */
 	char console_tail[VM_CONSOLE_TAIL_BYTES];
 };
 

@@ -118,7 +118,6 @@ int vm_template_prepare(struct vm *vm, struct rv_err *err)
 	if (begun < 0)
 		rv_logf(cfg->log, RV_LOG_WARN, "no template saved: %s", why.msg);
 	t->make = begun > 0;
-	(void)err;
 	return 0;
 }
 
