@@ -28,28 +28,36 @@ static bool msr_ticks(uint32_t index)
 	return index == MSR_IA32_TSC;
 }
 
+struct kvm_msr_entry record_msr(const struct record *r, size_t i)
+{
+	struct kvm_msr_entry e;
+	memcpy(&e, r->data + i * sizeof(e), sizeof(e));
+	return e;
+}
+
 static int compare_msrs(const struct record *a, const struct record *b, char *why, size_t size)
 {
-	const struct kvm_msr_entry *ea = (const void *)a->data, *eb = (const void *)b->data;
-	size_t n = a->len / sizeof(*ea), off = 0;
+	size_t n = a->len / sizeof(struct kvm_msr_entry), off = 0;
 	int bad = 0;
 
 	if (a->len != b->len) {
-		snprintf(why, size, "%zu MSRs saved, %zu read back", n, b->len / sizeof(*eb));
+		snprintf(why, size, "%zu MSRs saved, %zu read back", n,
+			 b->len / sizeof(struct kvm_msr_entry));
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ea[i].index != eb[i].index) {
-			snprintf(why, size, "MSR #%zu is 0x%x, read back 0x%x", i, ea[i].index, eb[i].index);
+		struct kvm_msr_entry ea = record_msr(a, i), eb = record_msr(b, i);
+		if (ea.index != eb.index) {
+			snprintf(why, size, "MSR #%zu is 0x%x, read back 0x%x", i, ea.index, eb.index);
 			return -1;
 		}
-		if (msr_ticks(ea[i].index) || ea[i].data == eb[i].data)
+		if (msr_ticks(ea.index) || ea.data == eb.data)
 			continue;
 		bad = -1;
 		if (off < size)
 			off += (size_t)snprintf(why + off, size - off, "%sMSR 0x%x: 0x%llx, read back 0x%llx",
-						off ? "; " : "", ea[i].index,
-						(unsigned long long)ea[i].data, (unsigned long long)eb[i].data);
+						off ? "; " : "", ea.index,
+						(unsigned long long)ea.data, (unsigned long long)eb.data);
 	}
 	return bad;
 }

@@ -19,6 +19,9 @@ struct record {
 
 /* The records of a snapbuf in order (tag, length, bytes). */
 size_t split_records(const struct snapbuf *b, struct record *out, size_t max);
+/* MSR i of an MSR record, copied out: records sit at any byte offset, and a
+ * kvm_msr_entry wants 8-byte alignment. */
+struct kvm_msr_entry record_msr(const struct record *r, size_t i);
 /* a: the template's vCPU records (after a_skip of the VM's); b: the clone's,
  * read back after the restore. Every record must be equal, the ticking MSRs
  * aside. */

@@ -587,18 +587,18 @@ static int check_time_went_on(struct vm *v, const struct snapbuf *saved, struct 
 	    now.clock - then.clock > TIME_SLACK_S * 1000000000ull)
 		return rv_failx(err, EIO, "the clone's KVM clock reads %llu ns, the template's was "
 				"%llu", (unsigned long long)now.clock, (unsigned long long)then.clock);
-	const struct kvm_msr_entry *e = (const void *)msrs->data;
-	for (size_t i = 0; i < msrs->len / sizeof(*e); i++) {
-		if (e[i].index != MSR_IA32_TSC)
+	for (size_t i = 0; i < msrs->len / sizeof(struct kvm_msr_entry); i++) {
+		struct kvm_msr_entry e = record_msr(msrs, i);
+		if (e.index != MSR_IA32_TSC)
 			continue;
 		uint64_t tsc;
 		if (get_msr(v, MSR_IA32_TSC, &tsc, err) < 0)
 			return -1;
 		int khz = ioctl(v->vcpu, KVM_GET_TSC_KHZ, 0);
-		if (tsc < e[i].data ||
-		    (khz > 0 && tsc - e[i].data > TIME_SLACK_S * 1000ull * (uint64_t)khz))
+		if (tsc < e.data ||
+		    (khz > 0 && tsc - e.data > TIME_SLACK_S * 1000ull * (uint64_t)khz))
 			return rv_failx(err, EIO, "the clone's TSC reads %llu, the template's was %llu "
-					"(%d kHz)", (unsigned long long)tsc, (unsigned long long)e[i].data,
+					"(%d kHz)", (unsigned long long)tsc, (unsigned long long)e.data,
 					khz);
 		return 0;
 	}
