@@ -43,10 +43,11 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-n=${N:-100} par=${PARALLEL:-2} mem=${MEMORY:-64M} settle=${SETTLE_S:-5}
+n=${N:-100} par=${PARALLEL:-2} mem=${MEMORY:-64M} settle=${SETTLE_S:-5} limit=${CMD_LIMIT_S:-300}
 runvm=${RUNVM:-$top/build/bin/runvm}
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "density bench: N '$n': give a whole number > 0" >&2; exit 2; }
 [[ "$par" =~ ^[1-9][0-9]*$ ]] || { echo "density bench: PARALLEL '$par': give a whole number > 0" >&2; exit 2; }
+[[ "$limit" =~ ^[1-9][0-9]*$ ]] || { echo "density bench: CMD_LIMIT_S '$limit': give a whole number of seconds > 0" >&2; exit 2; }
 [[ "$settle" =~ ^[0-9]+$ ]] || { echo "density bench: SETTLE_S '$settle': give whole seconds" >&2; exit 2; }
 [[ "$mem" =~ ^[1-9][0-9]*[MG]$ ]] || { echo "density bench: MEMORY '$mem': give a size such as 64M" >&2; exit 2; }
 
@@ -146,22 +147,33 @@ emulation_fault() {
 	[ "${RUNVM_IN_TESTBED:-}" = 1 ] &&
 		grep -qE 'triple fault \(KVM_EXIT_SHUTDOWN\) at RIP 0xfff0 |the agent did not come up within 120 s' "$1"
 }
+# rv_limited OUT ARGS...: runvm ARGS, its output to OUT, ended after
+# CMD_LIMIT_S (SIGKILL 10 s later): one command that never returns must fail
+# its sandbox, not hold the bench for good. The agent's own limit is 120 s.
+rv_limited() {
+	local to=$1 rc=0
+	shift
+	timeout -k 10 "$limit" "$runvm" --root "$rv_root" "$@" </dev/null >"$to" 2>&1 || rc=$?
+	[ "$rc" != 124 ] && [ "$rc" != 137 ] ||
+		echo "density bench: runvm $1 ${*: -1} did not end within $limit s" >>"$to"
+	return "$rc"
+}
 start_one() {
-	rv run -d --bundle "$bundle" "$1" </dev/null >"$out/$1.run" 2>&1 && return 0
+	rv_limited "$out/$1.run" run -d --bundle "$bundle" "$1" && return 0
 	emulation_fault "$out/$1.run" || return 1
 	mv "$out/$1.run" "$out/$1.fault"
-	rv delete --force "$1" </dev/null >/dev/null 2>&1 || true
-	rv run -d --bundle "$bundle" "$1" </dev/null >"$out/$1.run" 2>&1
+	rv_limited /dev/null delete --force "$1" || true
+	rv_limited "$out/$1.run" run -d --bundle "$bundle" "$1"
 }
 # exec_one ID: its output must be exactly "ok".
 exec_one() {
 	local got=
-	rv exec "$1" echo ok </dev/null >"$out/$1.exec" 2>&1 || return 1
+	rv_limited "$out/$1.exec" exec "$1" echo ok || return 1
 	# All of it (stderr too), the final newline stripped.
 	read -r -d '' got <"$out/$1.exec" || true
 	[ "$got" = ok ]
 }
-delete_one() { rv delete --force "$1" </dev/null >"$out/$1.delete" 2>&1; }
+delete_one() { rv_limited "$out/$1.delete" delete --force "$1"; }
 # logs ID: what runvm and the VMM said about ID.
 logs() {
 	local f
