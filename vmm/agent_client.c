@@ -64,9 +64,12 @@ static int send_msg(int fd, const struct proto_msg *m, struct rv_err *err)
 
 	if (proto_encode(m, &buf, &len, &cap, err) < 0)
 		return rv_wrap(err, "encode %s", proto_type_name(m->type));
-	if (send_all(fd, buf, len) < 0)
-		return rv_fail(err, errno, "send %s to the agent", proto_type_name(m->type));
-	return 0;
+	int rc = send_all(fd, buf, len) < 0 ? rv_fail(err, errno, "send %s to the agent",
+						     proto_type_name(m->type)) : 0;
+	/* RESEED carries the clone's entropy: no copy of it outlives the send. */
+	if (m->type == PROTO_RESEED)
+		explicit_bzero(buf, len);
+	return rc;
 }
 
 /* An agent error, in the caller's words: "exec 'x': No such file or directory"
@@ -515,10 +518,10 @@ static int one_request(const struct agent_client *c, const struct proto_msg *req
 
 	if (fd < 0 || request(fd, req, &reply, err) < 0)
 		return -1;
-	bool ok = reply.type == PROTO_OK;
+	uint32_t type = reply.type;   /* proto_msg_free clears the reply */
 	proto_msg_free(&reply);
-	return ok ? 0 : rv_failx(err, EPROTO, "the agent answered %s with %s",
-				 proto_type_name(req->type), proto_type_name(reply.type));
+	return type == PROTO_OK ? 0 : rv_failx(err, EPROTO, "the agent answered %s with %s",
+					       proto_type_name(req->type), proto_type_name(type));
 }
 
 
