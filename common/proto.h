@@ -86,6 +86,9 @@
 #define PROTO_MAX_STRV 4096u            /* args, env entries, groups */
 #define PROTO_MAX_STR_BYTES (128u * 1024)
 #define PROTO_MAX_PATH_BYTES 4095u      /* PATH_MAX less its NUL: EXEC's path */
+/* The PATH of a process whose EXEC carries no environment (the agent gives
+ * it this one), which runvm create's lookup of the executable also takes. */
+#define PROTO_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define PROTO_MAX_SIGNO 64u             /* Linux's signals are 1..64 */
 #define PROTO_MAX_PROCS 4096u           /* PS_REPLY entries */
 #define PROTO_MAX_COMM_BYTES 15u        /* the kernel's TASK_COMM_LEN - 1 */

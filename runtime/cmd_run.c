@@ -142,8 +142,12 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct rv_err *err)
 		return rv_fail(err, errno, "run %.64s: wait for its VMM", id);
 	}
 	struct container c;
+	char failed[RV_ERR_MSG_BYTES];
+	launch_boot_error(cli, id, failed, sizeof(failed));
 	if (container_open(cli, id, &c, err) < 0 || container_destroy(&c, err) < 0)
 		return rv_wrap(err, "run %.64s", id);
+	if (failed[0])
+		return rv_failx(err, EIO, "run %.64s: %s", id, failed);
 	cli->exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 	return 0;
 }

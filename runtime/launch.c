@@ -19,6 +19,7 @@
 #include "common/ctl.h"
 #include "runtime/cgroup.h"
 #include "runtime/console.h"
+#include "runtime/lookpath.h"
 #include "runtime/pod.h"
 #include "runtime/seccomp.h"
 #include "runtime/spec.h"
@@ -310,6 +311,34 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 	_exit(127);
 }
 
+/* The log's text without its trailing newlines and blanks. */
+static size_t read_log(int fd, char *buf, size_t size)
+{
+	ssize_t n = size ? pread(fd, buf, size - 1, 0) : 0;
+
+	n = n < 0 ? 0 : n;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	if (size)
+		buf[n] = '\0';
+	return (size_t)n;
+}
+
+void launch_boot_error(const struct cli *cli, const char *id, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+
+	if (size)
+		buf[0] = '\0';
+	if (snprintf(path, sizeof(path), "%s/%s/%s", cli->root, id, BOOT_LOG_FILE) >= (int)sizeof(path))
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		read_log(fd, buf, size);
+		close(fd);
+	}
+}
+
 /* boot's error, as it wrote it to the boot log. */
 static int boot_failed(const struct launch_fds *f, pid_t pid, struct rv_err *err)
 {
@@ -318,12 +347,7 @@ static int boot_failed(const struct launch_fds *f, pid_t pid, struct rv_err *err
 
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	ssize_t n = pread(f->log, msg, BOOT_LOG_MAX_BYTES, 0);
-	n = n < 0 ? 0 : n;
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
-	msg[n] = '\0';
-	if (n == 0)
+	if (read_log(f->log, msg, sizeof(msg)) == 0)
 		return rv_failx(err, EIO, "the VMM ended (%s %d) before the container was ready",
 				WIFSIGNALED(status) ? "signal" : "status",
 				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -476,7 +500,8 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 	    (role == POD_MEMBER && pod_control_path(cli, sandbox_id, pod, sizeof(pod), err) < 0) ||
 	    (spec.cgroups_path &&
 	     cgroup_path(spec.cgroups_path, cli->systemd_cgroup, cgroup, sizeof(cgroup), err) < 0) ||
-	    (role != POD_MEMBER && (f.kvm = open_kvm(err)) < 0))
+	    (role != POD_MEMBER && (f.kvm = open_kvm(err)) < 0) ||
+	    lookpath_check(&spec, err) < 0)   /* last: every other refusal names its own field */
 		goto out;
 	if (state_create(cli->root, id, &dirfd, err) < 0)
 		goto out;

@@ -309,7 +309,7 @@ int vmm_sandbox(const struct sandbox_config *cfg, int *exit_code, struct rv_err 
 	rv_logf(cfg->vm.log, RV_LOG_DEBUG, "boot: %u vCPUs, %llu MiB: CPU ms before the first "
 		"KVM_RUN: %.1f", cfg->vm.cpus, (unsigned long long)(cfg->vm.mem_bytes >> 20),
 		res.cpu_ms_before_run);
-	sandbox_finish(sb, rc == 0 ? boot_exit_status(&res, &sig) : -1);
+	sandbox_finish(sb, rc == 0 ? boot_exit_status(&res, &sig) : -1, err);
 	control_server_stop(sb->ctl);
 	sandbox_console_stop(sb);
 	pod_host_stop(sb->pod);

@@ -70,8 +70,21 @@ static int hold(void *arg, struct rv_err *err)
 	while (!sb->start_wanted && !sb->kill_before_start && !sandbox_going_down(sb))
 		wait_change(sb);
 	bool go = sb->start_wanted && !sb->kill_before_start;
+	if (go) {
+		/* Released, as runc's start releases its init: START goes to
+		 * the guest next, and `start` need not wait for the exec. */
+		sb->status = SB_RUNNING;
+		pthread_cond_broadcast(&sb->cond);
+	}
 	pthread_mutex_unlock(&sb->lock);
 	return go ? 0 : rv_failx(err, ECANCELED, "the container ended before it started");
+}
+
+void sandbox_wait_spawned(struct sandbox *sb)
+{
+	while (sb->status == SB_RUNNING && !sb->spawned && sb->agent && !sb->agent_closing &&
+	       !sandbox_going_down(sb))
+		wait_change(sb);
 }
 
 /* The exec id is known before start, so that a resize of the console
@@ -94,6 +107,7 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 	pthread_mutex_lock(&sb->lock);
 	sb->exec_id = exec_id;
 	sb->status = SB_RUNNING;
+	sb->spawned = true;
 	pthread_cond_broadcast(&sb->cond);
 	pthread_mutex_unlock(&sb->lock);
 }
@@ -236,11 +250,13 @@ void sandbox_console_stop(struct sandbox *sb)
 	sb->winch_started = false;
 }
 
-void sandbox_finish(struct sandbox *sb, int exit_code)
+void sandbox_finish(struct sandbox *sb, int exit_code, const struct rv_err *why)
 {
 	pthread_mutex_lock(&sb->lock);
 	sb->status = SB_STOPPED;
 	sb->exit_code = exit_code;
+	if (exit_code < 0 && why)
+		snprintf(sb->failure, sizeof(sb->failure), "%s", why->msg);
 	sb->vm = NULL;
 	pthread_cond_broadcast(&sb->cond);
 	pthread_mutex_unlock(&sb->lock);
@@ -299,6 +315,9 @@ static int do_kill(struct sandbox *sb, const char *arg, bool all, struct rv_err 
 	if (sb->paused)
 		return rv_failx(err, EBUSY, "the container is paused: resume it first, or send "
 				"SIGKILL");
+	sandbox_wait_spawned(sb);   /* released, its START still on the way */
+	if (sb->status == SB_STOPPED || !sandbox_live(sb))
+		return rv_failx(err, ESRCH, "container not running");
 	return sandbox_agent_signal(sb, sig, all, err);
 }
 
@@ -336,7 +355,8 @@ static int do_wait(struct sandbox *sb, int fd, char *reply, size_t size, struct 
 			return rv_failx(err, ECONNRESET, "the caller hung up");
 	}
 	if (sb->exit_code < 0)
-		return rv_failx(err, EIO, "the sandbox failed (see its log)");
+		return rv_failx(err, EIO, "the sandbox failed: %s",
+				sb->failure[0] ? sb->failure : "see its log");
 	snprintf(reply, size, "%d", sb->exit_code);
 	return 0;
 }
@@ -366,6 +386,7 @@ static int dispatch(struct sandbox *sb, int fd, const char *verb, const char *ar
 			return rv_failx(err, ESRCH, "container not running");
 		if (sb->paused)
 			return rv_failx(err, EBUSY, "the container is paused: resume it first");
+		sandbox_wait_spawned(sb);
 		return verb[0] == 'p' ? sandbox_report_ps(sb, reply, size, err) :
 		       sandbox_report_stats(sb, reply, size, err);
 	}

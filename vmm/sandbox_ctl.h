@@ -47,10 +47,15 @@ struct sandbox {
 	bool start_wanted;
 	int kill_before_start;           /* a signal `kill` sent to a created container */
 	int exit_code;                   /* once stopped: code or 128 + signal; -1: the VM failed */
+	char failure[RV_ERR_MSG_BYTES];  /* with -1: why */
 	struct vm *vm;                   /* while the controller runs */
 	const struct agent_client *agent;
 	uint32_t exec_id;
 	bool prepared;                   /* exec_id is known */
+	/* As runc's start, ours returns once the process is released: the
+	 * status is "running" from then on, and this says the guest has
+	 * spawned it (signals, exec and ps wait for it). */
+	bool spawned;
 	/* runvm exec: the control threads running a process in the guest.
 	 * The controller waits for them before the agent client goes away. */
 	bool agent_closing;              /* the init has ended: no new exec */
@@ -81,6 +86,9 @@ void sandbox_set_guest_root(struct sandbox *sb);
 
 /* The VM's controller (vm_config.controller); a pod member calls it with
  * vm NULL, on an agent reached through the pod's VMM. */
+/* Lock held: until a released process has been spawned in the guest (or
+ * the container goes down), so that what reaches it finds it there. */
+void sandbox_wait_spawned(struct sandbox *sb);
 int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agent,
 		       uint32_t *status, struct rv_err *err);
 
@@ -102,8 +110,10 @@ int sandbox_pod_verb(struct sandbox *sb, struct control_call *call, const char *
 void sandbox_closed(void *arg, int fd);
 void sandbox_destroy(struct sandbox *sb);
 
-/* The VM is over: wakes every waiter (wait, start) with exit_code. */
-void sandbox_finish(struct sandbox *sb, int exit_code);
+/* The VM is over: wakes every waiter (wait, start) with exit_code; failed
+ * (exit_code -1, why set): what `wait` answers, since `start`
+ * returns before a process that fails to start in the guest has failed. */
+void sandbox_finish(struct sandbox *sb, int exit_code, const struct rv_err *why);
 
 /* With a terminal: claim makes the console our controlling terminal (before
  * the VMM's filters, which allow no TIOCSCTTY); start forwards its window-size

@@ -57,6 +57,8 @@ static int enter(struct sandbox *sb, struct agent_client *agent, struct rv_err *
 	int rc = 0;
 
 	pthread_mutex_lock(&sb->lock);
+	/* An exec racing the init's START would land outside its PID namespace. */
+	sandbox_wait_spawned(sb);
 	if (sb->status == SB_STOPPED || !sb->agent || sb->agent_closing || sandbox_going_down(sb))
 		rc = rv_failx(err, ESRCH, "cannot exec in a stopped container");
 	else if (sb->status == SB_CREATING)

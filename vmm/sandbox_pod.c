@@ -284,7 +284,7 @@ int vmm_pod_member(const struct sandbox_config *cfg, int *exit_code, struct rv_e
 		rc = boot_fs_check(sb->fs, err);
 	if (rc == 0)
 		rc = run_member(&m, &code, &sig, err);
-	sandbox_finish(sb, rc == 0 ? code : -1);
+	sandbox_finish(sb, rc == 0 ? code : -1, err);
 	control_server_stop(sb->ctl);
 	stop_watch(&m);
 	sandbox_write_exit(cfg->exit_fd, rc == 0 ? code : 1);

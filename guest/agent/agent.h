@@ -20,7 +20,6 @@
 #define AGENT_MAX_EXECS 1024u
 #define AGENT_STREAM_BUF_BYTES (64u * 1024)      /* per stdio stream and direction */
 #define AGENT_OUT_HIGH_BYTES (256u * 1024)       /* unsent replies before we stop reading requests */
-#define AGENT_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* What an epoll registration points at. */
 enum ep_kind { EP_LISTEN, EP_SIGNAL, EP_CONN, EP_PIPE };

@@ -207,7 +207,7 @@ static void describe_failure(const struct proto_exec *x, const struct spawn_fail
  * when the host sent none. */
 static int plan_arrays(struct child_plan *c, const struct proto_exec *x, struct rv_err *err)
 {
-	static const char *const default_env[] = { "PATH=" AGENT_DEFAULT_PATH, "HOME=/root" };
+	static const char *const default_env[] = { "PATH=" PROTO_DEFAULT_PATH, "HOME=/root" };
 	uint32_t envc = x->envc ? x->envc : 2;
 	const char *const *env = x->envc ? x->envp : default_env;
 

@@ -23,11 +23,12 @@ wait_status() { # ID STATUS: up to 60 s
 mk "$dir/exit3" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3'
 mk "$dir/true" true
 mk "$dir/sleep" sleep 1000
+mk "$dir/nosuch" no-such-program
 # The pid namespace dropped: with one, the process would be its PID 1, in
 # runc's container and in runvm's guest alike, which the kernel shields from
 # signals it has no handler for (SIGTERM to a sleep would do nothing, and
 # `run` would wait for ever).
-for b in exit3 true sleep; do
+for b in exit3 true sleep nosuch; do
 	sed -i 's/{ "type": "pid" }, //' "$dir/$b/config.json"
 done
 
@@ -99,6 +100,16 @@ r run -d --bundle "$dir/sleep" c3 >/dev/null 2>&1
 say "run -d" "exit $? status=$(status c3)"
 r delete --force c3 >/dev/null 2>&1
 say "delete --force running" "exit $? gone=$([ -z "$(r list -q 2>/dev/null)" ] && echo yes || echo no)"
+# start returns once the process is released, as runc's does; a signal
+# sent right after it still reaches the process.
+r create --bundle "$dir/sleep" c5 >/dev/null 2>&1
+r start c5 >/dev/null 2>&1
+r kill c5 TERM >/dev/null 2>&1
+say "kill right after start" "exit $? stopped=$(wait_status c5 stopped && echo yes || echo no)"
+r delete c5 >/dev/null 2>&1
+# runc's init looks the executable up before it waits for start: create fails.
+r create --bundle "$dir/nosuch" c6 >/dev/null 2>&1
+say "create of a missing executable" "exit $? left=[$(r list -q 2>/dev/null | tr '\n' ' ')]"
 
 r state nope >/dev/null 2>&1
 say "state unknown id" "exit $?"

@@ -157,6 +157,37 @@ out=$(reap_as_shim "$build/bin/runvm --root $root run -d --bundle $b/sleep s2;$b
 	fail "a container killed by SIGKILL: its VMM dies of SIGKILL too (re-raised)" "$out"
 rv delete s2 >/dev/null 2>&1
 
+# --- start releases the process, as runc's start does; create looks it up ---------------
+rv create --bundle "$b/sleep" q1 >/dev/null 2>&1
+run_capture rv start q1
+expect_rc "start exits 0 once the process is released" 0
+run_capture rv exec q1 sh -c 'tr "\0" " " </proc/1/cmdline'
+expect_in "an exec right after start joins the process's PID namespace (its PID 1 is sleep)" \
+	"$out" "sleep 1000"
+rv delete --force q1 >/dev/null 2>&1
+mkbundle "$b/nosuch" no-such-program
+run_capture rv create --bundle "$b/nosuch" q2
+[ "$rc" = 1 ] && pass "create of a missing executable fails (1), as runc's" || fail "create of a missing executable fails (1), as runc's" "rc $rc"
+expect_in "in runc's words, naming the field" "$err" \
+	'exec: "no-such-program": executable file not found in $PATH (process.args[0])'
+[ -z "$(rv list -q)" ] && [ ! -e "$root/q2" ] && pass "and leaves no state" || fail "and leaves no state" "$(rv list)"
+# A process that fails in the guest after start: an interpreter that is not there.
+mkbundle "$b/badinterp" /badinterp
+printf '#!/no-such-interpreter\n' >"$b/badinterp/rootfs/badinterp" && chmod 755 "$b/badinterp/rootfs/badinterp"
+run_capture rv run --bundle "$b/badinterp" q3
+[ "$rc" = 1 ] && pass "run of a process whose exec fails in the guest exits 1" || fail "run of a process whose exec fails in the guest exits 1" "rc $rc"
+expect_in "and says why, though start had returned" "$err" "exec '/badinterp' in the guest: No such file or directory"
+rv create --bundle "$b/badinterp" q4 >/dev/null 2>&1
+run_capture rv start q4
+expect_rc "start of it exits 0, as runc's: the exec fails after the release" 0
+# While its VMM lives, wait names the failure; once it is gone, the exit
+# file has the status its VMM ended with (1).
+run_capture rv wait q4
+[[ "$rc" != 0 && "$err" == *"exec '/badinterp' in the guest"* ]] ||
+	[[ "$rc" = 0 && "$out" == *'"exitStatus":1'* ]] &&
+	pass "wait names the failure, or its status 1" || fail "wait names the failure, or its status 1" "rc $rc" "$out" "$err"
+rv delete --force q4 >/dev/null 2>&1
+
 # --- a running container: ps, events, pause, resume, kill, delete ------------------------
 run_capture rv run -d --bundle "$b/sleep-shared" d1
 expect_rc "run -d exits 0 once the process runs" 0
