@@ -510,11 +510,31 @@ prepare_failed:
 
 /* --- one-shot requests ----------------------------------------------------------- */
 
+int agent_session_open(const struct agent_client *c, struct agent_client *s, struct rv_err *err)
+{
+	*s = *c;
+	s->in_session = false;
+	s->session_fd = dial_hello(c, err);
+	if (s->session_fd < 0)
+		return -1;
+	s->in_session = true;
+	return 0;
+}
+
+void agent_session_close(struct agent_client *s)
+{
+	if (s->in_session)
+		close(s->session_fd);
+	s->in_session = false;
+	s->session_fd = -1;
+}
+
 static int one_request(const struct agent_client *c, const struct proto_msg *req,
 		       struct rv_err *err)
 {
 	struct proto_msg reply;
-	_cleanup_close_ int fd = dial_hello(c, err);
+	_cleanup_close_ int own = c->in_session ? -1 : dial_hello(c, err);
+	int fd = c->in_session ? c->session_fd : own;
 
 	if (fd < 0 || request(fd, req, &reply, err) < 0)
 		return -1;

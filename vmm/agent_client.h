@@ -26,6 +26,12 @@ struct agent_client {
 	 * up (that output is dropped): the VMM sets it at teardown and signals the
 	 * thread, so a host reader that stopped reading cannot hold the VM up. */
 	const atomic_bool *cancel;
+	/* agent_session_open: MOUNT, MKNOD, NETCONF and SHUTDOWN go on this one
+	 * connection, in turn, instead of a connection (dial, HELLO, close)
+	 * each: a container's twenty-odd mounts cost that many round trips to
+	 * the guest, not four times as many. */
+	bool in_session;
+	int session_fd;
 };
 
 /* The OCI process attributes the agent applies before the exec (protocol
@@ -135,6 +141,12 @@ int agent_signal(const struct agent_client *c, uint32_t exec_id, int signo, stru
  * ETIMEDOUT as for the queries below. */
 int agent_resize(const struct agent_client *c, uint32_t exec_id, uint16_t rows, uint16_t cols,
 		 struct rv_err *err);
+
+/* *s becomes a copy of c whose one-request calls (below) share one
+ * connection; agent_session_close closes it. Not for another thread: the
+ * requests of a session go in turn. */
+int agent_session_open(const struct agent_client *c, struct agent_client *s, struct rv_err *err);
+void agent_session_close(struct agent_client *s);
 
 /* Mounts in the guest, as mount(2) with these arguments would (fstype "" or
  * NULL for a bind, data NULL for none; common/proto.h, struct proto_mount, says

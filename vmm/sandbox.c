@@ -105,7 +105,7 @@ static int configure_net(const struct sandbox *sb, const struct agent_client *a,
 	return 0;
 }
 
-int sandbox_mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
+static int mount_all(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
 {
 	if (configure_net(sb, a, err) < 0)
 		return -1;
@@ -121,6 +121,17 @@ int sandbox_mount_container(struct sandbox *sb, const struct agent_client *a, st
 					     MS_BIND | MS_REMOUNT | MS_RDONLY, NULL, err) < 0)
 		return rv_wrap(err, "root.readonly");
 	return protect_paths(sb, a, err);
+}
+
+int sandbox_mount_container(struct sandbox *sb, const struct agent_client *a, struct rv_err *err)
+{
+	struct agent_client session;
+
+	if (agent_session_open(a, &session, err) < 0)
+		return rv_wrap(err, "the container's mounts");
+	int rc = mount_all(sb, &session, err);
+	agent_session_close(&session);
+	return rc;
 }
 
 /* root.readonly: the rootfs's export is read-only to the guest as well
