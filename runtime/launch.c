@@ -333,10 +333,22 @@ void launch_boot_error(const struct cli *cli, const char *id, char *buf, size_t 
 	if (snprintf(path, sizeof(path), "%s/%s/%s", cli->root, id, BOOT_LOG_FILE) >= (int)sizeof(path))
 		return;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		read_log(fd, buf, size);
-		close(fd);
-	}
+	if (fd < 0)
+		return;
+	/* The VMM ends its log with its error, after the guest console's tail. */
+	char all[BOOT_LOG_MAX_BYTES + 1];
+	struct stat st;
+	off_t from = fstat(fd, &st) == 0 && st.st_size > BOOT_LOG_MAX_BYTES ?
+		     st.st_size - BOOT_LOG_MAX_BYTES : 0;
+	ssize_t n = pread(fd, all, BOOT_LOG_MAX_BYTES, from);
+	close(fd);
+	while (n > 0 && (all[n - 1] == '\n' || all[n - 1] == ' '))
+		n--;
+	if (n <= 0)
+		return;
+	all[n] = '\0';
+	const char *last = strrchr(all, '\n');
+	snprintf(buf, size, "%s", last ? last + 1 : all);
 }
 
 /* boot's error, as it wrote it to the boot log. */
@@ -500,12 +512,12 @@ int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, 
 	    (role == POD_MEMBER && pod_control_path(cli, sandbox_id, pod, sizeof(pod), err) < 0) ||
 	    (spec.cgroups_path &&
 	     cgroup_path(spec.cgroups_path, cli->systemd_cgroup, cgroup, sizeof(cgroup), err) < 0) ||
-	    (role != POD_MEMBER && (f.kvm = open_kvm(err)) < 0) ||
-	    lookpath_check(&spec, err) < 0)   /* last: every other refusal names its own field */
+	    (role != POD_MEMBER && (f.kvm = open_kvm(err)) < 0))
 		goto out;
 	if (state_create(cli->root, id, &dirfd, err) < 0)
 		goto out;
-	if (state_lock(dirfd, &lockfd, err) == 0 &&
+	/* The lookup last: every refusal before it names its own field or id. */
+	if (state_lock(dirfd, &lockfd, err) == 0 && lookpath_check(&spec, err) == 0 &&
 	    open_fds(cli->root, id, dirfd, bundle, &f, err) == 0 &&
 	    (!spec.process.terminal || open_console(o, &spec, &f.tty, err) == 0) &&
 	    start_vmm(cli, id, bundle, dirfd, &spec, cgroup, pod, &f, vmm, err) == 0 &&

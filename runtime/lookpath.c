@@ -10,65 +10,80 @@
 #include "runtime/lookpath.h"
 #include "vmm/boot_fs.h"
 
-enum found { FOUND, MISSING, UNSURE };
+/* What the guest's exec of one path would meet; the MISSING kinds are Go's
+ * findExecutable's, which runc reports. */
+enum found { FOUND, UNSURE, NO_FILE, IS_DIR, NOT_EXEC };
 
-/* path (absolute in the container, as the guest names it, or as it lands
- * in the rootfs) lies on or below one of the spec's mounts. */
-static bool below_a_mount(const struct oci_spec *spec, const char *path)
+/* path lies on or below one of the spec's mounts: as written, or where its
+ * destination lands in the rootfs (the guest mounts there, symlinks in the
+ * rootfs followed). -1: a destination the host cannot place. */
+static int below_a_mount(const struct oci_spec *spec, const char *path)
 {
-	for (size_t i = 0; i < spec->nmounts; i++)
-		if (spec->mounts[i].destination && spec->mounts[i].destination[0] == '/' &&
-		    boot_fs_below(path, spec->mounts[i].destination))
-			return true;
-	return false;
+	char rel[PATH_MAX];
+	struct rv_err ignored;
+	bool exists;
+
+	for (size_t i = 0; i < spec->nmounts; i++) {
+		const char *dst = spec->mounts[i].destination;
+		if (!dst || dst[0] != '/')
+			return -1;
+		if (boot_fs_below(path, dst))
+			return 1;
+		if (boot_fs_resolve(spec->root_path, dst, rel, sizeof(rel), &exists, &ignored) < 0)
+			return -1;
+		if (boot_fs_below(path, rel))
+			return 1;
+	}
+	return 0;
 }
 
 /* What the guest's exec of the absolute path would find in the rootfs. */
 static enum found look_at(const struct oci_spec *spec, const char *path)
 {
 	char rel[PATH_MAX], host[PATH_MAX * 2];
-	struct rv_err why;
+	struct rv_err ignored;
 	struct stat st;
 	bool exists;
 
-	if (below_a_mount(spec, path))
-		return UNSURE;
-	if (boot_fs_resolve(spec->root_path, path, rel, sizeof(rel), &exists, &why) < 0)
-		return why.code == ENOTDIR ? MISSING : UNSURE;   /* a file on the way */
-	if (below_a_mount(spec, rel))
+	/* A file on the way (ENOTDIR) could lie below a mount too: unsure. */
+	if (below_a_mount(spec, path) != 0 ||
+	    boot_fs_resolve(spec->root_path, path, rel, sizeof(rel), &exists, &ignored) < 0 ||
+	    below_a_mount(spec, rel) != 0)
 		return UNSURE;
 	if (!exists)
-		return MISSING;
+		return NO_FILE;
 	snprintf(host, sizeof(host), "%s%s", spec->root_path, rel);
-	/* rel's every symlink is resolved inside the rootfs: a plain stat of
-	 * the last name, whose target boot_fs_resolve already followed. */
+	/* Every symlink of rel is resolved inside the rootfs already. */
 	if (lstat(host, &st) < 0)
-		return errno == ENOENT ? MISSING : UNSURE;
-	return S_ISREG(st.st_mode) && (st.st_mode & 0111) ? FOUND : MISSING;
+		return errno == ENOENT ? NO_FILE : UNSURE;
+	if (S_ISDIR(st.st_mode))
+		return IS_DIR;
+	return S_ISREG(st.st_mode) && (st.st_mode & 0111) ? FOUND : NOT_EXEC;
 }
 
+/* The PATH execvp in the guest searches: the first PATH= of the
+ * environment (getenv's), the agent's when the environment is empty, NULL
+ * for execvp's own default when there is none. */
 static const char *env_path(const struct oci_process *p)
 {
-	const char *path = PROTO_DEFAULT_PATH;   /* what the agent gives an empty env */
-
-	if (p->env && p->env[0])
-		path = "";                        /* execvp's default, when PATH is unset */
-	for (size_t i = 0; p->env && p->env[i]; i++)
+	if (!p->env || !p->env[0])
+		return PROTO_DEFAULT_PATH;
+	for (size_t i = 0; p->env[i]; i++)
 		if (!strncmp(p->env[i], "PATH=", 5))
-			path = p->env[i] + 5;
-	return path;
+			return p->env[i] + 5;
+	return NULL;
 }
 
-/* The first executable named name in the PATH dirs: found, surely not
- * there, or not known from the host. */
+/* The first executable named name in the PATH dirs: FOUND, UNSURE, or
+ * NO_FILE when none is there for sure. */
 static enum found search(const struct oci_spec *spec, const char *name)
 {
 	const char *dirs = env_path(&spec->process);
-	enum found verdict = MISSING;
+	enum found verdict = NO_FILE;
 	char path[PATH_MAX];
 
-	if (!dirs[0])
-		return UNSURE;                    /* execvp's own default PATH */
+	if (!dirs || !dirs[0])
+		return UNSURE;
 	for (const char *d = dirs;; d += strcspn(d, ":") + 1) {
 		size_t n = strcspn(d, ":");
 		if (n == 0 || d[0] != '/' ||
@@ -92,22 +107,36 @@ static bool hooks_before_process(const struct oci_spec *spec)
 	       spec->hooks.n[HOOK_CREATE_CONTAINER];
 }
 
+/* runc's words: "unable to start container process: exec: ..." and then
+ * Go's exec.LookPath error for the file as args[0] names it. */
+static int refuse(const char *arg0, enum found why, struct rv_err *err)
+{
+	const char *tail = why == IS_DIR ? "is a directory" : "permission denied";
+
+	if (!strchr(arg0, '/'))
+		return rv_failx(err, ENOENT, "unable to start container process: exec: \"%s\": "
+				"executable file not found in $PATH (process.args[0])", arg0);
+	if (why == NO_FILE)
+		return rv_failx(err, ENOENT, "unable to start container process: exec: \"%s\": "
+				"stat %s: no such file or directory (process.args[0])", arg0, arg0);
+	return rv_failx(err, why == IS_DIR ? EISDIR : EACCES, "unable to start container process: "
+			"exec: \"%s\": %s (process.args[0])", arg0, tail);
+}
+
 int lookpath_check(const struct oci_spec *spec, struct rv_err *err)
 {
-	const char *arg0 = spec->process.args[0];
+	const char *arg0 = spec->process.args[0], *cwd = spec->process.cwd;
 	char path[PATH_MAX];
+	enum found f;
 
 	if (hooks_before_process(spec) || !arg0[0])
 		return 0;
 	if (!strchr(arg0, '/'))
-		return search(spec, arg0) == MISSING ?
-		       rv_failx(err, ENOENT, "unable to start container process: exec: \"%s\": "
-				"executable file not found in $PATH (process.args[0])", arg0) : 0;
-	if (snprintf(path, sizeof(path), "%s%s%s", arg0[0] == '/' ? "" : spec->process.cwd,
-		     arg0[0] == '/' || !strcmp(spec->process.cwd, "/") ? "" : "/", arg0) >=
-	    (int)sizeof(path))
-		return 0;
-	return look_at(spec, path) == MISSING ?
-	       rv_failx(err, ENOENT, "unable to start container process: exec: \"%s\": no such "
-			"executable file in the container (process.args[0])", arg0) : 0;
+		f = search(spec, arg0);
+	else if (snprintf(path, sizeof(path), "%s/%s", arg0[0] == '/' ? "" : cwd, arg0) >=
+		 (int)sizeof(path))
+		f = UNSURE;
+	else
+		f = look_at(spec, path);
+	return f == FOUND || f == UNSURE ? 0 : refuse(arg0, f, err);
 }

@@ -74,6 +74,7 @@ static int hold(void *arg, struct rv_err *err)
 		/* Released, as runc's start releases its init: START goes to
 		 * the guest next, and `start` need not wait for the exec. */
 		sb->status = SB_RUNNING;
+		sb->released = true;
 		pthread_cond_broadcast(&sb->cond);
 	}
 	pthread_mutex_unlock(&sb->lock);
@@ -82,9 +83,21 @@ static int hold(void *arg, struct rv_err *err)
 
 void sandbox_wait_spawned(struct sandbox *sb)
 {
-	while (sb->status == SB_RUNNING && !sb->spawned && sb->agent && !sb->agent_closing &&
-	       !sandbox_going_down(sb))
+	while (sb->status == SB_RUNNING && !sb->spawned && !sb->paused && sb->agent &&
+	       !sb->agent_closing && !sandbox_going_down(sb))
 		wait_change(sb);
+}
+
+/* A process released by `start` that the guest could not start: `start`
+ * has returned, so the words go where runc's init writes its own, the
+ * container's stderr (its terminal with one), for `docker logs` and the
+ * like; wait and the boot log have them too. */
+static void tell_container(const struct sandbox *sb, const struct rv_err *err)
+{
+	int fd = sb->cfg->terminal ? sb->cfg->stdio[1] : sb->cfg->stdio[2];
+
+	if (fd >= 0)
+		dprintf(fd, "runvm: %s\n", err->msg);
 }
 
 /* The exec id is known before start, so that a resize of the console
@@ -144,7 +157,10 @@ int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agen
 	if (rc == 0)
 		rc = agent_run(agent, &x, &st, err);
 	pthread_mutex_lock(&sb->lock);
+	if (rc < 0 && sb->released && !sb->spawned)
+		tell_container(sb, err);
 	sb->agent_closing = true;    /* no new exec from here on */
+	pthread_cond_broadcast(&sb->cond);
 	pthread_mutex_unlock(&sb->lock);
 	sandbox_exec_drain(sb);
 	pthread_mutex_lock(&sb->lock);
@@ -274,9 +290,10 @@ static int do_start(struct sandbox *sb, struct rv_err *err)
 		return rv_failx(err, EBUSY, "the container is not ready to start yet");
 	sb->start_wanted = true;
 	pthread_cond_broadcast(&sb->cond);
-	while (sb->status == SB_CREATED)
+	while (!sb->released && sb->status == SB_CREATED)
 		wait_change(sb);
-	return sb->status == SB_RUNNING ? 0 :
+	/* Released is started, as for runc, even if the guest's exec then fails. */
+	return sb->released ? 0 :
 	       rv_failx(err, EIO, "the container stopped while starting (see its log)");
 }
 
@@ -316,7 +333,10 @@ static int do_kill(struct sandbox *sb, const char *arg, bool all, struct rv_err 
 		return rv_failx(err, EBUSY, "the container is paused: resume it first, or send "
 				"SIGKILL");
 	sandbox_wait_spawned(sb);   /* released, its START still on the way */
-	if (sb->status == SB_STOPPED || !sandbox_live(sb))
+	if (sb->paused)
+		return rv_failx(err, EBUSY, "the container is paused: resume it first, or send "
+				"SIGKILL");
+	if (sb->status == SB_STOPPED || !sandbox_live(sb) || !sb->spawned)
 		return rv_failx(err, ESRCH, "container not running");
 	return sandbox_agent_signal(sb, sig, all, err);
 }
@@ -387,6 +407,10 @@ static int dispatch(struct sandbox *sb, int fd, const char *verb, const char *ar
 		if (sb->paused)
 			return rv_failx(err, EBUSY, "the container is paused: resume it first");
 		sandbox_wait_spawned(sb);
+		if (sb->paused)
+			return rv_failx(err, EBUSY, "the container is paused: resume it first");
+		if (sb->status != SB_CREATED && !sb->spawned)
+			return rv_failx(err, ESRCH, "container not running");
 		return verb[0] == 'p' ? sandbox_report_ps(sb, reply, size, err) :
 		       sandbox_report_stats(sb, reply, size, err);
 	}

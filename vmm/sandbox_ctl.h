@@ -54,8 +54,9 @@ struct sandbox {
 	bool prepared;                   /* exec_id is known */
 	/* As runc's start, ours returns once the process is released: the
 	 * status is "running" from then on, and this says the guest has
-	 * spawned it (signals, exec and ps wait for it). */
-	bool spawned;
+	 * spawned it (signals, exec and ps wait for it; a paused VM spawns
+	 * nothing, so they do not wait then). */
+	bool released, spawned;
 	/* runvm exec: the control threads running a process in the guest.
 	 * The controller waits for them before the agent client goes away. */
 	bool agent_closing;              /* the init has ended: no new exec */

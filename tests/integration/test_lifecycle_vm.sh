@@ -177,7 +177,7 @@ printf '#!/no-such-interpreter\n' >"$b/badinterp/rootfs/badinterp" && chmod 755 
 run_capture rv run --bundle "$b/badinterp" q3
 [ "$rc" = 1 ] && pass "run of a process whose exec fails in the guest exits 1" || fail "run of a process whose exec fails in the guest exits 1" "rc $rc"
 expect_in "and says why, though start had returned" "$err" "exec '/badinterp' in the guest: No such file or directory"
-rv create --bundle "$b/badinterp" q4 >/dev/null 2>&1
+rv create --bundle "$b/badinterp" q4 >/dev/null 2>"$scratch/q4-stderr"
 run_capture rv start q4
 expect_rc "start of it exits 0, as runc's: the exec fails after the release" 0
 # While its VMM lives, wait names the failure; once it is gone, the exit
@@ -186,6 +186,8 @@ run_capture rv wait q4
 [[ "$rc" != 0 && "$err" == *"exec '/badinterp' in the guest"* ]] ||
 	[[ "$rc" = 0 && "$out" == *'"exitStatus":1'* ]] &&
 	pass "wait names the failure, or its status 1" || fail "wait names the failure, or its status 1" "rc $rc" "$out" "$err"
+expect_in "the container's stderr has it, where runc's init writes its own (docker logs)" \
+	"$(cat "$scratch/q4-stderr")" "exec '/badinterp' in the guest: No such file or directory"
 rv delete --force q4 >/dev/null 2>&1
 
 # --- a running container: ps, events, pause, resume, kill, delete ------------------------

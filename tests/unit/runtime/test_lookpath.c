@@ -59,7 +59,7 @@ TestSuite(lookpath, .init = setup, .fini = teardown);
 
 struct fixture {
 	struct oci_spec spec;
-	char *args[2], *env[3];
+	char *args[2], *env[4];
 	struct oci_mount mounts[2];
 };
 
@@ -108,18 +108,37 @@ Test(lookpath, missing_in_path_is_runcs_error)
 	cr_expect(strstr(err.msg, "process.args[0]"), "%s", err.msg);
 }
 
-Test(lookpath, missing_path_and_not_executable_are_refused)
+Test(lookpath, missing_path_and_not_executable_are_refused_in_gos_words)
 {
 	struct fixture f;
 	struct rv_err err;
 
 	make(&f, "/bin/no-such", "PATH=/bin");
 	cr_assert_eq(check(&f, &err), -1);
-	cr_expect(strstr(err.msg, "\"/bin/no-such\""), "%s", err.msg);
-	make(&f, "notes.txt", "PATH=/bin");   /* there, but no exec bit */
-	cr_expect_eq(check(&f, &err), -1);
-	make(&f, "/bin/busybox/x", "PATH=/bin");   /* a file is no directory */
-	cr_expect_eq(check(&f, &err), -1);
+	cr_expect(strstr(err.msg, "exec: \"/bin/no-such\": stat /bin/no-such: no such file or "
+			 "directory"), "%s", err.msg);
+	make(&f, "/usr/bin/notes.txt", "PATH=/bin");   /* there, but no exec bit */
+	cr_assert_eq(check(&f, &err), -1);
+	cr_expect(strstr(err.msg, "exec: \"/usr/bin/notes.txt\": permission denied"), "%s", err.msg);
+	make(&f, "/usr", "PATH=/bin");
+	cr_assert_eq(check(&f, &err), -1);
+	cr_expect(strstr(err.msg, "exec: \"/usr\": is a directory"), "%s", err.msg);
+	make(&f, "notes.txt", "PATH=/bin");   /* in PATH without an exec bit: not found */
+	cr_assert_eq(check(&f, &err), -1);
+	cr_expect(strstr(err.msg, "executable file not found in $PATH"), "%s", err.msg);
+	/* A file on the way could be below a mount the host cannot see: let the guest say. */
+	make(&f, "/bin/busybox/x", "PATH=/bin");
+	cr_expect_eq(check(&f, &err), 0, "%s", err.msg);
+}
+
+Test(lookpath, the_first_path_is_the_one_execvp_takes)
+{
+	struct fixture f;
+	struct rv_err err;
+
+	make(&f, "true", "PATH=/bin");
+	f.env[2] = (char *)"PATH=/nowhere";
+	cr_expect_eq(check(&f, &err), 0, "%s", err.msg);
 }
 
 Test(lookpath, a_mount_or_an_unknown_place_could_supply_it)
@@ -139,6 +158,18 @@ Test(lookpath, a_mount_or_an_unknown_place_could_supply_it)
 	f.mounts[0] = (struct oci_mount){ .destination = (char *)"/usr/bin" };
 	f.spec.mounts = f.mounts;
 	f.spec.nmounts = 1;
+	cr_expect_eq(check(&f, &err), 0, "%s", err.msg);
+	/* A destination written through a symlink, or not clean, is where it lands. */
+	make(&f, "/usr/bin/from-volume", "PATH=/bin");
+	f.mounts[0] = (struct oci_mount){ .destination = (char *)"/bin" };
+	f.spec.mounts = f.mounts;
+	f.spec.nmounts = 1;
+	cr_expect_eq(check(&f, &err), 0, "%s", err.msg);
+	make(&f, "tool", "PATH=/opt/tools/bin");
+	f.mounts[0] = (struct oci_mount){ .destination = (char *)"/opt/y/../tools" };
+	f.mounts[1] = (struct oci_mount){ .destination = (char *)"/opt//x" };
+	f.spec.mounts = f.mounts;
+	f.spec.nmounts = 2;
 	cr_expect_eq(check(&f, &err), 0, "%s", err.msg);
 	/* No PATH in a non-empty environment: execvp's own default. */
 	make(&f, "no-such-program", NULL);
