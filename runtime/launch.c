@@ -311,10 +311,14 @@ exec_boot(const struct cli *cli, const char *id, const char *bundle, const struc
 	_exit(127);
 }
 
-/* The log's text without its trailing newlines and blanks. */
-static size_t read_log(int fd, char *buf, size_t size)
+/* The log's text (its first size - 1 bytes, or with tail its last) without
+ * its trailing newlines and blanks. */
+static size_t read_log(int fd, bool tail, char *buf, size_t size)
 {
-	ssize_t n = size ? pread(fd, buf, size - 1, 0) : 0;
+	struct stat st;
+	off_t from = tail && fstat(fd, &st) == 0 && st.st_size > (off_t)size - 1 ?
+		     st.st_size - ((off_t)size - 1) : 0;
+	ssize_t n = size ? pread(fd, buf, size - 1, from) : 0;
 
 	n = n < 0 ? 0 : n;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
@@ -337,16 +341,10 @@ void launch_boot_error(const struct cli *cli, const char *id, char *buf, size_t 
 		return;
 	/* The VMM ends its log with its error, after the guest console's tail. */
 	char all[BOOT_LOG_MAX_BYTES + 1];
-	struct stat st;
-	off_t from = fstat(fd, &st) == 0 && st.st_size > BOOT_LOG_MAX_BYTES ?
-		     st.st_size - BOOT_LOG_MAX_BYTES : 0;
-	ssize_t n = pread(fd, all, BOOT_LOG_MAX_BYTES, from);
+	size_t n = read_log(fd, true, all, sizeof(all));
 	close(fd);
-	while (n > 0 && (all[n - 1] == '\n' || all[n - 1] == ' '))
-		n--;
-	if (n <= 0)
+	if (n == 0)
 		return;
-	all[n] = '\0';
 	const char *last = strrchr(all, '\n');
 	snprintf(buf, size, "%s", last ? last + 1 : all);
 }
@@ -359,7 +357,7 @@ static int boot_failed(const struct launch_fds *f, pid_t pid, struct rv_err *err
 
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (read_log(f->log, msg, sizeof(msg)) == 0)
+	if (read_log(f->log, false, msg, sizeof(msg)) == 0)
 		return rv_failx(err, EIO, "the VMM ended (%s %d) before the container was ready",
 				WIFSIGNALED(status) ? "signal" : "status",
 				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));

@@ -24,13 +24,13 @@ struct launch_opts {
 	unsigned console_rows, console_cols;
 };
 
-/* On success the container is "created" and *vmm is the VMM's pid (our child,
- * for `run` to wait for). On failure nothing is left: no VMM, no state dir,
- * no console. */
 /* The error the VMM of ID ended with, as it wrote it to its state dir's boot
  * log ("" when it wrote none): `run`, whose start returns once the process
  * is released, reports a process that then failed to start in the guest. */
 void launch_boot_error(const struct cli *cli, const char *id, char *buf, size_t size);
+/* On success the container is "created" and *vmm is the VMM's pid (our child,
+ * for `run` to wait for). On failure nothing is left: no VMM, no state dir,
+ * no console. */
 int launch_create(struct cli *cli, const char *id, const struct launch_opts *o, pid_t *vmm,
 		  struct rv_err *err);
 

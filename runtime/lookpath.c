@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -14,41 +15,56 @@
  * findExecutable's, which runc reports. */
 enum found { FOUND, UNSURE, NO_FILE, IS_DIR, NOT_EXEC };
 
-/* path lies on or below one of the spec's mounts: as written, or where its
- * destination lands in the rootfs (the guest mounts there, symlinks in the
- * rootfs followed). -1: a destination the host cannot place. */
-static int below_a_mount(const struct oci_spec *spec, const char *path)
+/* The spec and where each mount's destination lands in the rootfs (the
+ * guest mounts there, symlinks in the rootfs followed), resolved once. */
+struct lookup {
+	const struct oci_spec *spec;
+	char (*landed)[PATH_MAX];     /* one per mount */
+};
+
+/* false: a destination the host cannot place, so nothing is sure. */
+static bool place_mounts(struct lookup *l)
 {
-	char rel[PATH_MAX];
+	const struct oci_spec *spec = l->spec;
 	struct rv_err ignored;
 	bool exists;
 
+	l->landed = spec->nmounts ? calloc(spec->nmounts, sizeof(*l->landed)) : NULL;
+	if (spec->nmounts && !l->landed)
+		return false;
 	for (size_t i = 0; i < spec->nmounts; i++) {
 		const char *dst = spec->mounts[i].destination;
-		if (!dst || dst[0] != '/')
-			return -1;
-		if (boot_fs_below(path, dst))
-			return 1;
-		if (boot_fs_resolve(spec->root_path, dst, rel, sizeof(rel), &exists, &ignored) < 0)
-			return -1;
-		if (boot_fs_below(path, rel))
-			return 1;
+		if (!dst || dst[0] != '/' ||
+		    boot_fs_resolve(spec->root_path, dst, l->landed[i], PATH_MAX, &exists,
+				    &ignored) < 0)
+			return false;
 	}
-	return 0;
+	return true;
+}
+
+/* path lies on or below one of the spec's mounts, as written or as landed. */
+static bool below_a_mount(const struct lookup *l, const char *path)
+{
+	for (size_t i = 0; i < l->spec->nmounts; i++)
+		if (boot_fs_below(path, l->spec->mounts[i].destination) ||
+		    boot_fs_below(path, l->landed[i]))
+			return true;
+	return false;
 }
 
 /* What the guest's exec of the absolute path would find in the rootfs. */
-static enum found look_at(const struct oci_spec *spec, const char *path)
+static enum found look_at(const struct lookup *l, const char *path)
 {
+	const struct oci_spec *spec = l->spec;
 	char rel[PATH_MAX], host[PATH_MAX * 2];
 	struct rv_err ignored;
 	struct stat st;
 	bool exists;
 
 	/* A file on the way (ENOTDIR) could lie below a mount too: unsure. */
-	if (below_a_mount(spec, path) != 0 ||
+	if (below_a_mount(l, path) ||
 	    boot_fs_resolve(spec->root_path, path, rel, sizeof(rel), &exists, &ignored) < 0 ||
-	    below_a_mount(spec, rel) != 0)
+	    below_a_mount(l, rel))
 		return UNSURE;
 	if (!exists)
 		return NO_FILE;
@@ -76,9 +92,9 @@ static const char *env_path(const struct oci_process *p)
 
 /* The first executable named name in the PATH dirs: FOUND, UNSURE, or
  * NO_FILE when none is there for sure. */
-static enum found search(const struct oci_spec *spec, const char *name)
+static enum found search(const struct lookup *l, const char *name)
 {
-	const char *dirs = env_path(&spec->process);
+	const char *dirs = env_path(&l->spec->process);
 	enum found verdict = NO_FILE;
 	char path[PATH_MAX];
 
@@ -90,7 +106,7 @@ static enum found search(const struct oci_spec *spec, const char *name)
 		    snprintf(path, sizeof(path), "%.*s/%s", (int)n, d, name) >= (int)sizeof(path))
 			verdict = UNSURE;         /* "" and relative entries: the cwd's */
 		else {
-			enum found f = look_at(spec, path);
+			enum found f = look_at(l, path);
 			if (f == FOUND)
 				return FOUND;
 			if (f == UNSURE)
@@ -126,17 +142,21 @@ static int refuse(const char *arg0, enum found why, struct rv_err *err)
 int lookpath_check(const struct oci_spec *spec, struct rv_err *err)
 {
 	const char *arg0 = spec->process.args[0], *cwd = spec->process.cwd;
+	struct lookup l = { .spec = spec };
 	char path[PATH_MAX];
 	enum found f;
 
 	if (hooks_before_process(spec) || !arg0[0])
 		return 0;
-	if (!strchr(arg0, '/'))
-		f = search(spec, arg0);
+	if (!place_mounts(&l))
+		f = UNSURE;
+	else if (!strchr(arg0, '/'))
+		f = search(&l, arg0);
 	else if (snprintf(path, sizeof(path), "%s/%s", arg0[0] == '/' ? "" : cwd, arg0) >=
 		 (int)sizeof(path))
 		f = UNSURE;
 	else
-		f = look_at(spec, path);
+		f = look_at(&l, path);
+	free(l.landed);
 	return f == FOUND || f == UNSURE ? 0 : refuse(arg0, f, err);
 }

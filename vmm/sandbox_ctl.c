@@ -119,8 +119,7 @@ static void on_started(void *arg, uint32_t exec_id, uint32_t guest_pid)
 	(void)guest_pid;
 	pthread_mutex_lock(&sb->lock);
 	sb->exec_id = exec_id;
-	sb->status = SB_RUNNING;
-	sb->spawned = true;
+	sb->spawned = true;          /* running since hold() released it */
 	pthread_cond_broadcast(&sb->cond);
 	pthread_mutex_unlock(&sb->lock);
 }
@@ -329,9 +328,6 @@ static int do_kill(struct sandbox *sb, const char *arg, bool all, struct rv_err 
 		pthread_cond_broadcast(&sb->cond);
 		return 0;
 	}
-	if (sb->paused)
-		return rv_failx(err, EBUSY, "the container is paused: resume it first, or send "
-				"SIGKILL");
 	sandbox_wait_spawned(sb);   /* released, its START still on the way */
 	if (sb->paused)
 		return rv_failx(err, EBUSY, "the container is paused: resume it first, or send "
@@ -404,8 +400,6 @@ static int dispatch(struct sandbox *sb, int fd, const char *verb, const char *ar
 	if (!strcmp(verb, "ps") || !strcmp(verb, "stats")) {
 		if (sb->status != SB_RUNNING && sb->status != SB_CREATED)
 			return rv_failx(err, ESRCH, "container not running");
-		if (sb->paused)
-			return rv_failx(err, EBUSY, "the container is paused: resume it first");
 		sandbox_wait_spawned(sb);
 		if (sb->paused)
 			return rv_failx(err, EBUSY, "the container is paused: resume it first");

@@ -85,11 +85,11 @@ int sandbox_plan_exports(struct sandbox *sb, struct rv_err *err);
 /* Says where the root is once root_export is set (sandbox_init sets "rootfs"). */
 void sandbox_set_guest_root(struct sandbox *sb);
 
-/* The VM's controller (vm_config.controller); a pod member calls it with
- * vm NULL, on an agent reached through the pod's VMM. */
 /* Lock held: until a released process has been spawned in the guest (or
  * the container goes down), so that what reaches it finds it there. */
 void sandbox_wait_spawned(struct sandbox *sb);
+/* The VM's controller (vm_config.controller); a pod member calls it with
+ * vm NULL, on an agent reached through the pod's VMM. */
 int sandbox_controller(void *arg, struct vm *vm, const struct agent_client *agent,
 		       uint32_t *status, struct rv_err *err);
 
